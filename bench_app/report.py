@@ -1,0 +1,83 @@
+"""Reports: the dry-run plan, results.yaml, summary.md and the table printed at the end."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Dict, List
+
+from rich.table import Table
+
+from .outcome import RunOutcome
+from .plan import RunPlan
+from .snapshot import atomic_write, dump_yaml
+
+
+def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
+    console.print(f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {len(plan.groups)} engine group(s) = server start(s)")
+    for group in plan.groups:
+        console.print(f"\n[bold]engine group {group.index}[/]  datasets: {', '.join(group.datasets)}")
+        console.print(f"  engine:    {shlex.join(group.argv)}")
+        for short in group.datasets:
+            dataset = plan.dataset(short)
+            console.print(f"  evaluator: {short}: {' '.join(evaluator_command_preview(dataset))}")
+    console.print(f"\nsnapshot written to {run_dir / 'configs'}; dry run, nothing started.")
+
+
+def evaluator_command_preview(dataset) -> List[str]:
+    from .evaluator import evaluator_argv
+
+    return evaluator_argv(["ais_bench"], "<run>/" + dataset.short + "/aisbench_task.py", "<run>/" + dataset.short, dataset.evaluator)
+
+
+def metric_text(metrics: Dict[str, Any]) -> str:
+    if not metrics:
+        return "-"
+    return ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items() if not isinstance(v, dict))
+
+
+def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, Any]:
+    return {
+        "benchmark": {"name": config.benchmark.name, "timestamp": config.benchmark.timestamp},
+        "status": outcome.status,
+        "wall_time_s": round(outcome.wall_s, 1),
+        "server_starts": outcome.server_starts,
+        "datasets": {short: result.to_dict() for short, result in outcome.results.items()},
+        "servers": [server.__dict__ for server in outcome.servers],
+    }
+
+
+def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
+    lines = [
+        f"# {config.benchmark.name}",
+        "",
+        f"status: **{outcome.status}** · wall time {outcome.wall_s:.1f} s · server starts: {outcome.server_starts}",
+        "",
+        "| dataset | AISBench config | status | metrics | group | server started | eval s | reason |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for short, r in outcome.results.items():
+        reason = (r.reason or "").replace("|", "/").replace("\n", " ")
+        eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
+        lines.append(f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | {r.server_started_at or '-'} | {eval_s} | {reason} |")
+    lines += ["", "| group | max_model_len (read back) | port | ready after s | vLLM |", "|---|---|---|---|---|"]
+    for s in outcome.servers:
+        ready = f"{s.ready_after_s:.1f}" if s.ready_after_s is not None else "-"
+        lines.append(f"| {s.group} | {s.max_model_len or '-'} | {s.port} | {ready} | {s.version or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
+    atomic_write(run_dir / "results.yaml", dump_yaml(results_document(config, plan, outcome)))
+    atomic_write(run_dir / "summary.md", summary_markdown(config, plan, outcome))
+
+
+def print_summary(console, run_dir: Path, plan: RunPlan, outcome: RunOutcome) -> None:
+    table = Table(title=f"{run_dir.name}: {outcome.status} in {outcome.wall_s:.0f} s, {outcome.server_starts} server start(s)")
+    for column in ("dataset", "status", "metrics", "group", "eval s", "reason"):
+        table.add_column(column)
+    for short, r in outcome.results.items():
+        style = {"ok": "green", "failed": "red"}.get(r.status, "yellow")
+        eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
+        table.add_row(short, f"[{style}]{r.status}[/]", metric_text(r.metrics), str(r.group), eval_s, (r.reason or "")[:120])
+    console.print(table)
+    console.print(f"results: {run_dir / 'results.yaml'} · summary: {run_dir / 'summary.md'} · configs: {run_dir / 'configs'}")

@@ -1,0 +1,90 @@
+"""The path of one run: resolve -> plan -> snapshot -> execute -> report.
+
+Each stage lives in its own module; this file only wires them together and owns the exit code.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict
+
+from omegaconf import DictConfig, OmegaConf
+
+from . import report
+from .config import resolve
+from .errors import UserError
+from .plan import RunPlan, build_plan, config_fingerprint
+from .progress import make_console
+from .snapshot import Snapshot, hydra_info_from_config, read_yaml
+
+
+def _discard_new_run_dir(run_dir: Path) -> None:
+    """Remove the folder Hydra created for a config that did not validate (never an existing run)."""
+    if run_dir.is_dir() and not (run_dir / "configs").exists():
+        leftovers = {p.name for p in run_dir.iterdir()}
+        if leftovers <= {".hydra"}:
+            shutil.rmtree(run_dir)
+
+
+def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, dict]:
+    """Refuse to overwrite an existing run; with resume=true return its datasets that are already ok."""
+    metadata_file = run_dir / "configs" / "metadata.yaml"
+    if not metadata_file.exists():
+        if resume:
+            raise UserError(f"resume=true, but {run_dir} holds no run to resume (no configs/metadata.yaml).")
+        return {}
+    if not resume:
+        raise UserError(
+            f"run folder {run_dir} already holds a run; it is never overwritten. "
+            "Choose another benchmark.name, or add resume=true to re-run its datasets that are not ok."
+        )
+    recorded = (read_yaml(metadata_file) or {}).get("fingerprint", {})
+    current = config_fingerprint(plan)
+    differing = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    if differing:
+        raise UserError(
+            f"resume refused: the effective configuration of dataset(s) {differing} differs from the run in {run_dir}. "
+            "Compare with `python -m bench_app.compare`, or start a new run with another benchmark.name."
+        )
+    results_file = run_dir / "results.yaml"
+    previous = (read_yaml(results_file) or {}).get("datasets", {}) if results_file.exists() else {}
+    return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
+
+
+def run(cfg: DictConfig) -> int:
+    console = make_console()
+    info = hydra_info_from_config()
+    run_dir = Path(info["output_dir"])
+    try:
+        config = resolve(cfg)
+        plan = build_plan(config)
+        already_ok = _previous_results(run_dir, plan, config.resume)
+    except UserError as error:
+        _discard_new_run_dir(run_dir)
+        console.print(f"[bold red]bench_app: error:[/] {error}", highlight=False)
+        return error.exit_code
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    snapshot = Snapshot(run_dir, resolved, plan, info, sys.argv)
+    if config.execution.dry_run:
+        snapshot.write_initial(status="dry_run")
+        report.print_plan(console, plan, run_dir)
+        snapshot.finalize("dry_run")
+        return 0
+
+    from .execute import execute  # the engine/evaluator code is only needed for real runs
+
+    snapshot.write_initial(status="running")
+    outcome = None
+    try:
+        outcome = execute(config, plan, run_dir, snapshot, console, already_ok)
+    finally:  # finalised whatever happens, an unexpected error included
+        if outcome is None:
+            snapshot.finalize("failed")
+        else:
+            snapshot.finalize(outcome.status, outcome.server_versions)
+    report.write_reports(run_dir, config, plan, outcome)
+    report.print_summary(console, run_dir, plan, outcome)
+    return outcome.exit_code

@@ -1,0 +1,299 @@
+"""The configuration snapshot: outputs/<run>/configs/ in the layout of the original document.
+
+    config_original.yaml   what the user asked for (primary config, group choices with paths, CLI overrides)
+    config_snapshot.yaml   fully expanded and resolved; replayable by reproduce.sh --frozen
+    metadata.yaml          runtime, versions, command, git, accelerator, environment, status
+    reproduce.sh           re-runs the experiment into a new run folder
+    per_dataset/<short>.yaml  effective per-dataset config (+ engine argv, read-back values, result)
+
+Written before any server starts and finalised at the end (also on failure or Ctrl-C). Every file is
+written atomically and scrubbed of secrets.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+from hydra.experimental.callback import Callback
+
+from . import metadata as meta
+from .plan import DatasetPlan, RunPlan, config_fingerprint
+from .redact import redact_mapping, scrub_text, secret_values
+from .resolvers import PROJECT_ROOT
+
+SNAPSHOT_FORMAT = 1
+
+
+def atomic_write(path: Path, text: str, secrets: List[str] = (), mode: Optional[int] = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = scrub_text(text, secrets)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
+
+
+def read_yaml(path: Path) -> Any:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+# ---------------------------------------------------------------- document-shaped sections
+def snapshot_document(resolved: Dict[str, Any], plan: RunPlan) -> Dict[str, Any]:
+    """config_snapshot.yaml: the document's sections (benchmark, vllm, aisbench, datasets) + what replay needs."""
+    names = [d.name for d in plan.datasets]
+    datasets = {}
+    for short, dataset in resolved["datasets"].items():
+        entry = {"short": short, **copy.deepcopy(dataset)}
+        if not entry.get("vllm_config_override"):
+            entry.pop("vllm_config_override", None)
+        key = dataset["name"] if names.count(dataset["name"]) == 1 else f"{dataset['name']}@{short}"
+        datasets[key] = entry
+    aisbench = {"datasets": names, **copy.deepcopy(resolved["aisbench"])}
+    return {
+        "benchmark": resolved["benchmark"],
+        "vllm": resolved["vllm"],
+        "aisbench": aisbench,
+        "datasets": datasets,
+        "engine": resolved["engine"],
+        "evaluator": resolved["evaluator"],
+        "execution": resolved["execution"],
+        "snapshot_format": SNAPSHOT_FORMAT,
+    }
+
+
+def snapshot_to_config(document: Dict[str, Any]) -> Dict[str, Any]:
+    """Inverse of snapshot_document: a config in the schema's shape (used by the frozen replay)."""
+    config = {k: copy.deepcopy(document[k]) for k in ("benchmark", "vllm", "engine", "evaluator", "execution") if k in document}
+    aisbench = copy.deepcopy(document.get("aisbench", {}))
+    aisbench.pop("datasets", None)
+    config["aisbench"] = aisbench
+    config["datasets"] = {}
+    for entry in document.get("datasets", {}).values():
+        entry = copy.deepcopy(entry)
+        short = entry.pop("short")
+        entry.setdefault("vllm_config_override", {})
+        config["datasets"][short] = entry
+    return config
+
+
+def per_dataset_document(plan: DatasetPlan, group) -> Dict[str, Any]:
+    evaluator = asdict(plan.evaluator)
+    document = {
+        "dataset": {"name": plan.name, "short": plan.short, "description": plan.description},
+        "vllm": plan.engine_args,
+        "aisbench": {
+            "model": evaluator["model"],
+            "num_prompts": evaluator["num_prompts"],
+            "mode": evaluator["mode"],
+            "max_num_workers": evaluator["max_num_workers"],
+            "batch_size": evaluator["batch_size"],
+            "retry": evaluator["retry"],
+            "subsets": evaluator["subsets"],
+            "data_path": evaluator["data_path"],
+        },
+        "model_config": {"max_out_len": evaluator["max_out_len"], "generation_kwargs": evaluator["generation_kwargs"]},
+    }
+    if plan.override_applied:
+        document["vllm_config_override_applied"] = plan.override_applied
+    document["engine"] = {
+        "group": group.index,
+        "shares_server_with": [s for s in group.datasets if s != plan.short],
+        "argv": group.argv,
+        "hf_overrides": group.hf_overrides or None,
+    }
+    return document
+
+
+# ---------------------------------------------------------------- reproduce.sh
+def reproduce_script(run_name: str, overrides: List[str], started: str) -> str:
+    """reproduce.sh: every value is shell-quoted; arguments given to it are appended as overrides."""
+    kept = [o for o in overrides if not o.startswith(("benchmark.name=", "resume=", "frozen_from="))]
+    quoted = "".join(f"{shlex.quote(o)} \\\n    " for o in kept)
+    name = shlex.quote(run_name)
+    return f"""#!/usr/bin/env bash
+# Reproduction script for benchmark run {name}
+# Generated: {started}
+#   ./reproduce.sh                 re-run with the original config choices and overrides (reads conf/)
+#   ./reproduce.sh --frozen        re-run from config_snapshot.yaml alone (works after conf/ changed)
+#   ./reproduce.sh KEY=VALUE ...   the same, with extra overrides appended (e.g. vllm.max_num_seqs=128)
+# Results always go to a NEW run folder (<name>_repro_<time>); the original is never overwritten.
+set -euo pipefail
+
+SNAPSHOT_DIR="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+if [ ! -d bench_app ] || [ ! -d conf ]; then
+    echo "Error: run this script from the bench_app project root (the folder with bench_app/ and conf/)," >&2
+    echo "       e.g.: cd /path/to/bench_app && $SNAPSHOT_DIR/reproduce.sh" >&2
+    exit 1
+fi
+PYTHON="${{BENCH_APP_PYTHON:-.venv/bin/python}}"
+
+FROZEN=0
+ARGS=()
+NAME_GIVEN=0
+for arg in "$@"; do
+    case "$arg" in
+        --frozen) FROZEN=1 ;;
+        benchmark.name=*) NAME_GIVEN=1; ARGS+=("$arg") ;;
+        *) ARGS+=("$arg") ;;
+    esac
+done
+if [ "$NAME_GIVEN" = 0 ]; then
+    ARGS+=("benchmark.name="{name}"_repro_$(date +%Y%m%d_%H%M%S)")
+fi
+
+# Print every difference between this environment and the one recorded in metadata.yaml.
+"$PYTHON" -m bench_app.envcheck "$SNAPSHOT_DIR/metadata.yaml" || true
+
+if [ "$FROZEN" = 1 ]; then
+    exec "$PYTHON" -m bench_app.replay "$SNAPSHOT_DIR/config_snapshot.yaml" "${{ARGS[@]}}"
+fi
+exec "$PYTHON" -m bench_app \\
+    {quoted}"${{ARGS[@]}}"
+"""
+
+
+# ---------------------------------------------------------------- the writer
+class Snapshot:
+    """Writes and finalises outputs/<run>/configs/."""
+
+    def __init__(self, run_dir: Path, resolved: Dict[str, Any], plan: RunPlan, hydra_info: Dict[str, Any], argv: List[str]):
+        self.run_dir = run_dir
+        self.dir = run_dir / "configs"
+        self.resolved = resolved
+        self.plan = plan
+        self.hydra_info = hydra_info
+        self.argv = argv
+        self.started = resolved["benchmark"]["timestamp"] or meta.now_iso()
+        self.secrets = secret_values(os.environ, resolved)
+        self.metadata: Dict[str, Any] = {}
+
+    def _write(self, relative: str, data: Any) -> None:
+        atomic_write(self.dir / relative, dump_yaml(redact_mapping(data)), self.secrets)
+
+    def original_document(self) -> Dict[str, Any]:
+        info = self.hydra_info
+        conf_dir = Path(info["config_dir"]) if info.get("config_dir") else None
+
+        def conf_path(group: str, option: str) -> str:
+            if conf_dir is None:
+                return option
+            path = conf_dir / group / f"{option}.yaml"
+            return str(path) if path.exists() else f"{group}/{option}"
+
+        choices = info.get("choices", {})
+        return {
+            "benchmark": {"name": self.resolved["benchmark"]["name"]},
+            "primary_config": str(conf_dir / f"{info['config_name']}.yaml") if conf_dir else info.get("config_name"),
+            "model_config": conf_path("model", choices["model"]) if choices.get("model") else None,
+            "datasets": [conf_path("dataset", short) for short in self.resolved["datasets"]],
+            "choices": {**choices, "dataset": list(self.resolved["datasets"])},
+            "overrides": list(info.get("overrides", [])),
+            "frozen_from": self.resolved.get("frozen_from"),
+        }
+
+    def write_initial(self, status: str) -> None:
+        envs = meta.environment_versions(self.resolved["engine"]["command"], self.resolved["evaluator"]["command"])
+        git = meta.git_state()
+        self.metadata = {
+            "runtime": meta.runtime_block(self.started),
+            "versions": meta.summary_versions(envs),
+            "command": meta.command_block(self.argv),
+            "git": {**git, "diff_file": "git_diff.patch" if git.get("dirty") else None},
+            "accelerator": meta.accelerator_info(),
+            "environment_variables": meta.relevant_environment(),
+            "package_lists": {"engine": "packages_engine.txt", "evaluator": "packages_evaluator.txt"},
+            "run": {"status": status, "started": self.started, "ended": None},
+            "fingerprint": config_fingerprint(self.plan),
+        }
+        self._write("config_original.yaml", self.original_document())
+        self._write("config_snapshot.yaml", snapshot_document(self.resolved, self.plan))
+        for dataset in self.plan.datasets:
+            self._write(f"per_dataset/{dataset.short}.yaml", per_dataset_document(dataset, self.plan.groups[dataset.group]))
+        for role, packages in envs.items():
+            atomic_write(self.dir / f"packages_{role}.txt", "".join(f"{n}=={v}\n" for n, v in packages.items()))
+        if git.get("dirty"):
+            atomic_write(self.dir / "git_diff.patch", meta.git_diff(), self.secrets)
+        self._write("metadata.yaml", self.metadata)
+        script = reproduce_script(self.resolved["benchmark"]["name"], self.hydra_info.get("overrides", []), self.started)
+        atomic_write(self.dir / "reproduce.sh", script, self.secrets, mode=0o755)
+
+    def record_dataset(self, short: str, extra: Dict[str, Any]) -> None:
+        """Add what happened (server read-back, argv actually used, result) to per_dataset/<short>.yaml."""
+        path = self.dir / "per_dataset" / f"{short}.yaml"
+        document = read_yaml(path)
+        document.update(extra)
+        self._write(f"per_dataset/{short}.yaml", document)
+
+    def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
+        self.metadata["run"].update(status=status, ended=meta.now_iso())
+        if server_versions:
+            self.metadata["versions"]["vllm_server"] = server_versions
+        self._write("metadata.yaml", self.metadata)
+
+
+def load_snapshot_config(path: Path) -> Dict[str, Any]:
+    return snapshot_to_config(read_yaml(path))
+
+
+class SnapshotCallback(Callback):
+    """Marks the snapshot of a job that crashed outside the runner's own handling as failed.
+
+    The runner writes and finalises configs/ itself (so a failure there stops the run instead of
+    becoming one of Hydra's callback warnings); this only covers unexpected exceptions.
+    """
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus
+
+        if job_return.status != JobStatus.FAILED:
+            return
+        metadata_file = Path(job_return.working_dir or ".") / "configs" / "metadata.yaml"
+        if not metadata_file.exists():
+            return
+        document = read_yaml(metadata_file)
+        if document.get("run", {}).get("status") == "running":
+            document["run"].update(status="failed", ended=meta.now_iso(), error=repr(job_return._return_value)[:500])
+            atomic_write(metadata_file, dump_yaml(document))
+
+
+def hydra_info_from_config() -> Dict[str, Any]:
+    """What the user asked for, from Hydra's runtime config (the content of .hydra/)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hydra_cfg = HydraConfig.get()
+    config_dir = None
+    for source in hydra_cfg.runtime.config_sources:
+        if source.provider == "main" and source.schema == "file":
+            config_dir = source.path
+    choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if not k.startswith("hydra/")}
+    return {
+        "config_dir": config_dir,
+        "config_name": hydra_cfg.job.config_name,
+        "choices": choices,
+        "overrides": list(hydra_cfg.overrides.task),
+        "output_dir": hydra_cfg.runtime.output_dir,
+        "project_root": str(PROJECT_ROOT),
+    }
+
+
+def python_command() -> List[str]:
+    return [sys.executable, "-m", "bench_app"]
