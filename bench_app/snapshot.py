@@ -209,7 +209,15 @@ class Snapshot:
             "frozen_from": self.resolved.get("frozen_from"),
         }
 
+    def scrub_hydra_output(self) -> None:
+        """Hydra's own .hydra/ copies hold the raw command line and config: remove secrets there too."""
+        for path in (self.run_dir / ".hydra").glob("*.yaml"):
+            text = path.read_text()
+            if any(secret in text for secret in self.secrets):
+                atomic_write(path, text, self.secrets)
+
     def write_initial(self, status: str) -> None:
+        self.scrub_hydra_output()
         envs = meta.environment_versions(self.resolved["engine"]["command"], self.resolved["evaluator"]["command"])
         git = meta.git_state()
         self.metadata = {

@@ -1,0 +1,59 @@
+"""`python -m bench_app.envcheck <run>/configs/metadata.yaml`: how this environment differs from a run's.
+
+Prints every difference in versions (engine and evaluator environments), installed packages, and git
+state. Exit 0 when nothing differs, 1 otherwise (reproduce.sh prints and continues).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+from . import metadata as meta
+from .snapshot import read_yaml
+
+
+def _package_file(path: Path) -> Dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(line.strip().split("==", 1) for line in path.read_text().splitlines() if "==" in line)
+
+
+def differences(metadata_file: Path) -> List[str]:
+    recorded = read_yaml(metadata_file) or {}
+    snapshot = read_yaml(metadata_file.parent / "config_snapshot.yaml") or {}
+    envs = meta.environment_versions(snapshot["engine"]["command"], snapshot["evaluator"]["command"])
+    found: List[str] = []
+    current_versions = meta.summary_versions(envs)
+    for key, value in (recorded.get("versions") or {}).items():
+        if key in current_versions and current_versions[key] != value:
+            found.append(f"version {key}: recorded {value}, now {current_versions[key]}")
+    for role in ("engine", "evaluator"):
+        before = _package_file(metadata_file.parent / f"packages_{role}.txt")
+        now = envs[role]
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name):
+                found.append(f"{role} package {name}: recorded {before.get(name, 'absent')}, now {now.get(name, 'absent')}")
+    git_now, git_then = meta.git_state(), recorded.get("git") or {}
+    for key in ("commit", "dirty"):
+        if git_then.get(key) != git_now.get(key):
+            found.append(f"git {key}: recorded {git_then.get(key)}, now {git_now.get(key)}")
+    return found
+
+
+def main() -> None:
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
+        print("usage: python -m bench_app.envcheck <run>/configs/metadata.yaml", file=sys.stderr)
+        sys.exit(2)
+    found = differences(Path(sys.argv[1]))
+    if not found:
+        print("environment check: same versions, packages and git state as the recorded run")
+        sys.exit(0)
+    print(f"environment check: {len(found)} difference(s) from the recorded run:")
+    for line in found:
+        print(f"  - {line}")
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""A deliberately broken stand-in for `vllm serve`, used only to inject faults in tests.
+
+    broken_engine.py MODE MODEL --port N --max-model-len L ...
+MODE: exit_at_start   prints an error and exits 3
+      never_healthy   listens, but /health always answers 503
+      healthy         answers /health, /v1/models, /version; every completion request gets HTTP 500
+      dies_on_request answers like `healthy` until the first completion request, then the process exits
+It never produces a passing evaluation. FAKE_ENGINE_PIDFILE receives its pid (and its child's).
+"""
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+mode, argv = sys.argv[1], sys.argv[2:]
+port = int(argv[argv.index("--port") + 1])
+max_model_len = int(argv[argv.index("--max-model-len") + 1]) if "--max-model-len" in argv else 2048
+pidfile = os.environ.get("FAKE_ENGINE_PIDFILE")
+
+# A child process in the same group, like vLLM's engine-core: the runner must stop it too.
+child = os.fork()
+if child == 0:
+    while True:
+        time.sleep(1)
+if pidfile:
+    with open(pidfile, "a") as handle:
+        handle.write(f"{os.getpid()}\n{child}\n")
+
+if mode == "exit_at_start":
+    print("broken_engine: simulated start failure", flush=True)
+    os.kill(child, 9)
+    sys.exit(3)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def _json(self, code, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self._json(503 if mode == "never_healthy" else 200, {})
+        elif self.path == "/v1/models":
+            self._json(200, {"data": [{"id": "broken", "max_model_len": max_model_len}]})
+        elif self.path == "/version":
+            self._json(200, {"version": "0.0.0-broken"})
+        else:
+            self._json(404, {})
+
+    def do_POST(self):
+        if mode == "dies_on_request":
+            os.kill(child, 9)
+            os._exit(7)
+        self._json(500, {"error": "broken engine"})
+
+    def log_message(self, *args):
+        pass
+
+
+print(f"broken_engine: {mode} on port {port}", flush=True)
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()

@@ -1,0 +1,114 @@
+"""Composition and planning: pure, no server."""
+import json
+
+import pytest
+
+from bench_app.errors import UserError
+from conftest import plan_for
+
+DOC = ["model=qwen3_30b", "engine=vllm"]
+
+
+def test_default_plan_has_sample_datasets_and_two_engine_groups():
+    plan = plan_for([])
+    assert [d.short for d in plan.datasets] == ["sample_ceval", "sample_mmlu", "sample_gsm8k", "sample_longbenchv2"]
+    assert [g.datasets for g in plan.groups] == [["sample_ceval", "sample_mmlu", "sample_gsm8k"], ["sample_longbenchv2"]]
+    base, long = plan.groups
+    assert base.engine_args["max_model_len"] == 2048 and base.engine_args["rope_scaling"] is None
+    assert long.engine_args["max_model_len"] == 4096
+    assert long.engine_args["rope_scaling"] == {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 2048}
+    assert "--max-model-len" in long.argv and long.argv[long.argv.index("--max-model-len") + 1] == "4096"
+
+
+@pytest.mark.parametrize("order", [["ceval", "longbenchv2"], ["longbenchv2", "ceval"]])
+def test_document_worked_example_in_both_orders(order):
+    plan = plan_for(DOC + [f"dataset=[{','.join(order)}]"])
+    ceval, longbench = plan.dataset("ceval"), plan.dataset("longbenchv2")
+    assert ceval.engine_args["max_model_len"] == 32768
+    assert ceval.engine_args["rope_scaling"] is None
+    assert ceval.override_applied == {}
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    assert longbench.engine_args["max_model_len"] == 131072
+    assert longbench.engine_args["rope_scaling"] == yarn
+    assert longbench.override_applied == {"max_model_len": 131072, "rope_scaling": yarn}
+    for key in ("model_path", "tensor_parallel_size", "dtype", "gpu_memory_utilization", "trust_remote_code"):
+        assert ceval.engine_args[key] == longbench.engine_args[key]
+    assert ceval.engine_args["tensor_parallel_size"] == 2 and ceval.engine_args["model_path"] == "Qwen/Qwen3-30B-A3B"
+    assert ceval.evaluator.max_out_len == 2048 and longbench.evaluator.max_out_len == 256
+    assert ceval.evaluator.generation_kwargs == {"temperature": 0.0, "seed": 42}
+    assert len(plan.groups) == 2
+
+
+def test_override_never_leaks_whatever_the_order():
+    for order in (["longbenchv2", "ceval", "mmlu", "gsm8k"], ["ceval", "longbenchv2", "gsm8k", "mmlu"]):
+        plan = plan_for(DOC + [f"dataset=[{','.join(order)}]"])
+        for short in ("ceval", "mmlu", "gsm8k"):
+            assert plan.dataset(short).engine_args["max_model_len"] == 32768
+            assert plan.dataset(short).engine_args["rope_scaling"] is None
+        assert len(plan.groups) == 2
+        assert sorted(len(g.datasets) for g in plan.groups) == [1, 3]
+
+
+def test_restart_per_dataset_gives_one_group_per_dataset():
+    plan = plan_for(["execution.restart_per_dataset=true"])
+    assert len(plan.groups) == 4
+
+
+def test_yarn_translates_to_hf_overrides_with_current_key():
+    plan = plan_for(DOC + ["dataset=[longbenchv2]"])
+    argv = plan.groups[0].argv
+    overrides = json.loads(argv[argv.index("--hf-overrides") + 1])
+    assert overrides == {"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+                         "max_position_embeddings": 131072}
+    assert "--rope-scaling" not in argv
+
+
+def test_rope_scaling_as_json_string_and_older_key():
+    value = '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
+    plan = plan_for(DOC + ["dataset=[ceval]", f"+datasets.ceval.vllm_config_override.rope_scaling='{value}'",
+                           "engine.hf_rope_field=rope_scaling"])
+    dataset = plan.dataset("ceval")
+    assert dataset.engine_args["rope_scaling"] == value  # recorded as written
+    argv = plan.groups[0].argv
+    assert json.loads(argv[argv.index("--hf-overrides") + 1])["rope_scaling"]["factor"] == 4.0
+
+
+def test_tiny_model_keeps_its_rope_theta():
+    plan = plan_for([])
+    assert plan.groups[1].hf_overrides["rope_parameters"]["rope_theta"] == 100000.0
+
+
+@pytest.mark.parametrize("value,message", [
+    ('{"rope_type":"yarn","factor":4.0', "not valid JSON"),
+    ('{"factor":4.0}', "needs a rope_type"),
+    ('{"rope_type":"yarn","factor":-1}', "positive number"),
+])
+def test_malformed_rope_scaling_is_a_user_error(value, message):
+    with pytest.raises(UserError, match=message):
+        plan_for(DOC + ["dataset=[ceval]", f"vllm.rope_scaling='{value}'"])
+
+
+def test_extra_engine_args_without_code_changes():
+    plan = plan_for(["vllm.max_num_seqs=128", "vllm.enable_prefix_caching=false", "+vllm.extra_args.block_size=32",
+                     "+vllm.extra_args.enable_chunked_prefill=true", "vllm.quantization=fp8"])
+    argv = plan.groups[0].argv
+    assert argv[argv.index("--max-num-seqs") + 1] == "128"
+    assert "--no-enable-prefix-caching" in argv and "--enable-chunked-prefill" in argv
+    assert argv[argv.index("--block-size") + 1] == "32" and argv[argv.index("--quantization") + 1] == "fp8"
+
+
+def test_override_with_unknown_engine_key_is_rejected():
+    with pytest.raises(UserError, match="max_model_lenn"):
+        plan_for(["+datasets.sample_ceval.vllm_config_override.max_model_lenn=5"])
+
+
+def test_run_wide_generation_kwargs_win_over_dataset_values():
+    plan = plan_for(["+aisbench.generation_kwargs.temperature=0.7"])
+    assert all(d.evaluator.generation_kwargs == {"temperature": 0.7, "seed": 42} for d in plan.datasets)
+
+
+def test_subsets_and_num_prompts():
+    plan = plan_for(["aisbench.num_prompts=3", "datasets.sample_mmlu.num_prompts=1"])
+    assert plan.dataset("sample_ceval").evaluator.subsets == ["computer_network", "high_school_physics"]
+    assert plan.dataset("sample_ceval").evaluator.num_prompts == 3
+    assert plan.dataset("sample_mmlu").evaluator.num_prompts == 1
