@@ -112,9 +112,13 @@ def evaluator_argv(command: List[str], task_file: str, work_dir: str, settings: 
     return argv
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a log, without terminal colour codes."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(_ANSI.sub("", path.read_text(errors="replace")).splitlines()[-lines:])
     except OSError:
         return ""
 
@@ -203,7 +207,10 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
     results = sorted(run_dir.glob(f"results/{MODEL_ABBR}/*.json"))
     if not results:
         reason = "no results were written"
-        if re.search(r"(is not exist|No such file|FileNotFoundError|FileExistsError)", logs):
+        request_failures = re.search(r"failed reasons: (\{[^}]*\})", logs)
+        if request_failures:
+            reason += f": requests failed {request_failures.group(1)}"
+        elif re.search(r"(is not exist|No such file|FileNotFoundError|FileExistsError)", logs):
             reason += ": dataset files missing"
         elif re.search(r"(Connection refused|ConnectError|Cannot connect)", logs):
             reason += ": server unreachable"
