@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .evaluator import tail
+from .processes import signal_group, tail
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -133,13 +133,13 @@ class EngineServer:
         if self.process is None:
             return
         pgid = self.process.pid
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout_s
         while time.monotonic() < deadline and _group_alive(pgid):
             self.process.poll()
             time.sleep(0.2)
         if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             for _ in range(50):
                 self.process.poll()
                 if not _group_alive(pgid):
@@ -149,12 +149,6 @@ class EngineServer:
         if _group_alive(pgid):
             raise EngineError(f"processes of the server group {pgid} survived SIGKILL")
 
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _group_alive(pgid: int) -> bool:

@@ -6,7 +6,6 @@ counts as done only when its results JSON holds the metric and no request failed
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .plan import EvaluatorSettings
+from .processes import signal_group, tail
 
 TASK_FILE = "aisbench_task.py"
 MODEL_ABBR = "bench_app"
@@ -112,17 +112,6 @@ def evaluator_argv(command: List[str], task_file: str, work_dir: str, settings: 
     return argv
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    """The last lines of a log, without terminal colour codes."""
-    try:
-        return "\n".join(_ANSI.sub("", path.read_text(errors="replace")).splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def run_evaluation(argv: List[str], dataset_dir: Path, env: Dict[str, str], timeout_s: float, server_alive) -> None:
     """Run AISBench in its own process group; bounded in time; stopped if the server dies."""
     log_file = dataset_dir / "aisbench.log"
@@ -145,21 +134,15 @@ def run_evaluation(argv: List[str], dataset_dir: Path, env: Dict[str, str], time
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
     if process.poll() is None:
-        _signal_group(process.pid, signal.SIGTERM)
+        signal_group(process.pid, signal.SIGTERM)
         try:
             process.wait(grace_s)
         except subprocess.TimeoutExpired:
             pass
-    _signal_group(process.pid, signal.SIGKILL)  # leftovers of the group (AISBench task workers)
+    signal_group(process.pid, signal.SIGKILL)  # leftovers of the group (AISBench task workers)
     if process.poll() is None:
         process.wait()
 
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 _PERF_KEYS = {"TTFT": "ttft_ms", "TPOT": "tpot_ms", "ITL": "itl_ms", "OutputTokenThroughput": "output_tokens_per_s",

@@ -18,6 +18,7 @@ from .engine import OFFLINE_ENV, EngineError, EngineServer, free_port, port_is_f
 from .metadata import now_iso
 from .outcome import DatasetResult, RunOutcome, ServerRecord
 from .plan import EngineGroup, RunPlan
+from .processes import tail
 from .progress import Progress
 from .resolvers import PROJECT_ROOT
 
@@ -146,7 +147,7 @@ def _run_group(config, plan, group, pending, run_dir, snapshot, progress, index,
         for position, short in enumerate(pending):
             death = server.death()
             if death:
-                fail_all(pending[position:], f"server died before this dataset ({death})", ev.tail(Path(record.log_file), 30))
+                fail_all(pending[position:], f"server died before this dataset ({death})", tail(Path(record.log_file), 30))
                 return
             with progress.phase(f"evaluating {short}", index[short]):
                 results[short] = _evaluate(config, plan.dataset(short), group, record, server, run_dir, stock)

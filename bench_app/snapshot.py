@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import os
 import shlex
-import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -301,7 +300,3 @@ def hydra_info_from_config() -> Dict[str, Any]:
         "output_dir": hydra_cfg.runtime.output_dir,
         "project_root": str(PROJECT_ROOT),
     }
-
-
-def python_command() -> List[str]:
-    return [sys.executable, "-m", "bench_app"]
