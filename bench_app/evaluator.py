@@ -5,6 +5,7 @@ counts as done only when its results JSON holds the metric and no request failed
 """
 from __future__ import annotations
 
+import csv
 import json
 import re
 import signal
@@ -156,18 +157,26 @@ def _number(value: Any) -> Optional[float]:
 
 
 def _parse_perf(run_dir: Path) -> Dict[str, Any]:
+    """Numbers from AISBench's perf output: per-request stats (CSV, Average column) and run totals (JSON)."""
     metrics: Dict[str, Any] = {}
+    for path in sorted(run_dir.glob("performances/*/*.csv")):
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            continue
+        header = rows[0]
+        column = next((i for i, cell in enumerate(header) if cell.strip() in ("Average", "Mean")), None)
+        for row in rows[1:]:
+            name = _PERF_KEYS.get(row[0].strip()) if row else None
+            if name and column is not None and column < len(row) and _number(row[column]) is not None:
+                metrics[name] = _number(row[column])
     for path in sorted(run_dir.glob("performances/*/*.json")):
         data = json.loads(path.read_text())
         for key, value in data.items():
             name = _PERF_KEYS.get(key)
-            if name is None:
-                continue
-            # Per-metric tables hold Average/Median/...; plain entries are scalars with units.
-            chosen = value.get("Average", value.get("Mean")) if isinstance(value, dict) else value
-            number = _number(chosen)
-            if number is not None:
-                metrics[name] = number
+            chosen = value.get("total", value.get("Average")) if isinstance(value, dict) else value
+            if name and name not in metrics and _number(chosen) is not None:
+                metrics[name] = _number(chosen)
     return metrics
 
 
