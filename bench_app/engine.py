@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .processes import signal_group, tail
 
@@ -108,12 +108,15 @@ class EngineServer:
         code = self.process.poll()
         return None if code is None else f"engine exited with code {code}"
 
-    def wait_ready(self) -> float:
+    def wait_ready(self, stop_reason: Callable[[], Optional[str]] = lambda: None) -> float:
         started = time.monotonic()
         while True:
             death = self.death()
             if death:
                 raise EngineError(f"{death} before becoming ready", tail(self.log_file, 30))
+            reason = stop_reason()
+            if reason:
+                raise EngineError(f"{reason} while the server was starting")
             if health_status(self.base_url + "/health") == 200:
                 return time.monotonic() - started
             if time.monotonic() - started > self.start_timeout_s:

@@ -13,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .plan import EvaluatorSettings
 from .processes import signal_group, tail
@@ -113,8 +113,10 @@ def evaluator_argv(command: List[str], task_file: str, work_dir: str, settings: 
     return argv
 
 
-def run_evaluation(argv: List[str], dataset_dir: Path, env: Dict[str, str], timeout_s: float, server_alive) -> None:
-    """Run AISBench in its own process group; bounded in time; stopped if the server dies."""
+def run_evaluation(argv: List[str], dataset_dir: Path, env: Dict[str, str], timeout_s: float,
+                   stop_reason: Callable[[], Optional[str]]) -> None:
+    """Run AISBench in its own process group; bounded in time; stopped as soon as stop_reason() says why
+    (the server died, the run is interrupted)."""
     log_file = dataset_dir / "aisbench.log"
     with open(log_file, "w") as log:
         process = subprocess.Popen(argv, cwd=dataset_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -123,9 +125,9 @@ def run_evaluation(argv: List[str], dataset_dir: Path, env: Dict[str, str], time
             while process.poll() is None:
                 if time.monotonic() > deadline:
                     raise EvaluationError(f"evaluation timed out after {timeout_s:.0f} s", tail(log_file))
-                death = server_alive()
-                if death:
-                    raise EvaluationError(f"server died during the evaluation ({death})", tail(log_file))
+                reason = stop_reason()
+                if reason:
+                    raise EvaluationError(reason, tail(log_file))
                 time.sleep(0.5)
         finally:
             stop_process_group(process)

@@ -17,6 +17,15 @@ class ServerRecord:
     version: Optional[str] = None
     log_file: Optional[str] = None
     error: Optional[str] = None
+    # What the server's lease gave it (bench_app.resources): devices and the variable exposing them,
+    # or the CPU slot on a machine without a device pool, and how long it waited for them.
+    devices: List[str] = field(default_factory=list)
+    visible_devices_env: Optional[str] = None
+    cpu_slot: Optional[int] = None
+    waited_for_resources_s: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass

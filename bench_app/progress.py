@@ -19,10 +19,12 @@ def make_console() -> Console:
 class Progress:
     """Reports `dataset i/N, phase, elapsed` as a spinner on a terminal and as log lines elsewhere."""
 
-    def __init__(self, console: Console, total: int, enabled: bool = True):
+    def __init__(self, console: Console, total: int, enabled: bool = True, live: bool = True, label: str = ""):
         self.console = console
         self.total = total
         self.enabled = enabled
+        self.live = live  # one live status line at a time: off when engine groups run side by side
+        self.label = f"{label} " if label else ""
         self.started = time.monotonic()
         self._status = None
 
@@ -32,13 +34,13 @@ class Progress:
 
     def log(self, message: str) -> None:
         if self.enabled:
-            self.console.print(f"[{self.elapsed()}] {message}")
+            self.console.print(f"[{self.elapsed()}] {self.label}{message}")
 
     @contextmanager
     def phase(self, message: str, index: Optional[int] = None) -> Iterator[None]:
         prefix = f"dataset {index}/{self.total} · " if index is not None else ""
         self.log(f"{prefix}{message}")
-        if self.enabled and self.console.is_terminal:
+        if self.enabled and self.live and self.console.is_terminal:
             with self.console.status(f"{prefix}{message} (started at {self.elapsed()})"):
                 yield
         else:

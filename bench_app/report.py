@@ -42,7 +42,7 @@ def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, An
         "wall_time_s": round(outcome.wall_s, 1),
         "server_starts": outcome.server_starts,
         "datasets": {short: result.to_dict() for short, result in outcome.results.items()},
-        "servers": [server.__dict__ for server in outcome.servers],
+        "servers": [server.to_dict() for server in outcome.servers],
     }
 
 
@@ -59,10 +59,11 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
         reason = (r.reason or "").replace("|", "/").replace("\n", " ")
         eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
         lines.append(f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | {r.server_started_at or '-'} | {eval_s} | {reason} |")
-    lines += ["", "| group | max_model_len (read back) | port | ready after s | vLLM |", "|---|---|---|---|---|"]
+    lines += ["", "| group | max_model_len (read back) | port | devices | ready after s | vLLM |", "|---|---|---|---|---|---|"]
     for s in outcome.servers:
         ready = f"{s.ready_after_s:.1f}" if s.ready_after_s is not None else "-"
-        lines.append(f"| {s.group} | {s.max_model_len or '-'} | {s.port} | {ready} | {s.version or '-'} |")
+        devices = f"{s.visible_devices_env}={','.join(s.devices)}" if s.devices else (f"CPU slot {s.cpu_slot}" if s.cpu_slot is not None else "-")
+        lines.append(f"| {s.group} | {s.max_model_len or '-'} | {s.port} | {devices} | {ready} | {s.version or '-'} |")
     return "\n".join(lines) + "\n"
 
 

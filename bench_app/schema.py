@@ -99,6 +99,9 @@ class EngineConf:
     # Key of --hf-overrides that carries rope scaling: rope_parameters (transformers v5 stacks) or
     # rope_scaling (older ones).
     hf_rope_field: str = "rope_parameters"
+    # Variable that exposes leased devices to a server (CUDA_VISIBLE_DEVICES on GPUs,
+    # ASCEND_RT_VISIBLE_DEVICES on Ascend NPUs); null for the CPU build (no device pool).
+    device_visibility_env: Optional[str] = None
     env: Dict[str, str] = field(default_factory=dict)
 
 
@@ -119,6 +122,17 @@ class ExecutionConf:
     # One server per dataset, as the original design did (for comparison only).
     restart_per_dataset: bool = False
     progress: bool = True
+    # Engine groups of one run that may run side by side (each on its own devices and port).
+    parallel_groups: int = 1
+    # Device pool shared by concurrent servers; null = what CUDA_VISIBLE_DEVICES /
+    # ASCEND_RT_VISIBLE_DEVICES expose (or nvidia-smi lists). Each server takes tensor_parallel_size.
+    devices: Optional[List[str]] = None
+    # With no device pool (CPU): how many servers may run at once on this machine, across jobs.
+    max_cpu_servers: int = 2
+    # How long a server waits for devices / a CPU slot / its port before its group fails.
+    resource_wait_timeout_s: float = 86400.0
+    # Node-local folder of the lease files; null = <tmp>/bench_app-leases-<uid>.
+    lease_dir: Optional[str] = None
 
 
 @dataclass
