@@ -14,6 +14,7 @@ from typing import List
 import hydra
 from omegaconf import DictConfig
 
+from . import sweep
 from .errors import UserError
 from .resolvers import PROJECT_ROOT, register_resolvers
 from .schema import register_schema
@@ -65,18 +66,53 @@ def preflight(argv: List[str]) -> None:
 def _hydra_entry(cfg: DictConfig) -> None:
     from .runner import run  # imported here so `--help`/`--cfg` stay fast
 
+    if sweep.is_multirun():
+        _run_sweep_job(cfg, run)
+        return
     exit_code = run(cfg)
     if exit_code:
         sys.exit(exit_code)
 
 
+def _run_sweep_job(cfg: DictConfig, run) -> None:
+    """One job of a multirun: never raises or exits (Hydra would abort the sweep before its summary)."""
+    import traceback
+
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    num, overrides = hydra_cfg.job.num, list(hydra_cfg.overrides.task)
+    if sweep.sweep_interrupted(job_dir):
+        sweep.write_job_record(job_dir, num, overrides, 130, "not started: the sweep was interrupted")
+        return
+    error = None
+    try:
+        exit_code = run(cfg, stop_requested=lambda: sweep.sweep_interrupted(job_dir))
+    except Exception:  # an unexpected crash of one job is recorded; the other jobs and the summary go on
+        exit_code, error = 1, traceback.format_exc()
+        print(error, file=sys.stderr)
+    if exit_code == 130:
+        sweep.mark_interrupted(job_dir.parent)  # jobs not yet started need not start
+    sweep.write_job_record(job_dir, num, overrides, exit_code, error)
+
+
 def main() -> None:
     try:
-        preflight(sys.argv[1:])
+        argv = sweep.expand_repeats(sys.argv[1:])
+        preflight(argv)
+    except ValueError as error:
+        print(f"bench_app: error: {error}", file=sys.stderr)
+        sys.exit(2)
     except UserError as error:
         print(f"bench_app: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
+    if argv != sys.argv[1:]:
+        print(f"bench_app: running as: {' '.join(argv)}", file=sys.stderr)
+        sys.argv[1:] = argv
     _hydra_entry()
+    if sweep.SWEEP_EXIT_CODE:  # set by the sweep summary once every job has ended
+        sys.exit(sweep.SWEEP_EXIT_CODE)
 
 
 if __name__ == "__main__":

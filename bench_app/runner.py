@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,7 +16,7 @@ from .config import resolve
 from .errors import UserError
 from .plan import RunPlan, build_plan, config_fingerprint
 from .progress import make_console
-from .snapshot import Snapshot, hydra_info_from_config, read_yaml
+from .snapshot import Snapshot, atomic_write, hydra_info_from_config, read_yaml
 
 
 def _discard_new_run_dir(run_dir: Path) -> None:
@@ -52,7 +52,8 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, d
     return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
 
 
-def run(cfg: DictConfig) -> int:
+def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> int:
+    """One run (or one job of a sweep); returns the exit code. stop_requested: the sweep asks to stop."""
     console = make_console()
     info = hydra_info_from_config()
     run_dir = Path(info["output_dir"])
@@ -61,8 +62,11 @@ def run(cfg: DictConfig) -> int:
         plan = build_plan(config)
         already_ok = _previous_results(run_dir, plan, config.resume)
     except UserError as error:
-        _discard_new_run_dir(run_dir)
         console.print(f"[bold red]bench_app: error:[/] {error}", highlight=False)
+        if info.get("job_num") is None:
+            _discard_new_run_dir(run_dir)
+        else:  # a sweep job keeps its folder: the sweep summary reports why it did not run
+            atomic_write(run_dir / "error.txt", f"{error}\n")
         return error.exit_code
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -79,7 +83,7 @@ def run(cfg: DictConfig) -> int:
     snapshot.write_initial(status="running")
     outcome = None
     try:
-        outcome = execute(config, plan, run_dir, snapshot, console, already_ok)
+        outcome = execute(config, plan, run_dir, snapshot, console, already_ok, stop_requested)
     finally:  # finalised whatever happens, an unexpected error included
         if outcome is None:
             snapshot.finalize("failed")

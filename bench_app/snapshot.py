@@ -230,6 +230,9 @@ class Snapshot:
             "run": {"status": status, "started": self.started, "ended": None},
             "fingerprint": config_fingerprint(self.plan),
         }
+        if self.hydra_info.get("job_num") is not None:
+            self.metadata["sweep"] = {"dir": str(self.run_dir.parent), "job_num": self.hydra_info["job_num"],
+                                      "job_overrides": list(self.hydra_info.get("overrides", []))}
         self._write("config_original.yaml", self.original_document())
         self._write("config_snapshot.yaml", snapshot_document(self.resolved, self.plan))
         for dataset in self.plan.datasets:
@@ -239,7 +242,10 @@ class Snapshot:
         if git.get("dirty"):
             atomic_write(self.dir / "git_diff.patch", meta.git_diff(), self.secrets)
         self._write("metadata.yaml", self.metadata)
-        script = reproduce_script(self.resolved["benchmark"]["name"], self.hydra_info.get("overrides", []), self.started)
+        name = self.resolved["benchmark"]["name"]
+        if self.hydra_info.get("job_num") is not None:  # jobs of a sweep share benchmark.name
+            name = f"{name}_job{self.hydra_info['job_num']}"
+        script = reproduce_script(name, self.hydra_info.get("overrides", []), self.started)
         atomic_write(self.dir / "reproduce.sh", script, self.secrets, mode=0o755)
 
     def record_dataset(self, short: str, extra: Dict[str, Any]) -> None:
@@ -284,6 +290,7 @@ class SnapshotCallback(Callback):
 def hydra_info_from_config() -> Dict[str, Any]:
     """What the user asked for, from Hydra's runtime config (the content of .hydra/)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     hydra_cfg = HydraConfig.get()
@@ -299,4 +306,6 @@ def hydra_info_from_config() -> Dict[str, Any]:
         "overrides": list(hydra_cfg.overrides.task),
         "output_dir": hydra_cfg.runtime.output_dir,
         "project_root": str(PROJECT_ROOT),
+        # Set for a job of a multirun: its number in the sweep (<sweep dir>/<num>).
+        "job_num": hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None,
     }
