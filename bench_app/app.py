@@ -31,7 +31,8 @@ def group_options(group: str) -> List[str]:
 
 
 def _split_choices(value: str) -> List[str]:
-    return [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+    """Option names in `a`, `[a,b]` or a sweep of lists `[a,b],[c]`."""
+    return re.findall(r"[^\[\],\s]+", value)
 
 
 def preflight(argv: List[str]) -> None:

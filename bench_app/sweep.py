@@ -51,7 +51,8 @@ def expand_repeats(argv: List[str]) -> List[str]:
         raise ValueError("benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other")
     rest = [a for a in argv if not a.startswith(REPEATS_SHORTHAND)]
     multirun = [] if ("-m" in rest or "--multirun" in rest) else ["-m"]
-    return [*multirun, *rest, f"aisbench.generation_kwargs.seed=range(1,{int(value) + 1})"]
+    # ++: add the key, or replace a seed the dataset/model config already sets
+    return [*multirun, *rest, f"++aisbench.generation_kwargs.seed=range(1,{int(value) + 1})"]
 
 
 def is_multirun() -> bool:
@@ -118,12 +119,12 @@ def read_job(job_dir: Path) -> JobSummary:
             summary.status = "failed"
         for planned in sorted((job_dir / "configs" / "per_dataset").glob("*.yaml")):
             summary.datasets[planned.stem] = {"status": "planned" if summary.status == "dry_run" else "not run"}
-    elif job:
-        summary.status = "error" if job.get("exit_code") else "completed"
+    elif job:  # the job never got as far as a snapshot
+        summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
     if (job_dir / ERROR_FILE).exists():
         text = (job_dir / ERROR_FILE).read_text().strip()
         summary.error = text.splitlines()[-1][:300] if text else None
-        if summary.status in ("missing", "completed"):
+        if summary.status in ("missing", "completed"):  # a crash after the run's own reports
             summary.status = "error"
     if not job and summary.status not in ("completed", "dry_run"):
         summary.error = summary.error or "the job ended without recording an exit code (killed?)"

@@ -5,7 +5,8 @@ MODE: exit_at_start   prints an error and exits 3
       never_healthy   listens, but /health always answers 503
       healthy         answers /health, /v1/models, /version; every completion request gets HTTP 500
       dies_on_request answers like `healthy` until the first completion request, then the process exits
-It never produces a passing evaluation. FAKE_ENGINE_PIDFILE receives its pid (and its child's).
+It never produces a passing evaluation. FAKE_ENGINE_PIDFILE receives its pid (and its child's);
+FAKE_ENGINE_ENVFILE a line `<start time> <CUDA_VISIBLE_DEVICES>` (what the runner exposed to it).
 """
 import json
 import os
@@ -17,6 +18,9 @@ mode, argv = sys.argv[1], sys.argv[2:]
 port = int(argv[argv.index("--port") + 1])
 max_model_len = int(argv[argv.index("--max-model-len") + 1]) if "--max-model-len" in argv else 2048
 pidfile = os.environ.get("FAKE_ENGINE_PIDFILE")
+if os.environ.get("FAKE_ENGINE_ENVFILE"):
+    with open(os.environ["FAKE_ENGINE_ENVFILE"], "a") as handle:
+        handle.write(f"{time.time():.3f} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')}\n")
 
 # A child process in the same group, like vLLM's engine-core: the runner must stop it too.
 child = os.fork()
