@@ -70,11 +70,12 @@ def resource_pool(config, run_dir: Path) -> ResourcePool:
 
 
 def execute(config, plan: RunPlan, run_dir: Path, snapshot, console, already_ok: Dict[str, dict],
-            stop_requested: Callable[[], bool] = lambda: False) -> RunOutcome:
+            stop_requested: Callable[[], bool] = lambda: False, label: str = "") -> RunOutcome:
     started = time.monotonic()
     parallel = max(1, int(config.execution.parallel_groups))
     # rich's live status line is one per console: side-by-side groups report in plain lines.
-    progress = Progress(console, total=len(plan.datasets), enabled=config.execution.progress, live=parallel == 1)
+    progress = Progress(console, total=len(plan.datasets), enabled=config.execution.progress, live=parallel == 1,
+                        label=label)
     groups = GroupRunner(config, plan, run_dir, snapshot, progress, resource_pool(config, run_dir))
     for short, previous in already_ok.items():
         if short in {d.short for d in plan.datasets}:

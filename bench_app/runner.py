@@ -83,7 +83,8 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     snapshot.write_initial(status="running")
     outcome = None
     try:
-        outcome = execute(config, plan, run_dir, snapshot, console, already_ok, stop_requested)
+        label = f"[job {info['job_num']}]" if info.get("job_num") is not None else ""  # sweep jobs share a terminal
+        outcome = execute(config, plan, run_dir, snapshot, console, already_ok, stop_requested, label)
     finally:  # finalised whatever happens, an unexpected error included
         if outcome is None:
             snapshot.finalize("failed")

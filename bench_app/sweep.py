@@ -268,6 +268,11 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         self.started = time.monotonic()
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        if (self.sweep_dir / "multirun.yaml").exists() or collect_jobs(self.sweep_dir):
+            # Its jobs would refuse their existing run folders one by one, and the summary would be replaced.
+            print(f"bench_app: error: sweep folder {self.sweep_dir} already holds a sweep; it is never overwritten. "
+                  "Choose another hydra.sweep.dir.", file=sys.stderr)
+            sys.exit(2)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)

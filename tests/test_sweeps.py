@@ -55,6 +55,9 @@ def test_joblib_sweep_of_dry_runs_gives_every_job_the_full_layout_and_a_sweep_su
     summary = (sweep / "summary.md").read_text()
     assert "status: **dry_run** · 4 job(s)" in summary
     assert "| 3 | execution.dry_run=True model=qwen3_30b dataset=[sample_ceval,sample_mmlu] | sample_ceval | planned" in summary
+    again = run_cli(sweep_args(tmp_path, "execution.dry_run=true", "model=tiny,qwen3_30b"), tmp_path)
+    assert again.returncode == 2 and "already holds a sweep; it is never overwritten" in again.stderr
+    assert (sweep / "summary.md").read_text() == summary
 
 
 def test_sweep_summary_is_written_when_jobs_fail_and_the_exit_code_says_so(tmp_path):

@@ -1,0 +1,77 @@
+"""Check the device pool and leases on a real NVIDIA machine (run by hand there; CI has no GPU).
+
+    python3 scripts/check_gpu_device_pool.py
+1. With CUDA_VISIBLE_DEVICES unset and engine=vllm's visibility variable, the pool is what nvidia-smi lists.
+2. Two leases of tensor_parallel_size=1 on a one-GPU pool: the second waits until the first is released.
+3. A process started with a lease's environment sees exactly the leased GPU (torch), and the variable
+   really restricts it (an id outside the pool gives 0 devices).
+Prints what it finds; exits 1 if a check fails.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_app.resources import LeaseError, ResourcePool, device_pool  # noqa: E402
+
+PROBE = "import json, torch; print(json.dumps({'count': torch.cuda.device_count(), " \
+        "'names': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}))"
+
+
+def probe(env_update):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env.update(env_update)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    failures = []
+    environ = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    devices, variable = device_pool(None, "CUDA_VISIBLE_DEVICES", environ)
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
+    print(f"nvidia-smi -L:\n{listed}\ndevice pool: {devices} via {variable}")
+    if not devices or variable != "CUDA_VISIBLE_DEVICES":
+        failures.append("no device pool detected from nvidia-smi")
+    with tempfile.TemporaryDirectory() as lease_dir:
+        pool = ResourcePool(Path(lease_dir), devices, variable, 0, holder="gpu-check")
+        first = pool.acquire("127.0.0.1", 0, 1, wait_timeout_s=10)
+        print(f"lease 1: devices {first.devices}, port {first.port}, environment {first.environment()}")
+        seen = probe(first.environment())
+        print(f"process under lease 1 sees: {seen}")
+        if seen["count"] != 1:
+            failures.append(f"expected 1 visible GPU under the lease, saw {seen['count']}")
+        outside = probe({"CUDA_VISIBLE_DEVICES": str(len(devices))})  # an id outside the pool
+        print(f"process with CUDA_VISIBLE_DEVICES={len(devices)} (outside the pool) sees: {outside}")
+        if outside["count"] != 0:
+            failures.append("CUDA_VISIBLE_DEVICES did not restrict the process")
+        if len(devices) == 1:
+            try:
+                pool.acquire("127.0.0.1", 0, 1, wait_timeout_s=2)
+                failures.append("a second lease got the only GPU while the first held it")
+            except LeaseError as error:
+                print(f"lease 2 while lease 1 holds the only GPU: {error}")
+            threading.Timer(2.0, first.release).start()
+            started = time.monotonic()
+            second = pool.acquire("127.0.0.1", 0, 1, wait_timeout_s=30)
+            print(f"lease 2 after lease 1 was released: devices {second.devices}, waited {time.monotonic() - started:.1f} s")
+            second.release()
+        else:
+            first.release()
+        try:
+            pool.acquire("127.0.0.1", 0, len(devices) + 1, wait_timeout_s=5)
+            failures.append("tensor_parallel_size larger than the pool was granted")
+        except LeaseError as error:
+            print(f"tensor_parallel_size {len(devices) + 1}: {error}")
+    print("FAILED: " + "; ".join(failures) if failures else "all checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
