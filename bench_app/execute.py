@@ -85,12 +85,13 @@ def execute(config, plan: RunPlan, run_dir: Path, snapshot, console, already_ok:
     todo = [(g, [s for s in g.datasets if s not in already_ok]) for g in plan.groups]
     todo = [(g, pending) for g, pending in todo if pending]
     status = "completed"
+    futures = []
     with _sigterm_as_interrupt():
         try:
             if todo:
                 groups.stock = ev.locate_dataset_modules(config.evaluator.command, sorted({d.name for d in plan.datasets}))
             with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="engine-group") as workers:
-                futures = [workers.submit(groups.run_group, g, pending) for g, pending in todo]
+                futures += [workers.submit(groups.run_group, g, pending) for g, pending in todo]
                 try:
                     while wait(futures, timeout=1.0).not_done:
                         if stop_requested():
@@ -102,9 +103,10 @@ def execute(config, plan: RunPlan, run_dir: Path, snapshot, console, already_ok:
                     status = "interrupted"
                     progress.log("interrupted: stopping servers and evaluations")
                     _wait_quietly(futures)
-        except (KeyboardInterrupt, Interrupted):
+        except (KeyboardInterrupt, Interrupted):  # e.g. a second Ctrl-C while the pool shuts down
             groups.cancel.set()
             status = "interrupted"
+            _wait_quietly(futures)
     if status == "interrupted":
         progress.log("interrupted: servers and evaluations stopped")
     results = groups.results

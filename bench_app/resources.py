@@ -161,7 +161,7 @@ class ResourcePool:
         if port:
             lock = self._lock(f"port-{port}")
             if not lock.try_acquire(self.holder):
-                return None, port, f"port {port} ({lock.holder()})"
+                return None, port, f"port {port} ({lock.holder()}; vllm.port=0 lets concurrent servers pick free ports)"
             if not port_is_free(host, port):
                 lock.release()
                 raise LeaseError(f"port {port} on {host} is already in use; free it or set vllm.port=0 to pick a free port automatically")

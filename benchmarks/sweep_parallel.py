@@ -27,7 +27,7 @@ def sweep(workdir: str, name: str, launcher) -> dict:
     statuses = [job["status"] for job in results["jobs"]]
     if done.returncode != 0:
         print(f"warning: {name} exited {done.returncode}: {statuses}\n{done.stderr[-2000:]}")
-    return {"wall": wall, "statuses": statuses}
+    return {"wall": wall, "statuses": statuses, "summary": (sweep_dir / "summary.md").read_text()}
 
 
 def main() -> None:
@@ -38,6 +38,7 @@ def main() -> None:
     print(f"sequential (basic launcher): {sequential['wall']:.1f} s, jobs {sequential['statuses']}")
     print(f"joblib n_jobs=2:             {parallel['wall']:.1f} s, jobs {parallel['statuses']}")
     print(f"wall-time ratio joblib / sequential: {parallel['wall'] / sequential['wall']:.2f}")
+    print("\nsummary.md of the joblib sweep:\n" + parallel["summary"])
 
 
 if __name__ == "__main__":
