@@ -8,6 +8,7 @@ the effective evaluator settings. Datasets with identical effective engine args 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -85,6 +86,12 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str
     return merged
 
 
+@functools.lru_cache(maxsize=None)
+def _engine_args_schema():
+    # Built once: OmegaConf.structured is slow and merge() copies it anyway.
+    return OmegaConf.structured(VllmArgs)
+
+
 def validate_engine_args(args: Mapping[str, Any], where: str) -> Dict[str, Any]:
     """Check merged engine args against the VllmArgs schema again (overrides and +keys bypass it)."""
     unknown = sorted(set(args) - set(VLLM_ARG_NAMES))
@@ -94,7 +101,7 @@ def validate_engine_args(args: Mapping[str, Any], where: str) -> Dict[str, Any]:
             "any other vLLM flag goes under extra_args (e.g. extra_args: {enable_chunked_prefill: true})."
         )
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(VllmArgs), dict(args))
+        typed = OmegaConf.merge(_engine_args_schema(), dict(args))
         checked = OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
         raise UserError(f"{where}: invalid engine arguments: {str(error).splitlines()[0]}") from None
