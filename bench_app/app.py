@@ -102,9 +102,6 @@ def main() -> None:
     try:
         argv = sweep.expand_repeats(sys.argv[1:])
         preflight(argv)
-    except ValueError as error:
-        print(f"bench_app: error: {error}", file=sys.stderr)
-        sys.exit(2)
     except UserError as error:
         print(f"bench_app: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)

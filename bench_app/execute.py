@@ -99,14 +99,14 @@ def execute(config, plan: RunPlan, run_dir: Path, snapshot, console, already_ok:
                     for future in futures:
                         future.result()  # re-raises an unexpected error of a worker
                 except (KeyboardInterrupt, Interrupted):
-                    groups.cancel.set()  # workers stop their evaluator and server, then return
-                    status = "interrupted"
+                    # Before the pool's shutdown waits for them: workers stop their evaluator and server, then return.
+                    groups.cancel.set()
                     progress.log("interrupted: stopping servers and evaluations")
-                    _wait_quietly(futures)
-        except (KeyboardInterrupt, Interrupted):  # e.g. a second Ctrl-C while the pool shuts down
+                    raise
+        except (KeyboardInterrupt, Interrupted):
             groups.cancel.set()
             status = "interrupted"
-            _wait_quietly(futures)
+            _wait_quietly(futures)  # a second Ctrl-C may have cut the pool's own wait short
     if status == "interrupted":
         progress.log("interrupted: servers and evaluations stopped")
     results = groups.results

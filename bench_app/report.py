@@ -30,9 +30,13 @@ def evaluator_command_preview(dataset) -> List[str]:
 
 
 def metric_text(metrics: Dict[str, Any]) -> str:
-    if not metrics:
-        return "-"
-    return ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items() if not isinstance(v, dict))
+    parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in (metrics or {}).items() if not isinstance(v, dict)]
+    return ", ".join(parts) or "-"
+
+
+def markdown_cell(text: Any) -> str:
+    """A value that cannot break a markdown table row."""
+    return str(text).replace("|", "/").replace("\n", " ")
 
 
 def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, Any]:
@@ -56,7 +60,7 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for short, r in outcome.results.items():
-        reason = (r.reason or "").replace("|", "/").replace("\n", " ")
+        reason = markdown_cell(r.reason or "")
         eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
         lines.append(f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | {r.server_started_at or '-'} | {eval_s} | {reason} |")
     lines += ["", "| group | max_model_len (read back) | port | devices | ready after s | vLLM |", "|---|---|---|---|---|---|"]

@@ -24,6 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.experimental.callback import Callback
 
+from .errors import UserError
+from .report import markdown_cell, metric_text
 from .snapshot import atomic_write, dump_yaml, read_yaml
 
 JOB_FILE = "job.yaml"
@@ -40,15 +42,15 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 
 # ---------------------------------------------------------------- command line
 def expand_repeats(argv: List[str]) -> List[str]:
-    """`benchmark.repeats=N` -> a multirun over aisbench.generation_kwargs.seed=1..N (raises ValueError)."""
+    """`benchmark.repeats=N` -> a multirun over aisbench.generation_kwargs.seed=1..N (raises UserError)."""
     given = [a for a in argv if a.startswith(REPEATS_SHORTHAND)]
     if not given:
         return argv
     value = given[-1][len(REPEATS_SHORTHAND):]
     if not value.isdigit() or int(value) < 2:
-        raise ValueError(f"benchmark.repeats must be an integer >= 2, got {value!r}")
+        raise UserError(f"benchmark.repeats must be an integer >= 2, got {value!r}")
     if any(a.lstrip("+").startswith("aisbench.generation_kwargs.seed=") for a in argv):
-        raise ValueError("benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other")
+        raise UserError("benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other")
     rest = [a for a in argv if not a.startswith(REPEATS_SHORTHAND)]
     multirun = [] if ("-m" in rest or "--multirun" in rest) else ["-m"]
     # ++: add the key, or replace a seed the dataset/model config already sets
@@ -201,15 +203,6 @@ def sweep_status(jobs: Sequence[JobSummary]) -> Tuple[str, int]:
     return "failed", 1
 
 
-def _metric_text(metrics: Dict[str, Any]) -> str:
-    parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in (metrics or {}).items() if not isinstance(v, dict)]
-    return ", ".join(parts) or "-"
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "/").replace("\n", " ")
-
-
 def sweep_documents(sweep_dir: Path, jobs: Sequence[JobSummary], wall_s: Optional[float]) -> Tuple[Dict[str, Any], str]:
     status, exit_code = sweep_status(jobs)
     repeats = repeat_statistics(jobs)
@@ -226,14 +219,14 @@ def sweep_documents(sweep_dir: Path, jobs: Sequence[JobSummary], wall_s: Optiona
              f"status: **{status}** · {len(jobs)} job(s): {', '.join(f'{n} {s}' for s, n in counts.items())}{wall}", "",
              "| job | overrides | dataset | status | metrics | reason |", "|---|---|---|---|---|---|"]
     for job in jobs:
-        overrides = _cell(" ".join(job.overrides) or "-")
+        overrides = markdown_cell(" ".join(job.overrides) or "-")
         if not job.datasets:
-            lines.append(f"| {job.num} | {overrides} | - | {job.status} | - | {_cell(job.error or '')} |")
+            lines.append(f"| {job.num} | {overrides} | - | {job.status} | - | {markdown_cell(job.error or '')} |")
         for short, entry in job.datasets.items():
             lines.append(f"| {job.num} | {overrides} | {short} | {entry.get('status', '-')} | "
-                         f"{_metric_text(entry.get('metrics', {}))} | {_cell(entry.get('reason', ''))} |")
+                         f"{metric_text(entry.get('metrics', {}))} | {markdown_cell(entry.get('reason', ''))} |")
     for group in repeats:
-        lines += ["", f"## repeats: {_cell(' '.join(group['config']) or '(no other overrides)')}",
+        lines += ["", f"## repeats: {markdown_cell(' '.join(group['config']) or '(no other overrides)')}",
                   f"jobs {group['jobs']}, seeds {group['seeds']}", "",
                   "| dataset | metric | ok runs | mean | std | min | max | 95% CI |", "|---|---|---|---|---|---|---|---|"]
         for short, entry in group["datasets"].items():
@@ -246,12 +239,13 @@ def sweep_documents(sweep_dir: Path, jobs: Sequence[JobSummary], wall_s: Optiona
     return document, "\n".join(lines) + "\n"
 
 
-def write_sweep_summary(sweep_dir: Path, wall_s: Optional[float] = None) -> Tuple[str, int]:
+def write_sweep_summary(sweep_dir: Path, wall_s: Optional[float] = None) -> Tuple[str, int, List[JobSummary]]:
+    """Write results.yaml and summary.md; return the sweep's status, exit code and the jobs read."""
     jobs = collect_jobs(sweep_dir)
     document, markdown = sweep_documents(sweep_dir, jobs, wall_s)
     atomic_write(sweep_dir / "results.yaml", dump_yaml(document))
     atomic_write(sweep_dir / "summary.md", markdown)
-    return document["sweep"]["status"], document["sweep"]["exit_code"]
+    return document["sweep"]["status"], document["sweep"]["exit_code"], jobs
 
 
 # ---------------------------------------------------------------- Hydra callback (runs in the sweep's parent)
@@ -292,8 +286,7 @@ class SweepCallback(Callback):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        status, SWEEP_EXIT_CODE = write_sweep_summary(sweep_dir, time.monotonic() - self.started)
-        jobs = collect_jobs(sweep_dir)
+        status, SWEEP_EXIT_CODE, jobs = write_sweep_summary(sweep_dir, time.monotonic() - self.started)
         print(f"\nsweep {sweep_dir}: {status}, {len(jobs)} job(s)")
         for job in jobs:
             states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items()) or (job.error or "")

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 
 from bench_app.app import CONF_DIR
@@ -31,6 +32,10 @@ def run_cli(args, cwd, env=None, timeout=900, module="bench_app"):
     """Run `python -m bench_app ARGS` in `cwd` (outputs/ lands there)."""
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([PYTHON, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def load(path):
+    return yaml.safe_load(Path(path).read_text())
 
 
 def pid_alive(pid: int) -> bool:

@@ -3,19 +3,13 @@ import os
 import shutil
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
 
 from bench_app.resolvers import PROJECT_ROOT
-from conftest import PYTHON, run_cli
+from conftest import PYTHON, load, run_cli
 
 DRY = ["execution.dry_run=true"]
-
-
-def load(path):
-    return yaml.safe_load(Path(path).read_text())
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -1,13 +1,8 @@
 """End to end with the real vLLM (CPU build) and the real AISBench on the sample datasets (~4 min)."""
 from pathlib import Path
 
-import yaml
 
-from conftest import run_cli
-
-
-def load(path):
-    return yaml.safe_load(Path(path).read_text())
+from conftest import load, run_cli
 
 
 def processes_with(text: str):

@@ -9,16 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
-from conftest import PYTHON, broken_engine_args, pid_alive, run_cli
+from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 
 FAST = ["aisbench.num_prompts=1", "execution.server_stop_timeout_s=5"]
-
-
-def load(path):
-    return yaml.safe_load(Path(path).read_text())
 
 
 def pids(pidfile: Path):

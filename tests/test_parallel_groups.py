@@ -3,19 +3,10 @@
 The stand-in engine never becomes healthy, so each group ends after execution.server_start_timeout_s;
 what is checked is which devices each server was given, and when it ran relative to the other.
 """
-import os
-from pathlib import Path
-
-import yaml
-
-from conftest import broken_engine_args, pid_alive, run_cli
+from conftest import broken_engine_args, load, pid_alive, run_cli
 
 TWO_GROUPS = ["dataset=[sample_gsm8k,sample_longbenchv2]", "execution.parallel_groups=2", "execution.server_start_timeout_s=4",
               "execution.server_stop_timeout_s=5", "engine.device_visibility_env=CUDA_VISIBLE_DEVICES"]
-
-
-def load(path):
-    return yaml.safe_load(Path(path).read_text())
 
 
 def _run(tmp_path, name, *args):

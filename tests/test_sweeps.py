@@ -8,19 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 
 from bench_app.app import CONF_DIR
 from bench_app.resolvers import PROJECT_ROOT
 from bench_app.sweep import JobSummary, describe, repeat_statistics, sweep_status, t_critical_95
-from conftest import PYTHON, broken_engine_args, pid_alive, run_cli
+from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 
 LAYOUT = ("config_original.yaml", "config_snapshot.yaml", "metadata.yaml", "reproduce.sh", "packages_engine.txt")
-
-
-def load(path):
-    return yaml.safe_load(Path(path).read_text())
 
 
 def overrides(job):
