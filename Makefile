@@ -8,7 +8,7 @@ ENGINE_STAMP := .venv-engine/.bench_app_ready
 MODEL_STAMP := models/SmolLM2-135M-Instruct/.bench_app_ready
 ARGS ?=
 
-.PHONY: setup run test dry-run clean-envs
+.PHONY: setup run test lint format dry-run clean-envs
 setup: $(APP_STAMP) $(ENGINE_STAMP) $(MODEL_STAMP)
 
 $(APP_STAMP): requirements/app.txt setup.cfg scripts/setup.sh
@@ -30,8 +30,16 @@ run: setup
 dry-run: $(APP_STAMP)
 	.venv/bin/python -m bench_app execution.dry_run=true $(ARGS)
 
-test: setup
+# Lint first (seconds): a style or import error fails fast, before the minutes of real runs.
+test: setup lint
 	.venv/bin/python -m pytest $(ARGS)
+
+lint: $(APP_STAMP)
+	.venv/bin/ruff check .
+
+format: $(APP_STAMP)
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
 
 clean-envs:
 	rm -rf .venv .venv-engine models

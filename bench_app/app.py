@@ -1,18 +1,18 @@
-"""Entry point: `python -m bench_app ...` and the `bench-app` console script.
+"""Compose: `python -m bench_app ...` and the `bench-app` console script.
 
-Kept thin: a cheap pre-flight check of the command line (so a typo in a group option names the valid
-choices, and an existing run folder is refused before Hydra writes anything), then Hydra composes
-the config and hands it to bench_app.runner.run.
+Kept thin: a cheap pre-flight check of the command line with Hydra's own parsers (so a typo in a
+group option names the valid choices, and an existing run folder is refused before Hydra writes
+anything), then Hydra composes the config and hands it to bench_app.runner.run.
 """
+
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
-from typing import List
+from typing import Any, Iterable, List, Sequence
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from . import sweep
 from .errors import UserError
@@ -21,41 +21,77 @@ from .schema import register_schema
 
 CONF_DIR = PROJECT_ROOT / "conf"
 GROUPS = ("model", "dataset", "engine", "evaluator", "override")
+# The groups users pick on the command line (override/ holds bundles that datasets use).
+USER_GROUPS = ("model", "dataset", "engine", "evaluator")
 
 register_schema()
 register_resolvers()
 
 
-def group_options(group: str) -> List[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def config_dirs(extra: Iterable[str] = ()) -> List[Path]:
+    """The project's conf/ plus user folders (hydra.searchpath file:// entries, --config-dir)."""
+    dirs = [CONF_DIR]
+    for entry in extra:
+        path = Path(str(entry)[len("file://") :] if str(entry).startswith("file://") else str(entry))
+        if "://" not in str(path) and path not in dirs:
+            dirs.append(path)
+    return dirs
 
 
-def _split_choices(value: str) -> List[str]:
-    """Option names in `a`, `[a,b]` or a sweep of lists `[a,b],[c]`."""
-    return re.findall(r"[^\[\],\s]+", value)
+def group_options(group: str, dirs: Sequence[Path] = (CONF_DIR,)) -> List[str]:
+    return sorted({p.stem for d in dirs for p in (Path(d) / group).glob("*.yaml")})
+
+
+# The config folders of this invocation, set by preflight (the help text lists their options).
+_search_dirs: List[Path] = [CONF_DIR]
+
+
+def _groups_help() -> str:
+    return "\n".join(f"  {group}: {', '.join(group_options(group, _search_dirs))}" for group in USER_GROUPS)
+
+
+def _choice_names(value: Any) -> List[str]:
+    """Option names in `a`, `[a,b]` or a sweep of lists `[a,b],[c]` (as Hydra parsed them)."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    if isinstance(value, ChoiceSweep):
+        return [name for item in value.list for name in _choice_names(item)]
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _choice_names(item)]
+    # Interpolations and other sweeps (range, glob) are Hydra's to check.
+    return [value] if isinstance(value, str) and not value.startswith("${") else []
 
 
 def preflight(argv: List[str]) -> None:
     """Checks Hydra would report less clearly (or too late). Raises UserError."""
-    for arg in argv:
-        match = re.fullmatch(r"\+{0,2}~?([a-z_]+)=(.*)", arg)
-        if not match or match.group(1) not in GROUPS:
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    try:
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except OverrideParseException as error:
+        raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}") from None
+    searchpath = [v for o in overrides if o.key_or_group == "hydra.searchpath" for v in (o.value() or [])]
+    dirs = config_dirs([*searchpath, *([args.config_dir] if args.config_dir else [])])
+    _search_dirs[:] = dirs
+    for override in overrides:
+        group = override.key_or_group.split("@")[0]
+        if group not in GROUPS or override.is_delete():
             continue
-        group, value = match.groups()
-        if any(token in value for token in ("${", "(", "*")):
-            continue  # sweep functions and interpolations: leave them to Hydra
-        valid = group_options(group)
-        unknown = [choice for choice in _split_choices(value) if choice not in valid]
+        valid = group_options(group, dirs)
+        unknown = [name for name in _choice_names(override.value()) if name not in valid]
         if unknown:
+            places = ", ".join(str(d / group) for d in dirs)
             raise UserError(
-                f"unknown {group} {', '.join(repr(u) for u in unknown)} in '{arg}'. "
-                f"Valid {group} options: {', '.join(valid)} (files in {CONF_DIR / group})."
+                f"unknown {group} {', '.join(repr(u) for u in unknown)} in '{override.input_line}'. "
+                f"Valid {group} options: {', '.join(valid)} (files in {places})."
             )
-    names = [a.split("=", 1)[1] for a in argv if a.startswith("benchmark.name=")]
-    resuming = any(a in ("resume=true", "resume=True") for a in argv)
-    multirun = "-m" in argv or "--multirun" in argv
-    if names and not resuming and not multirun:
-        run_dir = Path("outputs") / names[-1]
+    values = {o.key_or_group: o.value() for o in overrides if not o.is_sweep_override()}
+    name, resuming = values.get("benchmark.name"), values.get("resume") is True
+    if isinstance(name, str) and not resuming and not args.multirun:
+        run_dir = Path("outputs") / name
         if (run_dir / "configs").exists():
             raise UserError(
                 f"run folder {run_dir} already holds a run; it is never overwritten. "
@@ -99,6 +135,8 @@ def _run_sweep_job(cfg: DictConfig, run) -> None:
 
 
 def main() -> None:
+    if not OmegaConf.has_resolver("bench_app_groups"):
+        OmegaConf.register_new_resolver("bench_app_groups", _groups_help)  # used by conf/hydra/help
     try:
         argv = sweep.expand_repeats(sys.argv[1:])
         preflight(argv)

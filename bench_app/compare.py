@@ -4,13 +4,14 @@ Sections: config snapshot, per-dataset effective configs, environment (versions,
 scores (with deltas). Two per_dataset/*.yaml files can be compared the same way.
 Exit 0 when identical, 1 when different, 2 on bad input. Names and timestamps are not differences.
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from .snapshot import read_yaml
+from .files import read_yaml
 
 _IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
 _UNSET = object()
@@ -31,8 +32,11 @@ def flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
 
 def diff_mappings(a: Dict[str, Any], b: Dict[str, Any], ignored=frozenset()) -> List[Tuple[str, Any, Any]]:
     fa, fb = flatten(a), flatten(b)
-    return [(k, fa.get(k, _UNSET), fb.get(k, _UNSET)) for k in sorted(set(fa) | set(fb))
-            if k not in ignored and fa.get(k, _UNSET) != fb.get(k, _UNSET)]
+    return [
+        (k, fa.get(k, _UNSET), fb.get(k, _UNSET))
+        for k in sorted(set(fa) | set(fb))
+        if k not in ignored and fa.get(k, _UNSET) != fb.get(k, _UNSET)
+    ]
 
 
 def _show(value: Any) -> str:
@@ -59,8 +63,11 @@ def _effective(document: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _environment(metadata: Dict[str, Any]) -> Dict[str, Any]:
-    return {"versions": metadata.get("versions"), "git": {k: v for k, v in (metadata.get("git") or {}).items() if k != "diff_file"},
-            "accelerator": metadata.get("accelerator")}
+    return {
+        "versions": metadata.get("versions"),
+        "git": {k: v for k, v in (metadata.get("git") or {}).items() if k != "diff_file"},
+        "accelerator": metadata.get("accelerator"),
+    }
 
 
 def _scores(results: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
@@ -95,7 +102,9 @@ def compare_runs(a: Path, b: Path) -> List[str]:
         for metric in sorted(set(x) | set(y)):
             va, vb = x.get(metric, _UNSET), y.get(metric, _UNSET)
             if va != vb:
-                delta = f"  (delta {vb - va:+.2f})" if all(isinstance(v, (int, float)) for v in (va, vb)) else ""
+                delta = (
+                    f"  (delta {vb - va:+.2f})" if all(isinstance(v, (int, float)) for v in (va, vb)) else ""
+                )
                 score_rows.append(f"  {short}.{metric}: {_show(va)} -> {_show(vb)}{delta}")
     if score_rows:
         lines.append(f"== scores ({len(score_rows)})")
@@ -108,13 +117,21 @@ def compare_files(a: Path, b: Path) -> List[str]:
     if not isinstance(x, dict) or not isinstance(y, dict):
         raise BadInput("both files must hold YAML mappings (per_dataset/*.yaml)")
     rows = diff_mappings(_effective(x), _effective(y))
-    return [f"== {a.name} vs {b.name} ({len(rows)})"] + [f"  {k}: {_show(p)} -> {_show(q)}" for k, p, q in rows] if rows else []
+    return (
+        [f"== {a.name} vs {b.name} ({len(rows)})"] + [f"  {k}: {_show(p)} -> {_show(q)}" for k, p, q in rows]
+        if rows
+        else []
+    )
 
 
 def main(argv: List[str] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m bench_app.compare <runA> <runB>   (run folders, or two per_dataset/*.yaml files)", file=sys.stderr)
+        print(
+            "usage: python -m bench_app.compare <runA> <runB>   (run folders, or two "
+            "per_dataset/*.yaml files)",
+            file=sys.stderr,
+        )
         return 2
     a, b = Path(argv[0]), Path(argv[1])
     try:

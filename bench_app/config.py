@@ -1,4 +1,5 @@
 """From Hydra's composed DictConfig to a typed, fully resolved BenchAppConfig (or a UserError)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -17,7 +18,10 @@ def resolve(cfg: DictConfig) -> BenchAppConfig:
         _check_missing(cfg, "")
         return OmegaConf.to_object(cfg)
     except MissingMandatoryValue as error:
-        raise UserError(f"{error.full_key}: a value is required but not set. Set it on the command line, e.g. {error.full_key}=...") from None
+        raise UserError(
+            f"{error.full_key}: a value is required but not set. Set it on the command line, e.g. "
+            f"{error.full_key}=..."
+        ) from None
     except InterpolationResolutionError as error:
         raise UserError(f"{error.full_key}: cannot resolve {str(error).splitlines()[0]}") from None
     except OmegaConfBaseException as error:
@@ -30,7 +34,9 @@ def _check_missing(node: Any, prefix: str) -> None:
         for key in node.keys():
             path = f"{prefix}.{key}" if prefix else str(key)
             if OmegaConf.is_missing(node, key):
-                raise UserError(f"{path}: a value is required but not set. Set it on the command line, e.g. {path}=...")
+                raise UserError(
+                    f"{path}: a value is required but not set. Set it on the command line, e.g. {path}=..."
+                )
             _check_missing(node._get_node(key), path)
 
 

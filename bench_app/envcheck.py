@@ -3,6 +3,7 @@
 Prints every difference in versions (engine and evaluator environments), installed packages, and git
 state. Exit 0 when nothing differs, 1 otherwise (reproduce.sh prints and continues).
 """
+
 from __future__ import annotations
 
 import sys
@@ -10,7 +11,12 @@ from pathlib import Path
 from typing import Dict, List
 
 from . import metadata as meta
-from .snapshot import read_yaml
+from .components import instantiate_component
+from .engines import Engine
+from .errors import UserError
+from .evaluators import Evaluator
+from .files import read_yaml
+from .snapshot import snapshot_to_config
 
 
 def _package_file(path: Path) -> Dict[str, str]:
@@ -22,9 +28,15 @@ def _package_file(path: Path) -> Dict[str, str]:
 def differences(metadata_file: Path) -> List[str]:
     recorded = read_yaml(metadata_file) or {}
     snapshot = read_yaml(metadata_file.parent / "config_snapshot.yaml") or {}
-    envs = meta.environment_versions(snapshot["engine"]["command"], snapshot["evaluator"]["command"])
+    try:
+        config = snapshot_to_config(snapshot)
+        engine = instantiate_component(config["engine"], Engine, "engine")
+        evaluator = instantiate_component(config["evaluator"], Evaluator, "evaluator")
+    except UserError as error:
+        return [f"cannot rebuild the recorded engine/evaluator: {error}"]
+    envs = meta.environment_versions(engine.command, evaluator.command)
     found: List[str] = []
-    current_versions = meta.summary_versions(envs)
+    current_versions = meta.summary_versions(envs, engine.version_packages, evaluator.version_packages)
     for key, value in (recorded.get("versions") or {}).items():
         if key in current_versions and current_versions[key] != value:
             found.append(f"version {key}: recorded {value}, now {current_versions[key]}")
@@ -33,7 +45,10 @@ def differences(metadata_file: Path) -> List[str]:
         now = envs[role]
         for name in sorted(set(before) | set(now)):
             if before.get(name) != now.get(name):
-                found.append(f"{role} package {name}: recorded {before.get(name, 'absent')}, now {now.get(name, 'absent')}")
+                found.append(
+                    f"{role} package {name}: recorded {before.get(name, 'absent')}, now "
+                    f"{now.get(name, 'absent')}"
+                )
     git_now, git_then = meta.git_state(), recorded.get("git") or {}
     for key in ("commit", "dirty"):
         if git_then.get(key) != git_now.get(key):

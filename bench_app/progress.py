@@ -1,4 +1,5 @@
 """Progress output: a live rich status line on a terminal, plain timestamped lines otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -11,15 +12,19 @@ from rich.console import Console
 
 def make_console() -> Console:
     # Plain lines (no colours, no cursor tricks) when stdout is a file or a pipe (CI, logs).
-    return Console(highlight=False, soft_wrap=True) if sys.stdout.isatty() else Console(
-        highlight=False, soft_wrap=True, force_terminal=False, no_color=True, width=200
+    return (
+        Console(highlight=False, soft_wrap=True)
+        if sys.stdout.isatty()
+        else Console(highlight=False, soft_wrap=True, force_terminal=False, no_color=True, width=200)
     )
 
 
 class Progress:
     """Reports `dataset i/N, phase, elapsed` as a spinner on a terminal and as log lines elsewhere."""
 
-    def __init__(self, console: Console, total: int, enabled: bool = True, live: bool = True, label: str = ""):
+    def __init__(
+        self, console: Console, total: int, enabled: bool = True, live: bool = True, label: str = ""
+    ):
         self.console = console
         self.total = total
         self.enabled = enabled

@@ -1,4 +1,5 @@
 """Secret removal for everything bench_app writes (snapshots, metadata, reproduce.sh, copied logs)."""
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,10 @@ def is_secret_name(name: str) -> bool:
 def redact_mapping(data: Any) -> Any:
     """A copy of nested dicts/lists with the values of secret-looking keys replaced."""
     if isinstance(data, Mapping):
-        return {k: (REDACTED if is_secret_name(k) and v not in (None, "") else redact_mapping(v)) for k, v in data.items()}
+        return {
+            k: (REDACTED if is_secret_name(k) and v not in (None, "") else redact_mapping(v))
+            for k, v in data.items()
+        }
     if isinstance(data, list):
         return [redact_mapping(v) for v in data]
     return data

@@ -5,13 +5,15 @@ back into a primary config in the schema's shape, with the Hydra settings a run 
 composes it as usual, so extra overrides and the schema's checks apply exactly as in a normal run.
 reproduce.sh --frozen calls this.
 """
+
 from __future__ import annotations
 
 import sys
 import tempfile
 from pathlib import Path
 
-from .snapshot import dump_yaml, load_snapshot_config
+from .files import dump_yaml
+from .snapshot import load_snapshot_config
 
 # What conf/config.yaml sets for Hydra, carried here so a replay does not depend on conf/.
 HYDRA_SETTINGS = {
@@ -20,7 +22,12 @@ HYDRA_SETTINGS = {
     "job": {"chdir": False},
     "callbacks": {"snapshot": {"_target_": "bench_app.snapshot.SnapshotCallback"}},
 }
-DEFAULTS = ["bench_app_schema", "_self_", {"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}]
+DEFAULTS = [
+    "bench_app_schema",
+    "_self_",
+    {"override hydra/job_logging": "none"},
+    {"override hydra/hydra_logging": "none"},
+]
 
 
 def frozen_primary_config(snapshot_file: Path) -> dict:
@@ -33,7 +40,10 @@ def frozen_primary_config(snapshot_file: Path) -> dict:
 
 def main() -> None:
     if len(sys.argv) < 2 or not Path(sys.argv[1]).is_file():
-        print("usage: python -m bench_app.replay <run>/configs/config_snapshot.yaml [overrides...]", file=sys.stderr)
+        print(
+            "usage: python -m bench_app.replay <run>/configs/config_snapshot.yaml [overrides...]",
+            file=sys.stderr,
+        )
         sys.exit(2)
     snapshot_file = Path(sys.argv[1]).resolve()
     overrides = sys.argv[2:]

@@ -1,36 +1,39 @@
 """Reports: the dry-run plan, results.yaml, summary.md and the table printed at the end."""
+
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from rich.table import Table
 
+from .files import atomic_write, dump_yaml
 from .outcome import RunOutcome
 from .plan import RunPlan
-from .snapshot import atomic_write, dump_yaml
 
 
 def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
-    console.print(f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {len(plan.groups)} engine group(s) = server start(s)")
+    console.print(
+        f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {len(plan.groups)} engine group(s) = "
+        "server start(s)"
+    )
     for group in plan.groups:
         console.print(f"\n[bold]engine group {group.index}[/]  datasets: {', '.join(group.datasets)}")
         console.print(f"  engine:    {shlex.join(group.argv)}")
         for short in group.datasets:
             dataset = plan.dataset(short)
-            console.print(f"  evaluator: {short}: {' '.join(evaluator_command_preview(dataset))}")
+            preview = plan.evaluator.command_preview(short, dataset.evaluator)
+            console.print(f"  evaluator: {short}: {' '.join(preview)}")
     console.print(f"\nsnapshot written to {run_dir / 'configs'}; dry run, nothing started.")
 
 
-def evaluator_command_preview(dataset) -> List[str]:
-    from .evaluator import evaluator_argv
-
-    return evaluator_argv(["ais_bench"], "<run>/" + dataset.short + "/aisbench_task.py", "<run>/" + dataset.short, dataset.evaluator)
-
-
 def metric_text(metrics: Dict[str, Any]) -> str:
-    parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in (metrics or {}).items() if not isinstance(v, dict)]
+    parts = [
+        f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in (metrics or {}).items()
+        if not isinstance(v, dict)
+    ]
     return ", ".join(parts) or "-"
 
 
@@ -54,7 +57,8 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
     lines = [
         f"# {config.benchmark.name}",
         "",
-        f"status: **{outcome.status}** · wall time {outcome.wall_s:.1f} s · server starts: {outcome.server_starts}",
+        f"status: **{outcome.status}** · wall time {outcome.wall_s:.1f} s · server starts: "
+        f"{outcome.server_starts}",
         "",
         "| dataset | AISBench config | status | metrics | group | server started | eval s | reason |",
         "|---|---|---|---|---|---|---|---|",
@@ -62,12 +66,25 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
     for short, r in outcome.results.items():
         reason = markdown_cell(r.reason or "")
         eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
-        lines.append(f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | {r.server_started_at or '-'} | {eval_s} | {reason} |")
-    lines += ["", "| group | max_model_len (read back) | port | devices | ready after s | vLLM |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | "
+            f"{r.server_started_at or '-'} | {eval_s} | {reason} |"
+        )
+    lines += [
+        "",
+        f"| group | max_model_len (read back) | port | devices | ready after s | {plan.engine.label} |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in outcome.servers:
         ready = f"{s.ready_after_s:.1f}" if s.ready_after_s is not None else "-"
-        devices = f"{s.visible_devices_env}={','.join(s.devices)}" if s.devices else (f"CPU slot {s.cpu_slot}" if s.cpu_slot is not None else "-")
-        lines.append(f"| {s.group} | {s.max_model_len or '-'} | {s.port} | {devices} | {ready} | {s.version or '-'} |")
+        devices = (
+            f"{s.visible_devices_env}={','.join(s.devices)}"
+            if s.devices
+            else (f"CPU slot {s.cpu_slot}" if s.cpu_slot is not None else "-")
+        )
+        lines.append(
+            f"| {s.group} | {s.max_model_len or '-'} | {s.port} | {devices} | {ready} | {s.version or '-'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -77,12 +94,25 @@ def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> 
 
 
 def print_summary(console, run_dir: Path, plan: RunPlan, outcome: RunOutcome) -> None:
-    table = Table(title=f"{run_dir.name}: {outcome.status} in {outcome.wall_s:.0f} s, {outcome.server_starts} server start(s)")
+    table = Table(
+        title=f"{run_dir.name}: {outcome.status} in {outcome.wall_s:.0f} s, "
+        f"{outcome.server_starts} server start(s)"
+    )
     for column in ("dataset", "status", "metrics", "group", "eval s", "reason"):
         table.add_column(column)
     for short, r in outcome.results.items():
         style = {"ok": "green", "failed": "red"}.get(r.status, "yellow")
         eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
-        table.add_row(short, f"[{style}]{r.status}[/]", metric_text(r.metrics), str(r.group), eval_s, (r.reason or "")[:120])
+        table.add_row(
+            short,
+            f"[{style}]{r.status}[/]",
+            metric_text(r.metrics),
+            str(r.group),
+            eval_s,
+            (r.reason or "")[:120],
+        )
     console.print(table)
-    console.print(f"results: {run_dir / 'results.yaml'} · summary: {run_dir / 'summary.md'} · configs: {run_dir / 'configs'}")
+    console.print(
+        f"results: {run_dir / 'results.yaml'} · summary: {run_dir / 'summary.md'} · configs: "
+        f"{run_dir / 'configs'}"
+    )

@@ -1,4 +1,5 @@
 """OmegaConf resolvers used by conf/: ${project_root:} and ${mul:a,b}."""
+
 from __future__ import annotations
 
 from pathlib import Path

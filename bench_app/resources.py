@@ -11,6 +11,7 @@ every bench_app process of this user (parallel groups of one run, joblib and sub
 The kernel drops a flock when its holder dies, so a crashed job never leaves a stale lease. A job
 that cannot get what it needs waits (and says for what) instead of oversubscribing.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -22,15 +23,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, IO, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .engine import free_port, port_is_free
+from .errors import LeaseError
+from .net import free_port, port_is_free
 
 VISIBILITY_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES")
-
-
-class LeaseError(Exception):
-    """Resources that can never be had (or were not had in time); the reason names the values."""
 
 
 def default_lease_dir() -> Path:
@@ -38,8 +36,9 @@ def default_lease_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"bench_app-leases-{os.getuid()}"
 
 
-def device_pool(configured: Optional[Sequence], engine_visibility_env: Optional[str],
-                environ: Mapping[str, str]) -> Tuple[List[str], Optional[str]]:
+def device_pool(
+    configured: Optional[Sequence], engine_visibility_env: Optional[str], environ: Mapping[str, str]
+) -> Tuple[List[str], Optional[str]]:
     """The device ids servers may use, and the variable that exposes them to a server.
 
     execution.devices wins; otherwise what CUDA_VISIBLE_DEVICES / ASCEND_RT_VISIBLE_DEVICES expose;
@@ -54,7 +53,9 @@ def device_pool(configured: Optional[Sequence], engine_visibility_env: Optional[
             return [d.strip() for d in value.split(",") if d.strip()], variable
     if engine_visibility_env == "CUDA_VISIBLE_DEVICES" and shutil.which("nvidia-smi"):
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-        return [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")], engine_visibility_env
+        return [
+            str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")
+        ], engine_visibility_env
     return [], engine_visibility_env
 
 
@@ -106,8 +107,13 @@ class Lease:
         return {self.visibility_env: ",".join(self.devices)} if self.devices and self.visibility_env else {}
 
     def record(self) -> Dict[str, object]:
-        return {"port": self.port, "devices": list(self.devices), "visible_devices_env": self.visibility_env if self.devices else None,
-                "cpu_slot": self.cpu_slot, "waited_for_resources_s": round(self.waited_s, 1)}
+        return {
+            "port": self.port,
+            "devices": list(self.devices),
+            "visible_devices_env": self.visibility_env if self.devices else None,
+            "cpu_slot": self.cpu_slot,
+            "waited_for_resources_s": round(self.waited_s, 1),
+        }
 
     def release(self) -> None:
         for lock in reversed(self.locks):
@@ -116,8 +122,14 @@ class Lease:
 
 
 class ResourcePool:
-    def __init__(self, lease_dir: Path, devices: List[str], visibility_env: Optional[str], max_cpu_servers: int,
-                 holder: str = ""):
+    def __init__(
+        self,
+        lease_dir: Path,
+        devices: List[str],
+        visibility_env: Optional[str],
+        max_cpu_servers: int,
+        holder: str = "",
+    ):
         self.lease_dir = Path(lease_dir)
         self.devices = devices
         self.visibility_env = visibility_env
@@ -129,14 +141,19 @@ class ResourcePool:
 
     def _check_possible(self, tensor_parallel_size: int) -> None:
         if self.devices and tensor_parallel_size > len(self.devices):
-            raise LeaseError(f"tensor_parallel_size {tensor_parallel_size} needs {tensor_parallel_size} devices, "
-                             f"but the device pool has {len(self.devices)}: {self.devices} (execution.devices or "
-                             f"{'/'.join(VISIBILITY_VARIABLES)})")
+            raise LeaseError(
+                f"tensor_parallel_size {tensor_parallel_size} needs {tensor_parallel_size} devices, "
+                f"but the device pool has {len(self.devices)}: {self.devices} (execution.devices or "
+                f"{'/'.join(VISIBILITY_VARIABLES)})"
+            )
         if not self.devices and self.max_cpu_servers < 1:
             raise LeaseError(f"execution.max_cpu_servers is {self.max_cpu_servers}; it must be at least 1")
 
-    def _try_compute(self, tensor_parallel_size: int) -> Tuple[Optional[List[_FileLock]], List[str], Optional[int], str]:
-        """All-or-nothing: the devices (or a CPU slot) or nothing held. Returns (locks, devices, slot, busy text)."""
+    def _try_compute(
+        self, tensor_parallel_size: int
+    ) -> Tuple[Optional[List[_FileLock]], List[str], Optional[int], str]:
+        """All-or-nothing: the devices (or a CPU slot) or nothing held.
+        Returns (locks, devices, slot, busy text)."""
         held: List[_FileLock] = []
         if self.devices:
             taken: List[str] = []
@@ -150,7 +167,12 @@ class ResourcePool:
             busy = [f"{d} ({self._lock(f'device-{d}').holder()})" for d in self.devices if d not in taken]
             for lock in held:
                 lock.release()
-            return None, [], None, f"{tensor_parallel_size} of devices {self.devices}; busy: {', '.join(busy)}"
+            return (
+                None,
+                [],
+                None,
+                f"{tensor_parallel_size} of devices {self.devices}; busy: {', '.join(busy)}",
+            )
         for slot in range(self.max_cpu_servers):
             lock = self._lock(f"cpu-slot-{slot}")
             if lock.try_acquire(self.holder):
@@ -161,10 +183,17 @@ class ResourcePool:
         if port:
             lock = self._lock(f"port-{port}")
             if not lock.try_acquire(self.holder):
-                return None, port, f"port {port} ({lock.holder()}; vllm.port=0 lets concurrent servers pick free ports)"
+                return (
+                    None,
+                    port,
+                    f"port {port} ({lock.holder()}; vllm.port=0 lets concurrent servers pick free ports)",
+                )
             if not port_is_free(host, port):
                 lock.release()
-                raise LeaseError(f"port {port} on {host} is already in use; free it or set vllm.port=0 to pick a free port automatically")
+                raise LeaseError(
+                    f"port {port} on {host} is already in use; free it or set vllm.port=0 to pick a "
+                    "free port automatically"
+                )
             return lock, port, ""
         for _ in range(50):
             candidate = free_port(host)
@@ -173,9 +202,17 @@ class ResourcePool:
                 return lock, candidate, ""
         return None, 0, "a free port"
 
-    def acquire(self, host: str, port: int, tensor_parallel_size: int, wait_timeout_s: float,
-                cancelled: Callable[[], bool] = lambda: False, on_wait: Callable[[str], None] = lambda _: None) -> Lease:
-        """Block until the devices (or CPU slot) and the port are held; raise LeaseError if they never can be."""
+    def acquire(
+        self,
+        host: str,
+        port: int,
+        tensor_parallel_size: int,
+        wait_timeout_s: float,
+        cancelled: Callable[[], bool] = lambda: False,
+        on_wait: Callable[[str], None] = lambda _: None,
+    ) -> Lease:
+        """Block until the devices (or CPU slot) and the port are held; raise LeaseError if they never
+        can be."""
         self._check_possible(tensor_parallel_size)
         self.lease_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
@@ -190,8 +227,14 @@ class ResourcePool:
                         lock.release()
                     raise
                 if port_lock is not None:
-                    return Lease(port=chosen, devices=devices, visibility_env=self.visibility_env, cpu_slot=slot,
-                                 waited_s=time.monotonic() - started, locks=[*locks, port_lock])
+                    return Lease(
+                        port=chosen,
+                        devices=devices,
+                        visibility_env=self.visibility_env,
+                        cpu_slot=slot,
+                        waited_s=time.monotonic() - started,
+                        locks=[*locks, port_lock],
+                    )
                 for lock in locks:
                     lock.release()
             waited = time.monotonic() - started

@@ -2,6 +2,7 @@
 
 Each stage lives in its own module; this file only wires them together and owns the exit code.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -14,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 from . import report
 from .config import resolve
 from .errors import UserError
+from .files import atomic_write, read_yaml
 from .plan import RunPlan, build_plan, config_fingerprint
 from .progress import make_console
-from .snapshot import Snapshot, atomic_write, hydra_info_from_config, read_yaml
+from .snapshot import Snapshot, hydra_info_from_config
 
 
 def _discard_new_run_dir(run_dir: Path) -> None:
@@ -44,7 +46,8 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, d
     differing = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
     if differing:
         raise UserError(
-            f"resume refused: the effective configuration of dataset(s) {differing} differs from the run in {run_dir}. "
+            f"resume refused: the effective configuration of dataset(s) {differing} differs from the "
+            f"run in {run_dir}. "
             "Compare with `python -m bench_app.compare`, or start a new run with another benchmark.name."
         )
     results_file = run_dir / "results.yaml"
@@ -83,7 +86,9 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     snapshot.write_initial(status="running")
     outcome = None
     try:
-        label = f"[job {info['job_num']}]" if info.get("job_num") is not None else ""  # sweep jobs share a terminal
+        label = (
+            f"[job {info['job_num']}]" if info.get("job_num") is not None else ""
+        )  # sweep jobs share a terminal
         outcome = execute(config, plan, run_dir, snapshot, console, already_ok, stop_requested, label)
     finally:  # finalised whatever happens, an unexpected error included
         if outcome is None:

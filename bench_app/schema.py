@@ -5,10 +5,11 @@ defaults, so Hydra rejects unknown keys and wrong types while composing, before 
 Field names follow the original design document (vllm / aisbench / datasets / model_config /
 vllm_config_override).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -93,24 +94,17 @@ class AisbenchConf:
 
 
 @dataclass
-class EngineConf:
-    # Command that starts the server; the engine argv is appended. GPU machines: [vllm, serve].
-    command: List[str] = MISSING
-    # Key of --hf-overrides that carries rope scaling: rope_parameters (transformers v5 stacks) or
-    # rope_scaling (older ones).
-    hf_rope_field: str = "rope_parameters"
-    # Variable that exposes leased devices to a server (CUDA_VISIBLE_DEVICES on GPUs,
-    # ASCEND_RT_VISIBLE_DEVICES on Ascend NPUs); null for the CPU build (no device pool).
-    device_visibility_env: Optional[str] = None
-    env: Dict[str, str] = field(default_factory=dict)
+class EvaluatorSettings(AisbenchConf):
+    """The effective evaluator settings of one dataset: the run-wide `aisbench:` block with the
+    dataset's own values (bench_app.plan builds it; the snapshot writes it field by field)."""
 
+    # From the dataset's model_config (generation_kwargs: the dataset's, then the run-wide ones).
+    max_out_len: int = 512
+    subsets: Optional[List[str]] = None
+    data_path: Optional[str] = None
 
-@dataclass
-class EvaluatorConf:
-    command: List[str] = MISSING
-    # AISBench resolves relative dataset paths under this folder (AIS_BENCH_DATASETS_CACHE).
-    datasets_root: Optional[str] = None
-    env: Dict[str, str] = field(default_factory=dict)
+    # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
+    MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs")
 
 
 @dataclass
@@ -141,8 +135,10 @@ class BenchAppConfig:
     vllm: VllmArgs = field(default_factory=VllmArgs)
     aisbench: AisbenchConf = field(default_factory=AisbenchConf)
     datasets: Dict[str, DatasetConf] = field(default_factory=dict)
-    engine: EngineConf = field(default_factory=EngineConf)
-    evaluator: EvaluatorConf = field(default_factory=EvaluatorConf)
+    # The engine and evaluator components: `_target_` names the class (bench_app.engines.*,
+    # bench_app.evaluators.*), the other keys are its settings, declared and checked by that class.
+    engine: Dict[str, Any] = field(default_factory=dict)
+    evaluator: Dict[str, Any] = field(default_factory=dict)
     execution: ExecutionConf = field(default_factory=ExecutionConf)
     # Re-run only the datasets of an existing run that are not `ok`.
     resume: bool = False

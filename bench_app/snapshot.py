@@ -9,54 +9,37 @@
 Written before any server starts and finalised at the end (also on failure or Ctrl-C). Every file is
 written atomically and scrubbed of secrets.
 """
+
 from __future__ import annotations
 
 import copy
 import os
 import shlex
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import yaml
 from hydra.experimental.callback import Callback
 
 from . import metadata as meta
-from .plan import DatasetPlan, RunPlan, config_fingerprint
-from .redact import redact_mapping, scrub_text, secret_values
+from .files import atomic_write, dump_yaml, read_yaml
+from .plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
+from .redact import redact_mapping, secret_values
 from .resolvers import PROJECT_ROOT
+from .schema import EvaluatorSettings
 
-SNAPSHOT_FORMAT = 1
-
-
-def atomic_write(path: Path, text: str, secrets: List[str] = (), mode: Optional[int] = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = scrub_text(text, secrets)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
-
-
-def read_yaml(path: Path) -> Any:
-    with open(path) as handle:
-        return yaml.safe_load(handle)
+SNAPSHOT_FORMAT = 2
+# Format 1 snapshots predate `_target_`: they always ran these components.
+_FORMAT_1_TARGETS = {
+    "engine": "bench_app.engines.vllm.VllmEngine",
+    "evaluator": "bench_app.evaluators.aisbench.AisbenchEvaluator",
+}
 
 
 # ---------------------------------------------------------------- document-shaped sections
 def snapshot_document(resolved: Dict[str, Any], plan: RunPlan) -> Dict[str, Any]:
-    """config_snapshot.yaml: the document's sections (benchmark, vllm, aisbench, datasets) + what replay needs."""
+    """config_snapshot.yaml: the document's sections (benchmark, vllm, aisbench, datasets) and what
+    a replay needs."""
     names = [d.name for d in plan.datasets]
     datasets = {}
     for short, dataset in resolved["datasets"].items():
@@ -80,7 +63,13 @@ def snapshot_document(resolved: Dict[str, Any], plan: RunPlan) -> Dict[str, Any]
 
 def snapshot_to_config(document: Dict[str, Any]) -> Dict[str, Any]:
     """Inverse of snapshot_document: a config in the schema's shape (used by the frozen replay)."""
-    config = {k: copy.deepcopy(document[k]) for k in ("benchmark", "vllm", "engine", "evaluator", "execution") if k in document}
+    config = {
+        k: copy.deepcopy(document[k])
+        for k in ("benchmark", "vllm", "engine", "evaluator", "execution")
+        if k in document
+    }
+    for group, target in _FORMAT_1_TARGETS.items():
+        config.get(group, {}).setdefault("_target_", target)
     aisbench = copy.deepcopy(document.get("aisbench", {}))
     aisbench.pop("datasets", None)
     config["aisbench"] = aisbench
@@ -93,22 +82,15 @@ def snapshot_to_config(document: Dict[str, Any]) -> Dict[str, Any]:
     return config
 
 
-def per_dataset_document(plan: DatasetPlan, group) -> Dict[str, Any]:
-    evaluator = asdict(plan.evaluator)
+def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any]:
+    """per_dataset/<short>.yaml: the document's sections, every evaluator setting from the schema."""
+    settings = asdict(plan.evaluator)
+    model_config = {k: settings.pop(k) for k in EvaluatorSettings.MODEL_CONFIG_FIELDS}
     document = {
         "dataset": {"name": plan.name, "short": plan.short, "description": plan.description},
         "vllm": plan.engine_args,
-        "aisbench": {
-            "model": evaluator["model"],
-            "num_prompts": evaluator["num_prompts"],
-            "mode": evaluator["mode"],
-            "max_num_workers": evaluator["max_num_workers"],
-            "batch_size": evaluator["batch_size"],
-            "retry": evaluator["retry"],
-            "subsets": evaluator["subsets"],
-            "data_path": evaluator["data_path"],
-        },
-        "model_config": {"max_out_len": evaluator["max_out_len"], "generation_kwargs": evaluator["generation_kwargs"]},
+        "aisbench": settings,
+        "model_config": model_config,
     }
     if plan.override_applied:
         document["vllm_config_override_applied"] = plan.override_applied
@@ -116,7 +98,7 @@ def per_dataset_document(plan: DatasetPlan, group) -> Dict[str, Any]:
         "group": group.index,
         "shares_server_with": [s for s in group.datasets if s != plan.short],
         "argv": group.argv,
-        "hf_overrides": group.hf_overrides or None,
+        **group.launch_details,
     }
     return document
 
@@ -173,7 +155,14 @@ exec "$PYTHON" -m bench_app \\
 class Snapshot:
     """Writes and finalises outputs/<run>/configs/."""
 
-    def __init__(self, run_dir: Path, resolved: Dict[str, Any], plan: RunPlan, hydra_info: Dict[str, Any], argv: List[str]):
+    def __init__(
+        self,
+        run_dir: Path,
+        resolved: Dict[str, Any],
+        plan: RunPlan,
+        hydra_info: Dict[str, Any],
+        argv: List[str],
+    ):
         self.run_dir = run_dir
         self.dir = run_dir / "configs"
         self.resolved = resolved
@@ -200,7 +189,9 @@ class Snapshot:
         choices = info.get("choices", {})
         return {
             "benchmark": {"name": self.resolved["benchmark"]["name"]},
-            "primary_config": str(conf_dir / f"{info['config_name']}.yaml") if conf_dir else info.get("config_name"),
+            "primary_config": str(conf_dir / f"{info['config_name']}.yaml")
+            if conf_dir
+            else info.get("config_name"),
             "model_config": conf_path("model", choices["model"]) if choices.get("model") else None,
             "datasets": [conf_path("dataset", short) for short in self.resolved["datasets"]],
             "choices": {**choices, "dataset": list(self.resolved["datasets"])},
@@ -217,11 +208,12 @@ class Snapshot:
 
     def write_initial(self, status: str) -> None:
         self.scrub_hydra_output()
-        envs = meta.environment_versions(self.resolved["engine"]["command"], self.resolved["evaluator"]["command"])
+        engine, evaluator = self.plan.engine, self.plan.evaluator
+        envs = meta.environment_versions(engine.command, evaluator.command)
         git = meta.git_state()
         self.metadata = {
             "runtime": meta.runtime_block(self.started),
-            "versions": meta.summary_versions(envs),
+            "versions": meta.summary_versions(envs, engine.version_packages, evaluator.version_packages),
             "command": meta.command_block(self.argv),
             "git": {**git, "diff_file": "git_diff.patch" if git.get("dirty") else None},
             "accelerator": meta.accelerator_info(),
@@ -231,14 +223,22 @@ class Snapshot:
             "fingerprint": config_fingerprint(self.plan),
         }
         if self.hydra_info.get("job_num") is not None:
-            self.metadata["sweep"] = {"dir": str(self.run_dir.parent), "job_num": self.hydra_info["job_num"],
-                                      "job_overrides": list(self.hydra_info.get("overrides", []))}
+            self.metadata["sweep"] = {
+                "dir": str(self.run_dir.parent),
+                "job_num": self.hydra_info["job_num"],
+                "job_overrides": list(self.hydra_info.get("overrides", [])),
+            }
         self._write("config_original.yaml", self.original_document())
         self._write("config_snapshot.yaml", snapshot_document(self.resolved, self.plan))
         for dataset in self.plan.datasets:
-            self._write(f"per_dataset/{dataset.short}.yaml", per_dataset_document(dataset, self.plan.groups[dataset.group]))
+            self._write(
+                f"per_dataset/{dataset.short}.yaml",
+                per_dataset_document(dataset, self.plan.groups[dataset.group]),
+            )
         for role, packages in envs.items():
-            atomic_write(self.dir / f"packages_{role}.txt", "".join(f"{n}=={v}\n" for n, v in packages.items()))
+            atomic_write(
+                self.dir / f"packages_{role}.txt", "".join(f"{n}=={v}\n" for n, v in packages.items())
+            )
         if git.get("dirty"):
             atomic_write(self.dir / "git_diff.patch", meta.git_diff(), self.secrets)
         self._write("metadata.yaml", self.metadata)
@@ -258,7 +258,7 @@ class Snapshot:
     def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
         self.metadata["run"].update(status=status, ended=meta.now_iso())
         if server_versions:
-            self.metadata["versions"]["vllm_server"] = server_versions
+            self.metadata["versions"][f"{self.plan.engine.name}_server"] = server_versions
         self._write("metadata.yaml", self.metadata)
 
 
@@ -283,7 +283,9 @@ class SnapshotCallback(Callback):
             return
         document = read_yaml(metadata_file)
         if document.get("run", {}).get("status") == "running":
-            document["run"].update(status="failed", ended=meta.now_iso(), error=repr(job_return._return_value)[:500])
+            document["run"].update(
+                status="failed", ended=meta.now_iso(), error=repr(job_return._return_value)[:500]
+            )
             atomic_write(metadata_file, dump_yaml(document))
 
 
@@ -298,7 +300,11 @@ def hydra_info_from_config() -> Dict[str, Any]:
     for source in hydra_cfg.runtime.config_sources:
         if source.provider == "main" and source.schema == "file":
             config_dir = source.path
-    choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if not k.startswith("hydra/")}
+    choices = {
+        k: v
+        for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items()
+        if not k.startswith("hydra/")
+    }
     return {
         "config_dir": config_dir,
         "config_name": hydra_cfg.job.config_name,

@@ -10,6 +10,7 @@ the sweep before the summary); the sweep's exit code is decided here from the jo
 Ctrl-C / SIGTERM during a sweep: the parent drops a marker in the sweep folder; running jobs see it,
 stop their servers and finish as interrupted, jobs not yet started finish at once as skipped.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,36 +26,84 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from hydra.experimental.callback import Callback
 
 from .errors import UserError
+from .files import atomic_write, dump_yaml, read_yaml
 from .report import markdown_cell, metric_text
-from .snapshot import atomic_write, dump_yaml, read_yaml
 
 JOB_FILE = "job.yaml"
 ERROR_FILE = "error.txt"
 INTERRUPT_MARKER = ".interrupted"
 # Overrides that only pick a sampling / engine seed: jobs differing only in these are repeats.
 REPEAT_KEYS = ("aisbench.generation_kwargs.seed", "vllm.seed")
-REPEATS_SHORTHAND = "benchmark.repeats="
+REPEATS_KEY = "benchmark.repeats"
 
 # Two-sided 95% Student t critical values, df = 1..30 (larger df: a close approximation below).
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 # ---------------------------------------------------------------- command line
+def _parse_override(text: str):
+    """One command-line override as Hydra parses it, or None for a flag or what Hydra cannot parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    if text.startswith("-") or "=" not in text:
+        return None
+    try:
+        return OverridesParser.create().parse_override(text)
+    except OverrideParseException:
+        return None  # Hydra reports it itself, with its own message
+
+
 def expand_repeats(argv: List[str]) -> List[str]:
     """`benchmark.repeats=N` -> a multirun over aisbench.generation_kwargs.seed=1..N (raises UserError)."""
-    given = [a for a in argv if a.startswith(REPEATS_SHORTHAND)]
+    parsed = [(arg, _parse_override(arg)) for arg in argv]
+    given = [o for _, o in parsed if o is not None and o.key_or_group == REPEATS_KEY]
     if not given:
         return argv
-    value = given[-1][len(REPEATS_SHORTHAND):]
-    if not value.isdigit() or int(value) < 2:
-        raise UserError(f"benchmark.repeats must be an integer >= 2, got {value!r}")
-    if any(a.lstrip("+").startswith("aisbench.generation_kwargs.seed=") for a in argv):
-        raise UserError("benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other")
-    rest = [a for a in argv if not a.startswith(REPEATS_SHORTHAND)]
+    value = given[-1].value()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise UserError(
+            f"benchmark.repeats must be an integer >= 2, got {given[-1].get_value_element_as_str()!r}"
+        )
+    if any(o is not None and o.key_or_group == "aisbench.generation_kwargs.seed" for _, o in parsed):
+        raise UserError(
+            "benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other"
+        )
+    rest = [arg for arg, o in parsed if o is None or o.key_or_group != REPEATS_KEY]
     multirun = [] if ("-m" in rest or "--multirun" in rest) else ["-m"]
     # ++: add the key, or replace a seed the dataset/model config already sets
-    return [*multirun, *rest, f"++aisbench.generation_kwargs.seed=range(1,{int(value) + 1})"]
+    return [*multirun, *rest, f"++aisbench.generation_kwargs.seed=range(1,{value + 1})"]
 
 
 def is_multirun() -> bool:
@@ -69,10 +118,14 @@ def sweep_interrupted(job_dir: Path) -> bool:
     return (job_dir.parent / INTERRUPT_MARKER).exists()
 
 
-def write_job_record(job_dir: Path, num: int, overrides: Sequence[str], exit_code: int, error: Optional[str] = None) -> None:
+def write_job_record(
+    job_dir: Path, num: int, overrides: Sequence[str], exit_code: int, error: Optional[str] = None
+) -> None:
     if error:
         atomic_write(job_dir / ERROR_FILE, error)
-    atomic_write(job_dir / JOB_FILE, dump_yaml({"num": num, "overrides": list(overrides), "exit_code": exit_code}))
+    atomic_write(
+        job_dir / JOB_FILE, dump_yaml({"num": num, "overrides": list(overrides), "exit_code": exit_code})
+    )
 
 
 def mark_interrupted(sweep_dir: Path) -> None:
@@ -96,8 +149,10 @@ class JobSummary:
 
 
 def _job_dirs(sweep_dir: Path) -> List[Path]:
-    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
-                  key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
+    return sorted(
+        (p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
+        key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name),
+    )
 
 
 def read_job(job_dir: Path) -> JobSummary:
@@ -106,21 +161,30 @@ def read_job(job_dir: Path) -> JobSummary:
     if overrides is None and (job_dir / ".hydra" / "overrides.yaml").exists():
         overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml") or []
     num = job.get("num", int(job_dir.name) if job_dir.name.isdigit() else -1)
-    summary = JobSummary(num=num, dir=str(job_dir), overrides=list(overrides or []), exit_code=job.get("exit_code"),
-                         status="missing")
+    summary = JobSummary(
+        num=num,
+        dir=str(job_dir),
+        overrides=list(overrides or []),
+        exit_code=job.get("exit_code"),
+        status="missing",
+    )
     results = read_yaml(job_dir / "results.yaml") if (job_dir / "results.yaml").exists() else None
     metadata_file = job_dir / "configs" / "metadata.yaml"
     metadata = read_yaml(metadata_file) if metadata_file.exists() else {}
     if results:
         summary.status = results.get("status", "failed")
         for short, entry in (results.get("datasets") or {}).items():
-            summary.datasets[short] = {k: entry[k] for k in ("status", "metrics", "reason") if entry.get(k) not in (None, {})}
+            summary.datasets[short] = {
+                k: entry[k] for k in ("status", "metrics", "reason") if entry.get(k) not in (None, {})
+            }
     elif metadata:
         summary.status = metadata.get("run", {}).get("status", "failed")
         if summary.status == "running":  # the job died without finalising (killed)
             summary.status = "failed"
         for planned in sorted((job_dir / "configs" / "per_dataset").glob("*.yaml")):
-            summary.datasets[planned.stem] = {"status": "planned" if summary.status == "dry_run" else "not run"}
+            summary.datasets[planned.stem] = {
+                "status": "planned" if summary.status == "dry_run" else "not run"
+            }
     elif job:  # the job never got as far as a snapshot
         summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
     if (job_dir / ERROR_FILE).exists():
@@ -151,12 +215,25 @@ def describe(values: Sequence[float]) -> Dict[str, Any]:
     std = statistics.stdev(values) if n > 1 else 0.0
     half = t_critical_95(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
     rounded = lambda x: round(x, 4)  # noqa: E731
-    return {"n": n, "mean": rounded(mean), "std": rounded(std), "min": rounded(min(values)), "max": rounded(max(values)),
-            "ci95": [rounded(mean - half), rounded(mean + half)] if n > 1 else None}
+    return {
+        "n": n,
+        "mean": rounded(mean),
+        "std": rounded(std),
+        "min": rounded(min(values)),
+        "max": rounded(max(values)),
+        "ci95": [rounded(mean - half), rounded(mean + half)] if n > 1 else None,
+    }
 
 
 def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+    parsed = _parse_override(override)
+    return parsed.key_or_group if parsed is not None else override.split("=", 1)[0]
+
+
+def _seed_of(job: JobSummary) -> str:
+    override = next(o for o in job.overrides if _override_key(o) in REPEAT_KEYS)
+    parsed = _parse_override(override)
+    return parsed.get_value_element_as_str() if parsed is not None else override.split("=", 1)[1]
 
 
 def repeat_groups(jobs: Sequence[JobSummary]) -> List[Tuple[List[str], List[JobSummary]]]:
@@ -180,15 +257,31 @@ def repeat_statistics(jobs: Sequence[JobSummary]) -> List[Dict[str, Any]]:
         for short in shorts:
             ok = [job.datasets[short] for job in members if job.datasets.get(short, {}).get("status") == "ok"]
             metrics: Dict[str, Any] = {}
-            names = sorted({k for entry in ok for k, v in entry.get("metrics", {}).items() if isinstance(v, (int, float))})
+            names = sorted(
+                {
+                    k
+                    for entry in ok
+                    for k, v in entry.get("metrics", {}).items()
+                    if isinstance(v, (int, float))
+                }
+            )
             for name in names:
-                values = [float(e["metrics"][name]) for e in ok if isinstance(e.get("metrics", {}).get(name), (int, float))]
+                values = [
+                    float(e["metrics"][name])
+                    for e in ok
+                    if isinstance(e.get("metrics", {}).get(name), (int, float))
+                ]
                 if values:
                     metrics[name] = describe(values)
             datasets[short] = {"ok_runs": len(ok), "runs": len(members), "metrics": metrics}
-        report.append({"config": config, "jobs": [j.num for j in members],
-                       "seeds": [next(o for o in j.overrides if _override_key(o) in REPEAT_KEYS).split("=", 1)[1] for j in members],
-                       "datasets": datasets})
+        report.append(
+            {
+                "config": config,
+                "jobs": [j.num for j in members],
+                "seeds": [_seed_of(j) for j in members],
+                "datasets": datasets,
+            }
+        )
     return report
 
 
@@ -203,39 +296,65 @@ def sweep_status(jobs: Sequence[JobSummary]) -> Tuple[str, int]:
     return "failed", 1
 
 
-def sweep_documents(sweep_dir: Path, jobs: Sequence[JobSummary], wall_s: Optional[float]) -> Tuple[Dict[str, Any], str]:
+def sweep_documents(
+    sweep_dir: Path, jobs: Sequence[JobSummary], wall_s: Optional[float]
+) -> Tuple[Dict[str, Any], str]:
     status, exit_code = sweep_status(jobs)
     repeats = repeat_statistics(jobs)
     counts = {s: sum(1 for j in jobs if j.status == s) for s in sorted({j.status for j in jobs})}
     document = {
-        "sweep": {"dir": str(sweep_dir), "status": status, "exit_code": exit_code, "jobs": len(jobs), "job_status": counts,
-                  "wall_time_s": round(wall_s, 1) if wall_s is not None else None},
+        "sweep": {
+            "dir": str(sweep_dir),
+            "status": status,
+            "exit_code": exit_code,
+            "jobs": len(jobs),
+            "job_status": counts,
+            "wall_time_s": round(wall_s, 1) if wall_s is not None else None,
+        },
         "jobs": [j.to_dict() for j in jobs],
     }
     if repeats:
         document["repeats"] = repeats
     wall = f" · wall time {wall_s:.1f} s" if wall_s is not None else ""
-    lines = [f"# sweep {sweep_dir.name}", "",
-             f"status: **{status}** · {len(jobs)} job(s): {', '.join(f'{n} {s}' for s, n in counts.items())}{wall}", "",
-             "| job | overrides | dataset | status | metrics | reason |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# sweep {sweep_dir.name}",
+        "",
+        f"status: **{status}** · {len(jobs)} job(s): "
+        f"{', '.join(f'{n} {s}' for s, n in counts.items())}{wall}",
+        "",
+        "| job | overrides | dataset | status | metrics | reason |",
+        "|---|---|---|---|---|---|",
+    ]
     for job in jobs:
         overrides = markdown_cell(" ".join(job.overrides) or "-")
         if not job.datasets:
-            lines.append(f"| {job.num} | {overrides} | - | {job.status} | - | {markdown_cell(job.error or '')} |")
+            lines.append(
+                f"| {job.num} | {overrides} | - | {job.status} | - | {markdown_cell(job.error or '')} |"
+            )
         for short, entry in job.datasets.items():
-            lines.append(f"| {job.num} | {overrides} | {short} | {entry.get('status', '-')} | "
-                         f"{metric_text(entry.get('metrics', {}))} | {markdown_cell(entry.get('reason', ''))} |")
+            lines.append(
+                f"| {job.num} | {overrides} | {short} | {entry.get('status', '-')} | "
+                f"{metric_text(entry.get('metrics', {}))} | {markdown_cell(entry.get('reason', ''))} |"
+            )
     for group in repeats:
-        lines += ["", f"## repeats: {markdown_cell(' '.join(group['config']) or '(no other overrides)')}",
-                  f"jobs {group['jobs']}, seeds {group['seeds']}", "",
-                  "| dataset | metric | ok runs | mean | std | min | max | 95% CI |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## repeats: {markdown_cell(' '.join(group['config']) or '(no other overrides)')}",
+            f"jobs {group['jobs']}, seeds {group['seeds']}",
+            "",
+            "| dataset | metric | ok runs | mean | std | min | max | 95% CI |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for short, entry in group["datasets"].items():
             if not entry["metrics"]:
                 lines.append(f"| {short} | - | {entry['ok_runs']}/{entry['runs']} | - | - | - | - | - |")
             for name, s in entry["metrics"].items():
                 ci = f"[{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]" if s["ci95"] else "-"
-                lines.append(f"| {short} | {name} | {entry['ok_runs']}/{entry['runs']} | {s['mean']:.2f} | {s['std']:.2f} | "
-                             f"{s['min']:.2f} | {s['max']:.2f} | {ci} |")
+                lines.append(
+                    f"| {short} | {name} | {entry['ok_runs']}/{entry['runs']} | {s['mean']:.2f} | "
+                    f"{s['std']:.2f} | "
+                    f"{s['min']:.2f} | {s['max']:.2f} | {ci} |"
+                )
     return document, "\n".join(lines) + "\n"
 
 
@@ -264,8 +383,12 @@ class SweepCallback(Callback):
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         if (self.sweep_dir / "multirun.yaml").exists() or collect_jobs(self.sweep_dir):
             # Its jobs would refuse their existing run folders one by one, and the summary would be replaced.
-            print(f"bench_app: error: sweep folder {self.sweep_dir} already holds a sweep; it is never overwritten. "
-                  "Choose another hydra.sweep.dir.", file=sys.stderr)
+            print(
+                f"bench_app: error: sweep folder {self.sweep_dir} already holds a sweep; it is never "
+                "overwritten. "
+                "Choose another hydra.sweep.dir.",
+                file=sys.stderr,
+            )
             sys.exit(2)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -278,8 +401,12 @@ class SweepCallback(Callback):
             mark_interrupted(self.sweep_dir)
         if self.interrupts > 1 and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        print(f"bench_app: signal {signum}: jobs are stopping their servers; the sweep summary follows "
-              "(Ctrl-C again to abort without waiting)", file=sys.stderr, flush=True)
+        print(
+            f"bench_app: signal {signum}: jobs are stopping their servers; the sweep summary follows "
+            "(Ctrl-C again to abort without waiting)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_multirun_end(self, config, **kwargs) -> None:
         global SWEEP_EXIT_CODE
@@ -292,4 +419,3 @@ class SweepCallback(Callback):
             states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items()) or (job.error or "")
             print(f"  job {job.num} [{job.status}] {shlex.join(job.overrides)}: {states}")
         print(f"summary: {sweep_dir / 'summary.md'} · results: {sweep_dir / 'results.yaml'}")
-

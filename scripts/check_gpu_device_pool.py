@@ -7,6 +7,7 @@
    really restricts it (an id outside the pool gives 0 devices).
 Prints what it finds; exits 1 if a check fails.
 """
+
 import json
 import os
 import subprocess
@@ -20,8 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_app.resources import LeaseError, ResourcePool, device_pool  # noqa: E402
 
-PROBE = "import json, torch; print(json.dumps({'count': torch.cuda.device_count(), " \
-        "'names': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}))"
+PROBE = (
+    "import json, torch; print(json.dumps({'count': torch.cuda.device_count(), "
+    "'names': [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}))"
+)
 
 
 def probe(env_update):
@@ -60,7 +63,10 @@ def main() -> int:
             threading.Timer(2.0, first.release).start()
             started = time.monotonic()
             second = pool.acquire("127.0.0.1", 0, 1, wait_timeout_s=30)
-            print(f"lease 2 after lease 1 was released: devices {second.devices}, waited {time.monotonic() - started:.1f} s")
+            print(
+                f"lease 2 after lease 1 was released: devices {second.devices}, waited "
+                f"{time.monotonic() - started:.1f} s"
+            )
             second.release()
         else:
             first.release()

@@ -2,11 +2,12 @@
 
 The questions are bench_app's own (not copied from the real benchmarks). The output is committed;
 re-running this script reproduces it byte for byte.
-    ceval/formal_ceval/{dev,val,test}/<subject>_<split>.csv   header row; dev has `explanation`, test no answer
+    ceval/formal_ceval/{dev,val,test}/<subject>_<split>.csv   header; dev has `explanation`, test no answer
     mmlu/{dev,test}/<subject>_<split>.csv                      no header; question,A,B,C,D,answer
     gsm8k/{train,test}.jsonl                                   {"question","answer"} with "#### N"
-    LongBench-v2/data.json                                     contexts longer than the tiny model's 2048 tokens
+    LongBench-v2/data.json                                     contexts beyond the tiny model's 2048 tokens
 """
+
 import csv
 import json
 from pathlib import Path
@@ -15,29 +16,79 @@ ROOT = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 CEVAL = {
     "computer_network": [
-        ("Which layer of the OSI model is responsible for routing packets between networks?", "Physical", "Network", "Session", "Application", "B"),
+        (
+            "Which layer of the OSI model is responsible for routing packets between networks?",
+            "Physical",
+            "Network",
+            "Session",
+            "Application",
+            "B",
+        ),
         ("Which protocol translates domain names into IP addresses?", "DNS", "FTP", "SMTP", "ARP", "A"),
         ("How many bits are in an IPv4 address?", "16", "64", "32", "128", "C"),
     ],
     "high_school_physics": [
         ("What is the SI unit of force?", "Joule", "Watt", "Pascal", "Newton", "D"),
-        ("An object falls freely near the Earth's surface. Its acceleration is about", "9.8 m/s^2", "1 m/s^2", "98 m/s^2", "0 m/s^2", "A"),
+        (
+            "An object falls freely near the Earth's surface. Its acceleration is about",
+            "9.8 m/s^2",
+            "1 m/s^2",
+            "98 m/s^2",
+            "0 m/s^2",
+            "A",
+        ),
         ("Which quantity is a vector?", "Mass", "Velocity", "Temperature", "Energy", "B"),
     ],
 }
-CEVAL_DEV = ("Which of these is a prime number?", "4", "6", "7", "9", "C", "7 has no divisors other than 1 and itself.")
+CEVAL_DEV = (
+    "Which of these is a prime number?",
+    "4",
+    "6",
+    "7",
+    "9",
+    "C",
+    "7 has no divisors other than 1 and itself.",
+)
 CEVAL_TEST = ("Which gas do plants absorb for photosynthesis?", "Oxygen", "Carbon dioxide", "Helium", "Neon")
 
 MMLU = {
     "high_school_geography": [
         ("Which is the largest ocean on Earth?", "Atlantic", "Indian", "Pacific", "Arctic", "C"),
         ("The Sahara desert lies mainly on which continent?", "Africa", "Asia", "Australia", "Europe", "A"),
-        ("Which line divides the Earth into the Northern and Southern Hemispheres?", "Prime meridian", "Equator", "Tropic of Cancer", "Date line", "B"),
+        (
+            "Which line divides the Earth into the Northern and Southern Hemispheres?",
+            "Prime meridian",
+            "Equator",
+            "Tropic of Cancer",
+            "Date line",
+            "B",
+        ),
     ],
     "computer_security": [
-        ("Which practice best protects an account against a stolen password?", "Shorter passwords", "Two-factor authentication", "Writing the password down", "Reusing passwords", "B"),
-        ("What does encryption primarily provide?", "Confidentiality", "Faster networks", "More storage", "Lower latency", "A"),
-        ("A phishing attack usually tries to", "Cool the CPU", "Trick a person into revealing secrets", "Defragment a disk", "Update drivers", "B"),
+        (
+            "Which practice best protects an account against a stolen password?",
+            "Shorter passwords",
+            "Two-factor authentication",
+            "Writing the password down",
+            "Reusing passwords",
+            "B",
+        ),
+        (
+            "What does encryption primarily provide?",
+            "Confidentiality",
+            "Faster networks",
+            "More storage",
+            "Lower latency",
+            "A",
+        ),
+        (
+            "A phishing attack usually tries to",
+            "Cool the CPU",
+            "Trick a person into revealing secrets",
+            "Defragment a disk",
+            "Update drivers",
+            "B",
+        ),
     ],
 }
 MMLU_DEV = ("What is 10 divided by 2?", "2", "5", "10", "20", "B")
@@ -45,13 +96,34 @@ MMLU_DEV = ("What is 10 divided by 2?", "2", "5", "10", "20", "B")
 GSM8K_TEST = [
     ("Tom has 3 apples and buys 4 more. How many apples does he have now?", "3 + 4 = 7\n#### 7"),
     ("A box holds 6 eggs. How many eggs are in 5 boxes?", "6 * 5 = 30\n#### 30"),
-    ("Anna had 20 dollars and spent 8 dollars on a book. How many dollars does she have left?", "20 - 8 = 12\n#### 12"),
+    (
+        "Anna had 20 dollars and spent 8 dollars on a book. How many dollars does she have left?",
+        "20 - 8 = 12\n#### 12",
+    ),
     ("A train travels 60 kilometers each hour. How far does it travel in 3 hours?", "60 * 3 = 180\n#### 180"),
 ]
 GSM8K_TRAIN = [("Sam has 2 pens and gets 2 more. How many pens does he have?", "2 + 2 = 4\n#### 4")]
 
-TOWNS = ["Alder Creek", "Brightwater", "Cobalt Ridge", "Dunmore", "Elm Hollow", "Fairhaven", "Glenrock", "Harrow Point"]
-TRADES = ["weaving", "pottery", "glassmaking", "clockmaking", "boatbuilding", "beekeeping", "printing", "bookbinding"]
+TOWNS = [
+    "Alder Creek",
+    "Brightwater",
+    "Cobalt Ridge",
+    "Dunmore",
+    "Elm Hollow",
+    "Fairhaven",
+    "Glenrock",
+    "Harrow Point",
+]
+TRADES = [
+    "weaving",
+    "pottery",
+    "glassmaking",
+    "clockmaking",
+    "boatbuilding",
+    "beekeeping",
+    "printing",
+    "bookbinding",
+]
 
 
 def long_context(needle: str, paragraphs: int = 44) -> str:
@@ -61,7 +133,8 @@ def long_context(needle: str, paragraphs: int = 44) -> str:
         town, trade = TOWNS[i % len(TOWNS)], TRADES[(i * 3) % len(TRADES)]
         parts.append(
             f"Chapter {i + 1}. In the year {1800 + i * 3}, the town of {town} was known for its {trade}. "
-            f"Travellers crossed the valley to trade grain, wool and salt at the market by the river, and the "
+            "Travellers crossed the valley to trade grain, wool and salt at the market by the river, "
+            "and the "
             f"town council recorded {40 + i} new families that season. The harvest was described as "
             f"{'plentiful' if i % 2 else 'modest'}, and the roads were repaired before the winter rains."
         )
@@ -78,9 +151,13 @@ LONGBENCH = [
         "difficulty": "easy",
         "length": "short",
         "question": "According to the chronicle, what colour was the lighthouse of Harrow Point painted?",
-        "choice_A": "Green", "choice_B": "Blue", "choice_C": "Red", "choice_D": "Yellow",
+        "choice_A": "Green",
+        "choice_B": "Blue",
+        "choice_C": "Red",
+        "choice_D": "Yellow",
         "answer": "C",
-        "needle": "Note: the lighthouse of Harrow Point was painted red so that fishermen could see it in the fog.",
+        "needle": "Note: the lighthouse of Harrow Point was painted red so that fishermen could see "
+        "it in the fog.",
     },
     {
         "_id": "bench_app_sample_1",
@@ -89,7 +166,10 @@ LONGBENCH = [
         "difficulty": "easy",
         "length": "short",
         "question": "According to the chronicle, how many bridges did the town of Glenrock build?",
-        "choice_A": "Two", "choice_B": "Five", "choice_C": "Nine", "choice_D": "Twelve",
+        "choice_A": "Two",
+        "choice_B": "Five",
+        "choice_C": "Nine",
+        "choice_D": "Twelve",
         "answer": "B",
         "needle": "Note: the town of Glenrock built exactly five bridges over the river, all of stone.",
     },
@@ -108,11 +188,19 @@ def write_csv(path: Path, rows, header=None) -> None:
 def main() -> None:
     base = ROOT / "ceval" / "formal_ceval"
     for subject, questions in CEVAL.items():
-        write_csv(base / "val" / f"{subject}_val.csv", [(i, *q) for i, q in enumerate(questions)],
-                  ["id", "question", "A", "B", "C", "D", "answer"])
-        write_csv(base / "dev" / f"{subject}_dev.csv", [(0, *CEVAL_DEV)],
-                  ["id", "question", "A", "B", "C", "D", "answer", "explanation"])
-        write_csv(base / "test" / f"{subject}_test.csv", [(0, *CEVAL_TEST)], ["id", "question", "A", "B", "C", "D"])
+        write_csv(
+            base / "val" / f"{subject}_val.csv",
+            [(i, *q) for i, q in enumerate(questions)],
+            ["id", "question", "A", "B", "C", "D", "answer"],
+        )
+        write_csv(
+            base / "dev" / f"{subject}_dev.csv",
+            [(0, *CEVAL_DEV)],
+            ["id", "question", "A", "B", "C", "D", "answer", "explanation"],
+        )
+        write_csv(
+            base / "test" / f"{subject}_test.csv", [(0, *CEVAL_TEST)], ["id", "question", "A", "B", "C", "D"]
+        )
     for subject, questions in MMLU.items():
         write_csv(ROOT / "mmlu" / "test" / f"{subject}_test.csv", questions)
         write_csv(ROOT / "mmlu" / "dev" / f"{subject}_dev.csv", [MMLU_DEV])

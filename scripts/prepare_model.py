@@ -3,6 +3,7 @@
 vLLM 0.32 cannot load GGUF on CPU, so the embedded default serves a bf16 Hugging Face folder made once
 here. Runs offline; writes into a temporary folder and renames it, so a crash never leaves half a model.
 """
+
 import importlib.util
 import os
 import shutil
@@ -31,7 +32,9 @@ def main(target: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=GGUF_NAME)
     model = AutoModelForCausalLM.from_pretrained(
-        package_dir, gguf_file=GGUF_NAME, dtype=torch.bfloat16,
+        package_dir,
+        gguf_file=GGUF_NAME,
+        dtype=torch.bfloat16,
         quantization_config=GgufConfig(dequantize=True),
     )
     tokenizer.save_pretrained(partial)

@@ -1,5 +1,4 @@
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from hydra import compose, initialize_config_dir
 from bench_app.app import CONF_DIR
 from bench_app.config import resolve
 from bench_app.plan import build_plan
-from bench_app.resolvers import PROJECT_ROOT
 
 PYTHON = sys.executable
 BROKEN_ENGINE = str(Path(__file__).parent / "fakes" / "broken_engine.py")
@@ -31,7 +29,9 @@ def plan_for(overrides):
 def run_cli(args, cwd, env=None, timeout=900, module="bench_app"):
     """Run `python -m bench_app ARGS` in `cwd` (outputs/ lands there)."""
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([PYTHON, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PYTHON, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def load(path):
@@ -47,8 +47,15 @@ def pid_alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+FAKES_CONF = Path(__file__).parent / "fakes" / "conf"
+
+
 def broken_engine_args(mode, pidfile):
-    return [f"engine.command=[{PYTHON},{BROKEN_ENGINE},{mode}]"], {"FAKE_ENGINE_PIDFILE": str(pidfile)}
+    """Select the broken stand-in engine through config only (its conf file in a user config folder)."""
+    return (
+        [f"hydra.searchpath=[file://{FAKES_CONF}]", "engine=broken"],
+        {"FAKE_ENGINE_PIDFILE": str(pidfile), "FAKE_ENGINE_MODE": mode},
+    )
 
 
 @pytest.fixture

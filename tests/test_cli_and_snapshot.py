@@ -1,26 +1,30 @@
 """The command line on dry runs: errors, the configs/ layout, reproduce.sh, secrets, compare, resume."""
+
 import os
 import shutil
 import stat
 import subprocess
 
 import pytest
+from conftest import PYTHON, load, run_cli
 
 from bench_app.resolvers import PROJECT_ROOT
-from conftest import PYTHON, load, run_cli
 
 DRY = ["execution.dry_run=true"]
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["vllm.max_model_lenn=4096"], "max_model_lenn"),
-    (["vllm.tensor_parallel_size=two"], "two"),
-    (["dataset=[sample_ceval,longbench]"], "Valid dataset options: ceval, gsm8k, longbenchv2, mmlu"),
-    (["model=qwen3"], "Valid model options: qwen3_30b, tiny"),
-    (["vllm.max_model_len=???"], "vllm.max_model_len"),
-    (["vllm.rope_scaling='{\"rope_type\":\"yarn\",'"], "not valid JSON"),
-    (["aisbench.mode=fast"], "Valid modes: all, infer, eval, perf"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["vllm.max_model_lenn=4096"], "max_model_lenn"),
+        (["vllm.tensor_parallel_size=two"], "two"),
+        (["dataset=[sample_ceval,longbench]"], "Valid dataset options: ceval, gsm8k, longbenchv2, mmlu"),
+        (["model=qwen3"], "Valid model options: qwen3_30b, tiny"),
+        (["vllm.max_model_len=???"], "vllm.max_model_len"),
+        (['vllm.rope_scaling=\'{"rope_type":"yarn",\''], "not valid JSON"),
+        (["aisbench.mode=fast"], "Valid modes: all, infer, eval, perf"),
+    ],
+)
 def test_user_errors_are_one_paragraph_without_traceback_and_create_nothing(workdir, args, expected):
     done = run_cli(["benchmark.name=bad", *DRY, *args], workdir)
     assert done.returncode != 0
@@ -31,12 +35,20 @@ def test_user_errors_are_one_paragraph_without_traceback_and_create_nothing(work
 
 
 def test_dry_run_writes_the_documented_layout(workdir):
-    done = run_cli(["model=qwen3_30b", "dataset=[ceval,longbenchv2]", "engine=vllm", "benchmark.name=doc", *DRY], workdir)
+    done = run_cli(
+        ["model=qwen3_30b", "dataset=[ceval,longbenchv2]", "engine=vllm", "benchmark.name=doc", *DRY], workdir
+    )
     assert done.returncode == 0, done.stderr
     assert "2 engine group(s)" in done.stdout and "--max-model-len 131072" in done.stdout
     configs = workdir / "outputs" / "doc" / "configs"
-    for name in ("config_original.yaml", "config_snapshot.yaml", "metadata.yaml", "reproduce.sh",
-                 "per_dataset/ceval.yaml", "per_dataset/longbenchv2.yaml"):
+    for name in (
+        "config_original.yaml",
+        "config_snapshot.yaml",
+        "metadata.yaml",
+        "reproduce.sh",
+        "per_dataset/ceval.yaml",
+        "per_dataset/longbenchv2.yaml",
+    ):
         assert (configs / name).is_file(), name
     assert os.stat(configs / "reproduce.sh").st_mode & stat.S_IXUSR
     snapshot = load(configs / "config_snapshot.yaml")
@@ -46,8 +58,14 @@ def test_dry_run_writes_the_documented_layout(workdir):
     assert snapshot["datasets"]["longbenchv2_gen"]["vllm_config_override"]["max_model_len"] == 131072
     assert "vllm_config_override" not in snapshot["datasets"]["ceval_gen_0_shot_cot_chat_prompt"]
     long, ceval = load(configs / "per_dataset/longbenchv2.yaml"), load(configs / "per_dataset/ceval.yaml")
-    assert long["vllm"]["max_model_len"] == 131072 and long["vllm_config_override_applied"]["max_model_len"] == 131072
-    assert long["vllm"]["rope_scaling"]["factor"] == 4.0 and long["vllm_config_override_applied"]["rope_scaling"]["rope_type"] == "yarn"
+    assert (
+        long["vllm"]["max_model_len"] == 131072
+        and long["vllm_config_override_applied"]["max_model_len"] == 131072
+    )
+    assert (
+        long["vllm"]["rope_scaling"]["factor"] == 4.0
+        and long["vllm_config_override_applied"]["rope_scaling"]["rope_type"] == "yarn"
+    )
     assert ceval["vllm"]["max_model_len"] == 32768 and ceval["vllm"]["rope_scaling"] is None
     assert "vllm_config_override_applied" not in ceval
     assert long["model_config"] == {"max_out_len": 256, "generation_kwargs": {"temperature": 0.0, "seed": 42}}
@@ -55,7 +73,15 @@ def test_dry_run_writes_the_documented_layout(workdir):
     assert original["model_config"].endswith("conf/model/qwen3_30b.yaml")
     assert original["overrides"][:2] == ["model=qwen3_30b", "dataset=[ceval,longbenchv2]"]
     metadata = load(configs / "metadata.yaml")
-    assert set(metadata) >= {"runtime", "versions", "command", "git", "accelerator", "environment_variables", "run"}
+    assert set(metadata) >= {
+        "runtime",
+        "versions",
+        "command",
+        "git",
+        "accelerator",
+        "environment_variables",
+        "run",
+    }
     assert metadata["versions"]["ais_bench"] == "3.1.20260630"
     assert metadata["run"]["status"] == "dry_run"
     assert metadata["git"]["commit"] is None or len(metadata["git"]["commit"]) == 40
@@ -70,7 +96,7 @@ def test_existing_run_folder_is_never_overwritten(workdir):
 
 
 def test_reproduce_quotes_hostile_values_and_appends_overrides(workdir):
-    hostile = "a b $(touch PWNED1) `touch PWNED2` \"q\" ; touch PWNED3"
+    hostile = 'a b $(touch PWNED1) `touch PWNED2` "q" ; touch PWNED3'
     done = run_cli(["benchmark.name=orig", *DRY, f"+aisbench.generation_kwargs.note='{hostile}'"], workdir)
     assert done.returncode == 0, done.stderr
     script = workdir / "outputs/orig/configs/reproduce.sh"
@@ -78,23 +104,35 @@ def test_reproduce_quotes_hostile_values_and_appends_overrides(workdir):
     # From the wrong directory it says where to run it from.
     wrong = subprocess.run([str(script)], cwd=workdir, env=env, capture_output=True, text=True)
     assert wrong.returncode == 1 and "project root" in wrong.stderr
-    rerun = subprocess.run([str(script), "benchmark.name=again", "vllm.max_num_seqs=128"], cwd=PROJECT_ROOT, env=env,
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [str(script), "benchmark.name=again", "vllm.max_num_seqs=128"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     try:
         assert rerun.returncode == 0, rerun.stderr
         assert not list(PROJECT_ROOT.glob("PWNED*")) and not list(workdir.glob("PWNED*"))
         replayed = load(PROJECT_ROOT / "outputs/again/configs/per_dataset/sample_ceval.yaml")
         assert replayed["model_config"]["generation_kwargs"]["note"] == hostile
         assert replayed["vllm"]["max_num_seqs"] == 128
-        assert load(workdir / "outputs/orig/configs/per_dataset/sample_ceval.yaml")["vllm"]["max_num_seqs"] is None
+        assert (
+            load(workdir / "outputs/orig/configs/per_dataset/sample_ceval.yaml")["vllm"]["max_num_seqs"]
+            is None
+        )
     finally:
         shutil.rmtree(PROJECT_ROOT / "outputs/again", ignore_errors=True)
 
 
 def test_planted_secrets_never_reach_outputs(workdir):
     secret_env, secret_cfg = "hf_planted_env_secret_9f8e7d", "sk-planted-config-secret-1a2b3c"
-    done = run_cli(["benchmark.name=sec", *DRY, f"+evaluator.env.MY_API_KEY={secret_cfg}"], workdir,
-                   env={"HF_TOKEN": secret_env, "VLLM_API_KEY": secret_env})
+    done = run_cli(
+        ["benchmark.name=sec", *DRY, f"+evaluator.env.MY_API_KEY={secret_cfg}"],
+        workdir,
+        env={"HF_TOKEN": secret_env, "VLLM_API_KEY": secret_env},
+    )
     assert done.returncode == 0, done.stderr
     run_dir = workdir / "outputs/sec"
     files = [p for p in run_dir.rglob("*") if p.is_file()]
@@ -107,7 +145,9 @@ def test_planted_secrets_never_reach_outputs(workdir):
 
 def test_frozen_replay_survives_conf_edits(workdir):
     project = workdir / "project"
-    shutil.copytree(PROJECT_ROOT / "bench_app", project / "bench_app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        PROJECT_ROOT / "bench_app", project / "bench_app", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf")
     env = {"PYTHONPATH": str(project), "BENCH_APP_PYTHON": PYTHON}
     assert run_cli(["benchmark.name=base", *DRY], project, env=env).returncode == 0
@@ -116,16 +156,35 @@ def test_frozen_replay_survives_conf_edits(workdir):
     tiny.write_text(tiny.read_text().replace("max_model_len: 2048", "max_model_len: 1024"))
     (project / "conf/dataset/sample_gsm8k.yaml").unlink()
     script = project / "outputs/base/configs/reproduce.sh"
-    frozen = subprocess.run([str(script), "--frozen", "benchmark.name=frozen"], cwd=project, env=dict(os.environ, **env),
-                            capture_output=True, text=True, timeout=120)
+    frozen = subprocess.run(
+        [str(script), "--frozen", "benchmark.name=frozen"],
+        cwd=project,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert frozen.returncode == 0, frozen.stdout + frozen.stderr
-    compare = subprocess.run([PYTHON, "-m", "bench_app.compare", "outputs/base", "outputs/frozen"], cwd=project,
-                             env=dict(os.environ, **env), capture_output=True, text=True)
+    compare = subprocess.run(
+        [PYTHON, "-m", "bench_app.compare", "outputs/base", "outputs/frozen"],
+        cwd=project,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+    )
     assert compare.returncode == 0, compare.stdout
-    assert load(project / "outputs/frozen/configs/config_original.yaml")["frozen_from"].endswith("config_snapshot.yaml")
+    assert load(project / "outputs/frozen/configs/config_original.yaml")["frozen_from"].endswith(
+        "config_snapshot.yaml"
+    )
     # The non-frozen reproduction reads conf/ and so sees the edit (and the missing file).
-    plain = subprocess.run([str(script), "benchmark.name=plain"], cwd=project, env=dict(os.environ, **env),
-                           capture_output=True, text=True, timeout=120)
+    plain = subprocess.run(
+        [str(script), "benchmark.name=plain"],
+        cwd=project,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert plain.returncode != 0 and "sample_gsm8k" in plain.stdout + plain.stderr
 
 
@@ -136,9 +195,17 @@ def test_compare_reports_differences_and_bad_input(workdir):
     assert same.returncode == 0 and "identical" in same.stdout
     diff = run_cli(["outputs/a", "outputs/b"], workdir, module="bench_app.compare")
     assert diff.returncode == 1
-    assert "vllm.max_model_len: 2048 -> 1024" in diff.stdout and "per_dataset/sample_ceval.yaml" in diff.stdout
-    files = run_cli(["outputs/a/configs/per_dataset/sample_ceval.yaml", "outputs/a/configs/per_dataset/sample_longbenchv2.yaml"],
-                    workdir, module="bench_app.compare")
+    assert (
+        "vllm.max_model_len: 2048 -> 1024" in diff.stdout and "per_dataset/sample_ceval.yaml" in diff.stdout
+    )
+    files = run_cli(
+        [
+            "outputs/a/configs/per_dataset/sample_ceval.yaml",
+            "outputs/a/configs/per_dataset/sample_longbenchv2.yaml",
+        ],
+        workdir,
+        module="bench_app.compare",
+    )
     assert files.returncode == 1 and "vllm.max_model_len: 2048 -> 4096" in files.stdout
     bad = run_cli(["outputs/a", str(workdir)], workdir, module="bench_app.compare")
     assert bad.returncode == 2 and "not a bench_app run folder" in bad.stderr

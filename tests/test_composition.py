@@ -1,22 +1,35 @@
 """Composition and planning: pure, no server."""
+
 import json
 
 import pytest
+from conftest import plan_for
 
 from bench_app.errors import UserError
-from conftest import plan_for
 
 DOC = ["model=qwen3_30b", "engine=vllm"]
 
 
 def test_default_plan_has_sample_datasets_and_two_engine_groups():
     plan = plan_for([])
-    assert [d.short for d in plan.datasets] == ["sample_ceval", "sample_mmlu", "sample_gsm8k", "sample_longbenchv2"]
-    assert [g.datasets for g in plan.groups] == [["sample_ceval", "sample_mmlu", "sample_gsm8k"], ["sample_longbenchv2"]]
+    assert [d.short for d in plan.datasets] == [
+        "sample_ceval",
+        "sample_mmlu",
+        "sample_gsm8k",
+        "sample_longbenchv2",
+    ]
+    assert [g.datasets for g in plan.groups] == [
+        ["sample_ceval", "sample_mmlu", "sample_gsm8k"],
+        ["sample_longbenchv2"],
+    ]
     base, long = plan.groups
     assert base.engine_args["max_model_len"] == 2048 and base.engine_args["rope_scaling"] is None
     assert long.engine_args["max_model_len"] == 4096
-    assert long.engine_args["rope_scaling"] == {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 2048}
+    assert long.engine_args["rope_scaling"] == {
+        "rope_type": "yarn",
+        "factor": 2.0,
+        "original_max_position_embeddings": 2048,
+    }
     assert "--max-model-len" in long.argv and long.argv[long.argv.index("--max-model-len") + 1] == "4096"
 
 
@@ -33,7 +46,10 @@ def test_document_worked_example_in_both_orders(order):
     assert longbench.override_applied == {"max_model_len": 131072, "rope_scaling": yarn}
     for key in ("model_path", "tensor_parallel_size", "dtype", "gpu_memory_utilization", "trust_remote_code"):
         assert ceval.engine_args[key] == longbench.engine_args[key]
-    assert ceval.engine_args["tensor_parallel_size"] == 2 and ceval.engine_args["model_path"] == "Qwen/Qwen3-30B-A3B"
+    assert (
+        ceval.engine_args["tensor_parallel_size"] == 2
+        and ceval.engine_args["model_path"] == "Qwen/Qwen3-30B-A3B"
+    )
     assert ceval.evaluator.max_out_len == 2048 and longbench.evaluator.max_out_len == 256
     assert ceval.evaluator.generation_kwargs == {"temperature": 0.0, "seed": 42}
     assert len(plan.groups) == 2
@@ -58,15 +74,23 @@ def test_yarn_translates_to_hf_overrides_with_current_key():
     plan = plan_for(DOC + ["dataset=[longbenchv2]"])
     argv = plan.groups[0].argv
     overrides = json.loads(argv[argv.index("--hf-overrides") + 1])
-    assert overrides == {"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
-                         "max_position_embeddings": 131072}
+    assert overrides == {
+        "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768},
+        "max_position_embeddings": 131072,
+    }
     assert "--rope-scaling" not in argv
 
 
 def test_rope_scaling_as_json_string_and_older_key():
     value = '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
-    plan = plan_for(DOC + ["dataset=[ceval]", f"+datasets.ceval.vllm_config_override.rope_scaling='{value}'",
-                           "engine.hf_rope_field=rope_scaling"])
+    plan = plan_for(
+        DOC
+        + [
+            "dataset=[ceval]",
+            f"+datasets.ceval.vllm_config_override.rope_scaling='{value}'",
+            "engine.hf_rope_field=rope_scaling",
+        ]
+    )
     dataset = plan.dataset("ceval")
     assert dataset.engine_args["rope_scaling"] == value  # recorded as written
     argv = plan.groups[0].argv
@@ -75,22 +99,32 @@ def test_rope_scaling_as_json_string_and_older_key():
 
 def test_tiny_model_keeps_its_rope_theta():
     plan = plan_for([])
-    assert plan.groups[1].hf_overrides["rope_parameters"]["rope_theta"] == 100000.0
+    assert plan.groups[1].launch_details["hf_overrides"]["rope_parameters"]["rope_theta"] == 100000.0
 
 
-@pytest.mark.parametrize("value,message", [
-    ('{"rope_type":"yarn","factor":4.0', "not valid JSON"),
-    ('{"factor":4.0}', "needs a rope_type"),
-    ('{"rope_type":"yarn","factor":-1}', "positive number"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ('{"rope_type":"yarn","factor":4.0', "not valid JSON"),
+        ('{"factor":4.0}', "needs a rope_type"),
+        ('{"rope_type":"yarn","factor":-1}', "positive number"),
+    ],
+)
 def test_malformed_rope_scaling_is_a_user_error(value, message):
     with pytest.raises(UserError, match=message):
         plan_for(DOC + ["dataset=[ceval]", f"vllm.rope_scaling='{value}'"])
 
 
 def test_extra_engine_args_without_code_changes():
-    plan = plan_for(["vllm.max_num_seqs=128", "vllm.enable_prefix_caching=false", "+vllm.extra_args.block_size=32",
-                     "+vllm.extra_args.enable_chunked_prefill=true", "vllm.quantization=fp8"])
+    plan = plan_for(
+        [
+            "vllm.max_num_seqs=128",
+            "vllm.enable_prefix_caching=false",
+            "+vllm.extra_args.block_size=32",
+            "+vllm.extra_args.enable_chunked_prefill=true",
+            "vllm.quantization=fp8",
+        ]
+    )
     argv = plan.groups[0].argv
     assert argv[argv.index("--max-num-seqs") + 1] == "128"
     assert "--no-enable-prefix-caching" in argv and "--enable-chunked-prefill" in argv
@@ -112,3 +146,26 @@ def test_subsets_and_num_prompts():
     assert plan.dataset("sample_ceval").evaluator.subsets == ["computer_network", "high_school_physics"]
     assert plan.dataset("sample_ceval").evaluator.num_prompts == 3
     assert plan.dataset("sample_mmlu").evaluator.num_prompts == 1
+
+
+def test_a_new_engine_is_one_module_and_one_conf_file():
+    plan = plan_for(["engine=sglang", "model=qwen3_30b", "dataset=[ceval,longbenchv2]"])
+    assert plan.engine.name == "sglang" and len(plan.groups) == 2
+    argv = plan.groups[1].argv
+    assert argv[:4] == ["python", "-m", "sglang.launch_server", "--model-path"]
+    assert argv[argv.index("--context-length") + 1] == "131072" and argv[argv.index("--tp-size") + 1] == "2"
+    overrides = json.loads(argv[argv.index("--json-model-override-args") + 1])
+    assert overrides["rope_scaling"] == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    assert "--json-model-override-args" not in plan.groups[0].argv
+
+
+@pytest.mark.parametrize("override,message", [
+    ("+engine.foo=1", "unknown setting(s) ['foo'] for VllmEngine. Valid engine settings: command, env"),
+    ("engine._target_=bench_app.nowhere.Engine", "cannot import 'bench_app.nowhere.Engine'"),
+    ("evaluator._target_=bench_app.engines.vllm.VllmEngine", "is not an Evaluator dataclass"),
+    ("engine.command=5", "invalid settings for VllmEngine"),
+])
+def test_components_refuse_bad_targets_and_settings_naming_the_valid_keys(override, message):
+    with pytest.raises(UserError) as raised:
+        plan_for([override])
+    assert message in str(raised.value)

@@ -1,6 +1,6 @@
 """End to end with the real vLLM (CPU build) and the real AISBench on the sample datasets (~4 min)."""
-from pathlib import Path
 
+from pathlib import Path
 
 from conftest import load, run_cli
 
@@ -26,7 +26,9 @@ def test_embedded_default_end_to_end(workdir):
     for short in ("sample_ceval", "sample_mmlu", "sample_gsm8k", "sample_longbenchv2"):
         entry = results["datasets"][short]
         assert entry["status"] == "ok", entry
-        assert isinstance(entry["metrics"]["accuracy"], float) and 0.0 <= entry["metrics"]["accuracy"] <= 100.0
+        assert (
+            isinstance(entry["metrics"]["accuracy"], float) and 0.0 <= entry["metrics"]["accuracy"] <= 100.0
+        )
         assert list((run_dir / short).glob("*/results/bench_app/*.json")), short
     # Read back from the servers, not assumed: base context and the YaRN long context.
     base, long = results["servers"]
@@ -38,7 +40,10 @@ def test_embedded_default_end_to_end(workdir):
     assert per_long["vllm_config_override_applied"]["rope_scaling"]["factor"] == 2.0
     metadata = load(run_dir / "configs/metadata.yaml")
     assert metadata["run"]["status"] == "completed"
-    assert metadata["versions"]["vllm"] == "0.32.0" and metadata["versions"]["vllm_server"]["group_0"] == "0.32.0"
+    assert (
+        metadata["versions"]["vllm"] == "0.32.0"
+        and metadata["versions"]["vllm_server"]["group_0"] == "0.32.0"
+    )
     assert "| sample_longbenchv2 |" in (run_dir / "summary.md").read_text()
     for server in results["servers"]:
         assert not processes_with(f"--port {server['port']} "), "a server process survived"

@@ -1,10 +1,12 @@
 """AISBench output parsing and the task config bench_app writes (no process started)."""
+
 import json
 
 import pytest
 
-from bench_app.evaluator import EvaluationError, collect_results, evaluator_argv, task_config_text
-from bench_app.plan import EvaluatorSettings
+from bench_app.errors import EvaluationError
+from bench_app.evaluators.aisbench import collect_results, evaluator_argv, task_config_text
+from bench_app.schema import EvaluatorSettings
 
 # Lines as AISBench 3.1.20260630 wrote them for a real perf run of sample_gsm8k on the tiny model.
 PERF_CSV = """Performance Parameters,Stage,Average,Min,Max,Median,P75,P90,P99,N
@@ -15,9 +17,20 @@ TPOT,total,65.0 ms,60.0 ms,69.9 ms,65.0 ms,67.4 ms,68.9 ms,69.8 ms,2
 
 
 def settings(**changes):
-    base = dict(model="vllm_api_general_chat", mode="all", max_num_workers=1, num_prompts=None, batch_size=2, retry=2,
-                num_warmups=0, dump_eval_details=False, max_out_len=64, generation_kwargs={"temperature": 0.0},
-                subsets=["a", "b"], data_path="/data/x")
+    base = dict(
+        model="vllm_api_general_chat",
+        mode="all",
+        max_num_workers=1,
+        num_prompts=None,
+        batch_size=2,
+        retry=2,
+        num_warmups=0,
+        dump_eval_details=False,
+        max_out_len=64,
+        generation_kwargs={"temperature": 0.0},
+        subsets=["a", "b"],
+        data_path="/data/x",
+    )
     base.update(changes)
     return EvaluatorSettings(**base)
 
@@ -52,9 +65,19 @@ def test_missing_subset_results_and_failed_requests_are_failures(tmp_path):
 
 
 def test_task_config_holds_literal_values_only():
-    text = task_config_text({"module": "ais_bench.benchmark.configs.datasets.ceval.x", "variables": ["ceval_datasets"]},
-                            settings(mode="perf"), "127.0.0.1", 8123, "tiny", "/models/tiny")
+    text = task_config_text(
+        {"module": "ais_bench.benchmark.configs.datasets.ceval.x", "variables": ["ceval_datasets"]},
+        settings(mode="perf"),
+        "127.0.0.1",
+        8123,
+        "tiny",
+        "/models/tiny",
+    )
     assert "host_port': 8123" in text and "'stream': True" in text and "'path': '/models/tiny'" in text
-    assert "VLLMCustomAPIChatStream" in text and "d.get('name') in ['a', 'b']" in text and "path='/data/x'" in text
+    assert (
+        "VLLMCustomAPIChatStream" in text
+        and "d.get('name') in ['a', 'b']" in text
+        and "path='/data/x'" in text
+    )
     argv = evaluator_argv(["ais_bench"], "t.py", "w", settings(mode="perf", num_prompts=3))
     assert argv[-4:] == ["--num-prompts", "3", "--num-warmups", "0"]

@@ -3,6 +3,7 @@
 A deliberately broken stand-in engine (fakes/broken_engine.py) injects faults that the real vLLM does not
 produce on demand; the bad-model-path case uses the real vLLM. The evaluator is always the real AISBench.
 """
+
 import signal
 import socket
 import subprocess
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 
 FAST = ["aisbench.num_prompts=1", "execution.server_stop_timeout_s=5"]
@@ -26,7 +26,10 @@ def assert_no_leftovers(pidfile: Path):
 
 
 def test_engine_exits_at_start_with_bad_model_path(workdir):
-    done = run_cli(["benchmark.name=badpath", "dataset=[sample_gsm8k]", "vllm.model_path=/nonexistent/model", *FAST], workdir)
+    done = run_cli(
+        ["benchmark.name=badpath", "dataset=[sample_gsm8k]", "vllm.model_path=/nonexistent/model", *FAST],
+        workdir,
+    )
     assert done.returncode == 1
     result = load(workdir / "outputs/badpath/results.yaml")["datasets"]["sample_gsm8k"]
     assert result["status"] == "failed" and "engine exited with code" in result["reason"]
@@ -45,8 +48,17 @@ def test_stand_in_exit_at_start_reports_the_exit_code(workdir):
 
 def test_never_healthy_times_out_and_stops_the_group(workdir):
     args, env = broken_engine_args("never_healthy", workdir / "pids")
-    done = run_cli(["benchmark.name=slow", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST,
-                    "execution.server_start_timeout_s=4"], workdir, env=env)
+    done = run_cli(
+        [
+            "benchmark.name=slow",
+            "dataset=[sample_gsm8k,sample_mmlu]",
+            *args,
+            *FAST,
+            "execution.server_start_timeout_s=4",
+        ],
+        workdir,
+        env=env,
+    )
     assert done.returncode == 1
     results = load(workdir / "outputs/slow/results.yaml")["datasets"]
     for short in ("sample_gsm8k", "sample_mmlu"):
@@ -57,7 +69,9 @@ def test_never_healthy_times_out_and_stops_the_group(workdir):
 
 def test_engine_dies_during_evaluation(workdir):
     args, env = broken_engine_args("dies_on_request", workdir / "pids")
-    done = run_cli(["benchmark.name=dies", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST], workdir, env=env)
+    done = run_cli(
+        ["benchmark.name=dies", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST], workdir, env=env
+    )
     assert done.returncode == 1
     results = load(workdir / "outputs/dies/results.yaml")["datasets"]
     assert results["sample_gsm8k"]["status"] == "failed"
@@ -74,7 +88,11 @@ def test_busy_port_is_detected_before_starting(workdir):
         busy.listen()
         port = busy.getsockname()[1]
         args, env = broken_engine_args("healthy", workdir / "pids")
-        done = run_cli(["benchmark.name=busy", "dataset=[sample_gsm8k]", f"vllm.port={port}", *args, *FAST], workdir, env=env)
+        done = run_cli(
+            ["benchmark.name=busy", "dataset=[sample_gsm8k]", f"vllm.port={port}", *args, *FAST],
+            workdir,
+            env=env,
+        )
     assert done.returncode == 1
     result = load(workdir / "outputs/busy/results.yaml")["datasets"]["sample_gsm8k"]
     assert f"port {port} on 127.0.0.1 is already in use" in result["reason"]
@@ -83,8 +101,17 @@ def test_busy_port_is_detected_before_starting(workdir):
 
 def test_missing_dataset_files_fail_that_dataset_only_and_requests_failing_are_reported(workdir):
     args, env = broken_engine_args("healthy", workdir / "pids")
-    done = run_cli(["benchmark.name=missing", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST,
-                    "datasets.sample_gsm8k.data_path=/nonexistent/gsm8k"], workdir, env=env)
+    done = run_cli(
+        [
+            "benchmark.name=missing",
+            "dataset=[sample_gsm8k,sample_mmlu]",
+            *args,
+            *FAST,
+            "datasets.sample_gsm8k.data_path=/nonexistent/gsm8k",
+        ],
+        workdir,
+        env=env,
+    )
     assert done.returncode == 1
     results = load(workdir / "outputs/missing/results.yaml")
     assert results["server_starts"] == 1
@@ -98,8 +125,15 @@ def test_missing_dataset_files_fail_that_dataset_only_and_requests_failing_are_r
 def test_sigint_mid_run_stops_everything_and_finalises_the_snapshot(workdir):
     args, env = broken_engine_args("healthy", workdir / "pids")
     import os
-    process = subprocess.Popen([PYTHON, "-m", "bench_app", "benchmark.name=int", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST],
-                               cwd=workdir, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    process = subprocess.Popen(
+        [PYTHON, "-m", "bench_app", "benchmark.name=int", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST],
+        cwd=workdir,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output = []
     for line in process.stdout:
         output.append(line)
@@ -119,7 +153,13 @@ def test_sigint_mid_run_stops_everything_and_finalises_the_snapshot(workdir):
 
 def test_resume_reruns_only_datasets_that_are_not_ok(workdir):
     args, env = broken_engine_args("never_healthy", workdir / "pids")
-    common = ["benchmark.name=res", "dataset=[sample_gsm8k,sample_mmlu]", *args, *FAST, "execution.server_start_timeout_s=3"]
+    common = [
+        "benchmark.name=res",
+        "dataset=[sample_gsm8k,sample_mmlu]",
+        *args,
+        *FAST,
+        "execution.server_start_timeout_s=3",
+    ]
     assert run_cli(common, workdir, env=env).returncode == 1
     results_file = workdir / "outputs/res/results.yaml"
     results = load(results_file)
@@ -129,6 +169,8 @@ def test_resume_reruns_only_datasets_that_are_not_ok(workdir):
     again = run_cli([*common, "resume=true"], workdir, env=env)
     assert again.returncode == 1
     resumed = load(results_file)["datasets"]
-    assert resumed["sample_gsm8k"]["status"] == "ok" and resumed["sample_gsm8k"]["metrics"] == {"accuracy": 75.0}
+    assert resumed["sample_gsm8k"]["status"] == "ok" and resumed["sample_gsm8k"]["metrics"] == {
+        "accuracy": 75.0
+    }
     assert resumed["sample_mmlu"]["status"] == "failed"
     assert len(pids(workdir / "pids")) == 4  # two starts, one per invocation

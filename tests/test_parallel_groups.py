@@ -3,18 +3,27 @@
 The stand-in engine never becomes healthy, so each group ends after execution.server_start_timeout_s;
 what is checked is which devices each server was given, and when it ran relative to the other.
 """
+
 from conftest import broken_engine_args, load, pid_alive, run_cli
 
-TWO_GROUPS = ["dataset=[sample_gsm8k,sample_longbenchv2]", "execution.parallel_groups=2", "execution.server_start_timeout_s=4",
-              "execution.server_stop_timeout_s=5", "engine.device_visibility_env=CUDA_VISIBLE_DEVICES"]
+TWO_GROUPS = [
+    "dataset=[sample_gsm8k,sample_longbenchv2]",
+    "execution.parallel_groups=2",
+    "execution.server_start_timeout_s=4",
+    "execution.server_stop_timeout_s=5",
+    "engine.device_visibility_env=CUDA_VISIBLE_DEVICES",
+]
 
 
 def _run(tmp_path, name, *args):
     engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
     env["FAKE_ENGINE_ENVFILE"] = str(tmp_path / f"{name}.env")
     env["CUDA_VISIBLE_DEVICES"] = ""  # the pool comes from execution.devices only
-    done = run_cli([f"benchmark.name={name}", *TWO_GROUPS, *args, *engine,
-                    f"execution.lease_dir={tmp_path / 'leases'}"], tmp_path, env=env)
+    done = run_cli(
+        [f"benchmark.name={name}", *TWO_GROUPS, *args, *engine, f"execution.lease_dir={tmp_path / 'leases'}"],
+        tmp_path,
+        env=env,
+    )
     starts = [line.split() for line in (tmp_path / f"{name}.env").read_text().splitlines()]
     return done, load(tmp_path / "outputs" / name / "results.yaml"), starts
 
@@ -50,8 +59,18 @@ def test_a_group_waits_for_devices_instead_of_oversubscribing(tmp_path):
 
 def test_tensor_parallel_larger_than_the_pool_fails_the_group_with_a_clear_reason(tmp_path):
     engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
-    done = run_cli(["benchmark.name=toobig", "dataset=[sample_gsm8k]", "execution.devices=[0]", "vllm.tensor_parallel_size=2",
-                    *engine, f"execution.lease_dir={tmp_path / 'leases'}"], tmp_path, env=env)
+    done = run_cli(
+        [
+            "benchmark.name=toobig",
+            "dataset=[sample_gsm8k]",
+            "execution.devices=[0]",
+            "vllm.tensor_parallel_size=2",
+            *engine,
+            f"execution.lease_dir={tmp_path / 'leases'}",
+        ],
+        tmp_path,
+        env=env,
+    )
     assert done.returncode == 1
     result = load(tmp_path / "outputs/toobig/results.yaml")["datasets"]["sample_gsm8k"]
     assert result["status"] == "failed"

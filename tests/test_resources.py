@@ -1,4 +1,5 @@
 """Port and device leases under contention (bench_app.resources), with real processes and real flocks."""
+
 import multiprocessing
 import os
 import signal
@@ -18,8 +19,18 @@ def _hold(lease_dir, devices, max_cpu, tp, hold_s, queue, port=0, env="CUDA_VISI
     start = time.monotonic()
     time.sleep(hold_s)
     end = time.monotonic()
-    queue.put({"pid": os.getpid(), "devices": lease.devices, "slot": lease.cpu_slot, "port": lease.port,
-               "env": lease.environment(), "start": start, "end": end, "waited": lease.waited_s})
+    queue.put(
+        {
+            "pid": os.getpid(),
+            "devices": lease.devices,
+            "slot": lease.cpu_slot,
+            "port": lease.port,
+            "env": lease.environment(),
+            "start": start,
+            "end": end,
+            "waited": lease.waited_s,
+        }
+    )
     lease.release()
 
 
@@ -40,8 +51,14 @@ def _overlap(a, b):
 
 def test_device_pool_comes_from_config_then_visibility_variables_then_nothing_on_cpu():
     assert device_pool(["4", 5], "CUDA_VISIBLE_DEVICES", {}) == (["4", "5"], "CUDA_VISIBLE_DEVICES")
-    assert device_pool(None, "CUDA_VISIBLE_DEVICES", {"CUDA_VISIBLE_DEVICES": "2,3"}) == (["2", "3"], "CUDA_VISIBLE_DEVICES")
-    assert device_pool(None, None, {"ASCEND_RT_VISIBLE_DEVICES": "0,1,2"}) == (["0", "1", "2"], "ASCEND_RT_VISIBLE_DEVICES")
+    assert device_pool(None, "CUDA_VISIBLE_DEVICES", {"CUDA_VISIBLE_DEVICES": "2,3"}) == (
+        ["2", "3"],
+        "CUDA_VISIBLE_DEVICES",
+    )
+    assert device_pool(None, None, {"ASCEND_RT_VISIBLE_DEVICES": "0,1,2"}) == (
+        ["0", "1", "2"],
+        "ASCEND_RT_VISIBLE_DEVICES",
+    )
     assert device_pool(None, None, {}) == ([], None)  # the CPU build: no pool, CPU slots instead
 
 
@@ -49,7 +66,7 @@ def test_more_jobs_than_devices_wait_and_never_share_a_device_or_port(tmp_path):
     records = _run_jobs(4, lease_dir=tmp_path, devices=["0", "1"], max_cpu=0, tp=1, hold_s=1.5)
     for i, a in enumerate(records):
         assert len(a["devices"]) == 1 and a["env"] == {"CUDA_VISIBLE_DEVICES": a["devices"][0]}
-        for b in records[i + 1:]:
+        for b in records[i + 1 :]:
             if _overlap(a, b):
                 assert a["devices"] != b["devices"], (a, b)
                 assert a["port"] != b["port"], (a, b)
@@ -69,14 +86,16 @@ def test_cpu_slots_bound_concurrent_servers(tmp_path):
     records = _run_jobs(3, lease_dir=tmp_path, devices=[], max_cpu=1, tp=1, hold_s=0.8)
     assert all(r["slot"] == 0 and r["env"] == {} for r in records)
     for i, a in enumerate(records):
-        for b in records[i + 1:]:
+        for b in records[i + 1 :]:
             assert not _overlap(a, b), "one CPU slot: servers must run one after another"
 
 
 def test_impossible_request_fails_at_once_naming_the_values(tmp_path):
     pool = ResourcePool(tmp_path, ["0", "1"], "CUDA_VISIBLE_DEVICES", 2)
     started = time.monotonic()
-    with pytest.raises(LeaseError, match=r"tensor_parallel_size 4 needs 4 devices, but the device pool has 2: \['0', '1'\]"):
+    with pytest.raises(
+        LeaseError, match=r"tensor_parallel_size 4 needs 4 devices, but the device pool has 2: \['0', '1'\]"
+    ):
         pool.acquire("127.0.0.1", 0, 4, wait_timeout_s=60)
     assert time.monotonic() - started < 1
 
@@ -97,7 +116,9 @@ def test_fixed_port_leased_by_another_job_waits_and_foreign_busy_port_fails(tmp_
     first = ResourcePool(tmp_path, [], None, 4).acquire("127.0.0.1", port, 1, 5)
     messages = []
     with pytest.raises(LeaseError, match=f"waited .* for port {port}"):
-        ResourcePool(tmp_path, [], None, 4).acquire("127.0.0.1", port, 1, wait_timeout_s=1.5, on_wait=messages.append)
+        ResourcePool(tmp_path, [], None, 4).acquire(
+            "127.0.0.1", port, 1, wait_timeout_s=1.5, on_wait=messages.append
+        )
     assert messages and f"port {port}" in messages[0] and "pid" in messages[0]
     first.release()
     with socket.socket() as busy:
@@ -109,7 +130,9 @@ def test_fixed_port_leased_by_another_job_waits_and_foreign_busy_port_fails(tmp_
 
 def test_lease_of_a_killed_job_is_free_again(tmp_path):
     queue = CTX.Queue()
-    job = CTX.Process(target=_hold, kwargs=dict(lease_dir=tmp_path, devices=["0"], max_cpu=0, tp=1, hold_s=60, queue=queue))
+    job = CTX.Process(
+        target=_hold, kwargs=dict(lease_dir=tmp_path, devices=["0"], max_cpu=0, tp=1, hold_s=60, queue=queue)
+    )
     job.start()
     deadline = time.monotonic() + 10
     pool = ResourcePool(tmp_path, ["0"], "CUDA_VISIBLE_DEVICES", 0)

@@ -1,5 +1,6 @@
 """Multirun: joblib and submitit_local sweeps, the sweep summary (failing jobs included), repeat
 statistics, Ctrl-C of a sweep, reproduce.sh of a sweep job, the SLURM launcher config."""
+
 import os
 import shutil
 import signal
@@ -8,14 +9,20 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 from hydra import compose, initialize_config_dir
 
 from bench_app.app import CONF_DIR
 from bench_app.resolvers import PROJECT_ROOT
 from bench_app.sweep import JobSummary, describe, repeat_statistics, sweep_status, t_critical_95
-from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 
-LAYOUT = ("config_original.yaml", "config_snapshot.yaml", "metadata.yaml", "reproduce.sh", "packages_engine.txt")
+LAYOUT = (
+    "config_original.yaml",
+    "config_snapshot.yaml",
+    "metadata.yaml",
+    "reproduce.sh",
+    "packages_engine.txt",
+)
 
 
 def overrides(job):
@@ -27,14 +34,25 @@ def sweep_args(tmp_path, *args):
 
 
 def test_joblib_sweep_of_dry_runs_gives_every_job_the_full_layout_and_a_sweep_summary(tmp_path):
-    done = run_cli(sweep_args(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "execution.dry_run=true",
-                              "model=tiny,qwen3_30b", "dataset=[sample_gsm8k],[sample_ceval,sample_mmlu]"), tmp_path)
+    done = run_cli(
+        sweep_args(
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "execution.dry_run=true",
+            "model=tiny,qwen3_30b",
+            "dataset=[sample_gsm8k],[sample_ceval,sample_mmlu]",
+        ),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     sweep = tmp_path / "sweep"
     results = load(sweep / "results.yaml")
     assert results["sweep"]["jobs"] == 4 and results["sweep"]["status"] == "dry_run"
     jobs = {(overrides(job)["model"], overrides(job)["dataset"]): job for job in results["jobs"]}
-    assert set(jobs) == {(m, d) for m in ("tiny", "qwen3_30b") for d in ("[sample_gsm8k]", "[sample_ceval,sample_mmlu]")}
+    assert set(jobs) == {
+        (m, d) for m in ("tiny", "qwen3_30b") for d in ("[sample_gsm8k]", "[sample_ceval,sample_mmlu]")
+    }
     for job in results["jobs"]:
         configs = Path(job["dir"]) / "configs"
         for name in LAYOUT:
@@ -44,12 +62,17 @@ def test_joblib_sweep_of_dry_runs_gives_every_job_the_full_layout_and_a_sweep_su
         assert snapshot["vllm"]["max_model_len"] == (2048 if model == "tiny" else 32768)
         shorts = overrides(job)["dataset"].strip("[]").split(",")
         assert sorted(p.stem for p in (configs / "per_dataset").glob("*.yaml")) == sorted(shorts)
-        assert set(job["datasets"]) == set(shorts) and {d["status"] for d in job["datasets"].values()} == {"planned"}
+        assert set(job["datasets"]) == set(shorts) and {d["status"] for d in job["datasets"].values()} == {
+            "planned"
+        }
         metadata = load(configs / "metadata.yaml")
         assert metadata["sweep"]["job_num"] == job["num"] and metadata["sweep"]["dir"] == str(sweep)
     summary = (sweep / "summary.md").read_text()
     assert "status: **dry_run** · 4 job(s)" in summary
-    assert "| 3 | execution.dry_run=True model=qwen3_30b dataset=[sample_ceval,sample_mmlu] | sample_ceval | planned" in summary
+    assert (
+        "| 3 | execution.dry_run=True model=qwen3_30b dataset=[sample_ceval,sample_mmlu] | "
+        "sample_ceval | planned" in summary
+    )
     again = run_cli(sweep_args(tmp_path, "execution.dry_run=true", "model=tiny,qwen3_30b"), tmp_path)
     assert again.returncode == 2 and "already holds a sweep; it is never overwritten" in again.stderr
     assert (sweep / "summary.md").read_text() == summary
@@ -57,12 +80,26 @@ def test_joblib_sweep_of_dry_runs_gives_every_job_the_full_layout_and_a_sweep_su
 
 def test_sweep_summary_is_written_when_jobs_fail_and_the_exit_code_says_so(tmp_path):
     engine, env = broken_engine_args("exit_at_start", tmp_path / "pids")
-    done = run_cli(sweep_args(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=[sample_gsm8k]",
-                              "aisbench.num_prompts=1,0", "execution.dry_run=true,false", *engine), tmp_path, env=env)
+    done = run_cli(
+        sweep_args(
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "dataset=[sample_gsm8k]",
+            "aisbench.num_prompts=1,0",
+            "execution.dry_run=true,false",
+            *engine,
+        ),
+        tmp_path,
+        env=env,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     results = load(tmp_path / "sweep" / "results.yaml")
-    by_overrides = {f"aisbench.num_prompts={overrides(j)['aisbench.num_prompts']} execution.dry_run={overrides(j)['execution.dry_run'].lower()}": j
-                    for j in results["jobs"]}
+    by_overrides = {
+        f"aisbench.num_prompts={overrides(j)['aisbench.num_prompts']} "
+        f"execution.dry_run={overrides(j)['execution.dry_run'].lower()}": j
+        for j in results["jobs"]
+    }
     ok_dry = by_overrides["aisbench.num_prompts=1 execution.dry_run=true"]
     assert ok_dry["status"] == "dry_run" and ok_dry["exit_code"] == 0
     failed = by_overrides["aisbench.num_prompts=1 execution.dry_run=false"]
@@ -73,7 +110,11 @@ def test_sweep_summary_is_written_when_jobs_fail_and_the_exit_code_says_so(tmp_p
         invalid = by_overrides[f"aisbench.num_prompts=0 execution.dry_run={dry_run}"]
         assert invalid["status"] == "error" and invalid["exit_code"] == 2
         assert "num_prompts must be >= 1" in invalid["error"]
-    assert results["sweep"]["status"] == "failed" and results["sweep"]["job_status"] == {"dry_run": 1, "error": 2, "failed": 1}
+    assert results["sweep"]["status"] == "failed" and results["sweep"]["job_status"] == {
+        "dry_run": 1,
+        "error": 2,
+        "failed": 1,
+    }
     summary = (tmp_path / "sweep" / "summary.md").read_text()
     assert "engine exited with code 3" in summary and "num_prompts must be >= 1" in summary
     for pid in filter(None, (tmp_path / "pids").read_text().split()):
@@ -81,8 +122,16 @@ def test_sweep_summary_is_written_when_jobs_fail_and_the_exit_code_says_so(tmp_p
 
 
 def test_submitit_local_sweep_and_reproduce_sh_of_one_job(tmp_path):
-    done = run_cli(sweep_args(tmp_path, "hydra/launcher=submitit_local", "execution.dry_run=true", "dataset=[sample_gsm8k]",
-                              "vllm.max_num_seqs=4,8"), tmp_path)
+    done = run_cli(
+        sweep_args(
+            tmp_path,
+            "hydra/launcher=submitit_local",
+            "execution.dry_run=true",
+            "dataset=[sample_gsm8k]",
+            "vllm.max_num_seqs=4,8",
+        ),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     results = load(tmp_path / "sweep" / "results.yaml")
     assert [j["status"] for j in results["jobs"]] == ["dry_run", "dry_run"]
@@ -92,8 +141,14 @@ def test_submitit_local_sweep_and_reproduce_sh_of_one_job(tmp_path):
     assert original["vllm"]["max_num_seqs"] == 8
     name = f"sweep_repro_{os.getpid()}"
     env = dict(os.environ, BENCH_APP_PYTHON=PYTHON)
-    rerun = subprocess.run([str(job / "configs" / "reproduce.sh"), f"benchmark.name={name}"], cwd=PROJECT_ROOT, env=env,
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [str(job / "configs" / "reproduce.sh"), f"benchmark.name={name}"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     try:
         assert rerun.returncode == 0, rerun.stderr
         replayed = load(PROJECT_ROOT / "outputs" / name / "configs" / "per_dataset" / "sample_gsm8k.yaml")
@@ -105,9 +160,25 @@ def test_submitit_local_sweep_and_reproduce_sh_of_one_job(tmp_path):
 
 def test_ctrl_c_stops_the_running_job_skips_the_rest_and_still_writes_the_summary(tmp_path):
     engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
-    process = subprocess.Popen([PYTHON, "-m", "bench_app", *sweep_args(tmp_path, "dataset=[sample_gsm8k]", "vllm.max_num_seqs=4,8",
-                                                                        "execution.server_start_timeout_s=120", *engine)],
-                               cwd=tmp_path, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "bench_app",
+            *sweep_args(
+                tmp_path,
+                "dataset=[sample_gsm8k]",
+                "vllm.max_num_seqs=4,8",
+                "execution.server_start_timeout_s=120",
+                *engine,
+            ),
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (tmp_path / "pids").exists():
         time.sleep(0.2)
@@ -127,8 +198,16 @@ def test_ctrl_c_stops_the_running_job_skips_the_rest_and_still_writes_the_summar
 
 def test_slurm_launcher_config_composes_with_gpus_from_tensor_parallel_size():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["benchmark.name=t", "model=qwen3_30b", "hydra/launcher=slurm",
-                                                       "hydra.launcher.partition=gpu"], return_hydra_config=True)
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "benchmark.name=t",
+                "model=qwen3_30b",
+                "hydra/launcher=slurm",
+                "hydra.launcher.partition=gpu",
+            ],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.partition == "gpu" and launcher.gpus_per_task == 2 and launcher.timeout_min == 240
@@ -137,8 +216,14 @@ def test_slurm_launcher_config_composes_with_gpus_from_tensor_parallel_size():
 # ---------------------------------------------------------------- repeat statistics (pure)
 def _job(num, seed, accuracy, status="ok", extra=()):
     entry = {"status": status, "metrics": {"accuracy": accuracy}} if status == "ok" else {"status": status}
-    return JobSummary(num=num, dir=f"/s/{num}", overrides=[*extra, f"++aisbench.generation_kwargs.seed={seed}"], exit_code=0,
-                      status="completed", datasets={"gsm8k": entry})
+    return JobSummary(
+        num=num,
+        dir=f"/s/{num}",
+        overrides=[*extra, f"++aisbench.generation_kwargs.seed={seed}"],
+        exit_code=0,
+        status="completed",
+        datasets={"gsm8k": entry},
+    )
 
 
 def test_t_critical_values_and_describe():
@@ -146,14 +231,18 @@ def test_t_critical_values_and_describe():
     stats = describe([50.0, 60.0, 55.0, 45.0, 65.0])
     assert stats["mean"] == 55.0 and stats["min"] == 45.0 and stats["max"] == 65.0
     assert abs(stats["std"] - 7.9057) < 1e-3  # sample standard deviation
-    half = 2.776 * 7.90569 / 5 ** 0.5
+    half = 2.776 * 7.90569 / 5**0.5
     assert abs(stats["ci95"][0] - (55 - half)) < 1e-3 and abs(stats["ci95"][1] - (55 + half)) < 1e-3
 
 
 def test_repeats_are_grouped_by_everything_but_the_seed_and_count_only_ok_runs():
-    jobs = [_job(0, 1, 40.0, extra=["model=tiny"]), _job(1, 2, 50.0, extra=["model=tiny"]),
-            _job(2, 3, 0.0, status="failed", extra=["model=tiny"]),
-            _job(3, 1, 70.0, extra=["model=big"]), _job(4, 2, 80.0, extra=["model=big"])]
+    jobs = [
+        _job(0, 1, 40.0, extra=["model=tiny"]),
+        _job(1, 2, 50.0, extra=["model=tiny"]),
+        _job(2, 3, 0.0, status="failed", extra=["model=tiny"]),
+        _job(3, 1, 70.0, extra=["model=big"]),
+        _job(4, 2, 80.0, extra=["model=big"]),
+    ]
     report = {tuple(g["config"]): g for g in repeat_statistics(jobs)}
     tiny = report[("model=tiny",)]["datasets"]["gsm8k"]
     assert tiny["ok_runs"] == 2 and tiny["runs"] == 3
@@ -163,15 +252,31 @@ def test_repeats_are_grouped_by_everything_but_the_seed_and_count_only_ok_runs()
 
 
 def test_benchmark_repeats_shorthand_runs_a_seed_sweep_with_statistics(tmp_path):
-    done = run_cli(["benchmark.repeats=3", f"hydra.sweep.dir={tmp_path / 'sweep'}", "execution.dry_run=true",
-                    "dataset=[sample_gsm8k]"], tmp_path)
+    done = run_cli(
+        [
+            "benchmark.repeats=3",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "execution.dry_run=true",
+            "dataset=[sample_gsm8k]",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
-    assert "running as: -m benchmark" not in done.stderr and "++aisbench.generation_kwargs.seed=range(1,4)" in done.stderr
+    assert (
+        "running as: -m benchmark" not in done.stderr
+        and "++aisbench.generation_kwargs.seed=range(1,4)" in done.stderr
+    )
     results = load(tmp_path / "sweep" / "results.yaml")
-    assert [j["overrides"][-1] for j in results["jobs"]] == [f"++aisbench.generation_kwargs.seed={i}" for i in (1, 2, 3)]
+    assert [j["overrides"][-1] for j in results["jobs"]] == [
+        f"++aisbench.generation_kwargs.seed={i}" for i in (1, 2, 3)
+    ]
     assert results["repeats"][0]["jobs"] == [0, 1, 2]
-    seeds = [load(Path(j["dir"]) / "configs/per_dataset/sample_gsm8k.yaml")["model_config"]["generation_kwargs"]["seed"]
-             for j in results["jobs"]]
+    seeds = [
+        load(Path(j["dir"]) / "configs/per_dataset/sample_gsm8k.yaml")["model_config"]["generation_kwargs"][
+            "seed"
+        ]
+        for j in results["jobs"]
+    ]
     assert seeds == [1, 2, 3]
     bad = run_cli(["benchmark.repeats=1", "execution.dry_run=true"], tmp_path)
     assert bad.returncode == 2 and "benchmark.repeats must be an integer >= 2, got '1'" in bad.stderr
@@ -179,18 +284,31 @@ def test_benchmark_repeats_shorthand_runs_a_seed_sweep_with_statistics(tmp_path)
 
 @pytest.mark.e2e
 def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path):
-    done = run_cli(sweep_args(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=[sample_gsm8k]",
-                              "aisbench.num_prompts=1", "vllm.max_num_seqs=4,8", "execution.progress=false"),
-                   tmp_path, timeout=900)
+    done = run_cli(
+        sweep_args(
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "dataset=[sample_gsm8k]",
+            "aisbench.num_prompts=1",
+            "vllm.max_num_seqs=4,8",
+            "execution.progress=false",
+        ),
+        tmp_path,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = load(tmp_path / "sweep" / "results.yaml")
     assert [j["datasets"]["sample_gsm8k"]["status"] for j in results["jobs"]] == ["ok", "ok"]
     servers = [load(Path(j["dir"]) / "results.yaml")["servers"][0] for j in results["jobs"]]
     assert servers[0]["port"] != servers[1]["port"] and {s["cpu_slot"] for s in servers} == {0, 1}
-    for job, server in zip(results["jobs"], servers):
+    for job, server in zip(results["jobs"], servers, strict=True):
         recorded = load(Path(job["dir"]) / "configs/per_dataset/sample_gsm8k.yaml")["server"]
         assert recorded["port"] == server["port"] and recorded["cpu_slot"] == server["cpu_slot"]
         assert f"--port {server['port']}" in " ".join(recorded["argv"])
     # Side by side, not one after the other: each server started before the other job had finished.
-    spans = [(s["started_at"], load(Path(j["dir"]) / "configs/metadata.yaml")["run"]["ended"]) for j, s in zip(results["jobs"], servers)]
+    spans = [
+        (s["started_at"], load(Path(j["dir"]) / "configs/metadata.yaml")["run"]["ended"])
+        for j, s in zip(results["jobs"], servers, strict=True)
+    ]
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans

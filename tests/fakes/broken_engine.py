@@ -8,6 +8,7 @@ MODE: exit_at_start   prints an error and exits 3
 It never produces a passing evaluation. FAKE_ENGINE_PIDFILE receives its pid (and its child's);
 FAKE_ENGINE_ENVFILE a line `<start time> <CUDA_VISIBLE_DEVICES>` (what the runner exposed to it).
 """
+
 import json
 import os
 import sys

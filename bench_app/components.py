@@ -1,0 +1,61 @@
+"""Engines and evaluators from their conf group: `_target_` names the class, the other keys are its
+settings. The class is a dataclass, so its fields are the one declaration of those settings: unknown
+keys and wrong types are refused here, before anything starts, with the valid keys named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Mapping, Type, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import UserError
+
+T = TypeVar("T")
+
+
+def component_class(target: str, base: Type[T], group: str) -> Type[T]:
+    module_name, _, class_name = str(target).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise UserError(
+            f"{group}._target_: cannot import {target!r} ({error}). "
+            f"Give the dotted path of a {base.__name__} subclass."
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, base) and dataclasses.is_dataclass(cls)):
+        raise UserError(f"{group}._target_: {target!r} is not an {base.__name__} dataclass.")
+    return cls
+
+
+def settings_of(cls: type) -> list:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def instantiate_component(conf: Mapping[str, Any], base: Type[T], group: str) -> T:
+    """Build the component `conf` describes; raises UserError naming the bad key and the valid ones."""
+    from hydra.utils import instantiate  # only needed once a plan is built
+
+    conf = dict(conf)
+    if "_target_" not in conf:
+        raise UserError(f"{group}: no _target_ set; conf/{group}/*.yaml must name the {base.__name__} class.")
+    cls = component_class(conf.pop("_target_"), base, group)
+    valid = settings_of(cls)
+    unknown = sorted(set(conf) - set(valid))
+    if unknown:
+        raise UserError(
+            f"{group}: unknown setting(s) {unknown} for {cls.__name__}. "
+            f"Valid {group} settings: {', '.join(valid)}."
+        )
+    try:
+        checked = OmegaConf.to_container(
+            OmegaConf.merge(OmegaConf.structured(cls), conf), resolve=True, throw_on_missing=True
+        )
+    except OmegaConfBaseException as error:
+        raise UserError(
+            f"{group}: invalid settings for {cls.__name__}: {str(error).splitlines()[0]}"
+        ) from None
+    return instantiate({"_target_": f"{cls.__module__}.{cls.__qualname__}", "_convert_": "all", **checked})

