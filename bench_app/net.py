@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.error
-import urllib.request
 from typing import Any, Optional
 
 
@@ -32,6 +30,9 @@ def free_port(host: str) -> int:
 
 def http_get_json(url: str, timeout: float = 5.0) -> Optional[Any]:
     """The decoded JSON body of a GET, or None when the server is unreachable or answers garbage."""
+    import urllib.error  # urllib.request costs ~25 ms to import; a dry run never needs it
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return json.loads(response.read().decode() or "null")
@@ -41,6 +42,9 @@ def http_get_json(url: str, timeout: float = 5.0) -> Optional[Any]:
 
 def http_status(url: str, timeout: float = 5.0) -> Optional[int]:
     """The HTTP status of a GET, or None when nothing answers."""
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status

@@ -4,6 +4,10 @@ Every engine server and evaluator runs as its own process group (its own session
 in a log file. Stopping means: SIGTERM to the whole group, wait, SIGKILL what is left, and verify
 that no process of the group survives. Grandchildren (vLLM's engine core and workers, AISBench's
 task processes) belong to the group, so they are stopped too. Nothing is ever found or killed by name.
+
+Crash safety: next to every group runs a watchdog (`python -m bench_app.processes`, in a session of
+its own) that stops the group once the process that started it is gone, however it died (SIGKILL,
+the OOM killer, a closed terminal), since then nothing else would.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -43,6 +48,39 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def process_start_time(pid: int) -> Optional[str]:
+    """The kernel's start time of a process (field 22 of /proc/<pid>/stat): tells a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_alive(pid: int, start_time: Optional[str] = None) -> bool:
+    """True while `pid` runs (not a zombie) and, when given, is still the process started at start_time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] != "Z" and (start_time is None or fields[19] == start_time)
+
+
+def watch(
+    owner_pid: int, owner_start: Optional[str], pgid: int, grace_s: float = 5.0, poll_s: float = 0.5
+) -> None:
+    """Stop process group `pgid` once its owner (the runner) is gone, however it died (SIGKILL, OOM, a
+    closed terminal); return when the group has ended on its own."""
+    while group_alive(pgid):
+        if not process_alive(owner_pid, owner_start):
+            signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and group_alive(pgid):
+                time.sleep(0.2)
+            signal_group(pgid, signal.SIGKILL)
+            return
+        time.sleep(poll_s)
+
+
 class ProcessGroup:
     """One command in its own process group, stdout and stderr appended to `log_file`."""
 
@@ -60,6 +98,7 @@ class ProcessGroup:
         self.cwd = cwd
         self.append = append
         self.process: Optional[subprocess.Popen] = None
+        self.watchdog: Optional[subprocess.Popen] = None
 
     @property
     def pid(self) -> Optional[int]:
@@ -77,6 +116,21 @@ class ProcessGroup:
                 cwd=self.cwd,
                 start_new_session=True,
             )
+        owner = os.getpid()
+        self.watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench_app.processes",
+                str(owner),
+                process_start_time(owner) or "?",
+                str(self.process.pid),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives the runner's own group (a closed terminal, Ctrl-C)
+        )
 
     def exit_code(self) -> Optional[int]:
         """None while the leader runs (or was never started); its exit code once it has ended."""
@@ -105,4 +159,11 @@ class ProcessGroup:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if self.watchdog is not None:  # its group is gone: it has nothing left to guard
+            self.watchdog.kill()
+            self.watchdog.wait()
         return not group_alive(pgid)
+
+
+if __name__ == "__main__":  # the watchdog: python -m bench_app.processes OWNER_PID OWNER_START PGID
+    watch(int(sys.argv[1]), None if sys.argv[2] == "?" else sys.argv[2], int(sys.argv[3]))

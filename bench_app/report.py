@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 from rich.table import Table
 
 from .files import atomic_write, dump_yaml
 from .outcome import RunOutcome
-from .plan import RunPlan
+
+if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
+    from .plan import RunPlan
 
 
 def print_plan(console, plan: RunPlan, run_dir: Path) -> None:

@@ -18,7 +18,7 @@ from .errors import UserError
 from .files import atomic_write, read_yaml
 from .plan import RunPlan, build_plan, config_fingerprint
 from .progress import make_console
-from .snapshot import Snapshot, hydra_info_from_config
+from .snapshot import Snapshot, hydra_info_from_config, mark_abandoned_runs
 
 
 def _discard_new_run_dir(run_dir: Path) -> None:
@@ -51,7 +51,13 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, d
             "Compare with `python -m bench_app.compare`, or start a new run with another benchmark.name."
         )
     results_file = run_dir / "results.yaml"
-    previous = (read_yaml(results_file) or {}).get("datasets", {}) if results_file.exists() else {}
+    if results_file.exists():
+        previous = (read_yaml(results_file) or {}).get("datasets", {})
+    else:  # the runner died before its reports: each finished dataset is in per_dataset/<short>.yaml
+        previous = {
+            p.stem: (read_yaml(p) or {}).get("result", {})
+            for p in sorted((run_dir / "configs" / "per_dataset").glob("*.yaml"))
+        }
     return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
 
 
@@ -60,6 +66,13 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     console = make_console()
     info = hydra_info_from_config()
     run_dir = Path(info["output_dir"])
+    # A single run's folder sits in outputs/ (sweeps are under outputs/sweeps/, checked from there too).
+    for abandoned in mark_abandoned_runs(run_dir.parent) if info.get("job_num") is None else []:
+        console.print(
+            f"note: {abandoned} was left running by a runner that died; marked abandoned "
+            "(resume=true continues it)",
+            highlight=False,
+        )
     try:
         config = resolve(cfg)
         plan = build_plan(config)

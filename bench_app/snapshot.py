@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import shlex
+import socket
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -24,6 +25,7 @@ from hydra.experimental.callback import Callback
 from . import metadata as meta
 from .files import atomic_write, dump_yaml, read_yaml
 from .plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
+from .processes import process_alive, process_start_time
 from .redact import redact_mapping, secret_values
 from .resolvers import PROJECT_ROOT
 from .schema import EvaluatorSettings
@@ -219,7 +221,15 @@ class Snapshot:
             "accelerator": meta.accelerator_info(),
             "environment_variables": meta.relevant_environment(),
             "package_lists": {"engine": "packages_engine.txt", "evaluator": "packages_evaluator.txt"},
-            "run": {"status": status, "started": self.started, "ended": None},
+            # Who runs it: the next command tells a dead runner's `running` from a live one's.
+            "run": {
+                "status": status,
+                "started": self.started,
+                "ended": None,
+                "pid": os.getpid(),
+                "pid_start": process_start_time(os.getpid()),
+                "host": socket.gethostname(),
+            },
             "fingerprint": config_fingerprint(self.plan),
         }
         if self.hydra_info.get("job_num") is not None:
@@ -260,6 +270,30 @@ class Snapshot:
         if server_versions:
             self.metadata["versions"][f"{self.plan.engine.name}_server"] = server_versions
         self._write("metadata.yaml", self.metadata)
+
+
+def mark_abandoned(metadata_file: Path) -> bool:
+    """A run folder whose runner died without finalising (SIGKILL, OOM, power): mark it `abandoned` with
+    the time found. Only runs of this host are judged; True when the file was changed."""
+    try:
+        document = read_yaml(metadata_file) or {}
+    except (OSError, ValueError):
+        return False
+    run = document.get("run") or {}
+    if run.get("status") != "running" or run.get("host") != socket.gethostname() or not run.get("pid"):
+        return False
+    if process_alive(int(run["pid"]), run.get("pid_start")):
+        return False
+    run.update(status="abandoned", abandoned_found=meta.now_iso())
+    atomic_write(metadata_file, dump_yaml(document))
+    return True
+
+
+def mark_abandoned_runs(outputs_dir: Path) -> List[Path]:
+    """Check every run folder under outputs/ (single runs and sweep jobs); return those just marked."""
+    patterns = ("*/configs/metadata.yaml", "sweeps/*/*/configs/metadata.yaml")
+    files = [f for pattern in patterns for f in outputs_dir.glob(pattern)] if outputs_dir.is_dir() else []
+    return [f.parent.parent for f in files if mark_abandoned(f)]
 
 
 def load_snapshot_config(path: Path) -> Dict[str, Any]:

@@ -87,6 +87,8 @@ def _parse_override(text: str):
 
 def expand_repeats(argv: List[str]) -> List[str]:
     """`benchmark.repeats=N` -> a multirun over aisbench.generation_kwargs.seed=1..N (raises UserError)."""
+    if not any(REPEATS_KEY in arg for arg in argv):  # the common case costs no parsing
+        return argv
     parsed = [(arg, _parse_override(arg)) for arg in argv]
     given = [o for _, o in parsed if o is not None and o.key_or_group == REPEATS_KEY]
     if not given:

@@ -1,41 +1,68 @@
 """Runner overhead: compose + plan + snapshot with no server (a dry run of the embedded default).
 
-    .venv/bin/python benchmarks/runner_overhead.py [RUNS]
+    .venv/bin/python benchmarks/runner_overhead.py [RUNS] [--compare-with OTHER_CHECKOUT]
 Prints the median wall time and the runner process's peak RSS. Targets: <= 0.6 s, <= 150 MB.
+With --compare-with, the same dry run of another checkout of bench_app (e.g. a `git worktree` of an
+older commit, with .venv/.venv-engine/models linked) runs interleaved with this one, run for run, and
+both medians and their ratio are printed: one sitting, the same machine noise for both.
 """
 
+import argparse
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+HERE = Path(__file__).resolve().parents[1]
+
+
+def dry_run(workdir: str, name: str, tree: Path):
+    env = dict(os.environ, PYTHONPATH=str(tree))  # that checkout's bench_app and conf/
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench_app", "execution.dry_run=true", f"benchmark.name={name}"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"dry run of {tree} failed: {process.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024  # KiB -> MiB on Linux
+
+
+def report(label: str, samples) -> float:
+    walls = [w for w, _ in samples]
+    median = statistics.median(walls)
+    print(
+        f"{label}: median wall time {median:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}); "
+        f"peak RSS {max(m for _, m in samples):.1f} MiB"
+    )
+    return median
 
 
 def main() -> None:
-    walls, peaks = [], []
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="?", type=int, default=15)
+    parser.add_argument("--compare-with", type=Path, default=None)
+    args = parser.parse_args()
+    trees = {"this checkout": HERE}
+    if args.compare_with:
+        trees["other checkout"] = args.compare_with.resolve()
+    samples = {label: [] for label in trees}
     with tempfile.TemporaryDirectory() as workdir:
-        for i in range(RUNS):
-            started = time.perf_counter()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bench_app", "execution.dry_run=true", f"benchmark.name=overhead_{i}"],
-                cwd=workdir,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            _, status, usage = os.wait4(process.pid, 0)
-            walls.append(time.perf_counter() - started)
-            peaks.append(usage.ru_maxrss / 1024)  # KiB -> MiB on Linux
-            if os.waitstatus_to_exitcode(status) != 0:
-                sys.exit(f"dry run failed: {process.stderr.read().decode()[-2000:]}")
-    print(f"dry run of the embedded default, {RUNS} runs")
-    print(
-        f"median wall time: {statistics.median(walls):.3f} s (min {min(walls):.3f}, max "
-        f"{max(walls):.3f}); target <= 0.6 s"
-    )
-    print(f"peak RSS (max over runs): {max(peaks):.1f} MiB; target <= 150 MB")
+        for i in range(args.runs):
+            for label, tree in trees.items():
+                samples[label].append(dry_run(workdir, f"overhead_{label[:5]}_{i}", tree))
+    print(f"dry run of the embedded default, {args.runs} runs each (targets <= 0.6 s, <= 150 MB)")
+    medians = {label: report(f"{label} ({trees[label]})", s) for label, s in samples.items()}
+    if args.compare_with:
+        print(f"ratio this / other: {medians['this checkout'] / medians['other checkout']:.3f}")
 
 
 if __name__ == "__main__":

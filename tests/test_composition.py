@@ -155,16 +155,23 @@ def test_a_new_engine_is_one_module_and_one_conf_file():
     assert argv[:4] == ["python", "-m", "sglang.launch_server", "--model-path"]
     assert argv[argv.index("--context-length") + 1] == "131072" and argv[argv.index("--tp-size") + 1] == "2"
     overrides = json.loads(argv[argv.index("--json-model-override-args") + 1])
-    assert overrides["rope_scaling"] == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    assert overrides["rope_scaling"] == {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 32768,
+    }
     assert "--json-model-override-args" not in plan.groups[0].argv
 
 
-@pytest.mark.parametrize("override,message", [
-    ("+engine.foo=1", "unknown setting(s) ['foo'] for VllmEngine. Valid engine settings: command, env"),
-    ("engine._target_=bench_app.nowhere.Engine", "cannot import 'bench_app.nowhere.Engine'"),
-    ("evaluator._target_=bench_app.engines.vllm.VllmEngine", "is not an Evaluator dataclass"),
-    ("engine.command=5", "invalid settings for VllmEngine"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("+engine.foo=1", "unknown setting(s) ['foo'] for VllmEngine. Valid engine settings: command, env"),
+        ("engine._target_=bench_app.nowhere.Engine", "cannot import 'bench_app.nowhere.Engine'"),
+        ("evaluator._target_=bench_app.engines.vllm.VllmEngine", "is not an Evaluator dataclass"),
+        ("engine.command=5", "invalid settings for VllmEngine"),
+    ],
+)
 def test_components_refuse_bad_targets_and_settings_naming_the_valid_keys(override, message):
     with pytest.raises(UserError) as raised:
         plan_for([override])
