@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Dict
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +18,9 @@ def resolve(cfg: DictConfig) -> BenchAppConfig:
     try:
         OmegaConf.resolve(cfg)
         _check_missing(cfg, "")
+        data = OmegaConf.to_container(cfg)
+        data.pop("hydra", None)
+        check_known_keys(data, BenchAppConfig, "")
         return OmegaConf.to_object(cfg)
     except MissingMandatoryValue as error:
         raise UserError(
@@ -26,6 +31,38 @@ def resolve(cfg: DictConfig) -> BenchAppConfig:
         raise UserError(f"{error.full_key}: cannot resolve {str(error).splitlines()[0]}") from None
     except OmegaConfBaseException as error:
         raise UserError(f"invalid configuration: {str(error).splitlines()[0]}") from None
+
+
+# Where a key that bench_app does not model belongs instead.
+_EXTRA_ARGS_HINT = {
+    "vllm": "other `vllm serve` flags go under vllm.extra_args (+vllm.extra_args.block_size=32)",
+    "aisbench": "other ais_bench flags go under aisbench.extra_args (+aisbench.extra_args.merge_ds=true)",
+}
+
+
+def check_known_keys(data: Any, schema: type, path: str) -> None:
+    """Refuse a key the schema does not declare (e.g. added with `+`): Hydra accepts it into the
+    composed config, but no tool would ever see it, and the snapshot would claim a setting not used."""
+    if not isinstance(data, dict):
+        return
+    hints = typing.get_type_hints(schema)
+    names = [f.name for f in dataclasses.fields(schema)]
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in hints:
+            hint = _EXTRA_ARGS_HINT.get(path, "")
+            raise UserError(
+                f"{where}: unknown setting. Valid keys of {path or 'the config'}: {', '.join(names)}"
+                + (f"; {hint}." if hint else ".")
+            )
+        field_type = hints[key]
+        if dataclasses.is_dataclass(field_type):
+            check_known_keys(value, field_type, where)
+        elif typing.get_origin(field_type) is dict:
+            item_type = typing.get_args(field_type)[1]
+            if dataclasses.is_dataclass(item_type) and isinstance(value, dict):
+                for name, item in value.items():
+                    check_known_keys(item, item_type, f"{where}.{name}")
 
 
 def _check_missing(node: Any, prefix: str) -> None:

@@ -91,6 +91,8 @@ class AisbenchConf:
     generation_kwargs: Dict[str, Any] = field(default_factory=dict)
     num_warmups: int = 0
     dump_eval_details: bool = False
+    # Any other ais_bench command-line flag: {merge_ds: true} -> --merge-ds, {name: value} -> --name value.
+    extra_args: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

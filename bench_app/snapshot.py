@@ -111,22 +111,32 @@ def reproduce_script(run_name: str, overrides: List[str], started: str) -> str:
     kept = [o for o in overrides if not o.startswith(("benchmark.name=", "resume=", "frozen_from="))]
     quoted = "".join(f"{shlex.quote(o)} \\\n    " for o in kept)
     name = shlex.quote(run_name)
+    root = shlex.quote(str(PROJECT_ROOT))
     return f"""#!/usr/bin/env bash
 # Reproduction script for benchmark run {name}
 # Generated: {started}
 #   ./reproduce.sh                 re-run with the original config choices and overrides (reads conf/)
 #   ./reproduce.sh --frozen        re-run from config_snapshot.yaml alone (works after conf/ changed)
 #   ./reproduce.sh KEY=VALUE ...   the same, with extra overrides appended (e.g. vllm.max_num_seqs=128)
-# Results always go to a NEW run folder (<name>_repro_<time>); the original is never overwritten.
+# It works from any directory. Results always go to a NEW run folder, ./outputs/<name>_repro_<time> of
+# the directory it is called from; the original is never overwritten.
 set -euo pipefail
 
 SNAPSHOT_DIR="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
-if [ ! -d bench_app ] || [ ! -d conf ]; then
-    echo "Error: run this script from the bench_app project root (the folder with bench_app/ and conf/)," >&2
-    echo "       e.g.: cd /path/to/bench_app && $SNAPSHOT_DIR/reproduce.sh" >&2
+# The project that made this run; if it moved, the nearest folder above this snapshot holding bench_app/.
+PROJECT_ROOT={root}
+if [ ! -d "$PROJECT_ROOT/bench_app" ]; then
+    PROJECT_ROOT="$SNAPSHOT_DIR"
+    while [ "$PROJECT_ROOT" != / ] && [ ! -d "$PROJECT_ROOT/bench_app" ]; do
+        PROJECT_ROOT="$(dirname "$PROJECT_ROOT")"
+    done
+fi
+PYTHON="${{BENCH_APP_PYTHON:-$PROJECT_ROOT/.venv/bin/python}}"
+if ! command -v "$PYTHON" >/dev/null; then
+    echo "Error: bench_app's Python not found at $PYTHON; set BENCH_APP_PYTHON to the interpreter" >&2
+    echo "       of the environment bench_app is installed in (make setup creates .venv/)." >&2
     exit 1
 fi
-PYTHON="${{BENCH_APP_PYTHON:-.venv/bin/python}}"
 
 FROZEN=0
 ARGS=()
@@ -147,6 +157,11 @@ fi
 
 if [ "$FROZEN" = 1 ]; then
     exec "$PYTHON" -m bench_app.replay "$SNAPSHOT_DIR/config_snapshot.yaml" "${{ARGS[@]}}"
+fi
+if [ ! -d "$PROJECT_ROOT/conf" ]; then
+    echo "Error: the project's conf/ folder is gone ($PROJECT_ROOT/conf); replay from the snapshot alone:" >&2
+    echo "       $SNAPSHOT_DIR/reproduce.sh --frozen" >&2
+    exit 1
 fi
 exec "$PYTHON" -m bench_app \\
     {quoted}"${{ARGS[@]}}"

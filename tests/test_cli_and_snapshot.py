@@ -101,9 +101,17 @@ def test_reproduce_quotes_hostile_values_and_appends_overrides(workdir):
     assert done.returncode == 0, done.stderr
     script = workdir / "outputs/orig/configs/reproduce.sh"
     env = dict(os.environ, BENCH_APP_PYTHON=PYTHON)
-    # From the wrong directory it says where to run it from.
-    wrong = subprocess.run([str(script)], cwd=workdir, env=env, capture_output=True, text=True)
-    assert wrong.returncode == 1 and "project root" in wrong.stderr
+    # From any directory (here the run's own): the new run lands in ./outputs of that directory.
+    elsewhere = subprocess.run(
+        [str(script), "benchmark.name=here", *DRY],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert load(workdir / "outputs/here/configs/metadata.yaml")["run"]["status"] == "dry_run"
     rerun = subprocess.run(
         [str(script), "benchmark.name=again", "vllm.max_num_seqs=128"],
         cwd=PROJECT_ROOT,
@@ -173,6 +181,7 @@ def test_frozen_replay_survives_conf_edits(workdir):
         text=True,
     )
     assert compare.returncode == 0, compare.stdout
+
     assert load(project / "outputs/frozen/configs/config_original.yaml")["frozen_from"].endswith(
         "config_snapshot.yaml"
     )
@@ -217,3 +226,36 @@ def test_resume_refuses_a_changed_configuration(workdir):
     assert refused.returncode != 0
     output = refused.stdout + refused.stderr
     assert "resume refused" in output and "sample_ceval" in output and "Traceback" not in output
+
+
+def test_frozen_replay_needs_no_conf_and_works_from_any_directory(workdir):
+    project = workdir / "project"
+    shutil.copytree(
+        PROJECT_ROOT / "bench_app", project / "bench_app", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(PROJECT_ROOT / "conf", project / "conf")
+    env = dict(os.environ, PYTHONPATH=str(project), BENCH_APP_PYTHON=PYTHON)
+    assert run_cli(["benchmark.name=base", *DRY], project, env=env).returncode == 0
+    shutil.rmtree(project / "conf")  # the configuration is gone entirely
+    script = project / "outputs/base/configs/reproduce.sh"
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    plain = subprocess.run([str(script)], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 1 and "--frozen" in plain.stderr and "Traceback" not in plain.stderr
+    frozen = subprocess.run(
+        [str(script), "--frozen", "benchmark.name=frozen"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert frozen.returncode == 0, frozen.stdout + frozen.stderr
+    compare = subprocess.run(
+        [PYTHON, "-m", "bench_app.compare", str(project / "outputs/base"), "outputs/frozen"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stdout

@@ -135,6 +135,12 @@ def evaluator_argv(
         argv += ["--num-warmups", str(settings.num_warmups)]
     if settings.dump_eval_details:
         argv.append("--dump-eval-details")
+    for key, value in sorted(settings.extra_args.items()):
+        flag = "--" + str(key).replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (False, None):
+            argv += [flag, *(str(v) for v in value)] if isinstance(value, list) else [flag, str(value)]
     return argv
 
 
