@@ -48,6 +48,8 @@ class EngineGroup:
     launch_details: Dict[str, Any]
     fingerprint: str
     datasets: List[str] = field(default_factory=list)
+    # Why this server would not run as planned; a real run refuses to start while there are any.
+    problems: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +64,10 @@ class RunPlan:
 
     def group_of(self, short: str) -> EngineGroup:
         return self.groups[self.dataset(short).group]
+
+    @property
+    def problems(self) -> List[str]:
+        return [problem for group in self.groups for problem in group.problems]
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
@@ -168,6 +174,7 @@ def group_by_engine(plans: List[DatasetPlan], engine: Engine, restart_per_datase
                 argv=engine.argv(plan.engine_args, where),
                 launch_details=engine.launch_details(plan.engine_args, where),
                 fingerprint=key,
+                problems=engine.launch_problems(plan.engine_args, where),
             )
             groups.append(group)
             by_fingerprint[key] = group

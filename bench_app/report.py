@@ -23,6 +23,8 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
     for group in plan.groups:
         console.print(f"\n[bold]engine group {group.index}[/]  datasets: {', '.join(group.datasets)}")
         console.print(f"  engine:    {shlex.join(group.argv)}")
+        for problem in group.problems:
+            console.print(f"  [bold yellow]warning:[/] {problem} (a real run refuses to start)")
         for short in group.datasets:
             dataset = plan.dataset(short)
             preview = plan.evaluator.command_preview(short, dataset.evaluator)

@@ -101,6 +101,7 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
         "shares_server_with": [s for s in group.datasets if s != plan.short],
         "argv": group.argv,
         **group.launch_details,
+        **({"problems": group.problems} if group.problems else {}),
     }
     return document
 

@@ -259,3 +259,15 @@ def test_frozen_replay_needs_no_conf_and_works_from_any_directory(workdir):
         text=True,
     )
     assert compare.returncode == 0, compare.stdout
+
+
+def test_unknown_rope_theta_refuses_a_real_run_and_warns_in_a_dry_run(workdir):
+    env = {"HF_HOME": str(workdir / "empty_hf"), "HF_HUB_CACHE": str(workdir / "empty_hf" / "hub")}
+    args = ["model=qwen3_30b", "dataset=[ceval,longbenchv2]", "engine=vllm"]
+    dry = run_cli(["benchmark.name=plan", *DRY, *args], workdir, env=env)
+    assert dry.returncode == 0 and "warning:" in dry.stdout and "rope_theta" in dry.stdout
+    per_dataset = load(workdir / "outputs/plan/configs/per_dataset/longbenchv2.yaml")
+    assert "rope_theta" in per_dataset["engine"]["problems"][0]
+    real = run_cli(["benchmark.name=real", *args], workdir, env=env)
+    assert real.returncode == 2 and "refusing to start" in real.stderr + real.stdout
+    assert "Traceback" not in real.stderr and not (workdir / "outputs" / "real").exists()

@@ -176,3 +176,43 @@ def test_components_refuse_bad_targets_and_settings_naming_the_valid_keys(overri
     with pytest.raises(UserError) as raised:
         plan_for([override])
     assert message in str(raised.value)
+
+
+def _hf_cache_with(root, repo, config):
+    folder = root / "hub" / ("models--" + repo.replace("/", "--"))
+    (folder / "snapshots" / "abc123").mkdir(parents=True)
+    (folder / "snapshots" / "abc123" / "config.json").write_text(json.dumps(config))
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("abc123")
+
+
+DOC_EXAMPLE = ["model=qwen3_30b", "dataset=[ceval,longbenchv2]", "engine=vllm"]
+
+
+def test_hub_model_rope_parameters_come_from_the_local_hf_cache(tmp_path, monkeypatch):
+    own = {"rope_type": "default", "rope_theta": 1000000.0, "partial_rotary_factor": 0.5}
+    _hf_cache_with(tmp_path, "Qwen/Qwen3-30B-A3B", {"rope_parameters": own, "max_position_embeddings": 40960})
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    plan = plan_for(DOC_EXAMPLE)
+    rope = plan.groups[1].launch_details["hf_overrides"]["rope_parameters"]
+    assert rope == {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 32768,
+        "rope_theta": 1000000.0,
+        "partial_rotary_factor": 0.5,
+    }
+    assert not plan.problems and plan.groups[0].launch_details["hf_overrides"] is None
+
+
+def test_hub_model_missing_from_the_cache_is_a_problem_unless_rope_theta_is_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    plan = plan_for(DOC_EXAMPLE)
+    assert len(plan.problems) == 1 and "Give it inside rope_scaling" in plan.problems[0]
+    given = plan_for(
+        [*DOC_EXAMPLE, "+datasets.longbenchv2.vllm_config_override.rope_scaling.rope_theta=1000000"]
+    )
+    assert not given.problems
+    assert given.groups[1].launch_details["hf_overrides"]["rope_parameters"]["rope_theta"] == 1000000

@@ -63,6 +63,10 @@ class Engine:
         """Derived launch facts worth recording next to the argv (e.g. translated overrides)."""
         return {}
 
+    def launch_problems(self, engine_args: Mapping[str, Any], where: str) -> List[str]:
+        """What would make the server run other than planned (a dry run shows them, a run refuses)."""
+        return []
+
     def environment(self, base: Mapping[str, str]) -> Dict[str, str]:
         env = dict(base)
         env.update(OFFLINE_ENV)

@@ -9,6 +9,7 @@ together with `max_position_embeddings` so that a --max-model-len above the nati
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -75,16 +76,47 @@ def parse_rope_scaling(value: Any, where: str) -> Optional[Dict[str, Any]]:
     return parsed
 
 
-def _local_rope_theta(model_path: str) -> Optional[float]:
-    """rope_theta of a local model folder, so that replacing rope_parameters does not drop it."""
-    config_file = Path(model_path) / "config.json"
-    if not config_file.is_file():
+def hf_hub_cache() -> Path:
+    """The local Hugging Face hub cache, as huggingface_hub finds it (HF_HUB_CACHE, HF_HOME, default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
+
+
+def model_config_file(model_path: str) -> Optional[Path]:
+    """config.json of a local model folder, or of a hub id in the local cache (never downloaded)."""
+    local = Path(model_path) / "config.json"
+    if local.is_file():
+        return local
+    if model_path.count("/") != 1 or model_path.startswith(("/", ".")):
+        return None
+    repo = hf_hub_cache() / ("models--" + model_path.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    revisions = [ref.read_text().strip()] if ref.is_file() else []
+    revisions += sorted(p.name for p in (repo / "snapshots").glob("*") if p.name not in revisions)
+    return next(
+        (
+            repo / "snapshots" / r / "config.json"
+            for r in revisions
+            if (repo / "snapshots" / r / "config.json").is_file()
+        ),
+        None,
+    )
+
+
+def model_rope_parameters(model_path: str) -> Optional[Dict[str, Any]]:
+    """The model's own rope parameters (rope_theta included), or None when its config cannot be read."""
+    config_file = model_config_file(model_path)
+    if config_file is None:
         return None
     try:
         config = json.loads(config_file.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return (config.get("rope_parameters") or {}).get("rope_theta", config.get("rope_theta"))
+    rope = dict(config.get("rope_parameters") or {})
+    if "rope_theta" in config:
+        rope.setdefault("rope_theta", config["rope_theta"])
+    return rope
 
 
 def _flag(key: str) -> str:
@@ -121,17 +153,33 @@ class VllmEngine(Engine):
         rope = dict(rope)
         if "type" in rope and "rope_type" not in rope:
             rope["rope_type"] = rope.pop("type")
-        if self.hf_rope_field == "rope_parameters" and "rope_theta" not in rope:
-            # vLLM replaces a dict-valued override wholesale; keep the model's rope_theta.
-            theta = _local_rope_theta(str(engine_args.get("model_path", "")))
-            if theta is not None:
-                rope["rope_theta"] = theta
+        if self.hf_rope_field == "rope_parameters":
+            # vLLM replaces a dict-valued override wholesale: carry every field of the model's own rope
+            # parameters (rope_theta above all) that the user's rope_scaling does not set.
+            own = model_rope_parameters(str(engine_args.get("model_path", ""))) or {}
+            own.pop("rope_type", None)
+            rope = {**own, **rope}
         overrides[self.hf_rope_field] = rope
         overrides.setdefault("max_position_embeddings", engine_args["max_model_len"])
         return overrides
 
     def launch_details(self, engine_args: Mapping[str, Any], where: str) -> Dict[str, Any]:
         return {"hf_overrides": self.hf_overrides(engine_args, where) or None}
+
+    def launch_problems(self, engine_args: Mapping[str, Any], where: str) -> List[str]:
+        rope = parse_rope_scaling(engine_args.get("rope_scaling"), where)
+        if not rope or self.hf_rope_field != "rope_parameters" or "rope_theta" in rope:
+            return []
+        model = str(engine_args.get("model_path", ""))
+        if model_config_file(model) is not None:
+            return []
+        return [
+            f"{where}: rope_scaling replaces the model's rope_parameters, but the config.json of {model!r} "
+            f"is neither a local folder nor in the Hugging Face cache ({hf_hub_cache()}), so its rope_theta "
+            "is unknown and vLLM would run with rope_theta None. Give it inside rope_scaling, e.g. "
+            'rope_scaling=\'{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768,'
+            '"rope_theta":1000000}\', or download the model first.'
+        ]
 
     def argv(self, engine_args: Mapping[str, Any], where: str = "vllm") -> List[str]:
         argv = [*self.command, str(engine_args["model_path"])]
