@@ -14,7 +14,7 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -37,6 +37,8 @@ class DatasetPlan:
     override_applied: Dict[str, Any]
     evaluator: EvaluatorSettings
     group: int = -1
+    # Filled by bench_app.budget before the snapshot: prompt token counts against max_model_len.
+    context_budget: Optional[Dict[str, Any]] = None
 
 
 @dataclass

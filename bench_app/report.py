@@ -32,6 +32,16 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
     console.print(f"\nsnapshot written to {run_dir / 'configs'}; dry run, nothing started.")
 
 
+def print_budget(console, lines) -> None:
+    """The context budget table (prompt tokens after the chat template, against max_model_len)."""
+    if lines:
+        console.print(
+            "\ncontext budget (prompt tokens with the chat template applied; budget = max_model_len):"
+        )
+        for line in lines:
+            console.print(f"  {line}", highlight=False, markup=False)
+
+
 def metric_text(metrics: Dict[str, Any]) -> str:
     parts = [
         f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"

@@ -13,6 +13,7 @@ from typing import Callable, Dict
 from omegaconf import DictConfig, OmegaConf
 
 from . import report
+from .budget import budget_lines, check_context
 from .config import resolve
 from .errors import UserError
 from .files import atomic_write, read_yaml
@@ -78,6 +79,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         plan = build_plan(config)
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))
+        budgets = check_context(plan, config.execution.context_check)
         already_ok = _previous_results(run_dir, plan, config.resume)
     except UserError as error:
         console.print(f"[bold red]bench_app: error:[/] {error}", highlight=False)
@@ -93,8 +95,10 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     if config.execution.dry_run:
         snapshot.write_initial(status="dry_run")
         report.print_plan(console, plan, run_dir)
+        report.print_budget(console, budget_lines(budgets) if budgets else [])
         snapshot.finalize("dry_run")
         return 0
+    report.print_budget(console, budget_lines(budgets) if budgets else [])
 
     from .execute import execute  # the engine/evaluator code is only needed for real runs
 

@@ -96,6 +96,8 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
     }
     if plan.override_applied:
         document["vllm_config_override_applied"] = plan.override_applied
+    if plan.context_budget is not None:
+        document["context_budget"] = plan.context_budget
     document["engine"] = {
         "group": group.index,
         "shares_server_with": [s for s in group.datasets if s != plan.short],

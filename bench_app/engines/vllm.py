@@ -9,12 +9,12 @@ together with `max_position_embeddings` so that a --max-model-len above the nati
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import UserError
+from ..hub import hf_hub_cache, model_folder
 from ..net import http_get_json
 from ..resolvers import PROJECT_ROOT
 from .base import Engine, ServerFacts
@@ -76,32 +76,9 @@ def parse_rope_scaling(value: Any, where: str) -> Optional[Dict[str, Any]]:
     return parsed
 
 
-def hf_hub_cache() -> Path:
-    """The local Hugging Face hub cache, as huggingface_hub finds it (HF_HUB_CACHE, HF_HOME, default)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
-
-
 def model_config_file(model_path: str) -> Optional[Path]:
-    """config.json of a local model folder, or of a hub id in the local cache (never downloaded)."""
-    local = Path(model_path) / "config.json"
-    if local.is_file():
-        return local
-    if model_path.count("/") != 1 or model_path.startswith(("/", ".")):
-        return None
-    repo = hf_hub_cache() / ("models--" + model_path.replace("/", "--"))
-    ref = repo / "refs" / "main"
-    revisions = [ref.read_text().strip()] if ref.is_file() else []
-    revisions += sorted(p.name for p in (repo / "snapshots").glob("*") if p.name not in revisions)
-    return next(
-        (
-            repo / "snapshots" / r / "config.json"
-            for r in revisions
-            if (repo / "snapshots" / r / "config.json").is_file()
-        ),
-        None,
-    )
+    folder = model_folder(model_path)
+    return folder / "config.json" if folder is not None else None
 
 
 def model_rope_parameters(model_path: str) -> Optional[Dict[str, Any]]:

@@ -11,16 +11,19 @@ import csv
 import json
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import EvaluationError
 from ..files import tail
+from ..hub import model_folder
 from ..schema import EvaluatorSettings
 from .base import Endpoint, EvaluationResult, EvaluationTask, Evaluator
 
 TASK_FILE = "aisbench_task.py"
+PROMPTS_SCRIPT = "aisbench_prompts.py"  # runs in the evaluator's environment (context budget)
 LOG_FILE = "aisbench.log"
 MODEL_ABBR = "bench_app"
 
@@ -292,6 +295,78 @@ class AisbenchEvaluator(Evaluator):
 
     def verify(self, task: EvaluationTask) -> EvaluationResult:
         return collect_results(task.work_dir, task.settings)
+
+    def _stock_for(self, names: Sequence[str]) -> None:
+        if not set(names) <= set(self.stock):
+            self.prepare_run(sorted(set(names) | set(self.stock)))
+
+    def _budget_task_text(self, name: str, settings: EvaluatorSettings, model_path: str) -> str:
+        # The endpoint does not change the prompts; a fixed one keeps the cache key stable.
+        return task_config_text(self.stock[name], settings, "127.0.0.1", 1, "context-budget", model_path)
+
+    def prompt_inputs(
+        self, short: str, name: str, settings: EvaluatorSettings, model_path: str
+    ) -> Tuple[str, List[Path], List[Path]]:
+        # Everything the task file is made of, without asking the evaluator environment (a cache hit must
+        # cost no process): the dataset name and settings, and the installed AISBench itself.
+        shaping = {k: getattr(settings, k) for k in ("subsets", "data_path", "max_out_len")}
+        task = json.dumps([name, shaping, model_path, self.datasets_root], sort_keys=True, default=str)
+        folder = model_folder(model_path)
+        data = [Path(settings.data_path)] if settings.data_path else []
+        env_root = Path(evaluator_python(self.command)).parent.parent
+        package = [p / "__init__.py" for p in env_root.glob("lib/python3*/site-packages/ais_bench")]
+        return task, [*data, *package], [folder] if folder else [Path(model_path)]
+
+    def count_prompt_tokens(
+        self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]], model_path: str
+    ) -> Dict[str, Dict[str, Any]]:
+        self._stock_for([name for _, name, _ in datasets])
+        results: Dict[str, Dict[str, Any]] = {}
+        with tempfile.TemporaryDirectory(prefix="bench_app_budget_") as tmp:
+            task_files: Dict[str, str] = {}
+            for short, name, settings in datasets:
+                if name not in self.stock:
+                    results[short] = {"error": f"AISBench has no dataset config named {name!r}"}
+                    continue
+                task_file = Path(tmp) / short / TASK_FILE
+                task_file.parent.mkdir(parents=True)
+                task_file.write_text(self._budget_task_text(name, settings, model_path))
+                task_files[str(task_file)] = short
+            if not task_files:
+                return results
+            env = super().environment(Path(tmp))  # offline; the user's HF cache for the tokenizer
+            if self.datasets_root:
+                env["AIS_BENCH_DATASETS_CACHE"] = self.datasets_root
+            done = subprocess.run(
+                [
+                    evaluator_python(self.command),
+                    str(Path(__file__).with_name(PROMPTS_SCRIPT)),
+                    model_path,
+                    *task_files,
+                ],
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+                env=env,
+                timeout=3600,
+            )
+        lines = done.stdout.strip().splitlines()
+        try:
+            found = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            found = {}
+        if not isinstance(found, dict) or (done.returncode != 0 and "error" not in found):
+            found = {
+                "error": f"prompt rendering failed (exit {done.returncode}): "
+                f"{(done.stderr.strip().splitlines() or ['no output'])[-1][:300]}"
+            }
+        for task_file, short in task_files.items():
+            results[short] = (
+                {"error": found["error"]}
+                if "error" in found
+                else found.get(task_file, {"error": "not rendered"})
+            )
+        return results
 
     def command_preview(self, short: str, settings: EvaluatorSettings) -> List[str]:
         return evaluator_argv(["ais_bench"], f"<run>/{short}/{TASK_FILE}", f"<run>/{short}", settings)

@@ -84,6 +84,23 @@ class Evaluator:
         """The command a dataset will run, with placeholders, for the dry-run plan."""
         raise NotImplementedError
 
+    def prompt_inputs(
+        self, short: str, name: str, settings: EvaluatorSettings, model_path: str
+    ) -> Tuple[str, List[Path], List[Path]]:
+        """What the prompts of a dataset depend on: (task text, data files, tokenizer files), the key of
+        the token-count cache (bench_app.budget)."""
+        raise NotImplementedError(f"{self.label} cannot render prompts for the context budget")
+
+    def count_prompt_tokens(
+        self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]], model_path: str
+    ) -> Dict[str, Dict[str, Any]]:
+        """Per dataset short name: {"prompt_tokens": [...], "max_out_len": [...]} as the evaluator would
+        send them (chat template applied), or {"error": why it could not be counted}."""
+        return {
+            short: {"error": f"{self.label} cannot render prompts for the context budget"}
+            for short, _, _ in datasets
+        }
+
     def environment(self, work_dir: Path) -> Dict[str, str]:
         env = dict(os.environ)
         env.update(OFFLINE_ENV)
