@@ -68,8 +68,11 @@ def cache_key(task_text: str, data_paths: List[Path], tokenizer_files: List[Path
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
-def summarise(counts: Dict[str, list], max_model_len: int) -> DatasetBudget:
-    tokens, out_lens = counts["prompt_tokens"], counts["max_out_len"]
+def summarise(
+    counts: Dict[str, list], max_model_len: int, num_prompts: Optional[int] = None
+) -> DatasetBudget:
+    """The budget of the prompts that will be sent (the first num_prompts, as the evaluator takes them)."""
+    tokens, out_lens = counts["prompt_tokens"][:num_prompts], counts["max_out_len"][:num_prompts]
     if not tokens:
         return DatasetBudget(max_model_len=max_model_len, skipped="no prompts were rendered")
     longest = max(range(len(tokens)), key=lambda i: tokens[i])
@@ -133,7 +136,7 @@ def check_context(plan: RunPlan, mode: str) -> Dict[str, DatasetBudget]:
         if "error" in result:
             budgets[dataset.short] = DatasetBudget(max_model_len=max_model_len, skipped=result["error"])
         else:
-            budgets[dataset.short] = summarise(result, max_model_len)
+            budgets[dataset.short] = summarise(result, max_model_len, dataset.evaluator.num_prompts)
             budgets[dataset.short].cached = bool(result.get("cached"))
         dataset.context_budget = budgets[dataset.short].to_dict()
     failing = {short: b for short, b in budgets.items() if not b.skipped and b.not_fitting}

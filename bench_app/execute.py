@@ -131,6 +131,19 @@ def execute(
     return RunOutcome(status=status, results=ordered, servers=servers, wall_s=time.monotonic() - started)
 
 
+def _note_finished_requests(result: DatasetResult, before: Dict[str, float], after: Dict[str, float]) -> None:
+    """Record how the dataset's requests ended; answers cut at max_out_len are a reason, never silent."""
+    ended = {k: int(after[k] - before.get(k, 0)) for k in after if after[k] - before.get(k, 0) > 0}
+    result.finished_requests = ended
+    cut = ended.get("length", 0)
+    if cut:
+        note = (
+            f"{cut} of {sum(ended.values())} answer(s) were cut at max_out_len or max_model_len "
+            "(finish_reason length)"
+        )
+        result.reason = f"{result.reason}; {note}" if result.reason else note
+
+
 def _died(server: EngineServer) -> Optional[str]:
     death = server.death()
     return f"server died during the evaluation ({death})" if death else None
@@ -291,6 +304,7 @@ class GroupRunner:
                         self.plan.dataset(short),
                         group,
                         record,
+                        server,
                         endpoint,
                         lambda: self._interrupted() or _died(server),
                     )
@@ -305,6 +319,7 @@ class GroupRunner:
         dataset: DatasetPlan,
         group: EngineGroup,
         record: ServerRecord,
+        server: EngineServer,
         endpoint: Endpoint,
         stop_reason: Callable[[], Optional[str]],
     ) -> DatasetResult:
@@ -318,6 +333,7 @@ class GroupRunner:
             output_dir=str(work_dir),
         )
         started = time.monotonic()
+        before = server.request_counters()
         try:
             evaluated = self.plan.evaluator.evaluate(
                 dataset.short,
@@ -333,4 +349,5 @@ class GroupRunner:
             result.reason, result.log_tail = error.reason, error.log_tail or None
         finally:
             result.evaluation_s = round(time.monotonic() - started, 1)
+        _note_finished_requests(result, before, server.request_counters())
         return result

@@ -40,6 +40,18 @@ def http_get_json(url: str, timeout: float = 5.0) -> Optional[Any]:
         return None
 
 
+def http_get_text(url: str, timeout: float = 5.0) -> Optional[str]:
+    """The body of a GET as text, or None when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None
+
+
 def http_status(url: str, timeout: float = 5.0) -> Optional[int]:
     """The HTTP status of a GET, or None when nothing answers."""
     import urllib.error

@@ -40,6 +40,8 @@ class DatasetResult:
     log_tail: Optional[str] = None
     server_started_at: Optional[str] = None
     evaluation_s: Optional[float] = None
+    # How the server says this dataset's requests ended (e.g. {"stop": 3, "length": 1}).
+    finished_requests: Dict[str, int] = field(default_factory=dict)
     output_dir: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:

@@ -1,6 +1,7 @@
 """The context budget: prompts rendered as AISBench sends them (chat template applied by the model's
 tokenizer) are counted and compared with max_model_len before any server starts."""
 
+import pytest
 from conftest import load, run_cli
 
 DRY = ["execution.dry_run=true"]
@@ -49,3 +50,28 @@ def test_a_tokenizer_that_is_not_available_offline_skips_the_check_with_the_reas
     assert "not checked: cannot load the tokenizer of 'Qwen/Qwen3-30B-A3B' offline" in done.stdout
     budget = load(workdir / "outputs/nohub/configs/per_dataset/sample_gsm8k.yaml")["context_budget"]
     assert "cannot load the tokenizer" in budget["skipped"]
+
+
+def test_only_the_prompts_that_will_be_sent_are_budgeted(workdir):
+    done = run_cli(["benchmark.name=two", *DRY, "dataset=[sample_gsm8k]", "aisbench.num_prompts=2"], workdir)
+    assert done.returncode == 0, done.stderr
+    assert (
+        load(workdir / "outputs/two/configs/per_dataset/sample_gsm8k.yaml")["context_budget"]["prompts"] == 2
+    )
+
+
+@pytest.mark.e2e
+def test_answers_cut_at_max_out_len_are_counted_and_shown_as_a_reason(workdir):
+    args = [
+        "benchmark.name=cut",
+        "dataset=[sample_gsm8k]",
+        "aisbench.num_prompts=2",
+        "datasets.sample_gsm8k.model_config.max_out_len=4",
+        "execution.progress=false",
+    ]
+    done = run_cli(args, workdir, timeout=600)
+    results = load(workdir / "outputs/cut/results.yaml")
+    entry = results["datasets"]["sample_gsm8k"]
+    assert entry["finished_requests"] == {"length": 2}, (done.stdout[-2000:], entry)
+    assert "2 of 2 answer(s) were cut at max_out_len" in entry["reason"]
+    assert "cut at max_out_len" in (workdir / "outputs/cut/summary.md").read_text()

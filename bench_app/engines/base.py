@@ -77,6 +77,11 @@ class Engine:
         """Ask the running server what it serves; None fields when it does not say."""
         return ServerFacts()
 
+    def request_counters(self, base_url: str) -> Dict[str, float]:
+        """Server-side totals of finished requests by reason (e.g. {"length": 3, "stop": 5}); {} when the
+        server does not report them. Differences around one dataset tell how its requests ended."""
+        return {}
+
     def server(
         self,
         argv: List[str],
@@ -161,6 +166,9 @@ class EngineServer:
 
     def read_back(self) -> ServerFacts:
         return self.engine.read_back(self.base_url)
+
+    def request_counters(self) -> Dict[str, float]:
+        return self.engine.request_counters(self.base_url)
 
     def stop(self) -> None:
         """Stop the whole group; raises EngineError if any of its processes survive SIGKILL."""

@@ -9,16 +9,20 @@ together with `max_position_embeddings` so that a --max-model-len above the nati
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import UserError
 from ..hub import hf_hub_cache, model_folder
-from ..net import http_get_json
+from ..net import http_get_json, http_get_text
 from ..resolvers import PROJECT_ROOT
 from .base import Engine, ServerFacts
 
+_REQUEST_SUCCESS = re.compile(
+    r'^vllm:request_success_total\{[^}]*finished_reason="([a-z_]+)"[^}]*\}\s+([0-9.eE+-]+)'
+)
 # Engine-args keys that are not `--flag value` pairs of `vllm serve`.
 _NOT_FLAGS = {"model_path", "rope_scaling", "hf_overrides", "extra_args"}
 # Order of the typed flags on the command line (readable argv, stable across runs).
@@ -188,6 +192,15 @@ class VllmEngine(Engine):
         env["VLLM_NO_USAGE_STATS"] = "1"
         env.setdefault("VLLM_CACHE_ROOT", str(PROJECT_ROOT / ".cache" / "vllm"))
         return super().environment(env)
+
+    def request_counters(self, base_url: str) -> Dict[str, float]:
+        # Prometheus text: vllm:request_success_total{engine="0",finished_reason="length",...} 3.0
+        totals: Dict[str, float] = {}
+        for line in (http_get_text(base_url + "/metrics") or "").splitlines():
+            match = _REQUEST_SUCCESS.match(line)
+            if match:
+                totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(2))
+        return totals
 
     def read_back(self, base_url: str) -> ServerFacts:
         models = http_get_json(base_url + "/v1/models") or {}

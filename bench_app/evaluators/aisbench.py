@@ -134,8 +134,8 @@ def evaluator_argv(
     ]
     if settings.num_prompts is not None:
         argv += ["--num-prompts", str(settings.num_prompts)]
-    if settings.mode == "perf":
-        argv += ["--num-warmups", str(settings.num_warmups)]
+    # Always: AISBench's own default is one warmup request, in every mode.
+    argv += ["--num-warmups", str(settings.num_warmups)]
     if settings.dump_eval_details:
         argv.append("--dump-eval-details")
     for key, value in sorted(settings.extra_args.items()):
