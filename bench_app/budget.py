@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from .errors import UserError
+from .errors import ComponentError, UserError
 from .files import atomic_write
 from .plan import DatasetPlan, RunPlan
 from .resolvers import PROJECT_ROOT
@@ -113,7 +114,14 @@ def count_tokens(plan: RunPlan, datasets: List[DatasetPlan]) -> Dict[str, Dict[s
             by_model.setdefault(str(dataset.engine_args["model_path"]), []).append(dataset)
     for model_path, group in by_model.items():
         items = [(d.short, d.name, d.evaluator) for d in group]
-        found = plan.evaluator.count_prompt_tokens(items, model_path)
+        try:
+            found = plan.evaluator.count_prompt_tokens(items, model_path)
+        except (ComponentError, OSError, subprocess.SubprocessError) as error:
+            # The evaluator environment itself is unusable: say so, cache nothing, let the run report it.
+            reason = getattr(error, "reason", None) or str(error)
+            for short, _, _ in items:
+                counts[short] = {"error": f"cannot count prompt tokens: {reason}"}
+            continue
         for short, result in found.items():
             counts[short] = result
             atomic_write(CACHE_DIR / f"{misses[short]}.json", json.dumps(result))

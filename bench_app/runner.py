@@ -79,8 +79,8 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         plan = build_plan(config)
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))
+        already_ok = _previous_results(run_dir, plan, config.resume)  # cheap checks first
         budgets = check_context(plan, config.execution.context_check)
-        already_ok = _previous_results(run_dir, plan, config.resume)
     except UserError as error:
         console.print(f"[bold red]bench_app: error:[/] {error}", highlight=False)
         if info.get("job_num") is None:
