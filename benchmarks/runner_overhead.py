@@ -1,7 +1,9 @@
 """Runner overhead: compose + plan + snapshot with no server (a dry run of the embedded default).
 
     .venv/bin/python benchmarks/runner_overhead.py [RUNS] [--compare-with OTHER_CHECKOUT]
-Prints the median wall time and the runner process's peak RSS. Targets: <= 0.6 s, <= 150 MB.
+Prints the median wall time and the runner process's peak RSS (targets <= 0.6 s, <= 150 MB), and, run
+for run beside it, one Python process that only imports Hydra + bench_app and composes the same config:
+the ratio says what the runner adds to composing (target <= 1.2).
 With --compare-with, the same dry run of another checkout of bench_app (e.g. a `git worktree` of an
 older commit, with .venv/.venv-engine/models linked) runs interleaved with this one, run for run, and
 both medians and their ratio are printed: one sitting, the same machine noise for both.
@@ -36,6 +38,25 @@ def dry_run(workdir: str, name: str, tree: Path):
     return wall, usage.ru_maxrss / 1024  # KiB -> MiB on Linux
 
 
+COMPOSE_ONLY = """
+from hydra import compose, initialize_config_dir
+import bench_app.app as app
+with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
+    compose(config_name="config", overrides=["execution.dry_run=true", "benchmark.name=x"])
+"""
+
+
+def compose_only(tree: Path):
+    """One Python process that imports Hydra and bench_app and composes the same config, nothing else."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", COMPOSE_ONLY], env=env, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"compose of {tree} failed: {process.stderr.read().decode()[-2000:]}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
 def report(label: str, samples) -> float:
     walls = [w for w, _ in samples]
     median = statistics.median(walls)
@@ -55,12 +76,16 @@ def main() -> None:
     if args.compare_with:
         trees["other checkout"] = args.compare_with.resolve()
     samples = {label: [] for label in trees}
+    composes = []
     with tempfile.TemporaryDirectory() as workdir:
         for i in range(args.runs):
             for label, tree in trees.items():
                 samples[label].append(dry_run(workdir, f"overhead_{label[:5]}_{i}", tree))
+            composes.append(compose_only(HERE))
     print(f"dry run of the embedded default, {args.runs} runs each (targets <= 0.6 s, <= 150 MB)")
     medians = {label: report(f"{label} ({trees[label]})", s) for label, s in samples.items()}
+    compose_median = report("one Hydra import + compose of the same config", composes)
+    print(f"ratio dry run / compose only: {medians['this checkout'] / compose_median:.2f} (target <= 1.2)")
     if args.compare_with:
         print(f"ratio this / other: {medians['this checkout'] / medians['other checkout']:.3f}")
 

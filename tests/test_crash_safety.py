@@ -107,7 +107,7 @@ def test_sigkill_of_a_sweep_parent_takes_its_servers_down(workdir):
     pidfile = workdir / "pids"
     args = [
         "-m",
-        f"hydra.sweep.dir={workdir / 'sweep'}",
+        "hydra.sweep.dir=outputs/sweeps/killed",
         "dataset=[sample_gsm8k]",
         "vllm.max_num_seqs=4,8",
         "execution.server_start_timeout_s=300",
@@ -132,3 +132,7 @@ def test_sigkill_of_a_sweep_parent_takes_its_servers_down(workdir):
     while time.monotonic() < deadline and alive():
         time.sleep(0.5)
     assert not alive(), "the engine of the killed sweep is still alive after 15 s"
+    done = run_cli(["benchmark.name=after_sweep", "execution.dry_run=true"], workdir)
+    assert done.returncode == 0, done.stderr
+    job = load(workdir / "outputs/sweeps/killed/0/configs/metadata.yaml")
+    assert job["run"]["status"] == "abandoned" and job["run"]["abandoned_found"]
