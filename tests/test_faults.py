@@ -133,6 +133,9 @@ def test_sigint_mid_run_stops_everything_and_finalises_the_snapshot(workdir):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Like a program in a terminal's foreground: a shell that starts a job in the background (as CI
+        # harnesses may run `make test`) passes SIGINT on as ignored, and the runner then rightly ignores it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output = []
     for line in process.stdout:
