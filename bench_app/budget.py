@@ -64,8 +64,7 @@ def _stat_lines(paths: Iterable[Path]) -> List[str]:
 
 
 def cache_key(task_text: str, data_paths: List[Path], tokenizer_files: List[Path]) -> str:
-    script = Path(__file__).parent / "evaluators" / "aisbench_prompts.py"
-    parts = [task_text, *_stat_lines(data_paths), *_stat_lines(tokenizer_files), *_stat_lines([script])]
+    parts = [task_text, *_stat_lines(data_paths), *_stat_lines(tokenizer_files)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

@@ -8,7 +8,8 @@ from typing import Any, Iterable, Mapping
 REDACTED = "***REDACTED***"
 # Whole name parts only: HF_TOKEN and api_key are secrets, max_num_batched_tokens and tokenizer are not.
 _SECRET_NAME = re.compile(
-    r"((^|[_.-])TOKEN($|[_.-])|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|(^|[_.-])KEY$|(^|[_.-])AUTH)",
+    r"((^|[_.-])TOKEN($|[_.-])|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL"
+    r"|(^|[_.-])KEY$|(^|[_.-])AUTH)",
     re.I,
 )
 

@@ -315,6 +315,7 @@ class AisbenchEvaluator(Evaluator):
         data = [Path(settings.data_path)] if settings.data_path else []
         env_root = Path(evaluator_python(self.command)).parent.parent
         package = [p / "__init__.py" for p in env_root.glob("lib/python3*/site-packages/ais_bench")]
+        package.append(Path(__file__).with_name(PROMPTS_SCRIPT))  # how prompts are rendered and counted
         return task, [*data, *package], [folder] if folder else [Path(model_path)]
 
     def count_prompt_tokens(
