@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from .engines import EngineServer
 from .errors import ComponentError, EngineError, EvaluationError
-from .evaluators import Endpoint
+from .evaluators import Endpoint, EvaluationSession
 from .files import tail
 from .metadata import now_iso
 from .net import client_host
@@ -251,6 +251,12 @@ class GroupRunner:
     def run_group(self, group: EngineGroup, pending: List[str]) -> None:
         if self.cancel.is_set():
             return
+        # Opened first: the evaluator's start-up (e.g. AISBench's imports) overlaps the server's.
+        log_file = self.run_dir / "logs" / f"evaluator_group{group.index}.log"
+        with self.plan.evaluator.open_session(log_file) as session:
+            self._run_group(group, pending, session)
+
+    def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
         progress, engine = self.progress, self.plan.engine
         record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
         self.servers.append(record)
@@ -301,6 +307,7 @@ class GroupRunner:
                     return
                 with progress.phase(f"evaluating {short}", self.index[short]):
                     result = self._evaluate(
+                        session,
                         self.plan.dataset(short),
                         group,
                         record,
@@ -316,6 +323,7 @@ class GroupRunner:
 
     def _evaluate(
         self,
+        session: EvaluationSession,
         dataset: DatasetPlan,
         group: EngineGroup,
         record: ServerRecord,
@@ -335,7 +343,7 @@ class GroupRunner:
         started = time.monotonic()
         before = server.request_counters()
         try:
-            evaluated = self.plan.evaluator.evaluate(
+            evaluated = session.evaluate(
                 dataset.short,
                 dataset.name,
                 dataset.evaluator,

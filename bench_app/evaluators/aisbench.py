@@ -14,16 +14,18 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import EvaluationError
 from ..files import tail
 from ..hub import model_folder
 from ..schema import EvaluatorSettings
-from .base import Endpoint, EvaluationResult, EvaluationTask, Evaluator
+from .base import Endpoint, EvaluationResult, EvaluationSession, EvaluationTask, Evaluator
+from .task_host import TaskHost
 
 TASK_FILE = "aisbench_task.py"
 PROMPTS_SCRIPT = "aisbench_prompts.py"  # runs in the evaluator's environment (context budget)
+HOST_SCRIPT = "aisbench_host.py"  # runs in the evaluator's environment (task host)
 LOG_FILE = "aisbench.log"
 MODEL_ABBR = "bench_app"
 
@@ -235,10 +237,64 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
     return EvaluationResult(metrics, run_dir)
 
 
+class TaskHostSession(EvaluationSession):
+    """One AISBench task host for the datasets of an engine group: AISBench is imported once, while the
+    server starts, instead of once per dataset plus twice per subset (aisbench_host.py). A host that
+    dies, times out or is stopped fails only the dataset it was running; the next one starts a new
+    host."""
+
+    def __init__(self, evaluator: AisbenchEvaluator, log_file: Path):
+        super().__init__(evaluator)
+        self.log_file = log_file
+        self.host: Optional[TaskHost] = None
+        try:
+            self._start_host()
+        except EvaluationError:
+            self.host = None  # tried again by the first dataset, which then fails with the reason
+
+    def _start_host(self) -> None:
+        evaluator = self.evaluator
+        # HF libraries read HF_HOME when imported, i.e. once for the host: keep it inside the run.
+        env = evaluator.environment(self.log_file.parent.parent)
+        self.host = TaskHost(
+            [evaluator_python(evaluator.command), str(Path(__file__).with_name(HOST_SCRIPT))],
+            env,
+            self.log_file,
+            evaluator.label,
+        )
+        self.host.start()
+
+    def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
+        if self.host is None or not self.host.alive():
+            self._start_host()
+        try:
+            code = self.host.run(
+                task.argv[len(self.evaluator.command) :],
+                task.work_dir,
+                task.env,
+                task.log_file,
+                timeout_s,
+                stop_reason,
+            )
+        except EvaluationError:
+            self.host = None  # stopped by TaskHost.run
+            raise
+        if code != 0:
+            raise EvaluationError(f"{self.evaluator.label} exited with code {code}", tail(task.log_file))
+
+    def close(self) -> None:
+        if self.host is not None:
+            self.host.stop()
+            self.host = None
+
+
 @dataclass
 class AisbenchEvaluator(Evaluator):
     # AISBench resolves relative dataset paths under this folder (AIS_BENCH_DATASETS_CACHE).
     datasets_root: Optional[str] = None
+    # Run each engine group's datasets in one AISBench task host that imports AISBench once
+    # (aisbench_host.py); false: one `ais_bench` process per dataset, as reproduce.sh runs it.
+    task_host: bool = True
 
     name = "ais_bench"
     label = "AISBench"
@@ -263,6 +319,18 @@ class AisbenchEvaluator(Evaluator):
             env["AIS_BENCH_DATASETS_CACHE"] = self.datasets_root
         env.update({k: str(v) for k, v in self.env.items()})  # the user's settings win
         return env
+
+    def open_session(self, log_file: Path) -> EvaluationSession:
+        # The host replaces the `ais_bench` console script of an environment; another command runs as is.
+        command = self.command
+        if (
+            self.task_host
+            and len(command) == 1
+            and Path(command[0]).name == "ais_bench"
+            and (Path(command[0]).with_name("python").exists())
+        ):
+            return TaskHostSession(self, log_file)
+        return EvaluationSession(self)
 
     def prepare(
         self, short: str, name: str, settings: EvaluatorSettings, endpoint: Endpoint, work_dir: Path

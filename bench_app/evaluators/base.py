@@ -133,6 +133,11 @@ class Evaluator:
         if group.exit_code() != 0:
             raise EvaluationError(f"{self.label} exited with code {group.exit_code()}", tail(task.log_file))
 
+    def open_session(self, log_file: Path) -> EvaluationSession:
+        """What stays up while one engine group's datasets are evaluated, opened before its server
+        starts (so slow start-up work overlaps the server's); its own output goes to log_file."""
+        return EvaluationSession(self)
+
     def evaluate(
         self,
         short: str,
@@ -143,6 +148,41 @@ class Evaluator:
         timeout_s: float,
         stop_reason: Callable[[], Optional[str]],
     ) -> EvaluationResult:
-        task = self.prepare(short, name, settings, endpoint, work_dir)
+        """One dataset on its own, as its own process group (no session)."""
+        return EvaluationSession(self).evaluate(
+            short, name, settings, endpoint, work_dir, timeout_s, stop_reason
+        )
+
+
+class EvaluationSession:
+    """The datasets of one engine group, one after another. This default keeps nothing between them:
+    each dataset's task runs as its own process group (Evaluator.run)."""
+
+    def __init__(self, evaluator: Evaluator):
+        self.evaluator = evaluator
+
+    def __enter__(self) -> EvaluationSession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
+        self.evaluator.run(task, timeout_s, stop_reason)
+
+    def evaluate(
+        self,
+        short: str,
+        name: str,
+        settings: EvaluatorSettings,
+        endpoint: Endpoint,
+        work_dir: Path,
+        timeout_s: float,
+        stop_reason: Callable[[], Optional[str]],
+    ) -> EvaluationResult:
+        task = self.evaluator.prepare(short, name, settings, endpoint, work_dir)
         self.run(task, timeout_s, stop_reason)
-        return self.verify(task)
+        return self.evaluator.verify(task)
+
+    def close(self) -> None:
+        """Stop whatever the session started; must not raise."""
