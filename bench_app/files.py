@@ -31,13 +31,20 @@ def atomic_write(path: Path, text: str, secrets: Iterable[str] = (), mode: Optio
         raise
 
 
+# libyaml's safe dumper/loader when PyYAML has it (same documents, ~10x faster than pure Python).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120)
+    return yaml.dump(
+        data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120
+    )
 
 
 def read_yaml(path: Path) -> Any:
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_LOADER)
 
 
 def read_yaml_if_exists(path: Path, default: Any = None) -> Any:

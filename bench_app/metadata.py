@@ -7,7 +7,8 @@ this stays cheap enough for a dry run.
 
 from __future__ import annotations
 
-import importlib.metadata
+import hashlib
+import json
 import os
 import platform
 import re
@@ -19,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from .files import atomic_write
 from .redact import REDACTED, is_secret_name
 from .resolvers import PROJECT_ROOT
 
@@ -51,11 +53,40 @@ def site_packages_of(executable: str) -> Optional[Path]:
     return candidates[0] if candidates else None
 
 
+PACKAGES_CACHE_DIR = PROJECT_ROOT / ".cache" / "packages"
+
+
 def installed_packages(site_packages: Optional[Path]) -> Dict[str, str]:
-    """name -> version for every distribution in a site-packages folder (normalised names)."""
-    packages: Dict[str, str] = {}
+    """name -> version for every distribution in a site-packages folder (normalised names). Cached per
+    folder and its mtime: installing, upgrading or removing a distribution adds or removes its
+    *.dist-info folder there, which changes the mtime."""
     if site_packages is None:
-        return packages
+        return {}
+    try:
+        stamp = f"{site_packages.resolve()} {site_packages.stat().st_mtime_ns}"
+    except OSError:
+        return {}
+    cache = PACKAGES_CACHE_DIR / (
+        hashlib.sha256(str(site_packages.resolve()).encode()).hexdigest()[:16] + ".json"
+    )
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("stamp") == stamp:
+            return cached["packages"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    packages = _read_packages(site_packages)
+    try:
+        atomic_write(cache, json.dumps({"stamp": stamp, "packages": packages}))
+    except OSError:  # a read-only checkout still works, uncached
+        pass
+    return packages
+
+
+def _read_packages(site_packages: Path) -> Dict[str, str]:
+    import importlib.metadata  # only on a cache miss (it imports the email package)
+
+    packages: Dict[str, str] = {}
     for dist in importlib.metadata.distributions(path=[str(site_packages)]):
         # Only the header block: `dist.metadata` parses whole files (ten times slower for 140 packages).
         text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
@@ -96,14 +127,21 @@ def _git(*args: str) -> Optional[str]:
 
 
 def git_state() -> Dict[str, object]:
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:
+    # One call: "# branch.oid <commit>", "# branch.head <branch>", then one line per changed file.
+    status = _git("status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    headers = dict(
+        line[2:].split(" ", 1)
+        for line in (status or "").splitlines()
+        if line.startswith("# ") and " " in line[2:]
+    )
+    commit = headers.get("branch.oid")
+    if status is None or commit in (None, "(initial)"):
         return {"commit": None, "branch": None, "dirty": None}
-    status = _git("status", "--porcelain", "--untracked-files=no") or ""
+    branch = headers.get("branch.head")
     return {
-        "commit": commit.strip(),
-        "branch": (_git("rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None,
-        "dirty": bool(status.strip()),
+        "commit": commit,
+        "branch": "HEAD" if branch == "(detached)" else branch,
+        "dirty": any(not line.startswith("#") for line in status.splitlines() if line.strip()),
     }
 
 

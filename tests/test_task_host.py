@@ -101,12 +101,12 @@ def test_task_host_gives_what_one_process_per_dataset_gives_and_isolates_failure
         assert hosted_results["datasets"][short]["metrics"] == plain_results["datasets"][short]["metrics"]
     assert set(load(hosted / "results.yaml")["datasets"]["sample_ceval"]["metrics"]["subsets"]) == {
         "ceval-computer_network",
-        "ceval-operating_system",
+        "ceval-high_school_physics",
     }
     hosted_predictions = _predictions(hosted)
     assert len(hosted_predictions) == 3 and hosted_predictions == _predictions(plain)
     # AISBench's own per-task logs are where they always were; the host logged its start-up apart.
-    assert list(hosted.glob("sample_ceval/*/logs/infer/bench_app/ceval-operating_system.out"))
+    assert list(hosted.glob("sample_ceval/*/logs/infer/bench_app/ceval-high_school_physics.out"))
     assert (hosted / "logs/evaluator_group0.log").exists()
     assert not (plain / "logs/evaluator_group0.log").exists()
     # bench_app.compare: the one difference is the setting itself; no score differs.
@@ -116,3 +116,41 @@ def test_task_host_gives_what_one_process_per_dataset_gives_and_isolates_failure
         "== config snapshot (1)",
         "  evaluator.task_host: False -> True",
     ]
+
+
+MONITOR_CHECK = """
+import json, os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import aisbench_host as host
+work_dir, with_final = sys.argv[2], sys.argv[3] == "final"
+monitor = host.HostTasksMonitor(["bench_app/x"], work_dir)
+# The task's own state file says it started; its last write ("finish") was lost in the unlocked
+# read-and-empty race, and the task ran in this (live) process.
+with open(os.path.join(monitor.tmp_file_path, "tmp_bench_app_x.json"), "w") as handle:
+    json.dump([{"task_name": "bench_app/x", "status": "start", "process_id": os.getpid()}], handle)
+if with_final:
+    with open(host.final_state_file(monitor.tmp_file_path, "bench_app/x"), "w") as handle:
+        handle.write("finish")
+board = threading.Thread(target=monitor.launch_state_board, daemon=True)
+board.start()
+board.join(timeout=5)
+print("ended" if not board.is_alive() else "still waiting")
+"""
+
+
+@pytest.mark.parametrize("final, expected", [("final", "ended"), ("none", "still waiting")])
+def test_the_monitor_of_in_process_tasks_ends_on_the_final_state_file(tmp_path, final, expected):
+    """Without its final state file, AISBench's monitor would wait forever for a task run in the host
+    whose "finish" was lost (it happened: a dataset hung after both tasks had finished)."""
+    import subprocess
+
+    from bench_app.evaluators import aisbench
+
+    done = subprocess.run(
+        [sys.executable, "-c", MONITOR_CHECK, str(Path(aisbench.__file__).parent), str(tmp_path), final],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].endswith(expected)  # after curses' probe codes

@@ -21,9 +21,11 @@ import traceback
 import uuid
 from contextlib import contextmanager
 
-# The protocol stream is the original stdout; anything else printed goes to stderr (the host's log).
-_answers = os.fdopen(os.dup(1), "w", buffering=1)
-os.dup2(2, 1)
+if __name__ == "__main__":
+    # The protocol stream is the original stdout; anything else printed (AISBench's imports included)
+    # goes to stderr, the host's log.
+    _answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
 
 # Preload everything `ais_bench` imports, lazily or not, before the first fork.
 import time  # noqa: E402
@@ -47,28 +49,51 @@ from mmengine.config import Config  # noqa: E402
 
 # The task types whose `__main__` this host reproduces; any other runs as AISBench starts it.
 IN_PROCESS_TASKS = (OpenICLApiInferTask, OpenICLEvalTask)
-STATE_REFRESH_S = 0.05  # how often a task posts its state for AISBench's monitor (its own default: 0.5)
-POLL_S = 0.02  # AISBench's polling of its own workers, progress and task states (0.1-1 s), made this short
+# How often a task rewrites its state file and AISBench's monitor reads it (AISBench: 0.5 s each). Not
+# shorter: the two do not lock the file, and a faster pace makes lost or half-read writes more likely.
+STATE_REFRESH_S = 0.1
+POLL_S = 0.02  # AISBench's polling of its workers' start-up and progress (0.1-1 s), made this short
 _launch_in_subprocess = LocalRunner._launch
 
 
-class _QuickTasksMonitor(runners_local.TasksMonitor):
-    """AISBench's task monitor, which LocalRunner waits for after every stage, polling faster."""
+def final_state_file(status_dir: str, task_name: str) -> str:
+    return os.path.join(status_dir, f"final_{task_name.replace('/', '_')}")
+
+
+class HostTasksMonitor(runners_local.TasksMonitor):
+    """AISBench's task monitor (LocalRunner waits for it after every stage), for tasks run in this
+    process. It learns that a task ended from a state file that the task's thread rewrites and the
+    monitor reads and empties, without a lock: a final "finish" can be lost. With a task process, the
+    monitor then sees the process gone and stops waiting; a task run in this process never goes away,
+    so it would wait forever. Each task's end is therefore also written once, atomically, to its own
+    file (final_state_file), which this monitor reads too."""
 
     def __init__(self, task_names, output_path, is_debug=False, refresh_interval=0.3):
-        super().__init__(task_names, output_path, is_debug, min(refresh_interval, POLL_S))
+        super().__init__(task_names, output_path, is_debug, min(refresh_interval, STATE_REFRESH_S))
+
+    def _refresh_task_state(self):
+        super()._refresh_task_state()
+        for task_name, state in self.tasks_state_map.items():
+            if state.get("status") not in ("finish", "error", "killed"):
+                try:
+                    with open(final_state_file(self.tmp_file_path, task_name)) as handle:
+                        state["status"] = handle.read().strip()
+                    state.setdefault("start_time", time.time())
+                except OSError:
+                    pass
 
 
 def shorten_polling() -> None:
     """AISBench's inference task polls its worker processes and their progress counters every second
     and their start-up every 0.1 s; its runner polls task states every 0.5 s; each loop is awaited at
-    the end of a task or stage: ~2 s of idle wall time per subset, longer than inferring one prompt.
+    the end of a task or stage: ~2 s of idle wall time per subset, longer than inferring one prompt
+    (the task state files are polled every STATE_REFRESH_S, see HostTasksMonitor).
     These intervals only decide how soon a state change is noticed, not what is sent or when (request
     pacing is TokenProducer's own schedule, untouched)."""
     for module in (task_utils, icl_base_api_inferencer):
         module.STATUS_REPORT_INTERVAL = POLL_S  # progress counters: the task's reader, each worker's writer
         module.SYNC_MAIN_PROCESS_INTERVAL = POLL_S  # workers' start-up handshake
-    runners_local.TasksMonitor = _QuickTasksMonitor
+    runners_local.TasksMonitor = HostTasksMonitor
     # The task's `while any worker alive: time.sleep(1)`: its module's only sleep.
     polling_time = types.SimpleNamespace(**vars(time))
     polling_time.sleep = lambda seconds: time.sleep(min(seconds, POLL_S))
@@ -99,10 +124,23 @@ def output_to(path):
 
 
 def run_task(task_type, cfg) -> int:
-    """What the task module's `__main__` does, in this process; returns its exit code."""
+    """What the task module's `__main__` does, in this process; returns its exit code. Its end is also
+    written to final_state_file (see HostTasksMonitor)."""
+    status_dir, task_name = os.path.join(cfg["work_dir"], "status_tmp"), task_abbr_from_cfg(cfg)
+    # The monitor process creates it too, but a task in this process may start first.
+    os.makedirs(status_dir, exist_ok=True)
+    code = _run_task(task_type, cfg, status_dir, task_name)
+    final = final_state_file(status_dir, task_name)
+    with open(final + ".tmp", "w") as handle:
+        handle.write("finish" if code == 0 else "error")
+    os.replace(final + ".tmp", final)
+    return code
+
+
+def _run_task(task_type, cfg, status_dir: str, task_name: str) -> int:
     state = TaskStateManager(
-        tmp_path=os.path.join(cfg["work_dir"], "status_tmp"),
-        task_name=task_abbr_from_cfg(cfg),
+        tmp_path=status_dir,
+        task_name=task_name,
         is_debug=cfg["cli_args"]["debug"],
         refresh_interval=STATE_REFRESH_S,
     )
