@@ -17,7 +17,9 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
+import types
 import uuid
 from contextlib import contextmanager
 
@@ -28,9 +30,6 @@ if __name__ == "__main__":
     os.dup2(2, 1)
 
 # Preload everything `ais_bench` imports, lazily or not, before the first fork.
-import time  # noqa: E402
-import types  # noqa: E402
-
 from ais_bench.benchmark.cli import workers  # noqa: E402,F401
 from ais_bench.benchmark.cli.config_manager import ConfigManager  # noqa: E402,F401
 from ais_bench.benchmark.cli.main import main as ais_bench_main  # noqa: E402
@@ -178,7 +177,7 @@ def launch_in_process(self, task, gpu_ids, index):
     with _one_task_at_a_time:
         try:
             # The same round trip as AISBench's, without formatting the file with yapf (1.3-2 s a task
-            # on 2 cores); the config read back is the same (checked equal on the sample datasets).
+            # on 2 cores); the config read back is the same (compared equal for sample_ceval's tasks).
             Config(task.cfg.to_dict(), filename=task.cfg.filename, format_python_code=False).dump(param_file)
             with output_to(out_path):
                 code = run_task(type(task), Config.fromfile(param_file))
