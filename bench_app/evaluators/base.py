@@ -138,21 +138,6 @@ class Evaluator:
         starts (so slow start-up work overlaps the server's); its own output goes to log_file."""
         return EvaluationSession(self)
 
-    def evaluate(
-        self,
-        short: str,
-        name: str,
-        settings: EvaluatorSettings,
-        endpoint: Endpoint,
-        work_dir: Path,
-        timeout_s: float,
-        stop_reason: Callable[[], Optional[str]],
-    ) -> EvaluationResult:
-        """One dataset on its own, as its own process group (no session)."""
-        return EvaluationSession(self).evaluate(
-            short, name, settings, endpoint, work_dir, timeout_s, stop_reason
-        )
-
 
 class EvaluationSession:
     """The datasets of one engine group, one after another. This default keeps nothing between them:
