@@ -62,13 +62,12 @@ def installed_packages(site_packages: Optional[Path]) -> Dict[str, str]:
     *.dist-info folder there, which changes the mtime."""
     if site_packages is None:
         return {}
+    folder = str(site_packages.resolve())
     try:
-        stamp = f"{site_packages.resolve()} {site_packages.stat().st_mtime_ns}"
+        stamp = f"{folder} {site_packages.stat().st_mtime_ns}"
     except OSError:
         return {}
-    cache = PACKAGES_CACHE_DIR / (
-        hashlib.sha256(str(site_packages.resolve()).encode()).hexdigest()[:16] + ".json"
-    )
+    cache = PACKAGES_CACHE_DIR / (hashlib.sha256(folder.encode()).hexdigest()[:16] + ".json")
     try:
         cached = json.loads(cache.read_text())
         if cached.get("stamp") == stamp:

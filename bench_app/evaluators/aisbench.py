@@ -250,19 +250,20 @@ class TaskHostSession(EvaluationSession):
         try:
             self._start_host()
         except EvaluationError:
-            self.host = None  # tried again by the first dataset, which then fails with the reason
+            pass  # tried again by the first dataset, which then fails with the reason
 
     def _start_host(self) -> None:
         evaluator = self.evaluator
         # HF libraries read HF_HOME when imported, i.e. once for the host: keep it inside the run.
         env = evaluator.environment(self.log_file.parent.parent)
-        self.host = TaskHost(
+        host = TaskHost(
             [evaluator_python(evaluator.command), str(Path(__file__).with_name(HOST_SCRIPT))],
             env,
             self.log_file,
             evaluator.label,
         )
-        self.host.start()
+        host.start()
+        self.host = host  # only a started host
 
     def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
         if self.host is None or not self.host.alive():

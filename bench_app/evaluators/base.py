@@ -21,6 +21,16 @@ from ..schema import EvaluatorSettings
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
 
+def reason_to_stop(
+    deadline: float, timeout_s: float, stop_reason: Callable[[], Optional[str]]
+) -> Optional[str]:
+    """Why a running evaluation must stop now: its time (timeout_s, ending at the monotonic deadline) is
+    up, or stop_reason() says why (the server died, the run is interrupted); None to go on."""
+    if time.monotonic() > deadline:
+        return f"evaluation timed out after {timeout_s:.0f} s"
+    return stop_reason()
+
+
 @dataclass
 class Endpoint:
     """The running server an evaluation talks to."""
@@ -120,11 +130,7 @@ class Evaluator:
         deadline = time.monotonic() + timeout_s
         try:
             while group.running():
-                if time.monotonic() > deadline:
-                    raise EvaluationError(
-                        f"evaluation timed out after {timeout_s:.0f} s", tail(task.log_file)
-                    )
-                reason = stop_reason()
+                reason = reason_to_stop(deadline, timeout_s, stop_reason)
                 if reason:
                     raise EvaluationError(reason, tail(task.log_file))
                 time.sleep(0.5)

@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional
 from ..errors import EvaluationError
 from ..files import tail
 from ..processes import ProcessGroup
+from .base import reason_to_stop
 
 
 class TaskHost:
@@ -88,11 +89,7 @@ class TaskHost:
             answer = self._next_answer(0.2)
             if answer is not None:
                 return int(answer["exit"])
-            problem = (
-                f"evaluation timed out after {timeout_s:.0f} s"
-                if time.monotonic() > deadline
-                else stop_reason()
-            )
+            problem = reason_to_stop(deadline, timeout_s, stop_reason)
             if problem is None and not self.alive():
                 problem = f"the {self.label} task host exited with code {self.group.exit_code()}"
             if problem:
