@@ -15,6 +15,7 @@ protocol stream (the original stdout); before the first request, {"ready": true}
 
 import json
 import os
+import queue
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from ais_bench.benchmark.cli import workers  # noqa: E402,F401
 from ais_bench.benchmark.cli.config_manager import ConfigManager  # noqa: E402,F401
 from ais_bench.benchmark.cli.main import main as ais_bench_main  # noqa: E402
 from ais_bench.benchmark.openicl.icl_inferencer import icl_base_api_inferencer  # noqa: E402
+from ais_bench.benchmark.openicl.icl_inferencer.icl_base_api_inferencer import StatusCounter  # noqa: E402
 from ais_bench.benchmark.runners import local as runners_local  # noqa: E402
 from ais_bench.benchmark.runners.local import LocalRunner  # noqa: E402
 from ais_bench.benchmark.tasks import (  # noqa: E402
@@ -44,6 +46,7 @@ from ais_bench.benchmark.tasks import (  # noqa: E402
 from ais_bench.benchmark.tasks import utils as task_utils  # noqa: E402
 from ais_bench.benchmark.tasks.base import TaskStateManager  # noqa: E402
 from ais_bench.benchmark.utils.core.abbr import task_abbr_from_cfg  # noqa: E402
+from ais_bench.benchmark.utils.file import write_status  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 # The task types whose `__main__` this host reproduces; any other runs as AISBench starts it.
@@ -82,6 +85,46 @@ class HostTasksMonitor(runners_local.TasksMonitor):
                     pass
 
 
+class HostTaskStateManager(TaskStateManager):
+    """AISBench's task state poster, woken by the task's end: AISBench's sleeps a full refresh interval
+    before it writes "finish" and exits, and the task waits for it. Other updates (progress, every
+    POLL_S) are still written every refresh interval, not on each change (see STATE_REFRESH_S)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ended = threading.Event()
+
+    def update_task_state(self, task_state: dict):
+        super().update_task_state(task_state)
+        if task_state.get("status") in ("finish", "error"):
+            self._ended.set()
+
+    def _post_task_state(self):
+        while True:  # AISBench's loop, with an interruptible wait
+            write_status(self.tmp_file, self.task_state)
+            if self.task_state.get("status") == "error":
+                self.logger.warning("Task state is error, exit loop")
+                break
+            if self.task_state.get("status") == "finish":
+                self.logger.info("Task state is finish, exit loop")
+                break
+            self._ended.wait(self.refresh_interval)
+
+
+_stop_status_counter = StatusCounter.stop
+
+
+def stop_and_wake_status_counter(self) -> None:
+    """StatusCounter.stop, and wake its thread, which waits up to 0.2 s on its queue before it looks at
+    the stop flag; every inference worker joins it at its end. None is what an empty poll yields."""
+    _stop_status_counter(self)
+    if self.status_queue is not None:
+        try:
+            self.status_queue.put_nowait(None)
+        except queue.Full:  # a full queue wakes it anyway
+            pass
+
+
 def shorten_polling() -> None:
     """AISBench's inference task polls its worker processes and their progress counters every second
     and their start-up every 0.1 s; its runner polls task states every 0.5 s; each loop is awaited at
@@ -93,6 +136,7 @@ def shorten_polling() -> None:
         module.STATUS_REPORT_INTERVAL = POLL_S  # progress counters: the task's reader, each worker's writer
         module.SYNC_MAIN_PROCESS_INTERVAL = POLL_S  # workers' start-up handshake
     runners_local.TasksMonitor = HostTasksMonitor
+    StatusCounter.stop = stop_and_wake_status_counter
     # The task's `while any worker alive: time.sleep(1)`: its module's only sleep.
     polling_time = types.SimpleNamespace(**vars(time))
     polling_time.sleep = lambda seconds: time.sleep(min(seconds, POLL_S))
@@ -137,7 +181,7 @@ def run_task(task_type, cfg) -> int:
 
 
 def _run_task(task_type, cfg, status_dir: str, task_name: str) -> int:
-    state = TaskStateManager(
+    state = HostTaskStateManager(
         tmp_path=status_dir,
         task_name=task_name,
         is_debug=cfg["cli_args"]["debug"],
