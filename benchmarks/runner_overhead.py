@@ -3,7 +3,10 @@
     .venv/bin/python benchmarks/runner_overhead.py [RUNS] [--compare-with OTHER_CHECKOUT]
 Prints the median wall time and the runner process's peak RSS (targets <= 0.6 s, <= 150 MB), and, run
 for run beside it, one Python process that only imports Hydra + bench_app and composes the same config:
-the ratio says what the runner adds to composing (target <= 1.2).
+the ratio says what the runner adds to composing (target <= 1.2). A third process runs an empty task
+function under `@hydra.main` with the same config and the same single composition bench_app uses
+(Hydra's job set-up, its `.hydra/` files, bench_app's Hydra callbacks): what Hydra's run mode costs
+before bench_app's own work starts.
 With --compare-with, the same dry run of another checkout of bench_app (e.g. a `git worktree` of an
 older commit, with .venv/.venv-engine/models linked) runs interleaved with this one, run for run, and
 both medians and their ratio are printed: one sitting, the same machine noise for both.
@@ -46,14 +49,31 @@ with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
 """
 
 
-def compose_only(tree: Path):
-    """One Python process that imports Hydra and bench_app and composes the same config, nothing else."""
+EMPTY_HYDRA_MAIN = """
+import sys
+import hydra
+import bench_app.app as app
+app._compose_once([])  # composed once, as bench_app's entry point does
+
+@hydra.main(version_base="1.3", config_path=str(app.CONF_DIR), config_name="config")
+def empty_task(cfg):
+    pass
+
+sys.argv[1:] = ["execution.dry_run=true", "benchmark.name=" + sys.argv[1]]
+empty_task()
+"""
+
+
+def python_process(tree: Path, workdir: str, code: str, *args: str):
+    """Wall time and peak RSS of one Python process running `code` with that checkout's bench_app."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", COMPOSE_ONLY], env=env, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=workdir, env=env, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"compose of {tree} failed: {process.stderr.read().decode()[-2000:]}")
+        sys.exit(f"python -c of {tree} failed: {process.stderr.read().decode()[-2000:]}")
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
@@ -76,16 +96,19 @@ def main() -> None:
     if args.compare_with:
         trees["other checkout"] = args.compare_with.resolve()
     samples = {label: [] for label in trees}
-    composes = []
+    composes, empty_mains = [], []
     with tempfile.TemporaryDirectory() as workdir:
         for i in range(args.runs):
             for label, tree in trees.items():
                 samples[label].append(dry_run(workdir, f"overhead_{label[:5]}_{i}", tree))
-            composes.append(compose_only(HERE))
+            composes.append(python_process(HERE, workdir, COMPOSE_ONLY))
+            empty_mains.append(python_process(HERE, workdir, EMPTY_HYDRA_MAIN, f"empty_main_{i}"))
     print(f"dry run of the embedded default, {args.runs} runs each (targets <= 0.6 s, <= 150 MB)")
     medians = {label: report(f"{label} ({trees[label]})", s) for label, s in samples.items()}
     compose_median = report("one Hydra import + compose of the same config", composes)
+    empty_median = report("an empty @hydra.main task, same config, composed once", empty_mains)
     print(f"ratio dry run / compose only: {medians['this checkout'] / compose_median:.2f} (target <= 1.2)")
+    print(f"ratio empty @hydra.main / compose only: {empty_median / compose_median:.2f}")
     if args.compare_with:
         print(f"ratio this / other: {medians['this checkout'] / medians['other checkout']:.3f}")
 
