@@ -1,7 +1,9 @@
 """`python -m bench_app.compare <runA> <runB>`: what differs between two runs, grouped and readable.
 
 Sections: config snapshot, per-dataset effective configs, environment (versions, git, accelerator),
-scores (with deltas). Two per_dataset/*.yaml files can be compared the same way.
+scores (with deltas), and, for datasets whose answers flipped, the paired comparison of their samples
+(bench_app.paired: flips each way and the exact McNemar test).
+Two per_dataset/*.yaml files can be compared the same way.
 Exit 0 when identical, 1 when different, 2 on bad input. Names and timestamps are not differences.
 """
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from .files import read_yaml
+from .paired import pair_runs
 
 _IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
 _UNSET = object()
@@ -109,6 +112,19 @@ def compare_runs(a: Path, b: Path) -> List[str]:
     if score_rows:
         lines.append(f"== scores ({len(score_rows)})")
         lines.extend(score_rows)
+    shared = sorted(set(run_a["per_dataset"]) & set(run_b["per_dataset"]))
+    flipped = {short: p for short, p in pair_runs(a, b, shared).items() if p.flips}
+    if flipped:
+        lines.append(f"== paired samples ({len(flipped)} dataset(s) with flipped answers)")
+        for short, paired in flipped.items():
+            lines.append(f"  {short}: {paired.summary()}")
+            for label, keys in (
+                ("right->wrong", paired.right_to_wrong),
+                ("wrong->right", paired.wrong_to_right),
+            ):
+                if keys:
+                    shown = ", ".join(f"{subset}#{sample_id}" for subset, sample_id in keys[:20])
+                    lines.append(f"    {label}: {shown}{' ...' if len(keys) > 20 else ''}")
     return lines
 
 
@@ -125,15 +141,26 @@ def compare_files(a: Path, b: Path) -> List[str]:
 
 
 def main(argv: List[str] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    html = None
+    if "--html" in argv:
+        at = argv.index("--html")
+        html = Path(argv[at + 1]) if at + 1 < len(argv) else None
+        del argv[at : at + 2]
+        if html is None:
+            print("bench_app.compare: error: --html needs a file name (--html out.html)", file=sys.stderr)
+            return 2
     if len(argv) != 2:
         print(
-            "usage: python -m bench_app.compare <runA> <runB>   (run folders, or two "
+            "usage: python -m bench_app.compare <runA> <runB> [--html out.html]   (run folders, or two "
             "per_dataset/*.yaml files)",
             file=sys.stderr,
         )
         return 2
     a, b = Path(argv[0]), Path(argv[1])
+    if html is not None and not (a.is_dir() and b.is_dir()):
+        print("bench_app.compare: error: --html compares two run folders", file=sys.stderr)
+        return 2
     try:
         if a.is_file() and b.is_file():
             lines = compare_files(a, b)
@@ -144,6 +171,11 @@ def main(argv: List[str] = None) -> int:
     except (BadInput, OSError, ValueError) as error:
         print(f"bench_app.compare: error: {error}", file=sys.stderr)
         return 2
+    if html is not None:
+        from .html_report import write_compare_report
+
+        shared = sorted(set(_load_run(a)["per_dataset"]) & set(_load_run(b)["per_dataset"]))
+        print(f"comparison report: {write_compare_report(a, b, lines, pair_runs(a, b, shared), html)}")
     if not lines:
         print(f"identical: {a} and {b} (configs, environment and scores)")
         return 0

@@ -32,7 +32,10 @@ class EngineError(ComponentError):
 
 
 class EvaluationError(ComponentError):
-    """The evaluator failed or its output did not verify."""
+    """The evaluator failed or its output did not verify; `samples` (a SamplesOutcome, if any was
+    written) says what became of the records of what was answered."""
+
+    samples = None
 
 
 class LeaseError(ComponentError):

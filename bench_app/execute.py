@@ -26,7 +26,7 @@ from .metadata import now_iso
 from .net import client_host
 from .outcome import DatasetResult, RunOutcome, ServerRecord
 from .plan import DatasetPlan, EngineGroup, RunPlan
-from .progress import Progress
+from .progress import Progress, RequestProgress
 from .resources import ResourcePool, default_lease_dir, device_pool
 
 
@@ -129,6 +129,16 @@ def execute(
         status = "failed"
     servers = sorted(groups.servers, key=lambda s: s.group)
     return RunOutcome(status=status, results=ordered, servers=servers, wall_s=time.monotonic() - started)
+
+
+def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
+    """How many prompts the dataset sends, from its context budget; None when not known for sure (no
+    budget, or num_prompts capping each of several subsets, which the budget does not count apart)."""
+    prompts = (dataset.context_budget or {}).get("prompts")
+    subsets = dataset.evaluator.subsets
+    if not prompts or (dataset.evaluator.num_prompts is not None and not (subsets and len(subsets) == 1)):
+        return None
+    return int(prompts)
 
 
 def _note_finished_requests(result: DatasetResult, before: Dict[str, float], after: Dict[str, float]) -> None:
@@ -247,6 +257,8 @@ class GroupRunner:
             except EngineError as error:
                 record.error = error.reason
                 self.progress.log(f"warning: {error.reason}")
+        if record.started_at:
+            record.stopped_at = now_iso()
 
     def run_group(self, group: EngineGroup, pending: List[str]) -> None:
         if self.cancel.is_set():
@@ -305,7 +317,7 @@ class GroupRunner:
                         tail(Path(record.log_file), 30),
                     )
                     return
-                with progress.phase(f"evaluating {short}", self.index[short]):
+                with progress.phase(f"evaluating {short}", self.index[short]) as phase:
                     result = self._evaluate(
                         session,
                         self.plan.dataset(short),
@@ -314,6 +326,7 @@ class GroupRunner:
                         server,
                         endpoint,
                         lambda: self._interrupted() or _died(server),
+                        phase.update,
                     )
                 self._record(result, record)
                 progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
@@ -330,6 +343,7 @@ class GroupRunner:
         server: EngineServer,
         endpoint: Endpoint,
         stop_reason: Callable[[], Optional[str]],
+        show_progress: Callable[[str], None] = lambda detail: None,
     ) -> DatasetResult:
         work_dir = self.run_dir / dataset.short
         result = DatasetResult(
@@ -341,7 +355,14 @@ class GroupRunner:
             output_dir=str(work_dir),
         )
         started = time.monotonic()
-        before = server.request_counters()
+        result.evaluation_started_at = now_iso()
+        watch = RequestProgress(server.request_counters, expected_prompts(dataset), show_progress)
+        before = watch.before
+
+        def stop_reason_and_progress() -> Optional[str]:  # polled by the evaluation's wait loop
+            watch.poll()
+            return stop_reason()
+
         try:
             evaluated = session.evaluate(
                 dataset.short,
@@ -350,12 +371,17 @@ class GroupRunner:
                 endpoint,
                 work_dir,
                 self.config.execution.evaluation_timeout_s,
-                stop_reason,
+                stop_reason_and_progress,
             )
             result.status, result.metrics = "ok", evaluated.metrics
+            result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
         except EvaluationError as error:
             result.reason, result.log_tail = error.reason, error.log_tail or None
+            if error.samples is not None:
+                result.samples, result.samples_error = error.samples.count, error.samples.error
         finally:
             result.evaluation_s = round(time.monotonic() - started, 1)
         _note_finished_requests(result, before, server.request_counters())
+        if result.finished_requests or watch.total:
+            result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
         return result

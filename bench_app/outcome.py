@@ -13,6 +13,7 @@ class ServerRecord:
     port: int
     started_at: Optional[str] = None
     ready_after_s: Optional[float] = None
+    stopped_at: Optional[str] = None
     served_model: Optional[str] = None
     max_model_len: Optional[int] = None
     version: Optional[str] = None
@@ -39,10 +40,16 @@ class DatasetResult:
     reason: Optional[str] = None
     log_tail: Optional[str] = None
     server_started_at: Optional[str] = None
+    evaluation_started_at: Optional[str] = None
     evaluation_s: Optional[float] = None
     # How the server says this dataset's requests ended (e.g. {"stop": 3, "length": 1}).
     finished_requests: Dict[str, int] = field(default_factory=dict)
     output_dir: Optional[str] = None
+    # Prompts answered (the server's finished requests) of the total expected (None: not known).
+    prompts: Dict[str, Optional[int]] = field(default_factory=dict)
+    # Records in <output_dir>/samples.jsonl, or why there are none.
+    samples: Optional[int] = None
+    samples_error: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "short"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from rich.table import Table
 
@@ -107,7 +107,22 @@ def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> 
     atomic_write(run_dir / "summary.md", summary_markdown(config, plan, outcome))
 
 
-def print_summary(console, run_dir: Path, plan: RunPlan, outcome: RunOutcome) -> None:
+def write_html_report(run_dir: Path, console=None) -> Optional[Path]:
+    """report.html of the run (bench_app.html_report); a failure to write it is said, never raised, so
+    it cannot hide the run's own outcome."""
+    from .html_report import write_run_report
+
+    try:
+        return write_run_report(run_dir)
+    except Exception as error:  # noqa: BLE001 - the run's results are written already
+        if console is not None:
+            console.print(f"[yellow]warning:[/] report.html not written: {type(error).__name__}: {error}")
+        return None
+
+
+def print_summary(
+    console, run_dir: Path, plan: RunPlan, outcome: RunOutcome, html: Optional[Path] = None
+) -> None:
     table = Table(
         title=f"{run_dir.name}: {outcome.status} in {outcome.wall_s:.0f} s, "
         f"{outcome.server_starts} server start(s)"
@@ -130,3 +145,31 @@ def print_summary(console, run_dir: Path, plan: RunPlan, outcome: RunOutcome) ->
         f"results: {run_dir / 'results.yaml'} · summary: {run_dir / 'summary.md'} · configs: "
         f"{run_dir / 'configs'}"
     )
+    if html is not None:
+        console.print(f"report: {html}", highlight=False)
+
+
+def main(argv=None) -> int:
+    """`python -m bench_app.report <run-or-sweep-folder>`: (re)write its report.html."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m bench_app.report <run folder or sweep folder>", file=sys.stderr)
+        return 2
+    folder = Path(argv[0])
+    from .html_report import is_sweep_folder, write_report
+
+    if not folder.is_dir() or not ((folder / "configs").is_dir() or is_sweep_folder(folder)):
+        print(
+            f"bench_app.report: error: {folder} is not a bench_app run folder (no configs/) "
+            "nor a sweep folder (job folders with .hydra/)",
+            file=sys.stderr,
+        )
+        return 2
+    print(write_report(folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -114,6 +114,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             snapshot.finalize("failed")
         else:
             snapshot.finalize(outcome.status, outcome.server_versions)
-    report.write_reports(run_dir, config, plan, outcome)
-    report.print_summary(console, run_dir, plan, outcome)
+            report.write_reports(run_dir, config, plan, outcome)
+        html = report.write_html_report(run_dir, console)  # also after a crash: what the folder holds
+    report.print_summary(console, run_dir, plan, outcome, html)
     return outcome.exit_code

@@ -90,7 +90,8 @@ class AisbenchConf:
     # Applied to every dataset on top of its own model_config.generation_kwargs (what sweeps vary).
     generation_kwargs: Dict[str, Any] = field(default_factory=dict)
     num_warmups: int = 0
-    dump_eval_details: bool = False
+    # AISBench's per-sample evaluation details (extracted answer, correct): what samples.jsonl is built from.
+    dump_eval_details: bool = True
     # Any other ais_bench command-line flag: {merge_ds: true} -> --merge-ds, {name: value} -> --name value.
     extra_args: Dict[str, Any] = field(default_factory=dict)
 

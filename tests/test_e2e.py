@@ -1,8 +1,23 @@
 """End to end with the real vLLM (CPU build) and the real AISBench on the sample datasets (~4 min)."""
 
+import json
 from pathlib import Path
 
 from conftest import load, run_cli
+
+SAMPLE_FIELDS = {
+    "id",
+    "subset",
+    "prompt",
+    "output",
+    "prediction",
+    "gold",
+    "correct",
+    "prompt_tokens",
+    "output_tokens",
+    "finish_reason",
+    "error",
+}
 
 
 def processes_with(text: str):
@@ -16,7 +31,7 @@ def processes_with(text: str):
     return found
 
 
-def test_embedded_default_end_to_end(workdir):
+def test_embedded_default_end_to_end(workdir, browser):
     done = run_cli(["benchmark.name=e2e", "aisbench.num_prompts=1"], workdir, timeout=1500)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
@@ -47,3 +62,57 @@ def test_embedded_default_end_to_end(workdir):
     assert "| sample_longbenchv2 |" in (run_dir / "summary.md").read_text()
     for server in results["servers"]:
         assert not processes_with(f"--port {server['port']} "), "a server process survived"
+
+    # Per-sample records: one per prompt, scored, counted; they agree with the server's own counts.
+    for short, prompts in (
+        ("sample_ceval", 2),
+        ("sample_mmlu", 2),
+        ("sample_gsm8k", 1),
+        ("sample_longbenchv2", 1),
+    ):
+        entry = results["datasets"][short]
+        lines = (run_dir / short / "samples.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert len(records) == prompts == entry["samples"], (short, records)
+        for record in records:
+            assert set(record) == SAMPLE_FIELDS and record["error"] is None
+            assert isinstance(record["correct"], bool) and record["prediction"] is not None
+            assert record["prompt"].startswith("<|im_start|>system") and record["prompt_tokens"] > 0
+        budget = load(run_dir / f"configs/per_dataset/{short}.yaml")["context_budget"]
+        assert max(r["prompt_tokens"] for r in records) <= budget["longest_prompt_tokens"]
+        inferred = {}
+        for record in records:
+            inferred[record["finish_reason"]] = inferred.get(record["finish_reason"], 0) + 1
+        assert inferred == entry["finished_requests"], (short, inferred, entry["finished_requests"])
+        # The records' correct flags give back AISBench's own scores, per subset.
+        by_subset = {}
+        for record in records:
+            by_subset.setdefault(record["subset"], []).append(record["correct"])
+        reported = entry["metrics"].get("subsets") or {next(iter(by_subset)): entry["metrics"]}
+        for subset, flags in by_subset.items():
+            assert abs(100.0 * sum(flags) / len(flags) - reported[subset]["accuracy"]) < 1e-6, (short, subset)
+    # The report, as a person opens it: from disk, no console errors, charts drawn, the browser filters.
+    report = run_dir / "report.html"
+    assert f"report: {report}" in done.stdout.replace("\n", "")
+    html = report.read_text()
+    assert "cdn." not in html and "https://" not in html.split("<script>")[0]  # all inline
+    assert browser.open(report) == []
+    assert browser.js("return document.querySelectorAll('.js-plotly-plot').length") >= 3
+    assert browser.js("return document.querySelectorAll('#chart-scores .bars .point').length") == 4
+    assert browser.js("return document.querySelectorAll('#chart-timeline .bars .point').length") >= 6
+    assert browser.js("return document.querySelectorAll('tr.changed').length") >= 2  # longbenchv2's override
+    assert browser.js("return document.querySelectorAll('#sample-list .sample').length") == 6
+    browser.screenshot(run_dir / "report_top.png", height=2400)
+    browser.js(
+        "const s = document.getElementById('filter-dataset'); s.value = 'sample_ceval';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    assert browser.js("return document.querySelectorAll('#sample-list .sample').length") == 2
+    assert browser.js("return location.hash") == "#samples?dataset=sample_ceval"
+    # A link with a filter opens the browser filtered.
+    assert browser.open(report, "#samples?dataset=sample_longbenchv2") == []
+    shown = browser.js(
+        "return [...document.querySelectorAll('#sample-list .sample .meta')].map(e => e.textContent)"
+    )
+    assert len(shown) == 1 and "sample_longbenchv2" in shown[0]
+    browser.screenshot(run_dir / "report_samples.png", height=1400)

@@ -283,7 +283,7 @@ def test_benchmark_repeats_shorthand_runs_a_seed_sweep_with_statistics(tmp_path)
 
 
 @pytest.mark.e2e
-def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path):
+def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path, browser):
     done = run_cli(
         sweep_args(
             tmp_path,
@@ -291,7 +291,7 @@ def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path):
             "hydra.launcher.n_jobs=2",
             "dataset=[sample_gsm8k]",
             "aisbench.num_prompts=1",
-            "vllm.max_num_seqs=4,8",
+            "aisbench.generation_kwargs.seed=1,2",  # two repeats: the sweep report's error bars
             "execution.progress=false",
         ),
         tmp_path,
@@ -312,3 +312,17 @@ def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path):
         for j, s in zip(results["jobs"], servers, strict=True)
     ]
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
+
+    # The sweep's report: jobs x datasets, each job's own report linked, the repeats' mean and CI drawn.
+    report = tmp_path / "sweep" / "report.html"
+    assert f"report: {report}" in done.stdout
+    assert browser.open(report) == []
+    assert browser.js("return document.querySelectorAll('#jobs tbody tr').length") == 2
+    links = browser.js("return [...document.querySelectorAll('#jobs a')].map(a => a.getAttribute('href'))")
+    assert links == ["0/report.html", "1/report.html"] and all(
+        (tmp_path / "sweep" / link).exists() for link in links
+    )
+    assert browser.js("return document.querySelectorAll('#chart-repeats .bars .point').length") == 1
+    assert browser.js("return document.querySelectorAll('#chart-repeats .errorbar').length") == 1
+    browser.screenshot(tmp_path / "sweep" / "report.png", height=1000)
+    assert browser.open(tmp_path / "sweep" / links[0]) == []  # a job's own report opens too

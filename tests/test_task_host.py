@@ -25,7 +25,9 @@ def host(tmp_path):
 
 
 def run(host, tmp_path, *argv, timeout_s=30.0, stop_reason=lambda: None):
-    return host.run(list(argv), tmp_path, {"MARK": "m1"}, tmp_path / "task.log", timeout_s, stop_reason)
+    return host.run(
+        "main", list(argv), tmp_path, {"MARK": "m1"}, tmp_path / "task.log", timeout_s, stop_reason
+    )
 
 
 def test_requests_run_one_after_another_in_the_same_host(host, tmp_path):

@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -20,12 +20,20 @@ from ..errors import EvaluationError
 from ..files import tail
 from ..hub import model_folder
 from ..schema import EvaluatorSettings
-from .base import Endpoint, EvaluationResult, EvaluationSession, EvaluationTask, Evaluator
+from .base import (
+    SAMPLES_FILE,
+    Endpoint,
+    EvaluationResult,
+    EvaluationSession,
+    EvaluationTask,
+    Evaluator,
+)
 from .task_host import TaskHost
 
 TASK_FILE = "aisbench_task.py"
 PROMPTS_SCRIPT = "aisbench_prompts.py"  # runs in the evaluator's environment (context budget)
 HOST_SCRIPT = "aisbench_host.py"  # runs in the evaluator's environment (task host)
+SAMPLES_SCRIPT = "aisbench_samples.py"  # runs in the evaluator's environment (per-sample records)
 LOG_FILE = "aisbench.log"
 MODEL_ABBR = "bench_app"
 
@@ -268,9 +276,12 @@ class TaskHostSession(EvaluationSession):
     def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
         if self.host is None or not self.host.alive():
             self._start_host()
+        # The host runs `ais_bench` or the samples script in a fork: it is sent their arguments.
+        arguments = task.argv[len(self.evaluator.command) :] if task.program == "main" else task.argv[2:]
         try:
             code = self.host.run(
-                task.argv[len(self.evaluator.command) :],
+                task.program,
+                arguments,
                 task.work_dir,
                 task.env,
                 task.log_file,
@@ -360,6 +371,17 @@ class AisbenchEvaluator(Evaluator):
             argv=evaluator_argv(self.command, str(task_file), str(work_dir), settings),
             env=self.environment(work_dir),
             log_file=work_dir / LOG_FILE,
+            model_path=endpoint.model_path,
+        )
+
+    def samples_task(self, task: EvaluationTask) -> Optional[EvaluationTask]:
+        script = Path(__file__).with_name(SAMPLES_SCRIPT)
+        argv = [str(task.model_path), str(task.work_dir), str(task.work_dir / SAMPLES_FILE)]
+        return replace(
+            task,
+            argv=[evaluator_python(self.command), str(script), *argv, str(task.settings.max_out_len or 0)],
+            log_file=task.work_dir / "samples.log",
+            program="samples",
         )
 
     def verify(self, task: EvaluationTask) -> EvaluationResult:

@@ -9,7 +9,9 @@ AISBench's own code path: its argument parser, config loading, partitioner, the 
 `__main__` runs them (config dumped and read back), summarizer, output folders and log files. The
 task file and the command line are the ones `ais_bench` runs alone (reproduce.sh does).
 
-Request: {"argv": [...], "cwd": "...", "env": {...}, "log": "..."}; answer: {"exit": code} on the
+Request: {"program": "main" | "samples", "argv": [...], "cwd": "...", "env": {...}, "log": "..."}
+("samples": aisbench_samples.py, the dataset's per-sample records, with the tokenizer library already
+imported); answer: {"exit": code} on the
 protocol stream (the original stdout); before the first request, {"ready": true}.
 """
 
@@ -31,6 +33,7 @@ if __name__ == "__main__":
     os.dup2(2, 1)
 
 # Preload everything `ais_bench` imports, lazily or not, before the first fork.
+import aisbench_samples  # noqa: E402 - next to this script (per-sample records)
 from ais_bench.benchmark.cli import workers  # noqa: E402,F401
 from ais_bench.benchmark.cli.config_manager import ConfigManager  # noqa: E402,F401
 from ais_bench.benchmark.cli.main import main as ais_bench_main  # noqa: E402
@@ -48,6 +51,11 @@ from ais_bench.benchmark.tasks.base import TaskStateManager  # noqa: E402
 from ais_bench.benchmark.utils.core.abbr import task_abbr_from_cfg  # noqa: E402
 from ais_bench.benchmark.utils.file import write_status  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+
+try:
+    from transformers import AutoTokenizer  # noqa: E402,F401 - what aisbench_samples loads the tokenizer with
+except ImportError:
+    pass
 
 # The task types whose `__main__` this host reproduces; any other runs as AISBench starts it.
 IN_PROCESS_TASKS = (OpenICLApiInferTask, OpenICLEvalTask)
@@ -234,7 +242,8 @@ def launch_in_process(self, task, gpu_ids, index):
 
 
 def run_request(request) -> None:
-    """In the fork: become `ais_bench ARGV` run in CWD with ENV, output to LOG; never returns."""
+    """In the fork: become `ais_bench ARGV` (or the samples script) run in CWD with ENV, output to LOG;
+    never returns."""
     code = 1
     try:
         os.chdir(request["cwd"])
@@ -245,6 +254,9 @@ def run_request(request) -> None:
         os.dup2(log, 2)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
+        if request.get("program") == "samples":
+            code = aisbench_samples.main(request["argv"])
+            return
         sys.argv = ["ais_bench", *request["argv"]]
         LocalRunner._launch = launch_in_process
         shorten_polling()

@@ -54,6 +54,20 @@ class EvaluationTask:
     argv: List[str]
     env: Dict[str, str]
     log_file: Path
+    model_path: str = ""  # the model's folder (its tokenizer), for evaluators that count tokens
+    # "main": the evaluation itself; "samples": writing its per-sample records (Evaluator.samples_task).
+    program: str = "main"
+
+
+SAMPLES_FILE = "samples.jsonl"  # <run>/<dataset>/samples.jsonl: one JSON record per prompt
+
+
+@dataclass
+class SamplesOutcome:
+    """What became of a dataset's per-sample records: how many were written, or why none were."""
+
+    count: Optional[int] = None
+    error: Optional[str] = None
 
 
 @dataclass
@@ -61,6 +75,7 @@ class EvaluationResult:
     metrics: Dict[str, Any]
     work_dir: Path
     details: Dict[str, Any] = field(default_factory=dict)
+    samples: SamplesOutcome = field(default_factory=SamplesOutcome)
 
 
 @dataclass
@@ -89,6 +104,11 @@ class Evaluator:
     def verify(self, task: EvaluationTask) -> EvaluationResult:
         """Check the evaluator's output and turn it into metrics; raise EvaluationError with the reason."""
         raise NotImplementedError
+
+    def samples_task(self, task: EvaluationTask) -> Optional[EvaluationTask]:
+        """The task that writes task.work_dir/SAMPLES_FILE from the evaluator's output (run after the
+        evaluation, in the same session); None if this evaluator keeps no per-sample output."""
+        return None
 
     def command_preview(self, short: str, settings: EvaluatorSettings) -> List[str]:
         """The command a dataset will run, with placeholders, for the dry-run plan."""
@@ -173,7 +193,31 @@ class EvaluationSession:
     ) -> EvaluationResult:
         task = self.evaluator.prepare(short, name, settings, endpoint, work_dir)
         self.run(task, timeout_s, stop_reason)
-        return self.evaluator.verify(task)
+        samples = self.write_samples(task, timeout_s, stop_reason)
+        try:
+            result = self.evaluator.verify(task)
+        except EvaluationError as error:
+            error.samples = samples  # a failed dataset keeps the records of what it answered
+            raise
+        result.samples = samples
+        return result
+
+    def write_samples(
+        self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]
+    ) -> SamplesOutcome:
+        """Run the evaluator's samples task; never raises (records are a view, not the result)."""
+        samples_task = self.evaluator.samples_task(task)
+        if samples_task is None:
+            return SamplesOutcome(error=f"{self.evaluator.label} keeps no per-sample output")
+        try:
+            self.run(samples_task, timeout_s, stop_reason)
+        except EvaluationError as error:
+            return SamplesOutcome(error=f"per-sample records not written: {error.reason}")
+        out_file = task.work_dir / SAMPLES_FILE
+        if not out_file.exists():
+            return SamplesOutcome(error="per-sample records not written: " + tail(samples_task.log_file, 1))
+        with open(out_file, "rb") as handle:
+            return SamplesOutcome(count=sum(1 for line in handle if line.strip()))
 
     def close(self) -> None:
         """Stop whatever the session started; must not raise."""

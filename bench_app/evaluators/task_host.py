@@ -1,7 +1,7 @@
 """A task host: a long-lived process of the evaluator's environment that has imported the evaluator
 once and runs the command lines it is sent, each in a fork of itself (see aisbench_host.py).
 
-Protocol: one JSON request a line on its stdin, {"argv", "cwd", "env", "log"}; on its stdout a
+Protocol: one JSON request a line on its stdin, {"program", "argv", "cwd", "env", "log"}; on its stdout a
 {"ready": true} line once imported, then one {"exit": code} line per request, in order. Its own
 stderr goes to its log. It runs as a ProcessGroup: stopping it stops the request running in it.
 """
@@ -68,6 +68,7 @@ class TaskHost:
 
     def run(
         self,
+        program: str,
         argv: List[str],
         cwd: Path,
         env: Dict[str, str],
@@ -75,9 +76,10 @@ class TaskHost:
         timeout_s: float,
         stop_reason: Callable[[], Optional[str]],
     ) -> int:
-        """Run one command line in the host; its exit code. Raises EvaluationError (the host is then
+        """Run one command line of `program` (what the host knows: "main", "samples") in the host; its
+        exit code. Raises EvaluationError (the host is then
         stopped) when it times out, stop_reason() says why, or the host dies."""
-        request = {"argv": argv, "cwd": str(cwd), "env": env, "log": str(log_file)}
+        request = {"program": program, "argv": argv, "cwd": str(cwd), "env": env, "log": str(log_file)}
         try:
             self.group.process.stdin.write((json.dumps(request) + "\n").encode())
             self.group.process.stdin.flush()

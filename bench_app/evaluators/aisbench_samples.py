@@ -1,0 +1,151 @@
+"""Per-sample records of one dataset from AISBench's own output; runs in the evaluator's environment.
+
+    python aisbench_samples.py TOKENIZER_PATH WORK_DIR OUT_FILE MAX_OUT_LEN
+Reads the newest AISBench output folder under WORK_DIR: `predictions/<model>/<subset>.jsonl` (prompt,
+raw output, gold), `<subset>_failed.jsonl` (requests that failed, with AISBench's error) and, when
+AISBench dumped its evaluation details (--dump-eval-details), `results/<model>/<subset>.json` (the
+extracted prediction, the reference and whether it is correct, in the order of the prediction ids).
+Writes OUT_FILE (JSON lines, atomically), one record per prompt:
+    id, subset, prompt (chat template applied by the model's tokenizer, as the server does), output,
+    prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error
+AISBench does not keep the server's finish reason: it is "length" when the output reached
+MAX_OUT_LEN tokens, else "stop" (the dataset's counts straight from the server are in results.yaml).
+Prints {"samples": N} or {"error": ...}; exit 0 unless nothing could be written.
+"""
+
+import json
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from aisbench_prompts import messages_of
+
+MODEL_ABBR = "bench_app"
+
+
+def read_jsonl(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def newest_output_folder(work_dir: Path) -> Path:
+    runs = sorted(p for p in work_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{8}_\d{6}", p.name))
+    if not runs:
+        raise FileNotFoundError(f"no AISBench output folder in {work_dir}")
+    return runs[-1]
+
+
+class Tokens:
+    """The model's tokenizer, if it loads offline; counts are None without it."""
+
+    def __init__(self, tokenizer_path: str):
+        self.tokenizer = None
+        try:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
+        except Exception:  # noqa: BLE001 - records without token counts beat no records
+            pass
+
+    def prompt(self, messages):
+        if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
+            return "\n".join(m["content"] for m in messages), None
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # The chat template already holds the special tokens: do not add them a second time.
+        return text, len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count(self, text):
+        if self.tokenizer is None or not isinstance(text, str):
+            return None
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def correct_of(detail: dict):
+    """Whether AISBench scored the sample right: its details' `correct` (a list for evaluators that
+    check several answers: right when all are), or, for evaluators that report none (exact-match
+    accuracy: ceval, mmlu), whether the extracted prediction equals the reference, which is how they
+    score it. None when AISBench dumped no details."""
+    if "correct" in detail:
+        value = detail["correct"]
+        return all(value) if isinstance(value, list) and value else bool(value)
+    if "predictions" in detail and "references" in detail:
+        return str(detail["predictions"]) == str(detail["references"])
+    return None
+
+
+def subset_records(folder: Path, subset: str, tokens: Tokens, max_out_len: int) -> list:
+    predictions_dir = folder / "predictions" / MODEL_ABBR
+    answered = predictions_dir / f"{subset}.jsonl"
+    failed_file = predictions_dir / f"{subset}_failed.jsonl"
+    entries = [(item, None) for item in (read_jsonl(answered) if answered.exists() else [])]
+    entries += [(None, item) for item in (read_jsonl(failed_file) if failed_file.exists() else [])]
+    # AISBench's evaluation sorts answered and failed requests by id: its details follow that order.
+    entries.sort(key=lambda entry: (entry[0] or entry[1]).get("id", 0))
+    details_file = folder / "results" / MODEL_ABBR / f"{subset}.json"
+    details = {}
+    if details_file.exists():
+        details = json.loads(details_file.read_text(encoding="utf-8")).get("details") or {}
+    records = []
+    for index, (answer, failure) in enumerate(entries):
+        detail = details.get(str(index), {})
+        item = answer or failure
+        prompt, prompt_tokens = tokens.prompt(
+            messages_of(item.get("origin_prompt") or item.get("input") or "")
+        )
+        output = answer.get("prediction") if answer else None
+        output_tokens = tokens.count(output)
+        finish_reason = None
+        if output_tokens is not None:
+            finish_reason = "length" if max_out_len and output_tokens >= max_out_len else "stop"
+        records.append(
+            {
+                "id": item.get("id"),
+                "subset": subset,
+                "prompt": prompt,
+                "output": output,
+                "prediction": detail.get("predictions"),
+                "gold": detail.get("references", item.get("gold")),
+                "correct": False if failure else correct_of(detail),
+                "prompt_tokens": prompt_tokens,
+                "output_tokens": output_tokens,
+                "finish_reason": finish_reason,
+                "error": str(failure.get("error_info") or "request failed") if failure else None,
+            }
+        )
+    return records
+
+
+def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int) -> int:
+    folder = newest_output_folder(work_dir)
+    subsets = sorted(
+        {
+            p.name[: -len(".jsonl")].removesuffix("_failed")
+            for p in (folder / "predictions" / MODEL_ABBR).glob("*.jsonl")
+        }
+    )
+    tokens = Tokens(tokenizer_path)
+    lines = []
+    for subset in subsets:
+        for record in subset_records(folder, subset, tokens, max_out_len):
+            lines.append(json.dumps(record, ensure_ascii=False))
+    partial = out_file.with_name(out_file.name + ".partial")
+    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(partial, out_file)
+    return len(lines)
+
+
+def main(argv=None) -> int:
+    warnings.filterwarnings("ignore")
+    tokenizer_path, work_dir, out_file, max_out_len = (argv or sys.argv[1:])[:4]
+    try:
+        count = build(tokenizer_path, Path(work_dir), Path(out_file), int(max_out_len or 0))
+    except Exception as error:  # noqa: BLE001 - reported to the runner, which records it
+        print(json.dumps({"error": f"{type(error).__name__}: {str(error)[:300]}"}))
+        return 1
+    print(json.dumps({"samples": count}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Reports of real tiny runs: `bench_app.compare` pairs the samples of two runs that differ
+(temperature 0 vs 0.7), the comparison report opens in Chromium, `bench_app.report` rewrites a report
+on demand and refuses what is not a run."""
+
+import json
+
+import pytest
+from conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browser):
+    common = ["dataset=[sample_gsm8k]", "execution.progress=false"]
+    for name, temperature in (("t0", 0.0), ("t07", 0.7)):
+        done = run_cli(
+            [f"benchmark.name={name}", f"aisbench.generation_kwargs.temperature={temperature}", *common],
+            workdir,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    a, b = workdir / "outputs/t0", workdir / "outputs/t07"
+    records = {
+        run: {
+            r["id"]: r for r in map(json.loads, (run / "sample_gsm8k/samples.jsonl").read_text().splitlines())
+        }
+        for run in (a, b)
+    }
+    assert len(records[a]) == len(records[b]) == 4
+    flips = [i for i in records[a] if records[a][i]["correct"] != records[b][i]["correct"]]
+    out = workdir / "compare.html"
+    compared = run_cli([str(a), str(b), "--html", str(out)], workdir, module="bench_app.compare")
+    assert compared.returncode == 1, compared.stdout + compared.stderr  # the temperature differs
+    assert "aisbench.generation_kwargs.temperature: 0.0 -> 0.7" in compared.stdout
+    if flips:
+        assert "== paired samples (1 dataset(s) with flipped answers)" in compared.stdout
+        assert "exact McNemar p = " in compared.stdout and "significant at 0.05" in compared.stdout
+    else:
+        assert "== paired samples" not in compared.stdout
+    assert f"comparison report: {out}" in compared.stdout
+    assert browser.open(out) == []
+    assert browser.js("return document.querySelectorAll('#paired tbody tr').length") == 1
+    assert browser.js("return document.querySelectorAll('#flips .sample').length") == len(flips)
+    browser.screenshot(workdir / "outputs" / "compare.png", height=1600)
+
+    # On demand: the report is written again from the run folder alone.
+    (a / "report.html").unlink()
+    again = run_cli([str(a)], workdir, module="bench_app.report")
+    assert again.returncode == 0 and (a / "report.html").exists(), again.stderr
+    assert browser.open(a / "report.html") == []
+    bad = run_cli([str(workdir)], workdir, module="bench_app.report")
+    assert bad.returncode == 2 and "is not a bench_app run folder" in bad.stderr
