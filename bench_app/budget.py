@@ -71,8 +71,18 @@ def cache_key(task_text: str, data_paths: List[Path], tokenizer_files: List[Path
 def summarise(
     counts: Dict[str, list], max_model_len: int, num_prompts: Optional[int] = None
 ) -> DatasetBudget:
-    """The budget of the prompts that will be sent (the first num_prompts, as the evaluator takes them)."""
-    tokens, out_lens = counts["prompt_tokens"][:num_prompts], counts["max_out_len"][:num_prompts]
+    """The budget of the prompts that will be sent: the first num_prompts of each subset, as AISBench
+    takes them (of the whole list when the counts do not say where subsets begin)."""
+    tokens, out_lens = counts["prompt_tokens"], counts["max_out_len"]
+    if num_prompts is not None:
+        sizes = counts.get("subset_sizes") or [len(tokens)]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        keep = [
+            i
+            for start, size in zip(starts, sizes, strict=True)
+            for i in range(start, start + min(size, num_prompts))
+        ]
+        tokens, out_lens = [tokens[i] for i in keep], [out_lens[i] for i in keep]
     if not tokens:
         return DatasetBudget(max_model_len=max_model_len, skipped="no prompts were rendered")
     longest = max(range(len(tokens)), key=lambda i: tokens[i])

@@ -132,13 +132,9 @@ def execute(
 
 
 def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
-    """How many prompts the dataset sends, from its context budget; None when not known for sure (no
-    budget, or num_prompts capping each of several subsets, which the budget does not count apart)."""
+    """How many prompts the dataset sends, from its context budget (None without one)."""
     prompts = (dataset.context_budget or {}).get("prompts")
-    subsets = dataset.evaluator.subsets
-    if not prompts or (dataset.evaluator.num_prompts is not None and not (subsets and len(subsets) == 1)):
-        return None
-    return int(prompts)
+    return int(prompts) if prompts else None
 
 
 def _note_finished_requests(result: DatasetResult, before: Dict[str, float], after: Dict[str, float]) -> None:

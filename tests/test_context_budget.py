@@ -75,3 +75,15 @@ def test_answers_cut_at_max_out_len_are_counted_and_shown_as_a_reason(workdir):
     assert entry["finished_requests"] == {"length": 2}, (done.stdout[-2000:], entry)
     assert "2 of 2 answer(s) were cut at max_out_len" in entry["reason"]
     assert "cut at max_out_len" in (workdir / "outputs/cut/summary.md").read_text()
+
+
+def test_num_prompts_keeps_the_first_prompts_of_each_subset_as_aisbench_does():
+    from bench_app.budget import summarise
+
+    counts = {"prompt_tokens": [10, 11, 12, 50, 51], "max_out_len": [4] * 5, "subset_sizes": [3, 2]}
+    one_each = summarise(counts, 100, num_prompts=1)
+    assert one_each.prompts == 2 and one_each.longest_prompt_tokens == 50  # the 2nd subset's first
+    assert summarise(counts, 100, num_prompts=2).prompts == 4
+    assert summarise(counts, 100).prompts == 5
+    legacy = {"prompt_tokens": [10, 11, 50], "max_out_len": [4] * 3}  # no subset boundaries recorded
+    assert summarise(legacy, 100, num_prompts=2).prompts == 2

@@ -79,7 +79,9 @@ def test_embedded_default_end_to_end(workdir, browser):
             assert isinstance(record["correct"], bool) and record["prediction"] is not None
             assert record["prompt"].startswith("<|im_start|>system") and record["prompt_tokens"] > 0
         budget = load(run_dir / f"configs/per_dataset/{short}.yaml")["context_budget"]
-        assert max(r["prompt_tokens"] for r in records) <= budget["longest_prompt_tokens"]
+        # The records' token counts are the budget's (both: the chat template, the model's tokenizer).
+        assert budget["prompts"] == len(records) and entry["prompts"] == {"done": prompts, "total": prompts}
+        assert max(r["prompt_tokens"] for r in records) == budget["longest_prompt_tokens"]
         inferred = {}
         for record in records:
             inferred[record["finish_reason"]] = inferred.get(record["finish_reason"], 0) + 1

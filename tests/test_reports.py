@@ -1,11 +1,12 @@
 """Reports of real tiny runs: `bench_app.compare` pairs the samples of two runs that differ
 (temperature 0 vs 0.7), the comparison report opens in Chromium, `bench_app.report` rewrites a report
-on demand and refuses what is not a run."""
+on demand and refuses what is not a run, `bench_app.rescore` scores stored predictions again with no
+server."""
 
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import load, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -50,3 +51,27 @@ def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browse
     assert browser.open(a / "report.html") == []
     bad = run_cli([str(workdir)], workdir, module="bench_app.report")
     assert bad.returncode == 2 and "is not a bench_app run folder" in bad.stderr
+
+    # Re-score without inference: the scoring of sample_gsm8k is lost (its results files), rescore
+    # brings it back from the stored predictions (no server runs now), keeping the old folder and noting
+    # it in the snapshot.
+    before = load(a / "results.yaml")["datasets"]["sample_gsm8k"]
+    (results_dir,) = list((a / "sample_gsm8k").glob("*/results"))
+    for path in results_dir.glob("*/*.json"):
+        path.unlink()
+    (a / "sample_gsm8k/samples.jsonl").unlink()
+    rescored = run_cli([str(a), "sample_gsm8k"], workdir, module="bench_app.rescore", timeout=600)
+    assert rescored.returncode == 0, rescored.stdout + rescored.stderr
+    after = load(a / "results.yaml")["datasets"]["sample_gsm8k"]
+    assert after["metrics"] == before["metrics"] and after["status"] == "ok" and after["samples"] == 4
+    assert after["finished_requests"] == before["finished_requests"] and "rescored_at" in after
+    assert len((a / "sample_gsm8k/samples.jsonl").read_text().splitlines()) == 4
+    assert list((a / "sample_gsm8k").glob("*/results_before_rescore_*"))
+    note = load(a / "configs/metadata.yaml")["rescored"][-1]
+    assert (
+        note["datasets"] == ["sample_gsm8k"]
+        and note["previous"]["sample_gsm8k"]["metrics"] == before["metrics"]
+    )
+    assert load(a / "configs/per_dataset/sample_gsm8k.yaml")["result"]["rescored_at"] == after["rescored_at"]
+    unknown = run_cli([str(a), "nope"], workdir, module="bench_app.rescore")
+    assert unknown.returncode == 2 and "Datasets of this run: sample_gsm8k" in unknown.stderr

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -372,6 +373,29 @@ class AisbenchEvaluator(Evaluator):
             env=self.environment(work_dir),
             log_file=work_dir / LOG_FILE,
             model_path=endpoint.model_path,
+        )
+
+    def rescore_task(
+        self, short: str, name: str, settings: EvaluatorSettings, work_dir: Path
+    ) -> EvaluationTask:
+        task_file = work_dir / TASK_FILE
+        runs = sorted(p for p in work_dir.glob("*") if p.is_dir() and re.fullmatch(r"\d{8}_\d{6}", p.name))
+        if not task_file.exists() or not runs or not list(runs[-1].glob(f"predictions/{MODEL_ABBR}/*.jsonl")):
+            raise EvaluationError(f"no stored predictions to re-score in {work_dir}")
+        results = runs[-1] / "results"
+        if results.exists():  # AISBench writes the new scores over these: keep them
+            results.rename(results.with_name(f"results_before_rescore_{time.strftime('%Y%m%d_%H%M%S')}"))
+        # Only the evaluation step, on that output folder; details on, for samples.jsonl.
+        settings = replace(settings, mode="eval", dump_eval_details=True)
+        argv = evaluator_argv(self.command, str(task_file), str(work_dir), settings)
+        return EvaluationTask(
+            short=short,
+            name=name,
+            settings=settings,
+            work_dir=work_dir,
+            argv=[*argv, "--reuse", runs[-1].name],
+            env=self.environment(work_dir),
+            log_file=work_dir / "rescore.log",
         )
 
     def samples_task(self, task: EvaluationTask) -> Optional[EvaluationTask]:

@@ -5,7 +5,8 @@ Runs inside the evaluator's environment (AISBench + transformers), not bench_app
 Each TASK_FILE is an aisbench_task.py bench_app wrote. Prompts come from AISBench's own dataset
 loader, retriever, prompt template and inferencer (get_data_list), turned into chat messages the way
 its VLLMCustomAPIChat model does; the model's tokenizer applies its chat template, as the server will.
-Prints one JSON document: {task_file: {"prompt_tokens": [...], "max_out_len": [...]}} or {"error": ...}.
+Prints one JSON document: {task_file: {"prompt_tokens": [...], "max_out_len": [...], "subset_sizes": [...]}}
+or {"error": ...}.
 Exit 3 when the tokenizer cannot be loaded offline.
 """
 
@@ -43,8 +44,9 @@ def render(task_file, tokenizer):
     model_cfg = cfg.models[0]
     if not isinstance(model_cfg["type"], str):
         model_cfg["type"] = model_cfg["type"].__name__  # AISBench's builder expects the registered name
-    tokens, max_out = [], []
+    tokens, max_out, subset_sizes = [], [], []
     for dataset_cfg in cfg.datasets:
+        subset_sizes.append(0)
         infer_cfg = dataset_cfg["infer_cfg"]
         inferencer_cfg = dict(infer_cfg["inferencer"], model_cfg=model_cfg, batch_size=1)
         inferencer = ICL_INFERENCERS.build(inferencer_cfg)
@@ -57,7 +59,9 @@ def render(task_file, tokenizer):
         for data in inferencer.get_data_list(ICL_RETRIEVERS.build(retriever_cfg)):
             tokens.append(count_tokens(tokenizer, messages_of(data["prompt"])))
             max_out.append(int(data.get("max_out_len") or model_cfg.get("max_out_len") or 0))
-    return {"prompt_tokens": tokens, "max_out_len": max_out}
+            subset_sizes[-1] += 1
+    # AISBench's --num-prompts keeps the first N of each subset: the budget needs their boundaries.
+    return {"prompt_tokens": tokens, "max_out_len": max_out, "subset_sizes": subset_sizes}
 
 
 def main():

@@ -105,6 +105,13 @@ class Evaluator:
         """Check the evaluator's output and turn it into metrics; raise EvaluationError with the reason."""
         raise NotImplementedError
 
+    def rescore_task(
+        self, short: str, name: str, settings: EvaluatorSettings, work_dir: Path
+    ) -> EvaluationTask:
+        """The task that scores again the predictions stored in work_dir, without inference
+        (bench_app.rescore); raise EvaluationError if there are none or this evaluator cannot."""
+        raise EvaluationError(f"{self.label} cannot re-score stored predictions")
+
     def samples_task(self, task: EvaluationTask) -> Optional[EvaluationTask]:
         """The task that writes task.work_dir/SAMPLES_FILE from the evaluator's output (run after the
         evaluation, in the same session); None if this evaluator keeps no per-sample output."""
