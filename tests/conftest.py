@@ -86,6 +86,7 @@ class Browser:
         """Load the page (file://, no network); return the console's errors once it is ready."""
         from selenium.webdriver.support.ui import WebDriverWait
 
+        self.driver.get("about:blank")  # a full load, also when only the #fragment differs
         self.driver.get(f"{Path(path).resolve().as_uri()}{fragment}")
         WebDriverWait(self.driver, 60).until(
             lambda d: d.execute_script("return document.body.getAttribute('data-report-ready')") == "1"

@@ -1,6 +1,7 @@
 """End to end with the real vLLM (CPU build) and the real AISBench on the sample datasets (~4 min)."""
 
 import json
+import re
 from pathlib import Path
 
 from conftest import load, run_cli
@@ -97,7 +98,8 @@ def test_embedded_default_end_to_end(workdir, browser):
     report = run_dir / "report.html"
     assert f"report: {report}" in done.stdout.replace("\n", "")
     html = report.read_text()
-    assert "cdn." not in html and "https://" not in html.split("<script>")[0]  # all inline
+    # Nothing to fetch: every script and style is inline.
+    assert not re.search(r"<script[^>]*\bsrc=|<link\b|@import", html.split('id="report-data"')[0])
     assert browser.open(report) == []
     assert browser.js("return document.querySelectorAll('.js-plotly-plot').length") >= 3
     assert browser.js("return document.querySelectorAll('#chart-scores .bars .point').length") == 4
@@ -118,3 +120,11 @@ def test_embedded_default_end_to_end(workdir, browser):
     )
     assert len(shown) == 1 and "sample_longbenchv2" in shown[0]
     browser.screenshot(run_dir / "report_samples.png", height=1400)
+    wrong = sum(
+        1
+        for short in results["datasets"]
+        for line in (run_dir / short / "samples.jsonl").open()
+        if json.loads(line)["correct"] is False
+    )
+    browser.js("location.hash = '#samples?verdict=wrong'")  # editing the address filters too
+    assert browser.js("return document.querySelectorAll('#sample-list .sample').length") == wrong

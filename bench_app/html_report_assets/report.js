@@ -261,10 +261,16 @@
   for (const control of [fDataset, fSubset, fVerdict]) control.addEventListener("change", () => { shown = PAGE; drawSamples(); });
   fText.addEventListener("input", () => { shown = PAGE; drawSamples(); });
   more.addEventListener("click", () => { shown += PAGE; drawSamples(); });
-  // A link like report.html#samples?dataset=x&verdict=wrong opens the browser filtered.
-  const query = new URLSearchParams((location.hash.split("?")[1]) || "");
-  const setIf = (control, key) => { if (query.get(key) !== null) control.value = query.get(key); };
-  setIf(fDataset, "dataset"); setIf(fSubset, "subset"); setIf(fVerdict, "verdict"); setIf(fText, "text");
+  // A link like report.html#samples?dataset=x&verdict=wrong opens the browser filtered (also when only
+  // the address's #... changes).
+  function filtersFromAddress() {
+    const query = new URLSearchParams((location.hash.split("?")[1]) || "");
+    fDataset.value = query.get("dataset") || ""; fSubset.value = query.get("subset") || "";
+    fVerdict.value = query.get("verdict") || ""; fText.value = query.get("text") || "";
+    return query;
+  }
+  const query = filtersFromAddress();
+  window.addEventListener("hashchange", () => { filtersFromAddress(); shown = PAGE; drawSamples(); });
   section("samples", "Samples",
     samples.length ? el("div", { class: "filters" }, el("label", { text: "dataset" }), fDataset, el("label", { text: "subset" }), fSubset,
       el("label", { text: "answer" }), fVerdict, fText, count) : el("p", { class: "muted", text: "No per-sample records in this run." }),
