@@ -96,6 +96,12 @@ class Browser:
     def js(self, script: str):
         return self.driver.execute_script(script)
 
+    def js_until(self, script: str, expected, timeout_s: float = 10):
+        """Run `script` until it returns `expected` (events such as hashchange run a moment later)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, timeout_s).until(lambda d: d.execute_script(script) == expected)
+
     def screenshot(self, path: Path, height: int = 0) -> Path:
         if height:
             self.driver.set_window_size(1400, height)

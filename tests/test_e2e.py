@@ -127,4 +127,4 @@ def test_embedded_default_end_to_end(workdir, browser):
         if json.loads(line)["correct"] is False
     )
     browser.js("location.hash = '#samples?verdict=wrong'")  # editing the address filters too
-    assert browser.js("return document.querySelectorAll('#sample-list .sample').length") == wrong
+    browser.js_until("return document.querySelectorAll('#sample-list .sample').length", wrong)

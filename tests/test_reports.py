@@ -15,7 +15,7 @@ def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browse
     common = ["dataset=[sample_gsm8k]", "execution.progress=false"]
     for name, temperature in (("t0", 0.0), ("t07", 0.7)):
         done = run_cli(
-            [f"benchmark.name={name}", f"aisbench.generation_kwargs.temperature={temperature}", *common],
+            [f"benchmark.name={name}", f"++aisbench.generation_kwargs.temperature={temperature}", *common],
             workdir,
             timeout=900,
         )
