@@ -4,6 +4,7 @@ A deliberately broken stand-in engine (fakes/broken_engine.py) injects faults th
 produce on demand; the bad-model-path case uses the real vLLM. The evaluator is always the real AISBench.
 """
 
+import json
 import signal
 import socket
 import subprocess
@@ -99,7 +100,7 @@ def test_busy_port_is_detected_before_starting(workdir):
     assert pids(workdir / "pids") == []  # nothing was started
 
 
-def test_missing_dataset_files_fail_that_dataset_only_and_requests_failing_are_reported(workdir):
+def test_missing_dataset_files_fail_that_dataset_only_and_requests_failing_are_reported(workdir, browser):
     args, env = broken_engine_args("healthy", workdir / "pids")
     done = run_cli(
         [
@@ -119,6 +120,20 @@ def test_missing_dataset_files_fail_that_dataset_only_and_requests_failing_are_r
     assert gsm8k["status"] == "failed" and "dataset files missing: /nonexistent/gsm8k" in gsm8k["reason"]
     # The stand-in answers every completion with HTTP 500: AISBench exits 0, bench_app still says failed.
     assert mmlu["status"] == "failed" and "failed" in mmlu["reason"] and "metrics" not in mmlu
+    # Its records are kept: every prompt, with the error AISBench got.
+    records = [json.loads(line) for line in (workdir / "outputs/missing/sample_mmlu/samples.jsonl").open()]
+    assert len(records) == mmlu["samples"] > 0
+    assert all(r["error"] and r["correct"] is False and r["prompt"] for r in records), records[0]
+    # The report of a failed run: both failures with their reasons, the failed samples browsable.
+    report = workdir / "outputs/missing/report.html"
+    assert browser.open(report) == []
+    failures = browser.js("return document.getElementById('failures').textContent")
+    assert "dataset files missing: /nonexistent/gsm8k" in failures and "sample_mmlu: failed" in failures
+    browser.js_until(
+        "return document.getElementById('sample-count').textContent",
+        f"{len(records)} of {len(records)} samples",
+    )
+    browser.screenshot(workdir / "outputs/missing/report.png", height=1600)
     assert_no_leftovers(workdir / "pids")
 
 
@@ -151,6 +166,7 @@ def test_sigint_mid_run_stops_everything_and_finalises_the_snapshot(workdir):
     results = load(workdir / "outputs/int/results.yaml")
     assert results["status"] == "interrupted"
     assert {r["status"] for r in results["datasets"].values()} <= {"skipped", "failed"}
+    assert "status: interrupted" in (workdir / "outputs/int/report.html").read_text().replace('"', "")
     assert_no_leftovers(workdir / "pids")
 
 

@@ -291,7 +291,7 @@ def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path, browse
             "hydra.launcher.n_jobs=2",
             "dataset=[sample_gsm8k]",
             "aisbench.num_prompts=1",
-            "aisbench.generation_kwargs.seed=1,2",  # two repeats: the sweep report's error bars
+            "++aisbench.generation_kwargs.seed=1,2",  # two repeats: the sweep report's error bars
             "execution.progress=false",
         ),
         tmp_path,
