@@ -58,6 +58,8 @@ def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
                     "ot": r.get("output_tokens"),
                     "f": r.get("finish_reason"),
                     "e": r.get("error"),
+                    # perf mode: the request's own timing (ms)
+                    **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
                 }
             )
     return rows

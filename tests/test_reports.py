@@ -75,3 +75,29 @@ def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browse
     assert load(a / "configs/per_dataset/sample_gsm8k.yaml")["result"]["rescored_at"] == after["rescored_at"]
     unknown = run_cli([str(a), "nope"], workdir, module="bench_app.rescore")
     assert unknown.returncode == 2 and "Datasets of this run: sample_gsm8k" in unknown.stderr
+
+
+def test_perf_run_records_each_requests_timing_and_the_report_draws_their_distributions(workdir, browser):
+    done = run_cli(
+        [
+            "benchmark.name=perf",
+            "dataset=[sample_gsm8k]",
+            "aisbench.mode=perf",
+            "aisbench.num_prompts=3",
+            "execution.progress=false",
+        ],
+        workdir,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dir = workdir / "outputs/perf"
+    records = [json.loads(line) for line in (run_dir / "sample_gsm8k/samples.jsonl").open()]
+    assert len(records) == 3 and all(r["ttft_ms"] > 0 and r["e2el_ms"] > r["ttft_ms"] for r in records)
+    # The per-request figures are AISBench's own: its summary's mean TTFT is their mean.
+    summary = load(run_dir / "results.yaml")["datasets"]["sample_gsm8k"]["metrics"]
+    mean_ttft = sum(r["ttft_ms"] for r in records) / 3
+    assert abs(mean_ttft - summary["ttft_ms"]) < 0.1, (mean_ttft, summary)
+    assert browser.open(run_dir / "report.html") == []
+    assert browser.js("return document.querySelectorAll('#chart-perf .boxlayer .trace').length") == 4
+    assert browser.js("return document.querySelectorAll('#chart-scores .bars .point').length") == 0
+    browser.screenshot(run_dir / "report_perf.png", height=1800)

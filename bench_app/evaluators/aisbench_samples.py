@@ -8,14 +8,20 @@ extracted prediction, the reference and whether it is correct, in the order of t
 Writes OUT_FILE (JSON lines, atomically), one record per prompt:
     id, subset, prompt (chat template applied by the model's tokenizer, as the server does), output,
     prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error
+In perf mode the records come from `performances/<model>/<subset>_details.jsonl` and the request time
+points AISBench stores beside it (db_data/*.db), and add ttft_ms, tpot_ms and e2el_ms per request, computed
+as AISBench's own summary computes them (first chunk - sent; (last - first) / (output tokens - 1); last -
+sent).
 AISBench does not keep the server's finish reason: it is "length" when the output reached
 MAX_OUT_LEN tokens, else "stop" (the dataset's counts straight from the server are in results.yaml).
 Prints {"samples": N} or {"error": ...}; exit 0 unless nothing could be written.
 """
 
+import io
 import json
 import os
 import re
+import sqlite3
 import sys
 import warnings
 from pathlib import Path
@@ -116,6 +122,64 @@ def subset_records(folder: Path, subset: str, tokens: Tokens, max_out_len: int) 
     return records
 
 
+def time_points(db_dir: Path, item: dict):
+    """The request's time points (seconds), from AISBench's numpy store; None if not stored."""
+    import numpy
+
+    ref = (
+        (item.get("time_points") or {}).get("__db_ref__")
+        if isinstance(item.get("time_points"), dict)
+        else None
+    )
+    if ref is None or not item.get("db_name") or not (db_dir / item["db_name"]).exists():
+        points = item.get("time_points")
+        return list(points) if isinstance(points, list) else None
+    with sqlite3.connect(db_dir / item["db_name"]) as db:
+        row = db.execute("SELECT arr_blob FROM numpy_store WHERE id = ?", (ref,)).fetchone()
+    return list(numpy.load(io.BytesIO(row[0]))) if row else None
+
+
+def perf_records(folder: Path, tokens: Tokens, max_out_len: int) -> list:
+    records = []
+    for details in sorted((folder / "performances" / MODEL_ABBR).glob("*_details.jsonl")):
+        subset = details.name[: -len("_details.jsonl")]
+        for item in sorted(read_jsonl(details), key=lambda i: i.get("id", 0)):
+            sent = item.get("input") or ""
+            # Perf details hold the chat messages as sent ({"role", "content"}), not AISBench's prompt list.
+            chat = isinstance(sent, list) and all(isinstance(m, dict) and "content" in m for m in sent)
+            prompt, prompt_tokens = tokens.prompt(sent if chat else messages_of(sent))
+            out = item.get("output_tokens")
+            points = time_points(details.parent / "db_data", item) if item.get("success") else None
+            timing = {}
+            if points and len(points) >= 2:
+                timing = {
+                    "ttft_ms": round((points[1] - points[0]) * 1000, 3),
+                    "tpot_ms": round((points[-1] - points[1]) / (out - 1) * 1000, 3)
+                    if out and out > 1
+                    else None,
+                    "e2el_ms": round((points[-1] - points[0]) * 1000, 3),
+                }
+            records.append(
+                {
+                    "id": item.get("id"),
+                    "subset": subset,
+                    "prompt": prompt,
+                    "output": item.get("prediction"),
+                    "prediction": None,
+                    "gold": None,
+                    "correct": None,
+                    "prompt_tokens": item.get("input_tokens") or prompt_tokens,
+                    "output_tokens": out,
+                    "finish_reason": None
+                    if out is None
+                    else ("length" if max_out_len and out >= max_out_len else "stop"),
+                    "error": None if item.get("success") else str(item.get("error_info") or "request failed"),
+                    **timing,
+                }
+            )
+    return records
+
+
 def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int) -> int:
     folder = newest_output_folder(work_dir)
     subsets = sorted(
@@ -129,6 +193,8 @@ def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int)
     for subset in subsets:
         for record in subset_records(folder, subset, tokens, max_out_len):
             lines.append(json.dumps(record, ensure_ascii=False))
+    for record in perf_records(folder, tokens, max_out_len):
+        lines.append(json.dumps(record, ensure_ascii=False))
     partial = out_file.with_name(out_file.name + ".partial")
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(partial, out_file)

@@ -35,8 +35,9 @@
     document.getElementById("main").append(node);
     return node;
   }
-  function primary(metrics) {
-    const keys = Object.keys(metrics || {});
+  const PERF = /ttft|tpot|itl|latency|throughput|per_s/i;
+  function primary(metrics) {  // the first score (perf figures are not scores)
+    const keys = Object.keys(metrics || {}).filter((k) => !PERF.test(k));
     return keys.length ? [keys[0], metrics[keys[0]]] : [null, null];
   }
   const plotConfig = { displaylogo: false, responsive: true };
@@ -64,7 +65,7 @@
       return el("div", { class: "sample", "data-direction": f.direction },
         el("div", { class: "meta" }, el("span", { class: "badge " + (f.direction === "right->wrong" ? "wrong" : "right"), text: f.direction }),
           " " + fmt(x.d) + " / " + fmt(x.s) + " #" + fmt(x.i) + " — gold: " + text(x.g)),
-        el("div", { class: "cols" }, el("div", {}, el("h4", { text: "prompt" }), el("pre", { text: text(x.p) })),
+        el("div", { class: "cols three" }, el("div", {}, el("h4", { text: "prompt" }), el("pre", { text: text(x.p) })),
           el("div", {}, el("h4", { text: "A output -> prediction " + text(x.x) }), el("pre", { text: text(x.o) })),
           el("div", {}, el("h4", { text: "B output -> prediction " + text(y.x) }), el("pre", { text: text(y.o) }))));
     }));
@@ -208,15 +209,32 @@
       (i) => d.engine.override.includes(Object.keys(d.engine.args)[i]) ? "changed" : ""),
     Object.keys(d.server).length ? table(["server fact (read back)", "value"], Object.entries(d.server)) : null)));
 
-  // Performance (perf mode metrics)
-  const perfKeys = (d) => Object.keys(d.metrics).filter((k) => /ttft|tpot|itl|latency|throughput/i.test(k));
+  // Performance (perf mode): per-request distributions from the samples' own timing, and AISBench's summary
+  const timed = data.samples.filter((s) => s.e2el_ms !== undefined);
+  const perfKeys = (d) => Object.keys(d.metrics).filter((k) => PERF.test(k));
   const perf = datasets.filter((d) => perfKeys(d).length);
-  if (perf.length) {
+  if (timed.length || perf.length) {
     const perfChart = el("div", { id: "chart-perf", class: "chart" });
-    section("perf", "Performance", perfChart);
-    const keys = [...new Set(perf.flatMap(perfKeys))];
-    Plotly.newPlot(perfChart, perf.map((d) => ({ type: "bar", name: d.short, x: keys, y: keys.map((k) => d.metrics[k]) })),
-      { barmode: "group", margin: { b: 140, t: 20 }, height: 420 }, plotConfig);
+    section("perf", "Performance (per request)", perfChart,
+      perf.length ? table(["dataset", "AISBench summary"], perf.map((d) => [d.short,
+        perfKeys(d).map((k) => k + " " + fmt(d.metrics[k])).join(", ")])) : null);
+    const measures = [["ttft_ms", "TTFT (ms)"], ["tpot_ms", "TPOT (ms)"], ["e2el_ms", "E2E latency (ms)"],
+      ["tps", "output tokens/s"]];
+    const value = (s, key) => key === "tps" ? (s.ot && s.e2el_ms ? s.ot / (s.e2el_ms / 1000) : null) : s[key];
+    const names = [...new Set(timed.map((s) => s.d))];
+    const traces = [];
+    measures.forEach(([key, label], i) => {
+      for (const name of names) {
+        const values = timed.filter((s) => s.d === name).map((s) => value(s, key)).filter((v) => v !== null && v !== undefined);
+        traces.push({ type: "box", name: name, y: values, boxpoints: "all", jitter: 0.4, pointpos: 0,
+          xaxis: "x" + (i + 1), yaxis: "y" + (i + 1), showlegend: false, marker: { size: 4 },
+          hovertemplate: name + " " + label + ": %{y:.1f}<extra></extra>" });
+      }
+    });
+    const layout = { grid: { rows: 1, columns: measures.length, pattern: "independent" }, height: 400,
+      margin: { t: 70, b: 60 }, annotations: measures.map(([, label], i) => ({ text: label, showarrow: false,
+        xref: "x" + (i + 1) + " domain", yref: "y" + (i + 1) + " domain", x: 0.5, y: 1.08 })) };
+    Plotly.newPlot(perfChart, traces, layout, plotConfig);
   }
 
   // Sample browser
