@@ -35,7 +35,7 @@
     document.getElementById("main").append(node);
     return node;
   }
-  const PERF = /ttft|tpot|itl|latency|throughput|per_s/i;
+  const PERF = /ttft|tpot|itl|e2el|latency|throughput|per_s/i;
   function primary(metrics) {  // the first score (perf figures are not scores)
     const keys = Object.keys(metrics || {}).filter((k) => !PERF.test(k));
     return keys.length ? [keys[0], metrics[keys[0]]] : [null, null];
