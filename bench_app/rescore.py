@@ -71,7 +71,8 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
                 samples = session.write_samples(task, RESCORE_TIMEOUT_S, lambda: None)
                 verified = evaluator.verify(task)
                 if entry.get("status") != "ok":  # the failure it had is gone (an ok one's notes stay)
-                    entry.pop("reason", None), entry.pop("log_tail", None)
+                    for key in ("reason", "log_tail"):
+                        entry.pop(key, None)
                 entry.update(status="ok", metrics=verified.metrics, samples=samples.count)
                 if samples.error:
                     entry["samples_error"] = samples.error
