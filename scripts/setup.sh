@@ -51,37 +51,32 @@ setup_model() {
   HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error .venv-engine/bin/python scripts/prepare_model.py models/SmolLM2-135M-Instruct
 }
 
-setup_browser() {
-  # chromium + its driver, and a CJK font so that Chinese prompts (C-Eval) are readable in screenshots.
-  local packages=(chromium chromium-driver fonts-wqy-zenhei)
-  if dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+# apt_install WHAT TESTS PACKAGE...: Debian's packages, once; where that cannot be done (not root, no
+# apt-get) say so and go on: the tests that need them skip, saying why.
+apt_install() {
+  local what="$1" tests="$2"
+  shift 2
+  if dpkg -s "$@" >/dev/null 2>&1; then
     return 0
   fi
-  echo "==> headless browser (Debian's ${packages[*]}, for the report tests)"
+  echo "==> $what (Debian's $*)"
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    # The report tests skip, saying so; nothing else needs a browser.
-    echo "    not installed: needs root and apt-get (Debian); the browser tests will be skipped" >&2
+    echo "    not installed: needs root and apt-get (Debian); the $tests tests will be skipped" >&2
     return 0
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null; }
-  chromium --version
+  apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
+setup_browser() {
+  # chromium + its driver, and a CJK font so that Chinese prompts (C-Eval) are readable in screenshots.
+  apt_install "headless browser, for the report tests" browser chromium chromium-driver fonts-wqy-zenhei
 }
 
 setup_slurm() {
-  local packages=(slurmctld slurmd slurmdbd slurm-client munge mariadb-server)
-  if dpkg -s "${packages[@]}" >/dev/null 2>&1; then
-    return 0
-  fi
-  echo "==> single-node SLURM cluster packages (Debian's ${packages[*]})"
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "    not installed: needs root and apt-get (Debian); the SLURM tests will be skipped" >&2
-    return 0
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y --no-install-recommends "${packages[@]}" >/dev/null; }
+  apt_install "single-node SLURM cluster packages" SLURM \
+    slurmctld slurmd slurmdbd slurm-client munge mariadb-server
 }
 
 case "${1:-}" in
