@@ -8,7 +8,7 @@ ENGINE_STAMP := .venv-engine/.bench_app_ready
 MODEL_STAMP := models/SmolLM2-135M-Instruct/.bench_app_ready
 ARGS ?=
 
-.PHONY: setup run test lint format dry-run clean-envs browser
+.PHONY: setup run test lint format dry-run clean-envs browser slurm
 setup: $(APP_STAMP) $(ENGINE_STAMP) $(MODEL_STAMP)
 
 $(APP_STAMP): requirements/app.txt setup.cfg scripts/setup.sh
@@ -31,12 +31,16 @@ dry-run: $(APP_STAMP)
 	.venv/bin/python -m bench_app execution.dry_run=true $(ARGS)
 
 # Lint first (seconds): a style or import error fails fast, before the minutes of real runs.
-test: setup lint browser
+test: setup lint browser slurm
 	.venv/bin/python -m pytest $(ARGS)
 
 # The report tests open the HTML reports in a real headless Chromium (a no-op once installed).
 browser:
 	scripts/setup.sh browser
+
+# The SLURM tests start a real single-node cluster (scripts/slurm_local.sh) from Debian's packages.
+slurm:
+	scripts/setup.sh slurm
 
 lint: $(APP_STAMP)
 	.venv/bin/ruff check .

@@ -7,6 +7,7 @@ anything), then Hydra composes the config and hands it to bench_app.runner.run.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, List, Sequence
@@ -14,7 +15,7 @@ from typing import Any, Iterable, List, Sequence
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from . import sweep
+from . import slurm, sweep
 from .errors import UserError
 from .resolvers import PROJECT_ROOT, register_resolvers
 from .schema import register_schema
@@ -129,8 +130,9 @@ def _run_sweep_job(cfg: DictConfig, run) -> None:
     except Exception:  # an unexpected crash of one job is recorded; the other jobs and the summary go on
         exit_code, error = 1, traceback.format_exc()
         print(error, file=sys.stderr)
-    if exit_code == 130:
-        sweep.mark_interrupted(job_dir.parent)  # jobs not yet started need not start
+    if exit_code == 130 and not slurm.in_job(os.environ):
+        # jobs not yet started need not start; a SLURM job's SIGTERM (scancel, time limit) is its own
+        sweep.mark_interrupted(job_dir.parent)
     sweep.write_job_record(job_dir, num, overrides, exit_code, error)
 
 

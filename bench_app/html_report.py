@@ -172,7 +172,7 @@ def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
         "sweep": {"name": sweep_dir.name, **((results or {}).get("sweep") or {})},
         "jobs": [
             {
-                "num": job.num,
+                "num": job.label,
                 "overrides": job.overrides,
                 "status": job.status,
                 "error": job.error,

@@ -18,7 +18,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+
+def run_command(argv: List[str], timeout_s: float = 60.0) -> Tuple[int, str, str]:
+    """A short command run to its end (exit code, stdout, stderr); 127 when it cannot be run at all."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return 127, "", str(error)
+    return done.returncode, done.stdout, done.stderr
 
 
 def signal_group(pgid: int, sig: int) -> None:

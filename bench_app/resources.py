@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import slurm
 from .errors import LeaseError
 from .net import free_port, port_is_free
 
@@ -42,6 +43,7 @@ def device_pool(
     """The device ids servers may use, and the variable that exposes them to a server.
 
     execution.devices wins; otherwise what CUDA_VISIBLE_DEVICES / ASCEND_RT_VISIBLE_DEVICES expose;
+    inside a SLURM job, the GPUs SLURM granted (SLURM_STEP_GPUS / SLURM_JOB_GPUS) and nothing else;
     otherwise, for an engine that names a visibility variable, the GPUs nvidia-smi lists. An engine
     without one (vLLM's CPU build) has an empty pool.
     """
@@ -51,6 +53,8 @@ def device_pool(
         value = environ.get(variable, "").strip()
         if value:
             return [d.strip() for d in value.split(",") if d.strip()], variable
+    if slurm.in_job(environ):  # the node's other GPUs belong to other jobs
+        return (slurm.granted_gpus(environ) if engine_visibility_env else []), engine_visibility_env
     if engine_visibility_env == "CUDA_VISIBLE_DEVICES" and shutil.which("nvidia-smi"):
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
         return [
@@ -145,6 +149,12 @@ class ResourcePool:
                 f"tensor_parallel_size {tensor_parallel_size} needs {tensor_parallel_size} devices, "
                 f"but the device pool has {len(self.devices)}: {self.devices} (execution.devices or "
                 f"{'/'.join(VISIBILITY_VARIABLES)})"
+            )
+        if not self.devices and self.visibility_env and slurm.in_job(os.environ):
+            raise LeaseError(
+                f"SLURM job {slurm.job_id(os.environ)} was granted no GPUs, and the engine needs "
+                f"{tensor_parallel_size} (vllm.tensor_parallel_size): ask for them with "
+                "hydra.launcher.gpus_per_task or hydra.launcher.gres"
             )
         if not self.devices and self.max_cpu_servers < 1:
             raise LeaseError(f"execution.max_cpu_servers is {self.max_cpu_servers}; it must be at least 1")

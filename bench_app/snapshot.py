@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional
 from hydra.experimental.callback import Callback
 
 from . import metadata as meta
+from . import slurm
 from .files import atomic_write, dump_yaml, read_yaml
 from .plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from .processes import process_alive, process_start_time
@@ -226,6 +227,13 @@ class Snapshot:
             if any(secret in text for secret in self.secrets):
                 atomic_write(path, text, self.secrets)
 
+    def _command_line(self) -> List[str]:
+        """The command this run was started with. A SLURM job was started by submitit's own script on
+        the compute node; its command is the job's bench_app command line (the sweep's is elsewhere)."""
+        if slurm.in_job(os.environ) and "submitit" in self.argv[0]:
+            return ["python -m bench_app", *self.hydra_info.get("overrides", [])]
+        return self.argv
+
     def write_initial(self, status: str) -> None:
         self.scrub_hydra_output()
         engine, evaluator = self.plan.engine, self.plan.evaluator
@@ -234,7 +242,7 @@ class Snapshot:
         self.metadata = {
             "runtime": meta.runtime_block(self.started),
             "versions": meta.summary_versions(envs, engine.version_packages, evaluator.version_packages),
-            "command": meta.command_block(self.argv),
+            "command": meta.command_block(self._command_line()),
             "git": {**git, "diff_file": "git_diff.patch" if git.get("dirty") else None},
             "accelerator": meta.accelerator_info(),
             "environment_variables": meta.relevant_environment(),
@@ -250,6 +258,9 @@ class Snapshot:
             },
             "fingerprint": config_fingerprint(self.plan),
         }
+        allocation = slurm.allocation(os.environ)
+        if allocation:
+            self.metadata["slurm"] = allocation
         if self.hydra_info.get("job_num") is not None:
             self.metadata["sweep"] = {
                 "dir": str(self.run_dir.parent),

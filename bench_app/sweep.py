@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from .errors import UserError
 from .files import atomic_write, dump_yaml, read_yaml
 from .report import markdown_cell, metric_text
+from .slurm import SlurmJob, SlurmRecord
 
 JOB_FILE = "job.yaml"
 ERROR_FILE = "error.txt"
@@ -116,8 +117,12 @@ def is_multirun() -> bool:
 
 
 # ---------------------------------------------------------------- inside a job
+def interrupt_marked(sweep_dir: Path) -> bool:
+    return (sweep_dir / INTERRUPT_MARKER).exists()
+
+
 def sweep_interrupted(job_dir: Path) -> bool:
-    return (job_dir.parent / INTERRUPT_MARKER).exists()
+    return interrupt_marked(job_dir.parent)
 
 
 def write_job_record(
@@ -144,7 +149,13 @@ class JobSummary:
     exit_code: Optional[int]
     status: str  # completed | failed | interrupted | dry_run | error | missing
     error: Optional[str] = None
+    slurm_job_id: Optional[str] = None  # jobs of hydra/launcher=slurm: SLURM's id and end state
+    slurm_state: Optional[str] = None
     datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.num} ({self.slurm_job_id})" if self.slurm_job_id else str(self.num)
 
     def to_dict(self) -> Dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, {}, [])}
@@ -199,8 +210,37 @@ def read_job(job_dir: Path) -> JobSummary:
     return summary
 
 
+def _apply_slurm_state(job: JobSummary, entry: SlurmJob, interrupted: bool) -> None:
+    """A job SLURM ended otherwise than COMPLETED failed (or was interrupted, when the sweep was),
+    whatever the job could still write: SLURM's state is the reason."""
+    job.slurm_job_id, job.slurm_state = entry.job_id, entry.state
+    if not entry.failed:
+        return
+    reason = f"SLURM ended job {entry.job_id} as {entry.state}"
+    if job.status == "missing":
+        reason += " (it left no run folder)"
+    job.status = "interrupted" if interrupted else "failed"
+    job.error = f"{reason}; {job.error}" if job.error else reason
+
+
 def collect_jobs(sweep_dir: Path) -> List[JobSummary]:
-    return [read_job(d) for d in _job_dirs(sweep_dir)] if sweep_dir.is_dir() else []
+    if not sweep_dir.is_dir():
+        return []
+    jobs = [read_job(d) for d in _job_dirs(sweep_dir)]
+    record = SlurmRecord.read(sweep_dir).by_num()
+    if record:  # a SLURM sweep: also the jobs that never made a folder (cancelled while pending)
+        seen = {job.num for job in jobs}
+        jobs += [
+            JobSummary(num, str(sweep_dir / str(num)), entry.overrides, None, "missing")
+            for num, entry in record.items()
+            if num not in seen
+        ]
+        interrupted = interrupt_marked(sweep_dir)
+        for job in jobs:
+            if job.num in record:
+                _apply_slurm_state(job, record[job.num], interrupted)
+        jobs.sort(key=lambda job: job.num)
+    return jobs
 
 
 # ---------------------------------------------------------------- repeat statistics
@@ -331,12 +371,13 @@ def sweep_documents(
         overrides = markdown_cell(" ".join(job.overrides) or "-")
         if not job.datasets:
             lines.append(
-                f"| {job.num} | {overrides} | - | {job.status} | - | {markdown_cell(job.error or '')} |"
+                f"| {job.label} | {overrides} | - | {job.status} | - | {markdown_cell(job.error or '')} |"
             )
         for short, entry in job.datasets.items():
+            reason = "; ".join(r for r in (job.error, entry.get("reason")) if r)  # the job's first
             lines.append(
-                f"| {job.num} | {overrides} | {short} | {entry.get('status', '-')} | "
-                f"{metric_text(entry.get('metrics', {}))} | {markdown_cell(entry.get('reason', ''))} |"
+                f"| {job.label} | {overrides} | {short} | {entry.get('status', '-')} | "
+                f"{metric_text(entry.get('metrics', {}))} | {markdown_cell(reason)} |"
             )
     for group in repeats:
         lines += [
@@ -418,8 +459,9 @@ class SweepCallback(Callback):
         status, SWEEP_EXIT_CODE, jobs = write_sweep_summary(sweep_dir, time.monotonic() - self.started)
         print(f"\nsweep {sweep_dir}: {status}, {len(jobs)} job(s)")
         for job in jobs:
-            states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items()) or (job.error or "")
-            print(f"  job {job.num} [{job.status}] {shlex.join(job.overrides)}: {states}")
+            states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items())
+            states = f"{states} ({job.error})" if states and job.error else states or job.error or ""
+            print(f"  job {job.label} [{job.status}] {shlex.join(job.overrides)}: {states}")
         print(f"summary: {sweep_dir / 'summary.md'} · results: {sweep_dir / 'results.yaml'}")
         from .html_report import write_report  # each job wrote its own report.html
 

@@ -5,6 +5,9 @@
 2. Two leases of tensor_parallel_size=1 on a one-GPU pool: the second waits until the first is released.
 3. A process started with a lease's environment sees exactly the leased GPU (torch), and the variable
    really restricts it (an id outside the pool gives 0 devices).
+4. Inside a SLURM job (the variables slurmd sets, with CUDA_VISIBLE_DEVICES unset as on sites that do
+   not set it): the pool is SLURM_JOB_GPUS, not every GPU nvidia-smi lists, and a process under its
+   lease sees exactly those; a job granted no GPUs gets none of the node's and is told what to ask for.
 Prints what it finds; exits 1 if a check fails.
 """
 
@@ -75,8 +78,42 @@ def main() -> int:
             failures.append("tensor_parallel_size larger than the pool was granted")
         except LeaseError as error:
             print(f"tensor_parallel_size {len(devices) + 1}: {error}")
+    check_slurm_job(devices, failures)
     print("FAILED: " + "; ".join(failures) if failures else "all checks passed")
     return 1 if failures else 0
+
+
+def check_slurm_job(node_devices, failures) -> None:
+    job = {"SLURM_JOB_ID": "41", "SLURM_ARRAY_JOB_ID": "40", "SLURM_ARRAY_TASK_ID": "1"}
+    granted = node_devices[-1:]
+    environ = {**job, "SLURM_JOB_GPUS": ",".join(granted)}
+    devices, variable = device_pool(None, "CUDA_VISIBLE_DEVICES", environ)
+    print(f"SLURM job granted SLURM_JOB_GPUS={granted}: device pool {devices} via {variable}")
+    if devices != granted:
+        failures.append(f"SLURM job pool {devices} is not the granted {granted}")
+    with tempfile.TemporaryDirectory() as lease_dir:
+        lease = ResourcePool(Path(lease_dir), devices, variable, 0, holder="slurm-check").acquire(
+            "127.0.0.1", 0, 1, wait_timeout_s=10
+        )
+        seen = probe(lease.environment())
+        print(f"process under the SLURM job's lease ({lease.environment()}) sees: {seen}")
+        if seen["count"] != 1:
+            failures.append(f"expected the 1 granted GPU under the SLURM lease, saw {seen['count']}")
+        lease.release()
+    nothing, _ = device_pool(None, "CUDA_VISIBLE_DEVICES", job)
+    print(f"SLURM job granted no GPUs: device pool {nothing}")
+    if nothing:
+        failures.append(f"a SLURM job granted no GPUs got the node's: {nothing}")
+    os.environ.update(job)
+    try:
+        with tempfile.TemporaryDirectory() as lease_dir:
+            ResourcePool(Path(lease_dir), [], variable, 1).acquire("127.0.0.1", 0, 1, wait_timeout_s=2)
+        failures.append("a GPU engine got a lease in a SLURM job granted no GPUs")
+    except LeaseError as error:
+        print(f"GPU engine in a SLURM job granted no GPUs: {error}")
+    finally:
+        for key in job:
+            os.environ.pop(key)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ setup_app() {
   echo "==> app + evaluator environment (.venv)"
   fresh_venv .venv
   quiet_pip .venv/bin/pip install --quiet -r requirements/app.txt
-  quiet_pip .venv/bin/pip install --quiet --no-deps -e .
+  # compat: the project folder itself goes on sys.path, so Hydra's plugin scan of the hydra_plugins
+  # namespace finds hydra_plugins/bench_app_launcher (PEP 660 import hooks hide it from that scan).
+  quiet_pip .venv/bin/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
   .venv/bin/python -c "import bench_app, hydra, ais_bench" 
   test -x .venv/bin/ais_bench
 }
