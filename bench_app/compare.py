@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from .files import read_yaml
+from .files import read_yaml, read_yaml_if_exists
 from .paired import pair_runs
 
 _IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
@@ -55,8 +55,8 @@ def _load_run(path: Path) -> Dict[str, Any]:
     return {
         "snapshot": read_yaml(configs / "config_snapshot.yaml"),
         "per_dataset": per_dataset,
-        "metadata": read_yaml(configs / "metadata.yaml") if (configs / "metadata.yaml").exists() else {},
-        "results": read_yaml(results_file) if results_file.exists() else {},
+        "metadata": read_yaml_if_exists(configs / "metadata.yaml", {}),
+        "results": read_yaml_if_exists(results_file, {}),
     }
 
 

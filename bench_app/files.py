@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import yaml
 
@@ -49,6 +50,18 @@ def read_yaml(path: Path) -> Any:
 
 def read_yaml_if_exists(path: Path, default: Any = None) -> Any:
     return read_yaml(path) if path.exists() else default
+
+
+SAMPLES_FILE = "samples.jsonl"  # outputs/<run>/<dataset>/samples.jsonl: one record per sample
+
+
+def read_samples(run_dir: Path, short: str) -> Optional[List[Dict[str, Any]]]:
+    """A dataset's per-sample records in file order; None when the run has none for it."""
+    path = run_dir / short / SAMPLES_FILE
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def tail(path: Path, lines: int = 25) -> str:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .files import atomic_write, read_yaml
+from .files import atomic_write, read_samples, read_yaml, read_yaml_if_exists
 
 REPORT_FILE = "report.html"
 ASSETS = Path(__file__).with_name("html_report_assets")
@@ -35,34 +35,25 @@ def _numbers(metrics: Dict[str, Any]) -> Dict[str, float]:
 
 
 def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
-    path = run_dir / short / "samples.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            rows.append(
-                {
-                    "d": short,
-                    "s": r.get("subset"),
-                    "i": r.get("id"),
-                    "p": clip(r.get("prompt")),
-                    "o": clip(r.get("output")),
-                    "x": clip(r.get("prediction")),
-                    "g": clip(r.get("gold")),
-                    "c": r.get("correct"),
-                    "pt": r.get("prompt_tokens"),
-                    "ot": r.get("output_tokens"),
-                    "f": r.get("finish_reason"),
-                    "e": r.get("error"),
-                    # perf mode: the request's own timing (ms)
-                    **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
-                }
-            )
-    return rows
+    return [
+        {
+            "d": short,
+            "s": r.get("subset"),
+            "i": r.get("id"),
+            "p": clip(r.get("prompt")),
+            "o": clip(r.get("output")),
+            "x": clip(r.get("prediction")),
+            "g": clip(r.get("gold")),
+            "c": r.get("correct"),
+            "pt": r.get("prompt_tokens"),
+            "ot": r.get("output_tokens"),
+            "f": r.get("finish_reason"),
+            "e": r.get("error"),
+            # perf mode: the request's own timing (ms)
+            **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
+        }
+        for r in read_samples(run_dir, short) or []
+    ]
 
 
 def _engine_table(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
@@ -76,10 +67,10 @@ def _engine_table(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def report_data(run_dir: Path) -> Dict[str, Any]:
-    results = read_yaml(run_dir / "results.yaml") if (run_dir / "results.yaml").exists() else {}
+    results = read_yaml_if_exists(run_dir / "results.yaml", {})
     results = results or {}
     configs = run_dir / "configs"
-    metadata = (read_yaml(configs / "metadata.yaml") or {}) if (configs / "metadata.yaml").exists() else {}
+    metadata = read_yaml_if_exists(configs / "metadata.yaml", {}) or {}
     per_dataset = {p.stem: read_yaml(p) or {} for p in sorted((configs / "per_dataset").glob("*.yaml"))}
     servers = results.get("servers") or []
     by_group = {s.get("group"): s for s in servers}
@@ -166,7 +157,7 @@ def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
     from .sweep import collect_jobs, repeat_statistics
 
     jobs = collect_jobs(sweep_dir)
-    results = read_yaml(sweep_dir / "results.yaml") if (sweep_dir / "results.yaml").exists() else {}
+    results = read_yaml_if_exists(sweep_dir / "results.yaml", {})
     return {
         "kind": "sweep",
         "sweep": {"name": sweep_dir.name, **((results or {}).get("sweep") or {})},

@@ -9,10 +9,11 @@ binomial test.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from .files import read_samples
 
 SIGNIFICANCE = 0.05
 SampleKey = Tuple[str, int]  # (subset, id)
@@ -20,16 +21,10 @@ SampleKey = Tuple[str, int]  # (subset, id)
 
 def load_samples(run_dir: Path, short: str) -> Optional[Dict[SampleKey, dict]]:
     """The dataset's samples.jsonl records by (subset, id); None if the run has none for it."""
-    path = run_dir / short / "samples.jsonl"
-    if not path.is_file():
+    records = read_samples(run_dir, short)
+    if records is None:
         return None
-    records = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                records[(str(record.get("subset")), record.get("id"))] = record
-    return records
+    return {(str(record.get("subset")), record.get("id")): record for record in records}
 
 
 @dataclass
