@@ -21,9 +21,9 @@ from .resolvers import PROJECT_ROOT, register_resolvers
 from .schema import register_schema
 
 CONF_DIR = PROJECT_ROOT / "conf"
-GROUPS = ("model", "dataset", "engine", "evaluator", "override")
+GROUPS = ("model", "dataset", "engine", "evaluator", "override", "experiment")
 # The groups users pick on the command line (override/ holds bundles that datasets use).
-USER_GROUPS = ("model", "dataset", "engine", "evaluator")
+USER_GROUPS = ("model", "dataset", "engine", "evaluator", "experiment")
 
 register_schema()
 register_resolvers()
@@ -48,7 +48,19 @@ _search_dirs: List[Path] = [CONF_DIR]
 
 
 def _groups_help() -> str:
-    return "\n".join(f"  {group}: {', '.join(group_options(group, _search_dirs))}" for group in USER_GROUPS)
+    """Each group's options; those from a user config folder say which (`mine [/my/conf]`)."""
+    lines = []
+    for group in USER_GROUPS:
+        own = set(group_options(group, _search_dirs[:1]))
+        names = [
+            name
+            if name in own
+            else f"{name} [{next(d for d in _search_dirs if (d / group / f'{name}.yaml').is_file())}]"
+            for name in group_options(group, _search_dirs)
+        ]
+        prefix = "+" if group == "experiment" else ""
+        lines.append(f"  {prefix}{group}: {', '.join(names) or '(none)'}")
+    return "\n".join(lines)
 
 
 def _choice_names(value: Any) -> List[str]:
@@ -75,7 +87,18 @@ def preflight(argv: List[str]) -> None:
     except OverrideParseException as error:
         raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}") from None
     searchpath = [v for o in overrides if o.key_or_group == "hydra.searchpath" for v in (o.value() or [])]
-    dirs = config_dirs([*searchpath, *([args.config_dir] if args.config_dir else [])])
+    given = [*searchpath, *([args.config_dir] if args.config_dir else [])]
+    dirs = config_dirs(given)
+    missing = [d for d in dirs[1:] if not d.is_dir()]
+    if missing:
+        how = (
+            "--config-dir" if args.config_dir and Path(args.config_dir) == missing[0] else "hydra.searchpath"
+        )
+        raise UserError(
+            f"config folder {missing[0]} does not exist (given as {how}). "
+            "A user config folder holds group folders like the project's conf/: model/, dataset/, engine/, "
+            "evaluator/, experiment/."
+        )
     _search_dirs[:] = dirs
     for override in overrides:
         group = override.key_or_group.split("@")[0]
@@ -84,10 +107,16 @@ def preflight(argv: List[str]) -> None:
         valid = group_options(group, dirs)
         unknown = [name for name in _choice_names(override.value()) if name not in valid]
         if unknown:
+            import difflib
+
             places = ", ".join(str(d / group) for d in dirs)
+            close = list(
+                dict.fromkeys(c for u in unknown for c in difflib.get_close_matches(u, valid, 3, 0.5))
+            )
+            hint = f"Closest: {', '.join(close)}. " if close else ""
             raise UserError(
                 f"unknown {group} {', '.join(repr(u) for u in unknown)} in '{override.input_line}'. "
-                f"Valid {group} options: {', '.join(valid)} (files in {places})."
+                f"{hint}Valid {group} options: {', '.join(valid) or '(none)'} (files in {places})."
             )
     values = {o.key_or_group: o.value() for o in overrides if not o.is_sweep_override()}
     name, resuming = values.get("benchmark.name"), values.get("resume") is True

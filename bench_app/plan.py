@@ -123,7 +123,9 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
         **{
             **run_wide,
             "num_prompts": num_prompts,
-            "max_out_len": dataset.model_config.max_out_len,
+            "max_out_len": dataset.model_config.max_out_len
+            if run_wide["max_out_len"] is None
+            else run_wide["max_out_len"],
             # Run-wide kwargs win: they are what a sweep varies (e.g. aisbench.generation_kwargs.seed=1,2,3).
             "generation_kwargs": deep_merge(
                 dataset.model_config.generation_kwargs, run_wide["generation_kwargs"]

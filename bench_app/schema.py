@@ -89,6 +89,8 @@ class AisbenchConf:
     retry: int = 2
     # Applied to every dataset on top of its own model_config.generation_kwargs (what sweeps vary).
     generation_kwargs: Dict[str, Any] = field(default_factory=dict)
+    # Set: every dataset's output budget, instead of its own model_config.max_out_len (a suite's one value).
+    max_out_len: Optional[int] = None
     num_warmups: int = 0
     # AISBench's per-sample evaluation details (extracted answer, correct): what samples.jsonl is built from.
     dump_eval_details: bool = True
@@ -101,8 +103,9 @@ class EvaluatorSettings(AisbenchConf):
     """The effective evaluator settings of one dataset: the run-wide `aisbench:` block with the
     dataset's own values (bench_app.plan builds it; the snapshot writes it field by field)."""
 
-    # From the dataset's model_config (generation_kwargs: the dataset's, then the run-wide ones).
-    max_out_len: int = 512
+    # From the dataset's model_config, or aisbench.max_out_len when set (generation_kwargs: the
+    # dataset's, then the run-wide ones).
+    max_out_len: int = 512  # type: ignore[assignment]
     subsets: Optional[List[str]] = None
     data_path: Optional[str] = None
 

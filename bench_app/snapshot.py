@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shlex
 import socket
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 
@@ -109,10 +110,76 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
     return document
 
 
+# ---------------------------------------------------------------- which file each choice came from
+def _package_of(path: Path) -> Optional[str]:
+    """The `# @package ...` header of a config file (Hydra reads it from the first lines)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("# @package"):
+                    return line.split("@package", 1)[1].strip()
+                if line.strip() and not line.startswith("#"):
+                    return None
+    except OSError:
+        return None
+    return None
+
+
+def chosen_files(
+    folders: List[Path], choices: Dict[str, Any], datasets: List[str], overrides: List[str]
+) -> Dict[str, Any]:
+    """The file behind each group choice, as Hydra found it (first of the folders in search order).
+    A dataset is known by the package its file writes (`datasets.<short>`): Hydra keeps no choice
+    for a list-valued group; where several files write it, the one the command line named wins."""
+
+    def first(group: str, option: str) -> str:
+        found = next(
+            (d / group / f"{option}.yaml" for d in folders if (d / group / f"{option}.yaml").is_file()), None
+        )
+        return str(found) if found else f"{group}/{option}"
+
+    files: Dict[str, Any] = {
+        group: first(group, str(choices[group]))
+        for group in ("model", "engine", "evaluator", "experiment")
+        if isinstance(choices.get(group), str)
+    }
+    named = {word for o in overrides if o.lstrip("+~").startswith("dataset=") for word in _words(o)}
+    files["datasets"] = {}
+    for short in datasets:
+        candidates = [
+            p
+            for d in folders
+            for p in sorted((d / "dataset").glob("*.yaml"))
+            if _package_of(p) == f"datasets.{short}"
+        ]
+        pick = next((p for p in candidates if p.stem in named), None) or next(
+            (p for p in candidates if p.stem == short), candidates[0] if candidates else None
+        )
+        files["datasets"][short] = str(pick) if pick else f"dataset/{short}"
+    return files
+
+
+def _words(override: str) -> List[str]:
+    return [w for w in re.split(r"[^A-Za-z0-9_./-]+", override.split("=", 1)[1]) if w]
+
+
+def user_config_folders(folders: List[str], project_conf: Optional[str]) -> List[str]:
+    """The folders beyond the project's conf/ (what reproduce.sh must pass on as hydra.searchpath)."""
+    return [f for f in folders if f != project_conf and not f.startswith(str(PROJECT_ROOT / "conf"))]
+
+
 # ---------------------------------------------------------------- reproduce.sh
-def reproduce_script(run_name: str, overrides: List[str], started: str) -> str:
-    """reproduce.sh: every value is shell-quoted; arguments given to it are appended as overrides."""
+def reproduce_script(
+    run_name: str, overrides: List[str], started: str, search_path: Sequence[str] = ()
+) -> str:
+    """reproduce.sh: every value is shell-quoted; arguments given to it are appended as overrides.
+    User config folders (hydra.searchpath, --config-dir) are passed on as hydra.searchpath."""
     kept = [o for o in overrides if not o.startswith(("benchmark.name=", "resume=", "frozen_from="))]
+    if search_path:
+        quoted_folders = ",".join(
+            "'file://" + f.replace("\\", "\\\\").replace("'", "\\'") + "'" for f in search_path
+        )
+        kept.append(f"hydra.searchpath=[{quoted_folders}]")
     quoted = "".join(f"{shlex.quote(o)} \\\n    " for o in kept)
     name = shlex.quote(run_name)
     root = shlex.quote(str(PROJECT_ROOT))
@@ -200,21 +267,18 @@ class Snapshot:
     def original_document(self) -> Dict[str, Any]:
         info = self.hydra_info
         conf_dir = Path(info["config_dir"]) if info.get("config_dir") else None
-
-        def conf_path(group: str, option: str) -> str:
-            if conf_dir is None:
-                return option
-            path = conf_dir / group / f"{option}.yaml"
-            return str(path) if path.exists() else f"{group}/{option}"
-
+        folders = [Path(f) for f in info.get("config_folders") or ([conf_dir] if conf_dir else [])]
         choices = info.get("choices", {})
+        files = chosen_files(folders, choices, list(self.resolved["datasets"]), info.get("overrides", []))
         return {
             "benchmark": {"name": self.resolved["benchmark"]["name"]},
             "primary_config": str(conf_dir / f"{info['config_name']}.yaml")
             if conf_dir
             else info.get("config_name"),
-            "model_config": conf_path("model", choices["model"]) if choices.get("model") else None,
-            "datasets": [conf_path("dataset", short) for short in self.resolved["datasets"]],
+            "model_config": files.get("model"),
+            "datasets": list(files["datasets"].values()),
+            "files": files,
+            "config_folders": [str(f) for f in folders],
             "choices": {**choices, "dataset": list(self.resolved["datasets"])},
             "overrides": list(info.get("overrides", [])),
             "frozen_from": self.resolved.get("frozen_from"),
@@ -284,7 +348,10 @@ class Snapshot:
         name = self.resolved["benchmark"]["name"]
         if self.hydra_info.get("job_num") is not None:  # jobs of a sweep share benchmark.name
             name = f"{name}_job{self.hydra_info['job_num']}"
-        script = reproduce_script(name, self.hydra_info.get("overrides", []), self.started)
+        search_path = user_config_folders(
+            self.hydra_info.get("config_folders") or [], self.hydra_info.get("config_dir")
+        )
+        script = reproduce_script(name, self.hydra_info.get("overrides", []), self.started, search_path)
         atomic_write(self.dir / "reproduce.sh", script, self.secrets, mode=0o755)
 
     def record_dataset(self, short: str, extra: Dict[str, Any]) -> None:
@@ -363,6 +430,8 @@ def hydra_info_from_config() -> Dict[str, Any]:
     for source in hydra_cfg.runtime.config_sources:
         if source.provider == "main" and source.schema == "file":
             config_dir = source.path
+    # Every folder Hydra read configs from, in its search order (conf/, hydra.searchpath, --config-dir).
+    folders = [s.path for s in hydra_cfg.runtime.config_sources if s.schema == "file" and s.path]
     choices = {
         k: v
         for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items()
@@ -370,6 +439,7 @@ def hydra_info_from_config() -> Dict[str, Any]:
     }
     return {
         "config_dir": config_dir,
+        "config_folders": folders,
         "config_name": hydra_cfg.job.config_name,
         "choices": choices,
         "overrides": list(hydra_cfg.overrides.task),

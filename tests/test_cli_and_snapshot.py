@@ -18,7 +18,10 @@ DRY = ["execution.dry_run=true"]
     [
         (["vllm.max_model_lenn=4096"], "max_model_lenn"),
         (["vllm.tensor_parallel_size=two"], "two"),
-        (["dataset=[sample_ceval,longbench]"], "Valid dataset options: ceval, gsm8k, longbenchv2, mmlu"),
+        (
+            ["dataset=[sample_ceval,longbench]"],
+            "Closest: longbenchv2, sample_longbenchv2",
+        ),
         (["model=qwen3"], "Valid model options: qwen3_30b, tiny"),
         (["vllm.max_model_len=???"], "vllm.max_model_len"),
         (['vllm.rope_scaling=\'{"rope_type":"yarn",\''], "not valid JSON"),
