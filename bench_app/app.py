@@ -15,7 +15,7 @@ from typing import Any, Iterable, List, Sequence
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from . import slurm, sweep
+from . import catalog, slurm, sweep
 from .errors import UserError
 from .resolvers import PROJECT_ROOT, register_resolvers
 from .schema import register_schema
@@ -60,6 +60,11 @@ def _groups_help() -> str:
         ]
         prefix = "+" if group == "experiment" else ""
         lines.append(f"  {prefix}{group}: {', '.join(names) or '(none)'}")
+        if group == "dataset":
+            lines.append(
+                f"  dataset: ais/<name> for any of AISBench's {len(catalog.stock_configs())} dataset configs "
+                "(list them: python -m bench_app.catalog [TEXT])"
+            )
     return "\n".join(lines)
 
 
@@ -100,12 +105,16 @@ def preflight(argv: List[str]) -> None:
             "evaluator/, experiment/."
         )
     _search_dirs[:] = dirs
+    catalog.register_for(argv, dirs)
     for override in overrides:
         group = override.key_or_group.split("@")[0]
         if group not in GROUPS or override.is_delete():
             continue
         valid = group_options(group, dirs)
         unknown = [name for name in _choice_names(override.value()) if name not in valid]
+        if unknown and group == "dataset":  # AISBench's own configs: dataset=ais/<name>
+            valid = [*valid, *catalog.options()]
+            unknown = [name for name in unknown if name not in valid]
         if unknown:
             import difflib
 
@@ -114,9 +123,12 @@ def preflight(argv: List[str]) -> None:
                 dict.fromkeys(c for u in unknown for c in difflib.get_close_matches(u, valid, 3, 0.5))
             )
             hint = f"Closest: {', '.join(close)}. " if close else ""
+            listed = ", ".join(v for v in valid if not v.startswith(catalog.PREFIX)) or "(none)"
+            stock = ", or ais/<name>: AISBench's configs (python -m bench_app.catalog)"
+            stock = stock if group == "dataset" else ""
             raise UserError(
                 f"unknown {group} {', '.join(repr(u) for u in unknown)} in '{override.input_line}'. "
-                f"{hint}Valid {group} options: {', '.join(valid) or '(none)'} (files in {places})."
+                f"{hint}Valid {group} options: {listed} (files in {places}){stock}."
             )
     values = {o.key_or_group: o.value() for o in overrides if not o.is_sweep_override()}
     name, resuming = values.get("benchmark.name"), values.get("resume") is True

@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 
+from . import catalog, slurm
 from . import metadata as meta
-from . import slurm
 from .files import atomic_write, dump_yaml, read_yaml
 from .plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from .processes import process_alive, process_start_time
@@ -155,7 +155,8 @@ def chosen_files(
         pick = next((p for p in candidates if p.stem in named), None) or next(
             (p for p in candidates if p.stem == short), candidates[0] if candidates else None
         )
-        files["datasets"][short] = str(pick) if pick else f"dataset/{short}"
+        stock = catalog.stock_configs().get(short) if pick is None else None
+        files["datasets"][short] = str(pick or stock or f"dataset/{short}")  # stock: AISBench's own .py
     return files
 
 

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from bench_app import catalog
 from bench_app.app import CONF_DIR
 from bench_app.config import resolve
 from bench_app.plan import build_plan
@@ -16,7 +17,8 @@ BROKEN_ENGINE = str(Path(__file__).parent / "fakes" / "broken_engine.py")
 
 
 def compose_config(overrides):
-    """Compose like the CLI does (schema, groups, overrides) with Hydra's compose API."""
+    """Compose like the CLI does (schema, groups, catalog entries, overrides) with Hydra's compose API."""
+    catalog.register_for(overrides, [CONF_DIR])
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["benchmark.name=test", *overrides])
     return cfg

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import load, plan_for, run_cli
 
+from bench_app import catalog
 from bench_app.app import CONF_DIR
 
 # The original system's accuracy suite: AISBench dataset configs and their order.
@@ -193,3 +194,41 @@ def test_the_cpu_suite_runs_for_real_with_the_new_answer_formats(tmp_path):
     assert original["files"]["experiment"] == str(CONF_DIR / "experiment" / "tiny_cpu_suite.yaml")
     assert Path(original["files"]["datasets"]["sample_gpqa"]).name == "sample_gpqa.yaml"
     assert os.access(run / "configs" / "reproduce.sh", os.X_OK)
+
+
+# ---------------------------------------------------------------- every AISBench dataset config
+def test_the_catalog_lists_aisbench_configs(tmp_path):
+    done = run_cli(["aime"], cwd=tmp_path, module="bench_app.catalog")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "ais/aime2024_gen_0_shot_chat_prompt" in done.stdout
+        and "aime2024/aime2024_gen_0_shot_chat_prompt.py" in done.stdout
+    )
+    total = int(done.stdout.strip().splitlines()[-1].split(" of ")[1].split()[0])
+    assert total == len(catalog.stock_configs()) > 200
+
+
+def test_a_catalog_entry_is_a_dataset_without_yaml(tmp_path):
+    args = ["dataset=[ais/aime2024_gen_0_shot_chat_prompt,sample_gsm8k]", "execution.dry_run=true"]
+    done = run_cli([*args, "execution.context_check=off", "benchmark.name=cat"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    configs = tmp_path / "outputs" / "cat" / "configs"
+    planned = load(configs / "per_dataset" / "aime2024_gen_0_shot_chat_prompt.yaml")
+    assert planned["dataset"]["name"] == "aime2024_gen_0_shot_chat_prompt"
+    assert planned["model_config"]["max_out_len"] == 4096  # a long-answer family
+    files = load(configs / "config_original.yaml")["files"]["datasets"]
+    assert files["aime2024_gen_0_shot_chat_prompt"].endswith("aime2024/aime2024_gen_0_shot_chat_prompt.py")
+    # the same plan as a curated file with the same AISBench config, but for what the file sets itself
+    plan = plan_for(["dataset=[ais/aime2024_gen_0_shot_chat_prompt,aime2024]"])
+    stock, curated = plan.datasets
+    assert stock.name == curated.name and stock.engine_args == curated.engine_args
+
+
+def test_only_named_catalog_entries_are_stored():
+    from hydra.core.config_store import ConfigStore
+
+    repo = ConfigStore.instance().repo.get("dataset", {})
+    repo.pop("ais", None)
+    assert catalog.register_for(["execution.dry_run=true"]) == 0
+    assert catalog.register_for(["dataset=[ais/gsm8k_gen_0_shot_cot_chat_prompt,ceval]"]) == 1
+    assert list(ConfigStore.instance().repo["dataset"]["ais"]) == ["gsm8k_gen_0_shot_cot_chat_prompt.yaml"]
