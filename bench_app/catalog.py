@@ -37,10 +37,10 @@ def configs_dir() -> Optional[Path]:
     return folder if folder.is_dir() else None
 
 
-@lru_cache(maxsize=1)
-def stock_configs() -> Dict[str, Path]:
-    """config name -> its file, for every AISBench dataset config."""
-    folder = configs_dir()
+@lru_cache(maxsize=4)
+def stock_configs(folder: Optional[Path] = None) -> Dict[str, Path]:
+    """config name -> its file, for every AISBench dataset config (of this environment, or of `folder`)."""
+    folder = folder or configs_dir()
     if folder is None:
         return {}
     return {

@@ -159,6 +159,7 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
                 evaluator=evaluator_settings(config, dataset),
             )
         )
+    evaluator.check_dataset_names(sorted({plan.name for plan in plans}))
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator)
 

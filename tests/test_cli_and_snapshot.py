@@ -20,7 +20,7 @@ DRY = ["execution.dry_run=true"]
         (["vllm.tensor_parallel_size=two"], "two"),
         (
             ["dataset=[sample_ceval,longbench]"],
-            "Closest: longbenchv2, sample_longbenchv2",
+            "Closest: longbenchv2, ",
         ),
         (["model=qwen3"], "Valid model options: qwen3_30b, tiny"),
         (["vllm.max_model_len=???"], "vllm.max_model_len"),

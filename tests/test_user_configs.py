@@ -99,6 +99,12 @@ def test_help_lists_options_of_the_whole_search_path_with_their_folder(user_fold
         (["hydra.searchpath=[file:///nonexistent/x]"], "config folder /nonexistent/x does not exist"),
         (["model=mien"], "unknown model 'mien' in 'model=mien'. Closest: mine"),
         (
+            ["dataset=[gsm8k]", "datasets.gsm8k.name=gsm8k_gen_0_shot_cot_chat_promt"],
+            "AISBench has no dataset config 'gsm8k_gen_0_shot_cot_chat_promt' (a dataset's `name:`). "
+            "Closest: gsm8k_gen_0_shot_cot_chat_prompt",
+        ),
+        (["dataset=[ais/gsm8k_gen_0_shot_cot]"], "Closest: ais/gsm8k_gen_0_shot_cot_chat_prompt"),
+        (
             ["+experiment=tiny_cpu"],
             "unknown experiment 'tiny_cpu' in '+experiment=tiny_cpu'. Closest: tiny_cpu_suite.",
         ),
@@ -107,7 +113,8 @@ def test_help_lists_options_of_the_whole_search_path_with_their_folder(user_fold
 def test_bad_folders_and_options_are_one_paragraph(user_folder, tmp_path, args, expected):
     done = run_cli([f"hydra.searchpath=[file://{user_folder}]", *args], cwd=tmp_path)
     assert done.returncode == 2
-    assert expected in done.stderr and "Traceback" not in done.stderr
+    output = done.stdout + done.stderr
+    assert expected in output and "Traceback" not in output
     assert not (tmp_path / "outputs").exists()
 
 

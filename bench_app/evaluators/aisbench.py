@@ -8,6 +8,7 @@ counts as done only when its results JSON holds the metric and no request failed
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import re
 import subprocess
@@ -17,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import EvaluationError
+from .. import catalog
+from ..errors import EvaluationError, UserError
 from ..files import tail
 from ..hub import model_folder
 from ..schema import EvaluatorSettings
@@ -319,6 +321,22 @@ class AisbenchEvaluator(Evaluator):
 
     def __post_init__(self) -> None:
         self.stock: Dict[str, dict] = {}  # stock dataset configs found by prepare_run (not a setting)
+
+    def check_dataset_names(self, names: Sequence[str]) -> None:
+        # The config files of the evaluator environment's AISBench (no process: a directory listing).
+        env_root = Path(evaluator_python(self.command)).parent.parent
+        folders = list(env_root.glob("lib/python3*/site-packages/ais_bench/benchmark/configs/datasets"))
+        if not folders:
+            return  # an environment we cannot look into: prepare_run reports what it cannot find
+        known = catalog.stock_configs(folders[0])
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(known), 3, 0.6)
+            raise UserError(
+                f"AISBench has no dataset config {unknown[0]!r} (a dataset's `name:`). "
+                + (f"Closest: {', '.join(close)}. " if close else "")
+                + f"All {len(known)}: python -m bench_app.catalog [TEXT] (files in {folders[0]})."
+            )
 
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
         self.stock = locate_dataset_modules(self.command, sorted(set(dataset_names)))

@@ -92,6 +92,10 @@ class Evaluator:
     # Reported versions: key in metadata.yaml `versions` -> distribution names tried in its env.
     version_packages: ClassVar[Dict[str, Tuple[str, ...]]] = {}
 
+    def check_dataset_names(self, names: Sequence[str]) -> None:
+        """At planning: raise UserError for a dataset config the evaluator does not have (naming the
+        closest ones). The default has nothing to check against."""
+
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
         """Once per run, before any server starts: look up what the datasets need."""
 
