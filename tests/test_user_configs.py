@@ -103,7 +103,7 @@ def test_help_lists_options_of_the_whole_search_path_with_their_folder(user_fold
             "AISBench has no dataset config 'gsm8k_gen_0_shot_cot_chat_promt' (a dataset's `name:`). "
             "Closest: gsm8k_gen_0_shot_cot_chat_prompt",
         ),
-        (["dataset=[ais/gsm8k_gen_0_shot_cot]"], "Closest: ais/gsm8k_gen_0_shot_cot_chat_prompt"),
+        (["dataset=[ais/gsm8k_gen_0_shot_cot]"], "Closest: ais/gsm8k_gen_0_shot_cot_str"),
         (
             ["+experiment=tiny_cpu"],
             "unknown experiment 'tiny_cpu' in '+experiment=tiny_cpu'. Closest: tiny_cpu_suite.",
