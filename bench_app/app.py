@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import catalog, slurm, sweep
 from .errors import UserError
+from .files import first_config_file
 from .resolvers import PROJECT_ROOT, register_resolvers
 from .schema import register_schema
 
@@ -53,9 +54,7 @@ def _groups_help() -> str:
     for group in USER_GROUPS:
         own = set(group_options(group, _search_dirs[:1]))
         names = [
-            name
-            if name in own
-            else f"{name} [{next(d for d in _search_dirs if (d / group / f'{name}.yaml').is_file())}]"
+            name if name in own else f"{name} [{first_config_file(group, name, _search_dirs).parent.parent}]"
             for name in group_options(group, _search_dirs)
         ]
         prefix = "+" if group == "experiment" else ""

@@ -27,9 +27,13 @@ LONG_ANSWER_FAMILIES = frozenset(
 )  # fmt: skip
 
 
-@lru_cache(maxsize=1)
-def configs_dir() -> Optional[Path]:
-    """AISBench's dataset config folder in this environment (found without importing AISBench)."""
+@lru_cache(maxsize=4)
+def configs_dir(env_root: Optional[Path] = None) -> Optional[Path]:
+    """AISBench's dataset config folder, found without importing AISBench: in the virtual environment
+    at env_root (e.g. the evaluator's), or in this one."""
+    if env_root is not None:
+        found = sorted(env_root.glob("lib/python3*/site-packages/ais_bench/benchmark/configs/datasets"))
+        return found[0] if found else None
     spec = importlib.util.find_spec("ais_bench")
     if spec is None or not spec.submodule_search_locations:
         return None

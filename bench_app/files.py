@@ -64,6 +64,13 @@ def read_samples(run_dir: Path, short: str) -> Optional[List[Dict[str, Any]]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def first_config_file(group: str, option: str, folders: Iterable[Path]) -> Optional[Path]:
+    """<folder>/<group>/<option>.yaml in the first of the config folders (search order) that has it."""
+    return next(
+        (f / group / f"{option}.yaml" for f in folders if (f / group / f"{option}.yaml").is_file()), None
+    )
+
+
 def tail(path: Path, lines: int = 25) -> str:
     """The last lines of a log, without terminal colour codes."""
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from .files import atomic_write
+from .processes import run_command
 from .redact import REDACTED, is_secret_name
 from .resolvers import PROJECT_ROOT
 
@@ -118,11 +119,8 @@ def summary_versions(
 
 
 def _git(*args: str) -> Optional[str]:
-    try:
-        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    code, out, _ = run_command(["git", *args], timeout_s=10, cwd=PROJECT_ROOT)
+    return out if code == 0 else None
 
 
 def git_state() -> Dict[str, object]:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 
-def run_command(argv: List[str], timeout_s: float = 60.0) -> Tuple[int, str, str]:
+def run_command(argv: List[str], timeout_s: float = 60.0, cwd: Optional[Path] = None) -> Tuple[int, str, str]:
     """A short command run to its end (exit code, stdout, stderr); 127 when it cannot be run at all."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired) as error:
         return 127, "", str(error)
     return done.returncode, done.stdout, done.stderr

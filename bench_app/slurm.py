@@ -107,8 +107,12 @@ class SlurmJob:
     state: str = "PENDING"
 
     @property
+    def ended(self) -> bool:
+        return self.state not in ACTIVE_STATES
+
+    @property
     def failed(self) -> bool:
-        return self.state not in ACTIVE_STATES and self.state != COMPLETED
+        return self.ended and self.state != COMPLETED
 
 
 @dataclass
@@ -128,6 +132,11 @@ class SlurmRecord:
 
 
 # ---------------------------------------------------------------- SLURM's commands
+def array_ids(job_ids: Iterable[str]) -> List[str]:
+    """The job arrays of array task ids (`8_0`, `8_1` -> `8`)."""
+    return sorted({job.split("_")[0] for job in job_ids})
+
+
 _ARRAY_RANGE = re.compile(r"^(\d+)_\[(.+)\]$")
 
 
@@ -159,8 +168,9 @@ def job_states(job_ids: Iterable[str]) -> Dict[str, str]:
     """SLURM's state of each job: squeue while the controller still knows it (ended jobs too, until
     MinJobAge), sacct for the rest; UNKNOWN where neither answers (a cluster without accounting)."""
     ids = list(job_ids)
-    arrays = sorted({job.split("_")[0] for job in ids})
-    code, out, _ = run_command(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(arrays)])
+    code, out, _ = run_command(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(array_ids(ids))]
+    )
     states = _parse(out) if code == 0 else {}
     missing = [job for job in ids if job not in states]
     if missing:

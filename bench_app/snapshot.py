@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 
 from . import catalog, slurm
 from . import metadata as meta
-from .files import atomic_write, dump_yaml, read_yaml
+from .files import atomic_write, dump_yaml, first_config_file, read_yaml
 from .plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from .processes import process_alive, process_start_time
 from .redact import redact_mapping, secret_values
@@ -133,9 +133,7 @@ def chosen_files(
     for a list-valued group; where several files write it, the one the command line named wins."""
 
     def first(group: str, option: str) -> str:
-        found = next(
-            (d / group / f"{option}.yaml" for d in folders if (d / group / f"{option}.yaml").is_file()), None
-        )
+        found = first_config_file(group, option, folders)
         return str(found) if found else f"{group}/{option}"
 
     files: Dict[str, Any] = {
@@ -166,7 +164,7 @@ def _words(override: str) -> List[str]:
 
 def user_config_folders(folders: List[str], project_conf: Optional[str]) -> List[str]:
     """The folders beyond the project's conf/ (what reproduce.sh must pass on as hydra.searchpath)."""
-    return [f for f in folders if f != project_conf and not f.startswith(str(PROJECT_ROOT / "conf"))]
+    return [f for f in folders if f != project_conf]
 
 
 # ---------------------------------------------------------------- reproduce.sh

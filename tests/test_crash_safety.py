@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
+from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
 
 from bench_app.processes import group_alive
 
@@ -23,15 +23,6 @@ def _children(pid: int):
     return found
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _kill_runner_when(workdir, args, ready, timeout=300, env=None):
     """Start the runner, wait until `ready()`, SIGKILL it; return the process groups it had started."""
     runner = subprocess.Popen(
@@ -42,7 +33,7 @@ def _kill_runner_when(workdir, args, ready, timeout=300, env=None):
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: ready() or runner.poll() is not None, timeout, "the runner to reach the point")
+        wait_until(lambda: ready() or runner.poll() is not None, timeout, "the runner to reach the point")
         assert runner.poll() is None, "the runner ended before it could be killed"
         groups = {os.getpgid(child) for child in _children(runner.pid) if Path(f"/proc/{child}").exists()}
         os.kill(runner.pid, signal.SIGKILL)
@@ -120,7 +111,7 @@ def test_sigkill_of_a_sweep_parent_takes_its_servers_down(workdir):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for(lambda: pidfile.exists() and len(pidfile.read_text().split()) >= 2, 60, "the stand-in engine")
+    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) >= 2, 60, "the stand-in engine")
     pids = [int(p) for p in pidfile.read_text().split()]
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()

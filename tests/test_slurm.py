@@ -11,11 +11,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
+from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
 
 from bench_app import slurm
 from bench_app.errors import LeaseError
@@ -62,13 +61,18 @@ def _squeue(env, *args):
     return done.stdout.split()
 
 
-def _wait_until(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+def _start_never_healthy_sweep(cluster, tmp_path, *args):
+    """A two-job SLURM sweep whose servers never become healthy (each writes its pid and its child's to
+    tmp_path/pids); returns the running sweep and its folder."""
+    engine, fake_env = broken_engine_args("never_healthy", tmp_path / "pids")
+    sweep_dir = tmp_path / "sweep"
+    sweep = subprocess.Popen(
+        [PYTHON, "-m", "bench_app", *SLURM_SWEEP, *engine, "hydra.launcher.cpus_per_task=1",
+         "dataset=sample_gsm8k", "vllm.max_num_seqs=4,8", f"hydra.sweep.dir={sweep_dir}", *args],
+        cwd=tmp_path, env=dict(os.environ, **cluster, **fake_env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return sweep, sweep_dir
 
 
 def _lines(path: Path):
@@ -174,33 +178,14 @@ def test_real_tiny_job_under_slurmd_leaves_no_process(cluster, tmp_path):
 
 
 def test_cancelled_and_timed_out_jobs_fail_with_slurms_state(cluster, tmp_path):
-    engine, fake_env = broken_engine_args("never_healthy", tmp_path / "pids")
-    sweep_dir = tmp_path / "sweep"
-    sweep = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "bench_app",
-            *SLURM_SWEEP,
-            *engine,
-            "hydra.launcher.cpus_per_task=1",
-            "hydra.launcher.timeout_min=1",
-            "dataset=sample_gsm8k",
-            "execution.server_start_timeout_s=600",
-            "vllm.max_num_seqs=4,8",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        env=dict(os.environ, **cluster, **fake_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    sweep, sweep_dir = _start_never_healthy_sweep(
+        cluster, tmp_path, "hydra.launcher.timeout_min=1", "execution.server_start_timeout_s=600"
     )
     try:
-        _wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 60, "the SLURM record")
+        wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 60, "the SLURM record")
         first, second = (job["job_id"] for job in load(sweep_dir / "slurm_jobs.yaml")["jobs"])
         servers = lambda: len(_lines(tmp_path / "pids")) == 4  # noqa: E731 - each: a server and its child
-        _wait_until(servers, 120, "both jobs' servers")
+        wait_until(servers, 120, "both jobs' servers")
         subprocess.run(["scancel", first], env=dict(os.environ, **cluster), check=True)
         # the other one runs into SLURM's time limit (1 minute; SLURM checks limits every 30 s)
         out, err = sweep.communicate(timeout=400)
@@ -221,32 +206,13 @@ def test_cancelled_and_timed_out_jobs_fail_with_slurms_state(cluster, tmp_path):
 
 
 def test_ctrl_c_cancels_the_sweeps_jobs_and_writes_the_summary(cluster, tmp_path):
-    engine, fake_env = broken_engine_args("never_healthy", tmp_path / "pids")
-    sweep_dir = tmp_path / "sweep"
-    sweep = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "bench_app",
-            *SLURM_SWEEP,
-            *engine,
-            "hydra.launcher.cpus_per_task=1",
-            "dataset=sample_gsm8k",
-            "vllm.max_num_seqs=4,8",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        env=dict(os.environ, **cluster, **fake_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    sweep, sweep_dir = _start_never_healthy_sweep(cluster, tmp_path)
     try:
-        _wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 60, "the SLURM record")
+        wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 60, "the SLURM record")
         ids = [job["job_id"] for job in load(sweep_dir / "slurm_jobs.yaml")["jobs"]]
         running = lambda: set(ids) <= set(_squeue(cluster, "-t", "RUNNING", "-o", "%i"))  # noqa: E731
-        _wait_until(running, 60, "both jobs to run")
-        _wait_until(lambda: len(_lines(tmp_path / "pids")) == 4, 60, "both servers")
+        wait_until(running, 60, "both jobs to run")
+        wait_until(lambda: len(_lines(tmp_path / "pids")) == 4, 60, "both servers")
         sweep.send_signal(signal.SIGINT)
         out, err = sweep.communicate(timeout=120)
     finally:

@@ -324,20 +324,19 @@ class AisbenchEvaluator(Evaluator):
 
     def check_dataset_names(self, names: Sequence[str]) -> None:
         # The config files of the evaluator environment's AISBench (no process: a directory listing).
-        env_root = Path(evaluator_python(self.command)).parent.parent
-        folders = list(env_root.glob("lib/python3*/site-packages/ais_bench/benchmark/configs/datasets"))
-        if not folders:
+        folder = catalog.configs_dir(Path(evaluator_python(self.command)).parent.parent)
+        if folder is None:
             return  # an environment we cannot look into: prepare_run reports what it cannot find
         # One level (<family>/<name>.py) answers for the configs in use; the full scan only on a miss.
-        unknown = [name for name in names if not any(folders[0].glob(f"*/{name}.py"))]
-        known = catalog.stock_configs(folders[0]) if unknown else {}
+        unknown = [name for name in names if not any(folder.glob(f"*/{name}.py"))]
+        known = catalog.stock_configs(folder) if unknown else {}
         unknown = [name for name in unknown if name not in known]
         if unknown:
             close = difflib.get_close_matches(unknown[0], list(known), 3, 0.6)
             raise UserError(
                 f"AISBench has no dataset config {unknown[0]!r} (a dataset's `name:`). "
                 + (f"Closest: {', '.join(close)}. " if close else "")
-                + f"All {len(known)}: python -m bench_app.catalog [TEXT] (files in {folders[0]})."
+                + f"All {len(known)}: python -m bench_app.catalog [TEXT] (files in {folder})."
             )
 
     def prepare_run(self, dataset_names: Sequence[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import EvaluationError
-from ..files import tail
+from ..files import SAMPLES_FILE, tail
 from ..processes import ProcessGroup
 from ..schema import EvaluatorSettings
 
@@ -57,9 +57,6 @@ class EvaluationTask:
     model_path: str = ""  # the model's folder (its tokenizer), for evaluators that count tokens
     # "main": the evaluation itself; "samples": writing its per-sample records (Evaluator.samples_task).
     program: str = "main"
-
-
-SAMPLES_FILE = "samples.jsonl"  # <run>/<dataset>/samples.jsonl: one JSON record per prompt
 
 
 @dataclass

@@ -85,7 +85,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
             ]
         )
         record.write(sweep_dir)
-        arrays = sorted({job.job_id.split("_")[0] for job in jobs})
+        arrays = slurm.array_ids(job.job_id for job in jobs)
         _say(
             f"submitted {len(jobs)} job(s) as job array {', '.join(arrays)} "
             f"(squeue -j {','.join(arrays)}; record: {sweep_dir / slurm.RECORD_FILE})"
@@ -101,7 +101,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
         try:
             while True:
                 if not cancelled and interrupt_marked(sweep_dir):
-                    complaint = slurm.cancel(job.job_id for job in record.jobs if not _ended(job))
+                    complaint = slurm.cancel(job.job_id for job in record.jobs if not job.ended)
                     _say(
                         "interrupted: cancelling the sweep's jobs" + (f" ({complaint})" if complaint else "")
                     )
@@ -119,11 +119,11 @@ class SlurmLauncher(SubmititSlurmLauncher):
                 if line != shown or now - shown_at >= HEARTBEAT_S:
                     _say(f"{line} · {now - started:.0f} s")
                     shown, shown_at = line, now
-                if all(_ended(job) for job in record.jobs):
+                if all(job.ended for job in record.jobs):
                     return
                 time.sleep(POLL_INTERVAL_S)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting; the summary says what is known
-            slurm.cancel(job.job_id for job in record.jobs if not _ended(job))
+            slurm.cancel(job.job_id for job in record.jobs if not job.ended)
             _say("stopped waiting; jobs still active were cancelled")
 
     def _job_return(self, job, entry: slurm.SlurmJob) -> JobReturn:
@@ -139,13 +139,9 @@ class SlurmLauncher(SubmititSlurmLauncher):
                 outcome, result = pickle_load(job.paths.result_pickle)
                 if outcome == "success" and isinstance(result, JobReturn):
                     return result
-            except Exception:  # noqa: BLE001 - a torn or foreign file: the job counts as failed below
+            except Exception:  # noqa: BLE001 - a torn or foreign file: the summary reads the job's folder
                 pass
         return JobReturn(overrides=entry.overrides, status=JobStatus.COMPLETED, _return_value=None)
-
-
-def _ended(job: slurm.SlurmJob) -> bool:
-    return job.state not in slurm.ACTIVE_STATES
 
 
 def _progress_line(record: slurm.SlurmRecord) -> str:
@@ -155,7 +151,7 @@ def _progress_line(record: slurm.SlurmRecord) -> str:
             "pending" if job.state == "PENDING" else "running" if job.state in slurm.ACTIVE_STATES else "done"
         )
         counts[key] = counts.get(key, 0) + 1
-    failed: List[str] = [f"{job.job_id} {job.state}" for job in record.jobs if _ended(job) and job.failed]
+    failed: List[str] = [f"{job.job_id} {job.state}" for job in record.jobs if job.failed]
     text = ", ".join(f"{counts.get(key, 0)} {key}" for key in ("pending", "running", "done"))
     return f"{len(record.jobs)} job(s): {text}" + (
         f" (ended otherwise: {', '.join(failed)})" if failed else ""
