@@ -37,8 +37,6 @@ def settings_of(cls: type) -> list:
 
 def instantiate_component(conf: Mapping[str, Any], base: Type[T], group: str) -> T:
     """Build the component `conf` describes; raises UserError naming the bad key and the valid ones."""
-    from hydra.utils import instantiate  # only needed once a plan is built
-
     conf = dict(conf)
     if "_target_" not in conf:
         raise UserError(f"{group}: no _target_ set; conf/{group}/*.yaml must name the {base.__name__} class.")
@@ -51,11 +49,10 @@ def instantiate_component(conf: Mapping[str, Any], base: Type[T], group: str) ->
             f"Valid {group} settings: {', '.join(valid)}."
         )
     try:
-        checked = OmegaConf.to_container(
-            OmegaConf.merge(OmegaConf.structured(cls), conf), resolve=True, throw_on_missing=True
-        )
+        # The typed merge checks every value; to_object then builds the class from it (what
+        # hydra.utils.instantiate would do with the checked values, without converting them again).
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), conf))
     except OmegaConfBaseException as error:
         raise UserError(
             f"{group}: invalid settings for {cls.__name__}: {str(error).splitlines()[0]}"
         ) from None
-    return instantiate({"_target_": f"{cls.__module__}.{cls.__qualname__}", "_convert_": "all", **checked})

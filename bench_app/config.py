@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
@@ -15,13 +16,18 @@ from .schema import BenchAppConfig
 
 def resolve(cfg: DictConfig) -> BenchAppConfig:
     """Resolve every interpolation and check mandatory values; return dataclass instances."""
+    return resolve_with_document(cfg)[0]
+
+
+def resolve_with_document(cfg: DictConfig) -> Tuple[BenchAppConfig, Dict[str, Any]]:
+    """resolve(), and the resolved config as plain containers (what the snapshot writes): one pass."""
     try:
         OmegaConf.resolve(cfg)
-        _check_missing(cfg, "")
-        data = OmegaConf.to_container(cfg)
-        data.pop("hydra", None)
-        check_known_keys(data, BenchAppConfig, "")
-        return OmegaConf.to_object(cfg)
+        document = OmegaConf.to_container(cfg)
+        document.pop("hydra", None)
+        _check_missing(document, "")
+        check_known_keys(document, BenchAppConfig, "")
+        return OmegaConf.to_object(cfg), document
     except MissingMandatoryValue as error:
         raise UserError(
             f"{error.full_key}: a value is required but not set. Set it on the command line, e.g. "
@@ -40,12 +46,17 @@ _EXTRA_ARGS_HINT = {
 }
 
 
+@functools.cache
+def _type_hints(schema: type) -> Dict[str, Any]:
+    return typing.get_type_hints(schema)  # evaluates the string annotations: slow, and never changes
+
+
 def check_known_keys(data: Any, schema: type, path: str) -> None:
     """Refuse a key the schema does not declare (e.g. added with `+`): Hydra accepts it into the
     composed config, but no tool would ever see it, and the snapshot would claim a setting not used."""
     if not isinstance(data, dict):
         return
-    hints = typing.get_type_hints(schema)
+    hints = _type_hints(schema)
     names = [f.name for f in dataclasses.fields(schema)]
     for key, value in data.items():
         where = f"{path}.{key}" if path else str(key)
@@ -66,15 +77,16 @@ def check_known_keys(data: Any, schema: type, path: str) -> None:
 
 
 def _check_missing(node: Any, prefix: str) -> None:
-    """Name the first mandatory value (???) that nobody set; to_object's own message is less direct."""
-    if isinstance(node, DictConfig):
-        for key in node.keys():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if OmegaConf.is_missing(node, key):
-                raise UserError(
-                    f"{path}: a value is required but not set. Set it on the command line, e.g. {path}=..."
-                )
-            _check_missing(node._get_node(key), path)
+    """Name the first mandatory value (???) that nobody set; to_object's own message is less direct.
+    Walks the plain containers: OmegaConf's unresolved copy keeps a missing value as the string ???."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if value == "???":
+            raise UserError(
+                f"{path}: a value is required but not set. Set it on the command line, e.g. {path}=..."
+            )
+        _check_missing(value, path)
 
 
 def plain(cfg: DictConfig) -> Dict[str, Any]:

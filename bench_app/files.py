@@ -43,9 +43,12 @@ def dump_yaml(data: Any) -> str:
     )
 
 
+def yaml_loads(text: str) -> Any:
+    return yaml.load(text, Loader=_LOADER)
+
+
 def read_yaml(path: Path) -> Any:
-    with open(path) as handle:
-        return yaml.load(handle, Loader=_LOADER)
+    return yaml_loads(Path(path).read_text())
 
 
 def read_yaml_if_exists(path: Path, default: Any = None) -> Any:

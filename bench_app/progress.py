@@ -11,11 +11,14 @@ from rich.console import Console
 
 
 def make_console() -> Console:
-    # Plain lines (no colours, no cursor tricks) when stdout is a file or a pipe (CI, logs).
+    # Plain lines (no colours, no cursor tricks) when stdout is a file or a pipe (CI, logs). No emoji
+    # codes: a name or path with `:smile:` in it is printed as written.
     return (
-        Console(highlight=False, soft_wrap=True)
+        Console(highlight=False, soft_wrap=True, emoji=False)
         if sys.stdout.isatty()
-        else Console(highlight=False, soft_wrap=True, force_terminal=False, no_color=True, width=200)
+        else Console(
+            highlight=False, soft_wrap=True, emoji=False, force_terminal=False, no_color=True, width=200
+        )
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Iterable, Mapping
 
@@ -14,6 +15,7 @@ _SECRET_NAME = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)  # the same few hundred keys, in every document written
 def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(str(name)))
 

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import report
 from .budget import budget_lines, check_context
-from .config import resolve
+from .config import resolve_with_document
 from .errors import UserError
 from .files import atomic_write, read_yaml
 from .plan import RunPlan, build_plan, config_fingerprint
@@ -75,7 +75,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             highlight=False,
         )
     try:
-        config = resolve(cfg)
+        config, resolved = resolve_with_document(cfg)
         plan = build_plan(config)
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))
@@ -89,8 +89,6 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             atomic_write(run_dir / "error.txt", f"{error}\n")
         return error.exit_code
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)
     snapshot = Snapshot(run_dir, resolved, plan, info, sys.argv)
     if config.execution.dry_run:
         snapshot.write_initial(status="dry_run")

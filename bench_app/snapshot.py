@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 
 from . import catalog, slurm
 from . import metadata as meta
-from .files import atomic_write, dump_yaml, first_config_file, read_yaml
+from .files import atomic_write, dump_yaml, first_config_file, read_yaml, yaml_loads
 from .plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from .processes import process_alive, process_start_time
 from .redact import redact_mapping, secret_values
@@ -371,7 +371,9 @@ def mark_abandoned(metadata_file: Path) -> bool:
     """A run folder whose runner died without finalising (SIGKILL, OOM, power): mark it `abandoned` with
     the time found. Only runs of this host are judged; True when the file was changed."""
     try:
-        document = read_yaml(metadata_file) or {}
+        text = metadata_file.read_text()
+        # Every run under outputs/ is checked at each start: parse only those that may still run.
+        document = (yaml_loads(text) or {}) if "status: running" in text else {}
     except (OSError, ValueError):
         return False
     run = document.get("run") or {}

@@ -38,7 +38,7 @@ def dry_run(workdir: str, name: str, tree: Path):
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"dry run of {tree} failed: {process.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024  # KiB -> MiB on Linux
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # RSS KiB -> MiB on Linux
 
 
 COMPOSE_ONLY = """
@@ -74,17 +74,24 @@ def python_process(tree: Path, workdir: str, code: str, *args: str):
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"python -c of {tree} failed: {process.stderr.read().decode()[-2000:]}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def report(label: str, samples) -> float:
-    walls = [w for w, _ in samples]
+    walls = [w for w, _, _ in samples]
     median = statistics.median(walls)
     print(
         f"{label}: median wall time {median:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}); "
-        f"peak RSS {max(m for _, m in samples):.1f} MiB"
+        f"CPU time {statistics.median(c for _, _, c in samples):.3f} s; "
+        f"peak RSS {max(m for _, m, _ in samples):.1f} MiB"
     )
     return median
+
+
+def paired_ratio(numerators, denominators, index: int) -> float:
+    """Median of the run-for-run ratios: each pair ran back to back, so this machine's slow and fast
+    phases (it is a VM: the same process takes 0.45-0.8 s) cancel out in each ratio."""
+    return statistics.median(a[index] / b[index] for a, b in zip(numerators, denominators, strict=True))
 
 
 def main() -> None:
@@ -109,6 +116,13 @@ def main() -> None:
     empty_median = report("an empty @hydra.main task, same config, composed once", empty_mains)
     print(f"ratio dry run / compose only: {medians['this checkout'] / compose_median:.2f} (target <= 1.2)")
     print(f"ratio empty @hydra.main / compose only: {empty_median / compose_median:.2f}")
+    this = samples["this checkout"]
+    print(
+        "run-for-run ratios (median): dry run / compose only: "
+        f"wall {paired_ratio(this, composes, 0):.2f}, CPU {paired_ratio(this, composes, 2):.2f}; "
+        f"empty @hydra.main / compose only: wall {paired_ratio(empty_mains, composes, 0):.2f}, "
+        f"CPU {paired_ratio(empty_mains, composes, 2):.2f}"
+    )
     if args.compare_with:
         print(f"ratio this / other: {medians['this checkout'] / medians['other checkout']:.3f}")
 

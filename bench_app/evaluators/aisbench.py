@@ -7,8 +7,6 @@ counts as done only when its results JSON holds the metric and no request failed
 
 from __future__ import annotations
 
-import csv
-import difflib
 import json
 import re
 import subprocess
@@ -167,6 +165,8 @@ def _number(value: Any) -> Optional[float]:
 
 def _parse_perf(run_dir: Path) -> Dict[str, Any]:
     """Numbers from AISBench's perf output: per-request stats (CSV, Average column) and totals (JSON)."""
+    import csv  # here: a dry run never reads results
+
     metrics: Dict[str, Any] = {}
     for path in sorted(run_dir.glob("performances/*/*.csv")):
         with open(path, newline="") as handle:
@@ -332,6 +332,8 @@ class AisbenchEvaluator(Evaluator):
         known = catalog.stock_configs(folder) if unknown else {}
         unknown = [name for name in unknown if name not in known]
         if unknown:
+            import difflib
+
             close = difflib.get_close_matches(unknown[0], list(known), 3, 0.6)
             raise UserError(
                 f"AISBench has no dataset config {unknown[0]!r} (a dataset's `name:`). "
