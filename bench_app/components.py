@@ -53,6 +53,7 @@ def instantiate_component(conf: Mapping[str, Any], base: Type[T], group: str) ->
         # hydra.utils.instantiate would do with the checked values, without converting them again).
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), conf))
     except OmegaConfBaseException as error:
+        key = f" ({group}.{error.full_key})" if getattr(error, "full_key", None) else ""
         raise UserError(
-            f"{group}: invalid settings for {cls.__name__}: {str(error).splitlines()[0]}"
+            f"{group}: invalid settings for {cls.__name__}{key}: {str(error).splitlines()[0]}"
         ) from None

@@ -102,7 +102,8 @@ def validate_engine_args(args: Mapping[str, Any], where: str) -> Dict[str, Any]:
         typed = OmegaConf.merge(_engine_args_schema(), dict(args))
         return OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
-        raise UserError(f"{where}: invalid engine arguments: {str(error).splitlines()[0]}") from None
+        key = f" {error.full_key}" if getattr(error, "full_key", None) else "s"
+        raise UserError(f"{where}: invalid engine argument{key}: {str(error).splitlines()[0]}") from None
 
 
 def fingerprint(data: Any) -> str:

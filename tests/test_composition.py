@@ -136,6 +136,17 @@ def test_override_with_unknown_engine_key_is_rejected():
         plan_for(["+datasets.sample_ceval.vllm_config_override.max_model_lenn=5"])
 
 
+def test_overrides_are_typed_like_the_model_args_once_per_distinct_override():
+    # Two datasets with the same override: one check; a numeric string becomes the schema's int.
+    same = "+datasets.{}.vllm_config_override.max_num_seqs='8'"
+    plan = plan_for([same.format("sample_ceval"), same.format("sample_mmlu")])
+    assert [plan.dataset(s).engine_args["max_num_seqs"] for s in ("sample_ceval", "sample_mmlu")] == [8, 8]
+    assert plan.dataset("sample_gsm8k").engine_args["max_num_seqs"] is None  # no override, no leak
+    assert plan.dataset("sample_ceval").engine_args is not plan.dataset("sample_mmlu").engine_args
+    with pytest.raises(UserError, match="sample_mmlu .*invalid engine argument max_num_seqs: Value .many"):
+        plan_for(["+datasets.sample_mmlu.vllm_config_override.max_num_seqs=many"])
+
+
 def test_run_wide_generation_kwargs_win_over_dataset_values():
     plan = plan_for(["+aisbench.generation_kwargs.temperature=0.7"])
     assert all(d.evaluator.generation_kwargs == {"temperature": 0.7, "seed": 42} for d in plan.datasets)
@@ -169,7 +180,7 @@ def test_a_new_engine_is_one_module_and_one_conf_file():
         ("+engine.foo=1", "unknown setting(s) ['foo'] for VllmEngine. Valid engine settings: command, env"),
         ("engine._target_=bench_app.nowhere.Engine", "cannot import 'bench_app.nowhere.Engine'"),
         ("evaluator._target_=bench_app.engines.vllm.VllmEngine", "is not an Evaluator dataclass"),
-        ("engine.command=5", "invalid settings for VllmEngine"),
+        ("engine.command=5", "invalid settings for VllmEngine (engine.command)"),
     ],
 )
 def test_components_refuse_bad_targets_and_settings_naming_the_valid_keys(override, message):

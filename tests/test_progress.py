@@ -5,7 +5,12 @@ import io
 
 from rich.console import Console
 
-from bench_app.progress import Phase, Progress, RequestProgress
+from bench_app.progress import Phase, Progress, RequestProgress, make_console
+
+
+def test_names_are_printed_as_written_without_emoji_codes(capsys):
+    make_console().print("dataset :smile: in /data/:thumbs_up:/x")
+    assert "dataset :smile: in /data/:thumbs_up:/x" in capsys.readouterr().out
 
 
 def test_request_progress_counts_what_the_server_finished_since_the_dataset_began(monkeypatch):
