@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Mapping, Type, TypeVar
+import typing
+from typing import Any, Dict, Mapping, Type, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -51,9 +52,26 @@ def instantiate_component(conf: Mapping[str, Any], base: Type[T], group: str) ->
     try:
         # The typed merge checks every value; to_object then builds the class from it (what
         # hydra.utils.instantiate would do with the checked values, without converting them again).
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), conf))
+        component = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), conf))
     except OmegaConfBaseException as error:
         key = f" ({group}.{error.full_key})" if getattr(error, "full_key", None) else ""
         raise UserError(
             f"{group}: invalid settings for {cls.__name__}{key}: {str(error).splitlines()[0]}"
         ) from None
+    _check_string_maps(component, group)
+    return component
+
+
+def _check_string_maps(component: Any, group: str) -> None:
+    """OmegaConf lets a list or a mapping into a Dict[str, str] field (env: {CUDA_VISIBLE_DEVICES: [0, 1]});
+    an environment variable is a string, so refuse it now rather than when the process starts."""
+    for item in dataclasses.fields(component):
+        value = getattr(component, item.name)
+        if not isinstance(value, dict):
+            continue
+        nested = [key for key, entry in value.items() if isinstance(entry, (list, dict))]
+        if nested and typing.get_type_hints(type(component))[item.name] == Dict[str, str]:
+            raise UserError(
+                f"{group}.{item.name}.{nested[0]}: must be a string, got {value[nested[0]]!r} "
+                f"(e.g. {group}.{item.name}.{nested[0]}='0,1')."
+            )

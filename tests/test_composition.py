@@ -181,6 +181,8 @@ def test_a_new_engine_is_one_module_and_one_conf_file():
         ("engine._target_=bench_app.nowhere.Engine", "cannot import 'bench_app.nowhere.Engine'"),
         ("evaluator._target_=bench_app.engines.vllm.VllmEngine", "is not an Evaluator dataclass"),
         ("engine.command=5", "invalid settings for VllmEngine (engine.command)"),
+        ("+engine.env.CUDA_VISIBLE_DEVICES=[0,1]", "env.CUDA_VISIBLE_DEVICES: must be a string, got [0, 1]"),
+        ("+evaluator.env.X={a:1}", "evaluator.env.X: must be a string"),
     ],
 )
 def test_components_refuse_bad_targets_and_settings_naming_the_valid_keys(override, message):
