@@ -7,12 +7,15 @@ the ratio says what the runner adds to composing (target <= 1.2). A third proces
 function under `@hydra.main` with the same config and the same single composition bench_app uses
 (Hydra's job set-up, its `.hydra/` files, bench_app's Hydra callbacks): what Hydra's run mode costs
 before bench_app's own work starts.
+With --stages, each dry run also times its stages in-process (medians printed): where the time beyond
+composing goes, Hydra's run mode and bench_app's own work apart.
 With --compare-with, the same dry run of another checkout of bench_app (e.g. a `git worktree` of an
 older commit, with .venv/.venv-engine/models linked) runs interleaved with this one, run for run, and
 both medians and their ratio are printed: one sitting, the same machine noise for both.
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -64,6 +67,69 @@ empty_task()
 """
 
 
+# Run as `python -c STAGED_DRY_RUN NAME`: the dry run with its stages timed, one line of JSON on stderr.
+STAGED_DRY_RUN = """
+import atexit, functools, importlib, json, sys, time
+started = time.perf_counter()
+import bench_app.app as app
+spent = {"import bench_app.app": time.perf_counter() - started}
+
+def timed(module, attribute, label):
+    owner = importlib.import_module(module)
+    *path, name = attribute.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        begin = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - begin
+    setattr(owner, name, wrapper)
+
+for module, attribute, label in STAGES:
+    timed(module, attribute, label)
+atexit.register(lambda: print(json.dumps({**spent, "total": time.perf_counter() - started}), file=sys.stderr))
+sys.argv[1:] = ["execution.dry_run=true", "benchmark.name=" + sys.argv[1]]
+app.main()
+"""
+STAGES = [  # (module, attribute, label): Hydra's part, then bench_app's, in the order they run
+    ("bench_app.app", "preflight", "bench_app: command-line pre-flight"),
+    ("hydra.core.plugins", "Plugins.instance", "Hydra: plugin discovery (compose only does it too)"),
+    ("hydra._internal.config_loader_impl", "ConfigLoaderImpl.load_configuration", "Hydra: compose"),
+    ("hydra.core.hydra_config", "HydraConfig.set_config", "Hydra run mode: HydraConfig.set_config"),
+    ("hydra.core.utils", "_save_config", "Hydra run mode: .hydra/ files"),
+    ("bench_app.runner", "resolve_with_document", "bench_app: resolve"),
+    ("bench_app.runner", "build_plan", "bench_app: plan (components, engine args)"),
+    ("bench_app.runner", "check_context", "bench_app: context budget (cached)"),
+    ("bench_app.snapshot", "Snapshot.write_initial", "bench_app: snapshot configs/"),
+    ("bench_app.report", "print_plan", "bench_app: plan table"),
+    ("bench_app.runner", "run", "bench_app: runner.run in all"),
+]
+
+
+def stage_times(workdir: str, runs: int) -> None:
+    code = f"STAGES = {STAGES!r}\n{STAGED_DRY_RUN}"
+    rows = []
+    for i in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", code, f"stages_{i}"],
+            cwd=workdir,
+            env=dict(os.environ, PYTHONPATH=str(HERE)),
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            sys.exit(f"staged dry run failed: {done.stderr[-2000:]}")
+        rows.append(json.loads(done.stderr.strip().splitlines()[-1]))
+    print(f"stages of a dry run, median of {runs} (ms):")
+    for label in rows[0]:
+        print(f"  {label:55s} {1000 * statistics.median(row.get(label, 0.0) for row in rows):7.1f}")
+
+
 def python_process(tree: Path, workdir: str, code: str, *args: str):
     """Wall time and peak RSS of one Python process running `code` with that checkout's bench_app."""
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -98,6 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="?", type=int, default=15)
     parser.add_argument("--compare-with", type=Path, default=None)
+    parser.add_argument("--stages", action="store_true", help="also time a dry run's stages in-process")
     args = parser.parse_args()
     trees = {"this checkout": HERE}
     if args.compare_with:
@@ -125,6 +192,9 @@ def main() -> None:
     )
     if args.compare_with:
         print(f"ratio this / other: {medians['this checkout'] / medians['other checkout']:.3f}")
+    if args.stages:
+        with tempfile.TemporaryDirectory() as workdir:
+            stage_times(workdir, args.runs)
 
 
 if __name__ == "__main__":
