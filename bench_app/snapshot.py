@@ -155,6 +155,14 @@ def chosen_files(
         )
         stock = catalog.stock_configs().get(short) if pick is None else None
         files["datasets"][short] = str(pick or stock or f"dataset/{short}")  # stock: AISBench's own .py
+    # Engine-override bundles that dataset files pull in (`override@<package>: <option>` choices).
+    bundles = {
+        key.split("@", 1)[1]: first("override", option)
+        for key, option in choices.items()
+        if key.startswith("override@") and isinstance(option, str)
+    }
+    if bundles:
+        files["overrides"] = bundles
     return files
 
 

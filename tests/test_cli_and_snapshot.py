@@ -74,6 +74,8 @@ def test_dry_run_writes_the_documented_layout(workdir):
     assert long["model_config"] == {"max_out_len": 256, "generation_kwargs": {"temperature": 0.0, "seed": 42}}
     original = load(configs / "config_original.yaml")
     assert original["model_config"].endswith("conf/model/qwen3_30b.yaml")
+    bundle = PROJECT_ROOT / "conf/override/yarn_long_context.yaml"
+    assert original["files"]["overrides"] == {"datasets.longbenchv2.vllm_config_override": str(bundle)}
     assert original["overrides"][:2] == ["model=qwen3_30b", "dataset=[ceval,longbenchv2]"]
     metadata = load(configs / "metadata.yaml")
     assert set(metadata) >= {
