@@ -8,18 +8,24 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from rich.console import Console
+from rich.text import Text
 
 
 def make_console() -> Console:
-    # Plain lines (no colours, no cursor tricks) when stdout is a file or a pipe (CI, logs). No emoji
-    # codes: a name or path with `:smile:` in it is printed as written.
+    # Text is printed as written: no rich markup and no emoji codes in messages, so a path, a reason or an
+    # example like 'dataset=[a,b]' or ':smile:' is never swallowed or mistaken for a tag (styled labels
+    # use styled() below). Plain lines (no colours, no cursor tricks) when stdout is a file or a pipe.
+    literal = dict(highlight=False, soft_wrap=True, emoji=False, markup=False)
     return (
-        Console(highlight=False, soft_wrap=True, emoji=False)
+        Console(**literal)
         if sys.stdout.isatty()
-        else Console(
-            highlight=False, soft_wrap=True, emoji=False, force_terminal=False, no_color=True, width=200
-        )
+        else Console(**literal, force_terminal=False, no_color=True, width=200)
     )
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """`label` in `style`, then `rest` as written (the console itself interprets no markup)."""
+    return Text.assemble((label, style), rest)
 
 
 class Progress:
@@ -50,7 +56,7 @@ class Progress:
         self.log(f"{prefix}{message}")
         text = f"{prefix}{message} (started at {self.elapsed()})"
         if self.enabled and self.live and self.console.is_terminal:
-            with self.console.status(text) as status:
+            with self.console.status(Text(text)) as status:  # a str would be read as markup
                 yield Phase(self, text, status)
         else:
             yield Phase(self, text, None)
@@ -68,7 +74,7 @@ class Phase:
 
     def update(self, detail: str) -> None:
         if self.status is not None:
-            self.status.update(f"{self.text} · {detail}")
+            self.status.update(Text(f"{self.text} · {detail}"))
         elif self.progress.enabled and time.monotonic() - self.last_plain >= self.PLAIN_EVERY_S:
             self.last_plain = time.monotonic()
             self.progress.log(f"{self.text.split(' (started')[0]}: {detail}")

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from rich.table import Table
+from rich.text import Text
 
 from .files import atomic_write, dump_yaml
 from .outcome import RunOutcome
+from .progress import styled
 
 if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
     from .plan import RunPlan
@@ -21,10 +23,12 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
         "server start(s)"
     )
     for group in plan.groups:
-        console.print(f"\n[bold]engine group {group.index}[/]  datasets: {', '.join(group.datasets)}")
+        console.print(
+            styled(f"\nengine group {group.index}", "bold", f"  datasets: {', '.join(group.datasets)}")
+        )
         console.print(f"  engine:    {shlex.join(group.argv)}")
         for problem in group.problems:
-            console.print(f"  [bold yellow]warning:[/] {problem} (a real run refuses to start)")
+            console.print(styled("  warning:", "bold yellow", f" {problem} (a real run refuses to start)"))
         for short in group.datasets:
             dataset = plan.dataset(short)
             preview = plan.evaluator.command_preview(short, dataset.evaluator)
@@ -39,7 +43,7 @@ def print_budget(console, lines) -> None:
             "\ncontext budget (prompt tokens with the chat template applied; budget = max_model_len):"
         )
         for line in lines:
-            console.print(f"  {line}", highlight=False, markup=False)
+            console.print(f"  {line}")
 
 
 def metric_text(metrics: Dict[str, Any]) -> str:
@@ -116,7 +120,9 @@ def write_html_report(run_dir: Path, console=None) -> Optional[Path]:
         return write_run_report(run_dir)
     except Exception as error:  # noqa: BLE001 - the run's results are written already
         if console is not None:
-            console.print(f"[yellow]warning:[/] report.html not written: {type(error).__name__}: {error}")
+            console.print(
+                styled("warning:", "yellow", f" report.html not written: {type(error).__name__}: {error}")
+            )
         return None
 
 
@@ -134,7 +140,7 @@ def print_summary(
         eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
         table.add_row(
             short,
-            f"[{style}]{r.status}[/]",
+            Text(r.status, style=style),
             metric_text(r.metrics),
             str(r.group),
             eval_s,
@@ -146,7 +152,7 @@ def print_summary(
         f"{run_dir / 'configs'}"
     )
     if html is not None:
-        console.print(f"report: {html}", highlight=False)
+        console.print(f"report: {html}")
 
 
 def main(argv=None) -> int:

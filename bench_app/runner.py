@@ -18,7 +18,7 @@ from .config import resolve_with_document
 from .errors import UserError
 from .files import atomic_write, read_yaml
 from .plan import RunPlan, build_plan, config_fingerprint
-from .progress import make_console
+from .progress import make_console, styled
 from .snapshot import Snapshot, hydra_info_from_config, mark_abandoned_runs
 
 
@@ -71,8 +71,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     for abandoned in mark_abandoned_runs(run_dir.parent) if info.get("job_num") is None else []:
         console.print(
             f"note: {abandoned} was left running by a runner that died; marked abandoned "
-            "(resume=true continues it)",
-            highlight=False,
+            "(resume=true continues it)"
         )
     try:
         config, resolved = resolve_with_document(cfg)
@@ -82,7 +81,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         already_ok = _previous_results(run_dir, plan, config.resume)  # cheap checks first
         budgets = check_context(plan, config.execution.context_check)
     except UserError as error:
-        console.print(f"[bold red]bench_app: error:[/] {error}", highlight=False)
+        console.print(styled("bench_app: error:", "bold red", f" {error}"))
         if info.get("job_num") is None:
             _discard_new_run_dir(run_dir)
         else:  # a sweep job keeps its folder: the sweep summary reports why it did not run

@@ -26,6 +26,7 @@ DRY = ["execution.dry_run=true"]
         (["vllm.max_model_len=???"], "vllm.max_model_len"),
         (['vllm.rope_scaling=\'{"rope_type":"yarn",\''], "not valid JSON"),
         (["aisbench.mode=fast"], "Valid modes: all, infer, eval, perf"),
+        (["dataset=[]"], "Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'."),  # printed as written
     ],
 )
 def test_user_errors_are_one_paragraph_without_traceback_and_create_nothing(workdir, args, expected):

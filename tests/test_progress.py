@@ -3,14 +3,32 @@ finished-request counters; on a non-terminal, a plain line at most every Phase.P
 
 import io
 
+import pytest
 from rich.console import Console
 
 from bench_app.progress import Phase, Progress, RequestProgress, make_console
 
+AS_WRITTEN = [
+    "dataset :smile: in /data/:thumbs_up:/x",  # emoji codes
+    "e.g. 'dataset=[ceval,longbenchv2]'",  # rich markup would swallow [ceval,...]
+    "/models/[exp]/qwen: [Errno 2] No such file",
+    "reason: see [/tmp/aisbench.log]",  # rich markup raised MarkupError on a closing-tag look-alike
+]
 
-def test_names_are_printed_as_written_without_emoji_codes(capsys):
-    make_console().print("dataset :smile: in /data/:thumbs_up:/x")
-    assert "dataset :smile: in /data/:thumbs_up:/x" in capsys.readouterr().out
+
+@pytest.mark.parametrize("text", AS_WRITTEN)
+def test_messages_are_printed_as_written(capsys, text):
+    make_console().print(text)
+    Progress(make_console(), 1).log(text)
+    assert capsys.readouterr().out.count(text) == 2
+
+
+def test_the_live_status_line_shows_messages_as_written():
+    console = Console(file=io.StringIO(), force_terminal=True, width=200, markup=False)
+    progress = Progress(console, 1)
+    with progress.phase(AS_WRITTEN[3], 1) as phase:
+        phase.update(AS_WRITTEN[1])
+        assert AS_WRITTEN[1] in phase.status.renderable.text.plain and AS_WRITTEN[3] in phase.text
 
 
 def test_request_progress_counts_what_the_server_finished_since_the_dataset_began(monkeypatch):
