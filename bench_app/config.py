@@ -87,7 +87,3 @@ def _check_missing(node: Any, prefix: str) -> None:
                 f"{path}: a value is required but not set. Set it on the command line, e.g. {path}=..."
             )
         _check_missing(value, path)
-
-
-def plain(cfg: DictConfig) -> Dict[str, Any]:
-    return OmegaConf.to_container(cfg, resolve=True)

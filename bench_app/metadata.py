@@ -14,7 +14,6 @@ import platform
 import re
 import shutil
 import socket
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -152,11 +151,10 @@ def accelerator_info() -> Dict[str, object]:
         ("npu-smi", ["info"]),
     ):
         if shutil.which(tool):
-            try:
-                done = subprocess.run([tool, *query], capture_output=True, text=True, timeout=15)
-                return {"kind": tool, "devices": done.stdout.strip().splitlines()}
-            except (OSError, subprocess.TimeoutExpired) as error:
-                return {"kind": tool, "error": str(error)}
+            code, out, err = run_command([tool, *query], timeout_s=15)
+            if code == 127 and not out:  # could not be run, or timed out
+                return {"kind": tool, "error": err}
+            return {"kind": tool, "devices": out.strip().splitlines()}
     cpu_model = None
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
