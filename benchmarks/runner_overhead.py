@@ -8,7 +8,9 @@ function under `@hydra.main` with the same config and the same single compositio
 (Hydra's job set-up, its `.hydra/` files, bench_app's Hydra callbacks): what Hydra's run mode costs
 before bench_app's own work starts.
 With --stages, each dry run also times its stages in-process (medians printed): where the time beyond
-composing goes, Hydra's run mode and bench_app's own work apart.
+composing goes, Hydra's run mode and bench_app's own work apart; and a timeline of the three processes
+(compose only, empty @hydra.main, dry run) cut at the same points, with what each adds beyond compose only
+and what the 1.2 target leaves for bench_app once Hydra's run mode is paid.
 With --compare-with, the same dry run of another checkout of bench_app (e.g. a `git worktree` of an
 older commit, with .venv/.venv-engine/models linked) runs interleaved with this one, run for run, and
 both medians and their ratio are printed: one sitting, the same machine noise for both.
@@ -111,6 +113,133 @@ STAGES = [  # (module, attribute, label): Hydra's part, then bench_app's, in the
 ]
 
 
+# Run as `python -c TIMELINE MODE NAME` (MODE: compose, empty or dry): the times (s since the script
+# started) at which the process passes the same points, one line of JSON on stderr at exit.
+TIMELINE = """
+import atexit, importlib.abc, importlib.util, json, sys, time
+marks = {}
+def mark(label):
+    marks[label] = time.perf_counter() - started
+def marking(owner, name, before, after):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        mark(before)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            mark(after)
+    setattr(owner, name, wrapper)
+class MarkRunnerWhenImported(importlib.abc.MetaPathFinder):
+    # bench_app imports its run stage inside the task function: patch runner.run once it is loaded there.
+    def find_spec(self, name, path, target=None):
+        if name != "bench_app.runner":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        execute = spec.loader.exec_module
+        def execute_and_mark(module):
+            execute(module)
+            marking(module, "run", "runner.run start", "runner.run end")
+        spec.loader.exec_module = execute_and_mark
+        return spec
+started = time.perf_counter()
+atexit.register(lambda: print(json.dumps({**marks, "exit": time.perf_counter() - started}), file=sys.stderr))
+import hydra._internal.config_loader_impl as loader, hydra._internal.hydra as hydra_internal
+import bench_app.app as app
+mark("imported")
+marking(loader.ConfigLoaderImpl, "load_configuration", "compose start", "compose end")
+run_job = hydra_internal.run_job
+def run_job_marked(*args, task_function, **kwargs):
+    def task(cfg):
+        mark("task start")
+        return task_function(cfg)
+    return run_job(*args, task_function=task, **kwargs)
+hydra_internal.run_job = run_job_marked
+mode, name = sys.argv[1:3]
+overrides = ["execution.dry_run=true", "benchmark.name=" + name]
+if mode == "compose":
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
+        compose(config_name="config", overrides=overrides)
+elif mode == "empty":
+    import hydra
+    app._compose_once([])
+
+    @hydra.main(version_base="1.3", config_path=str(app.CONF_DIR), config_name="config")
+    def empty_task(cfg):
+        pass
+
+    sys.argv[1:] = overrides
+    empty_task()
+else:
+    sys.meta_path.insert(0, MarkRunnerWhenImported())
+    marking(app, "preflight", "pre-flight start", "pre-flight end")
+    sys.argv[1:] = overrides
+    app.main()
+"""
+# (segment, from mark, to mark, who pays it); "" = the script's start.
+SEGMENTS = [
+    ("import Hydra + bench_app.app", "", "imported", "both"),
+    # Its first parse of the command line (~13 ms) warms Hydra's override parser: compose then pays less.
+    ("bench_app pre-flight", "pre-flight start", "pre-flight end", "bench_app"),
+    ("before compose, pre-flight aside", "imported", "compose start", "Hydra"),
+    ("compose", "compose start", "compose end", "Hydra"),
+    ("compose end -> task function", "compose end", "task start", "Hydra run mode"),
+    ("task function -> runner.run (imports)", "task start", "runner.run start", "bench_app"),
+    ("runner.run", "runner.run start", "runner.run end", "bench_app"),
+    ("after the last mark -> exit", None, "exit", "Hydra"),
+]
+
+
+def timeline(workdir: str, runs: int) -> None:
+    """Medians of the segments of each process, cut at the same points, and who adds what."""
+    modes = {"compose": "compose only", "empty": "empty @hydra.main", "dry": "dry run"}
+    rows = {mode: [] for mode in modes}
+    for i in range(runs):
+        for mode in modes:
+            done = subprocess.run(
+                [sys.executable, "-c", TIMELINE, mode, f"timeline_{mode}_{i}"],
+                cwd=workdir,
+                env=dict(os.environ, PYTHONPATH=str(HERE)),
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                sys.exit(f"timeline {mode} failed: {done.stderr[-2000:]}")
+            rows[mode].append(json.loads(done.stderr.strip().splitlines()[-1]))
+
+    def segment(row, begin, end):
+        if end not in row or (begin and begin not in row):
+            return None
+        if begin is None:  # from the latest mark before `end`
+            return row[end] - max(v for k, v in row.items() if k != end)
+        spent = row[end] - (row[begin] if begin else 0.0)
+        if begin == "imported" and "pre-flight end" in row:  # the pre-flight has its own row
+            spent -= row["pre-flight end"] - row["pre-flight start"]
+        return spent
+
+    medians = {}
+    print(f"timeline, median of {runs} runs of each process (ms):")
+    print(f"  {'segment':42s} {'who':15s}" + "".join(f" {label:>18s}" for label in modes.values()))
+    for label, begin, end, who in SEGMENTS:
+        cells = []
+        for mode in modes:
+            values = [v for v in (segment(row, begin, end) for row in rows[mode]) if v is not None]
+            medians[mode, label] = 1000 * statistics.median(values) if values else 0.0
+            cells.append(f" {medians[mode, label]:18.1f}" if values else f" {'-':>18s}")
+        print(f"  {label:42s} {who:15s}" + "".join(cells))
+    totals = {mode: 1000 * statistics.median(row["exit"] for row in rows[mode]) for mode in modes}
+    print(f"  {'to exit':42s} {'':15s}" + "".join(f" {totals[mode]:18.1f}" for mode in modes))
+    bench_app = sum(medians["dry", label] for label, *_, who in SEGMENTS if who == "bench_app")
+    hydra_run_mode = totals["empty"] - totals["compose"]
+    allowed = 0.2 * totals["compose"]
+    print(
+        f"beyond compose only: Hydra's run mode (empty @hydra.main) +{hydra_run_mode:.0f} ms; "
+        f"bench_app's own segments {bench_app:.0f} ms; the 1.2 target allows +{allowed:.0f} ms in all, "
+        f"{allowed - hydra_run_mode:.0f} ms for bench_app once Hydra's run mode is paid"
+    )
+
+
 def stage_times(workdir: str, runs: int) -> None:
     code = f"STAGES = {STAGES!r}\n{STAGED_DRY_RUN}"
     rows = []
@@ -195,6 +324,7 @@ def main() -> None:
     if args.stages:
         with tempfile.TemporaryDirectory() as workdir:
             stage_times(workdir, args.runs)
+            timeline(workdir, args.runs)
 
 
 if __name__ == "__main__":
