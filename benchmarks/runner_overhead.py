@@ -191,22 +191,27 @@ SEGMENTS = [
 ]
 
 
+def json_report(workdir: str, code: str, *args: str) -> dict:
+    """Run `python -c code args` with this checkout's bench_app; the JSON line it prints last on stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=workdir,
+        env=dict(os.environ, PYTHONPATH=str(HERE)),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"python -c ... {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
 def timeline(workdir: str, runs: int) -> None:
     """Medians of the segments of each process, cut at the same points, and who adds what."""
     modes = {"compose": "compose only", "empty": "empty @hydra.main", "dry": "dry run"}
     rows = {mode: [] for mode in modes}
     for i in range(runs):
         for mode in modes:
-            done = subprocess.run(
-                [sys.executable, "-c", TIMELINE, mode, f"timeline_{mode}_{i}"],
-                cwd=workdir,
-                env=dict(os.environ, PYTHONPATH=str(HERE)),
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                sys.exit(f"timeline {mode} failed: {done.stderr[-2000:]}")
-            rows[mode].append(json.loads(done.stderr.strip().splitlines()[-1]))
+            rows[mode].append(json_report(workdir, TIMELINE, mode, f"timeline_{mode}_{i}"))
 
     def segment(row, begin, end):
         if end not in row or (begin and begin not in row):
@@ -244,16 +249,7 @@ def stage_times(workdir: str, runs: int) -> None:
     code = f"STAGES = {STAGES!r}\n{STAGED_DRY_RUN}"
     rows = []
     for i in range(runs):
-        done = subprocess.run(
-            [sys.executable, "-c", code, f"stages_{i}"],
-            cwd=workdir,
-            env=dict(os.environ, PYTHONPATH=str(HERE)),
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            sys.exit(f"staged dry run failed: {done.stderr[-2000:]}")
-        rows.append(json.loads(done.stderr.strip().splitlines()[-1]))
+        rows.append(json_report(workdir, code, f"stages_{i}"))
     print(f"stages of a dry run, median of {runs} (ms):")
     for label in rows[0]:
         print(f"  {label:55s} {1000 * statistics.median(row.get(label, 0.0) for row in rows):7.1f}")
