@@ -113,9 +113,9 @@ STAGES = [  # (module, attribute, label): Hydra's part, then bench_app's, in the
 ]
 
 
-# Run as `python -c TIMELINE MODE NAME` (MODE: compose, empty or dry): the times (s since the script
-# started) at which the process passes the same points, one line of JSON on stderr at exit.
-TIMELINE = """
+# Put before the code of a measured process (COMPOSE_ONLY, EMPTY_HYDRA_MAIN, DRY_RUN_MARKED): the times (s
+# since the script started) at which it passes the same points, one line of JSON on stderr at exit.
+TIMELINE_MARKS = """
 import atexit, importlib.abc, importlib.util, json, sys, time
 marks = {}
 def mark(label):
@@ -155,27 +155,14 @@ def run_job_marked(*args, task_function, **kwargs):
         return task_function(cfg)
     return run_job(*args, task_function=task, **kwargs)
 hydra_internal.run_job = run_job_marked
-mode, name = sys.argv[1:3]
-overrides = ["execution.dry_run=true", "benchmark.name=" + name]
-if mode == "compose":
-    from hydra import compose, initialize_config_dir
-    with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
-        compose(config_name="config", overrides=overrides)
-elif mode == "empty":
-    import hydra
-    app._compose_once([])
-
-    @hydra.main(version_base="1.3", config_path=str(app.CONF_DIR), config_name="config")
-    def empty_task(cfg):
-        pass
-
-    sys.argv[1:] = overrides
-    empty_task()
-else:
-    sys.meta_path.insert(0, MarkRunnerWhenImported())
-    marking(app, "preflight", "pre-flight start", "pre-flight end")
-    sys.argv[1:] = overrides
-    app.main()
+"""
+DRY_RUN_MARKED = """
+import sys
+import bench_app.app as app
+sys.meta_path.insert(0, MarkRunnerWhenImported())
+marking(app, "preflight", "pre-flight start", "pre-flight end")
+sys.argv[1:] = ["execution.dry_run=true", "benchmark.name=" + sys.argv[1]]
+app.main()
 """
 # (segment, from mark, to mark, who pays it); "" = the script's start.
 SEGMENTS = [
@@ -208,11 +195,12 @@ def json_report(workdir: str, code: str, *args: str) -> dict:
 
 def timeline(workdir: str, runs: int) -> None:
     """Medians of the segments of each process, cut at the same points, and who adds what."""
+    processes = {"compose": COMPOSE_ONLY, "empty": EMPTY_HYDRA_MAIN, "dry": DRY_RUN_MARKED}
     modes = {"compose": "compose only", "empty": "empty @hydra.main", "dry": "dry run"}
     rows = {mode: [] for mode in modes}
     for i in range(runs):
-        for mode in modes:
-            rows[mode].append(json_report(workdir, TIMELINE, mode, f"timeline_{mode}_{i}"))
+        for mode, code in processes.items():
+            rows[mode].append(json_report(workdir, TIMELINE_MARKS + code, f"timeline_{mode}_{i}"))
 
     def segment(row, begin, end):
         if end not in row or (begin and begin not in row):
