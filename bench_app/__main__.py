@@ -1,3 +1,3 @@
-from .app import main
+from bench_app.cli.main import main
 
 main()

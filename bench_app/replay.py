@@ -1,59 +1,6 @@
-"""Frozen replay: `python -m bench_app.replay <run>/configs/config_snapshot.yaml [overrides...]`.
-
-Runs the experiment from the snapshot alone (conf/ may have changed or gone): the snapshot is turned
-back into a primary config in the schema's shape, with the Hydra settings a run needs, and Hydra
-composes it as usual, so extra overrides and the schema's checks apply exactly as in a normal run.
-reproduce.sh --frozen calls this.
-"""
-
-from __future__ import annotations
-
-import sys
-import tempfile
-from pathlib import Path
-
-from .files import dump_yaml
-from .snapshot import load_snapshot_config
-
-# What conf/config.yaml sets for Hydra, carried here so a replay does not depend on conf/.
-HYDRA_SETTINGS = {
-    "run": {"dir": "outputs/${benchmark.name}"},
-    "sweep": {"dir": "outputs/sweeps/${now:%Y%m%d_%H%M%S}", "subdir": "${hydra.job.num}"},
-    "job": {"chdir": False},
-    "callbacks": {"snapshot": {"_target_": "bench_app.snapshot.SnapshotCallback"}},
-}
-DEFAULTS = [
-    "bench_app_schema",
-    "_self_",
-    {"override hydra/job_logging": "none"},
-    {"override hydra/hydra_logging": "none"},
-]
-
-
-def frozen_primary_config(snapshot_file: Path) -> dict:
-    config = load_snapshot_config(snapshot_file)
-    config["benchmark"]["timestamp"] = "${now:%Y-%m-%dT%H:%M:%S}"
-    config["frozen_from"] = str(snapshot_file)
-    config["resume"] = False
-    return {"defaults": DEFAULTS, **config, "hydra": HYDRA_SETTINGS}
-
-
-def main() -> None:
-    if len(sys.argv) < 2 or not Path(sys.argv[1]).is_file():
-        print(
-            "usage: python -m bench_app.replay <run>/configs/config_snapshot.yaml [overrides...]",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    snapshot_file = Path(sys.argv[1]).resolve()
-    overrides = sys.argv[2:]
-    with tempfile.TemporaryDirectory(prefix="bench_app_frozen_") as config_dir:
-        (Path(config_dir) / "frozen.yaml").write_text(dump_yaml(frozen_primary_config(snapshot_file)))
-        from .app import main as app_main
-
-        sys.argv = [sys.argv[0], "--config-path", config_dir, "--config-name", "frozen", *overrides]
-        app_main()
-
+"""`python -m bench_app.replay ...` is `bench-app replay ...` (kept for scripts, older reproduce.sh)."""
 
 if __name__ == "__main__":
-    main()
+    from bench_app.cli.tools import run_verb
+
+    raise SystemExit(run_verb("replay"))

@@ -17,7 +17,7 @@ import time
 
 from hydra.core.config_store import ConfigStore
 
-from bench_app import catalog
+from bench_app.evaluators.aisbench import catalog
 
 CASES = {
     "default": [],

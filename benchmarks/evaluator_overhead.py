@@ -21,12 +21,12 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from bench_app.app import CONF_DIR
-from bench_app.config import resolve
+from bench_app.cli.main import CONF_DIR
+from bench_app.common.net import free_port, http_get_text
+from bench_app.config.resolve import resolve
+from bench_app.config.resolvers import PROJECT_ROOT
 from bench_app.evaluators import Endpoint
-from bench_app.net import free_port, http_get_text
-from bench_app.plan import build_plan
-from bench_app.resolvers import PROJECT_ROOT
+from bench_app.run.plan import build_plan
 
 SUBJECTS = [
     "computer_network",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/report_scale.py [DATASETS] [SAMPLES] [--open]
 Builds a run folder from a real run's files (the newest outputs/*/ with samples.jsonl, or RUN_DIR in the
 environment): its per_dataset/results entries and sample records are repeated under new dataset names
-until there are DATASETS datasets and SAMPLES records, then bench_app.html_report writes the report.
+until there are DATASETS datasets and SAMPLES records, then bench_app.reports.html writes the report.
 --open also loads it in headless Chromium and prints the time until the page is drawn and usable.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from bench_app.html_report import write_run_report
-from bench_app.resolvers import PROJECT_ROOT
+from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.reports.html import write_run_report
 
 
 def source_run() -> Path:

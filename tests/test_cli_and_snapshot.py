@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from conftest import PYTHON, load, run_cli
 
-from bench_app.resolvers import PROJECT_ROOT
+from bench_app.config.resolvers import PROJECT_ROOT
 
 DRY = ["execution.dry_run=true"]
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import plan_for
 
-from bench_app.errors import UserError
+from bench_app.common.errors import UserError
 
 DOC = ["model=qwen3_30b", "engine=vllm"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
 
-from bench_app.processes import group_alive
+from bench_app.common.processes import group_alive
 
 
 def _children(pid: int):

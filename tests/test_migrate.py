@@ -1,4 +1,4 @@
-"""bench_app.migrate on task and suite files in the original system's format (written here): the dry run
+"""bench-app migrate on task and suite files in the original system's format (written here): the dry run
 of the migrated experiment plans the same engine arguments and AISBench settings per dataset."""
 
 import json

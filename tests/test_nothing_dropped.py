@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 from conftest import load, plan_for, run_cli
 
-from bench_app.errors import UserError
-from bench_app.schema import AisbenchConf, BenchAppConfig, DatasetConf, ExecutionConf, VllmArgs
+from bench_app.common.errors import UserError
+from bench_app.config.schema import AisbenchConf, BenchAppConfig, DatasetConf, ExecutionConf, VllmArgs
 
 
 @pytest.mark.parametrize(

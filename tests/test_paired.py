@@ -5,7 +5,7 @@ import json
 import pytest
 from scipy.stats import binomtest
 
-from bench_app.paired import load_samples, mcnemar_exact_p, pair
+from bench_app.reports.paired import load_samples, mcnemar_exact_p, pair
 
 
 def records(correct, prompt="q"):

@@ -6,7 +6,7 @@ import io
 import pytest
 from rich.console import Console
 
-from bench_app.progress import Phase, Progress, RequestProgress, make_console
+from bench_app.run.progress import Phase, Progress, RequestProgress, make_console
 
 AS_WRITTEN = [
     "dataset :smile: in /data/:thumbs_up:/x",  # emoji codes
@@ -35,7 +35,7 @@ def test_request_progress_counts_what_the_server_finished_since_the_dataset_bega
     counters = iter([{"stop": 5.0}, {"stop": 7.0, "length": 1.0}, {"stop": 9.0, "length": 2.0}])
     shown = []
     clock = iter([100.0, 110.0, 120.0])
-    monkeypatch.setattr("bench_app.progress.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("bench_app.run.progress.time.monotonic", lambda: next(clock))
     watch = RequestProgress(lambda: next(counters), 10, shown.append)  # before: stop=5, at t=100
     watch.poll()  # t=110: 3 done
     assert watch.done == 3 and shown[-1] == "3/10 prompts, 0.30 req/s, 10 s, ETA 23 s"

@@ -1,6 +1,6 @@
-"""Reports of real tiny runs: `bench_app.compare` pairs the samples of two runs that differ
-(temperature 0 vs 0.7), the comparison report opens in Chromium, `bench_app.report` rewrites a report
-on demand and refuses what is not a run, `bench_app.rescore` scores stored predictions again with no
+"""Reports of real tiny runs: `bench-app compare` pairs the samples of two runs that differ
+(temperature 0 vs 0.7), the comparison report opens in Chromium, `bench-app report` rewrites a report
+on demand and refuses what is not a run, `bench-app rescore` scores stored predictions again with no
 server."""
 
 import json

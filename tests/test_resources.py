@@ -1,4 +1,4 @@
-"""Port and device leases under contention (bench_app.resources), with real processes and real flocks."""
+"""Port and device leases under contention (bench_app.run.resources), with real processes and real flocks."""
 
 import multiprocessing
 import os
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bench_app.resources import LeaseError, ResourcePool, device_pool
+from bench_app.run.resources import LeaseError, ResourcePool, device_pool
 
 CTX = multiprocessing.get_context("fork")
 

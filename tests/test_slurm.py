@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
 
-from bench_app import slurm
-from bench_app.errors import LeaseError
-from bench_app.resources import ResourcePool, device_pool
-from bench_app.sweep import collect_jobs
+from bench_app.common.errors import LeaseError
+from bench_app.run import slurm
+from bench_app.run.resources import ResourcePool, device_pool
+from bench_app.sweeps.jobs import collect_jobs
 
 PROJECT = Path(__file__).resolve().parent.parent
 SCRIPT = PROJECT / "scripts" / "slurm_local.sh"
@@ -265,7 +265,7 @@ def test_a_gpu_engine_in_a_slurm_job_without_gpus_is_told_what_to_ask_for(tmp_pa
 
 def test_cpus_per_task_binds_the_job_when_slurm_did_not(tmp_path):
     probe = (
-        "import os, json; from bench_app import slurm; "
+        "import os, json; from bench_app.run import slurm; "
         "chosen = slurm.keep_to_cpus_per_task(os.environ); "
         "print(json.dumps([chosen, sorted(os.sched_getaffinity(0))]))"
     )

@@ -12,9 +12,11 @@ import pytest
 from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 from hydra import compose, initialize_config_dir
 
-from bench_app.app import CONF_DIR
-from bench_app.resolvers import PROJECT_ROOT
-from bench_app.sweep import JobSummary, describe, repeat_statistics, sweep_status, t_critical_95
+from bench_app.cli.main import CONF_DIR
+from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.sweeps.jobs import JobSummary
+from bench_app.sweeps.statistics import describe, repeat_statistics, t_critical_95
+from bench_app.sweeps.summary import sweep_status
 
 LAYOUT = (
     "config_original.yaml",

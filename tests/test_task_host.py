@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import load, pid_alive, run_cli
 
-from bench_app.errors import EvaluationError
+from bench_app.common.errors import EvaluationError
+from bench_app.common.processes import group_alive
 from bench_app.evaluators.task_host import TaskHost
-from bench_app.processes import group_alive
 
 FAKE_HOST = str(Path(__file__).parent / "fakes" / "fake_task_host.py")
 
@@ -111,7 +111,7 @@ def test_task_host_gives_what_one_process_per_dataset_gives_and_isolates_failure
     assert list(hosted.glob("sample_ceval/*/logs/infer/bench_app/ceval-high_school_physics.out"))
     assert (hosted / "logs/evaluator_group0.log").exists()
     assert not (plain / "logs/evaluator_group0.log").exists()
-    # bench_app.compare: the one difference is the setting itself; no score differs.
+    # bench-app compare: the one difference is the setting itself; no score differs.
     compared = run_cli([str(plain), str(hosted)], workdir, module="bench_app.compare")
     assert compared.returncode == 1 and "== scores" not in compared.stdout, compared.stdout
     assert compared.stdout.splitlines()[:2] == [
@@ -146,7 +146,7 @@ def test_the_monitor_of_in_process_tasks_ends_on_the_final_state_file(tmp_path, 
     whose "finish" was lost (it happened: a dataset hung after both tasks had finished)."""
     import subprocess
 
-    from bench_app.evaluators import aisbench
+    from bench_app.evaluators.aisbench import evaluator as aisbench
 
     done = subprocess.run(
         [sys.executable, "-c", MONITOR_CHECK, str(Path(aisbench.__file__).parent), str(tmp_path), final],

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import load, plan_for, run_cli
 
-from bench_app import catalog
-from bench_app.app import CONF_DIR
+from bench_app.cli.main import CONF_DIR
+from bench_app.evaluators.aisbench import catalog
 
 # The original system's accuracy suite: AISBench dataset configs and their order.
 ORIGINAL_ACCURACY = [

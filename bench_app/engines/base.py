@@ -1,7 +1,7 @@
 """The engine interface: effective engine args -> argv and environment; a server's whole lifecycle.
 
 An engine is a dataclass whose fields are its settings (the keys of conf/engine/<option>.yaml besides
-`_target_`), built by bench_app.components with hydra.utils.instantiate. Shaped like vLLM's own test
+`_target_`), built by bench_app.config.components with hydra.utils.instantiate. Shaped like vLLM's own test
 fixture (RemoteOpenAIServer): EngineServer starts the command, polls a health URL while watching the
 process, reads back what the server really runs, and stops the whole process group.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import EngineError
-from ..files import tail
-from ..net import client_host, http_status
-from ..processes import ProcessGroup
+from bench_app.common.errors import EngineError
+from bench_app.common.files import tail
+from bench_app.common.net import client_host, http_status
+from bench_app.common.processes import ProcessGroup
 
 # Never reach a model hub or phone home from a benchmark run; what is not local fails loudly.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}

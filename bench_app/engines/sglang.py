@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping
 
-from ..errors import UserError
-from ..net import http_get_json
-from .base import Engine, ServerFacts
-from .vllm import parse_rope_scaling
+from bench_app.common.errors import UserError
+from bench_app.common.net import http_get_json
+from bench_app.engines.base import Engine, ServerFacts
+from bench_app.engines.vllm import parse_rope_scaling
 
 # Engine arg -> SGLang flag (booleans: a flag that is given when the value says so).
 _FLAGS = {

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from ..errors import UserError
-from ..hub import hf_hub_cache, model_folder
-from ..net import http_get_json, http_get_text
-from ..resolvers import PROJECT_ROOT
-from .base import Engine, ServerFacts
+from bench_app.common.errors import UserError
+from bench_app.common.net import http_get_json, http_get_text
+from bench_app.config.hub import hf_hub_cache, model_folder
+from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.engines.base import Engine, ServerFacts
 
 _REQUEST_SUCCESS = re.compile(
     r'^vllm:request_success_total\{[^}]*finished_reason="([a-z_]+)"[^}]*\}\s+([0-9.eE+-]+)'

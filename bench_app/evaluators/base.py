@@ -1,8 +1,8 @@
 """The evaluator interface: prepare the task of one dataset, run it, verify its output into metrics.
 
 An evaluator is a dataclass whose fields are its settings (conf/evaluator/<option>.yaml besides
-`_target_`), built by bench_app.components. The per-dataset settings it receives (`EvaluatorSettings`)
-come from the `aisbench:` block and the dataset's own config (bench_app.schema).
+`_target_`), built by bench_app.config.components. The per-dataset settings it receives (`EvaluatorSettings`)
+come from the `aisbench:` block and the dataset's own config (bench_app.config.schema).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import EvaluationError
-from ..files import SAMPLES_FILE, tail
-from ..processes import ProcessGroup
-from ..schema import EvaluatorSettings
+from bench_app.common.errors import EvaluationError
+from bench_app.common.files import SAMPLES_FILE, tail
+from bench_app.common.processes import ProcessGroup
+from bench_app.config.schema import EvaluatorSettings
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
@@ -110,7 +110,7 @@ class Evaluator:
         self, short: str, name: str, settings: EvaluatorSettings, work_dir: Path
     ) -> EvaluationTask:
         """The task that scores again the predictions stored in work_dir, without inference
-        (bench_app.rescore); raise EvaluationError if there are none or this evaluator cannot."""
+        (bench_app.reports.rescore); raise EvaluationError if there are none or this evaluator cannot."""
         raise EvaluationError(f"{self.label} cannot re-score stored predictions")
 
     def samples_task(self, task: EvaluationTask) -> Optional[EvaluationTask]:
@@ -126,7 +126,7 @@ class Evaluator:
         self, short: str, name: str, settings: EvaluatorSettings, model_path: str
     ) -> Tuple[str, List[Path], List[Path]]:
         """What the prompts of a dataset depend on: (task text, data files, tokenizer files), the key of
-        the token-count cache (bench_app.budget)."""
+        the token-count cache (bench_app.run.budget)."""
         raise NotImplementedError(f"{self.label} cannot render prompts for the context budget")
 
     def count_prompt_tokens(

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from ..errors import EvaluationError
-from ..files import tail
-from ..processes import ProcessGroup
-from .base import reason_to_stop
+from bench_app.common.errors import EvaluationError
+from bench_app.common.files import tail
+from bench_app.common.processes import ProcessGroup
+from bench_app.evaluators.base import reason_to_stop
 
 
 class TaskHost:

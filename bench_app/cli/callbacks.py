@@ -1,0 +1,105 @@
+"""bench_app's Hydra callbacks (conf/config.yaml `hydra.callbacks`).
+
+SnapshotCallback: marks the snapshot of a job that crashed outside the runner's own handling as failed.
+SweepCallback (runs in the sweep's parent): refuses an existing sweep folder, turns Ctrl-C/SIGTERM into a
+marker the jobs watch, and writes the sweep summary once every job has ended.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from hydra.experimental.callback import Callback
+
+from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.rundir import metadata as meta
+from bench_app.sweeps.jobs import collect_jobs, mark_interrupted
+from bench_app.sweeps.summary import write_sweep_summary
+
+
+class SnapshotCallback(Callback):
+    """Marks the snapshot of a job that crashed outside the runner's own handling as failed.
+
+    The runner writes and finalises configs/ itself (so a failure there stops the run instead of
+    becoming one of Hydra's callback warnings); this only covers unexpected exceptions.
+    """
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus
+
+        if job_return.status != JobStatus.FAILED:
+            return
+        metadata_file = Path(job_return.working_dir or ".") / "configs" / "metadata.yaml"
+        if not metadata_file.exists():
+            return
+        document = read_yaml(metadata_file)
+        if document.get("run", {}).get("status") == "running":
+            document["run"].update(
+                status="failed", ended=meta.now_iso(), error=repr(job_return._return_value)[:500]
+            )
+            atomic_write(metadata_file, dump_yaml(document))
+
+
+# The sweep's exit code, read by bench_app.cli.main.main once Hydra returns.
+SWEEP_EXIT_CODE: Optional[int] = None
+
+
+class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.sweep_dir: Optional[Path] = None
+        self.interrupts = 0
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.started = time.monotonic()
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        if (self.sweep_dir / "multirun.yaml").exists() or collect_jobs(self.sweep_dir):
+            # Its jobs would refuse their existing run folders one by one, and the summary would be replaced.
+            print(
+                f"bench_app: error: sweep folder {self.sweep_dir} already holds a sweep; it is never "
+                "overwritten. "
+                "Choose another hydra.sweep.dir.",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        """First signal: ask every job to stop cleanly. A second Ctrl-C aborts at once."""
+        self.interrupts += 1
+        if self.sweep_dir is not None:
+            mark_interrupted(self.sweep_dir)
+        if self.interrupts > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        print(
+            f"bench_app: signal {signum}: jobs are stopping their servers; the sweep summary follows "
+            "(Ctrl-C again to abort without waiting)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        global SWEEP_EXIT_CODE
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        status, SWEEP_EXIT_CODE, jobs = write_sweep_summary(sweep_dir, time.monotonic() - self.started)
+        print(f"\nsweep {sweep_dir}: {status}, {len(jobs)} job(s)")
+        for job in jobs:
+            states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items())
+            states = f"{states} ({job.error})" if states and job.error else states or job.error or ""
+            print(f"  job {job.label} [{job.status}] {shlex.join(job.overrides)}: {states}")
+        print(f"summary: {sweep_dir / 'summary.md'} · results: {sweep_dir / 'results.yaml'}")
+        from bench_app.sweeps.html import write_report  # each job wrote its own report.html
+
+        try:
+            print(f"report: {write_report(sweep_dir, job_reports=False)}")
+        except Exception as error:  # noqa: BLE001 - the summary above is written; say why, go on
+            print(f"warning: sweep report.html not written: {type(error).__name__}: {error}")

@@ -1,0 +1,117 @@
+"""The path of one run: resolve -> plan -> snapshot -> execute -> report.
+
+Each stage lives in its own module; this file only wires them together and owns the exit code.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Dict
+
+from omegaconf import DictConfig
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import atomic_write, read_yaml
+from bench_app.config.resolve import resolve_with_document
+from bench_app.reports import text as report
+from bench_app.run.budget import budget_lines, check_context
+from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
+from bench_app.run.progress import make_console, styled
+from bench_app.rundir.snapshot import Snapshot, hydra_info_from_config, mark_abandoned_runs
+
+
+def _discard_new_run_dir(run_dir: Path) -> None:
+    """Remove the folder Hydra created for a config that did not validate (never an existing run)."""
+    if run_dir.is_dir() and not (run_dir / "configs").exists():
+        leftovers = {p.name for p in run_dir.iterdir()}
+        if leftovers <= {".hydra"}:
+            shutil.rmtree(run_dir)
+
+
+def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, dict]:
+    """Refuse to overwrite an existing run; with resume=true return its datasets that are already ok."""
+    metadata_file = run_dir / "configs" / "metadata.yaml"
+    if not metadata_file.exists():
+        if resume:
+            raise UserError(f"resume=true, but {run_dir} holds no run to resume (no configs/metadata.yaml).")
+        return {}
+    if not resume:
+        raise UserError(
+            f"run folder {run_dir} already holds a run; it is never overwritten. "
+            "Choose another benchmark.name, or add resume=true to re-run its datasets that are not ok."
+        )
+    recorded = (read_yaml(metadata_file) or {}).get("fingerprint", {})
+    current = config_fingerprint(plan)
+    differing = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    if differing:
+        raise UserError(
+            f"resume refused: the effective configuration of dataset(s) {differing} differs from the "
+            f"run in {run_dir}. "
+            "Compare with `python -m bench_app.compare`, or start a new run with another benchmark.name."
+        )
+    results_file = run_dir / "results.yaml"
+    if results_file.exists():
+        previous = (read_yaml(results_file) or {}).get("datasets", {})
+    else:  # the runner died before its reports: each finished dataset is in per_dataset/<short>.yaml
+        previous = {
+            p.stem: (read_yaml(p) or {}).get("result", {})
+            for p in sorted((run_dir / "configs" / "per_dataset").glob("*.yaml"))
+        }
+    return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
+
+
+def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> int:
+    """One run (or one job of a sweep); returns the exit code. stop_requested: the sweep asks to stop."""
+    console = make_console()
+    info = hydra_info_from_config()
+    run_dir = Path(info["output_dir"])
+    # A single run's folder sits in outputs/ (sweeps are under outputs/sweeps/, checked from there too).
+    for abandoned in mark_abandoned_runs(run_dir.parent) if info.get("job_num") is None else []:
+        console.print(
+            f"note: {abandoned} was left running by a runner that died; marked abandoned "
+            "(resume=true continues it)"
+        )
+    try:
+        config, resolved = resolve_with_document(cfg)
+        plan = build_plan(config)
+        if plan.problems and not config.execution.dry_run:
+            raise UserError("refusing to start: " + " ".join(plan.problems))
+        already_ok = _previous_results(run_dir, plan, config.resume)  # cheap checks first
+        budgets = check_context(plan, config.execution.context_check)
+    except UserError as error:
+        console.print(styled("bench_app: error:", "bold red", f" {error}"))
+        if info.get("job_num") is None:
+            _discard_new_run_dir(run_dir)
+        else:  # a sweep job keeps its folder: the sweep summary reports why it did not run
+            atomic_write(run_dir / "error.txt", f"{error}\n")
+        return error.exit_code
+
+    snapshot = Snapshot(run_dir, resolved, plan, info, sys.argv)
+    if config.execution.dry_run:
+        snapshot.write_initial(status="dry_run")
+        report.print_plan(console, plan, run_dir)
+        report.print_budget(console, budget_lines(budgets) if budgets else [])
+        snapshot.finalize("dry_run")
+        return 0
+    report.print_budget(console, budget_lines(budgets) if budgets else [])
+
+    from bench_app.run.execute import execute  # the engine/evaluator code is only needed for real runs
+
+    snapshot.write_initial(status="running")
+    outcome = None
+    try:
+        label = (
+            f"[job {info['job_num']}]" if info.get("job_num") is not None else ""
+        )  # sweep jobs share a terminal
+        outcome = execute(config, plan, run_dir, snapshot, console, already_ok, stop_requested, label)
+    finally:  # finalised whatever happens, an unexpected error included
+        if outcome is None:
+            snapshot.finalize("failed")
+        else:
+            snapshot.finalize(outcome.status, outcome.server_versions)
+            report.write_reports(run_dir, config, plan, outcome)
+        html = report.write_html_report(run_dir, console)  # also after a crash: what the folder holds
+    report.print_summary(console, run_dir, plan, outcome, html)
+    return outcome.exit_code

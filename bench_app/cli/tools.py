@@ -1,0 +1,284 @@
+"""`bench-app VERB ...`: the tools beside the run, one argparse parser each.
+
+Each verb is a parser (usage, an example, flags) and a handler that calls the library below it;
+`python -m bench_app.<verb>` (the modules kept at the top of the package) calls the same code.
+A mistyped verb or flag is answered with the closest ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+
+from bench_app.common.errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the closest flags named for one that does not exist."""
+
+    def error(self, message: str):
+        hint = ""
+        unknown = re.search(r"unrecognized arguments: (.+)", message)
+        if unknown:
+            flags = [flag for action in self._actions for flag in action.option_strings]
+            words = [w.split("=")[0] for w in unknown.group(1).split() if w.startswith("-")]
+            close = dict.fromkeys(c for w in words for c in difflib.get_close_matches(w, flags, 3, 0.5))
+            hint = f" Closest: {', '.join(close)}." if close else ""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}.{hint}\n")
+
+
+def _fail(verb: str, error: object) -> int:
+    print(f"bench-app {verb}: error: {error}", file=sys.stderr)
+    return 2
+
+
+# ------------------------------------------------------------------------------------------ compare
+def _compare_args(parser: Parser) -> None:
+    parser.add_argument("run_a", type=Path, help="a run folder (or a per_dataset/*.yaml file)")
+    parser.add_argument("run_b", type=Path, help="a second run folder (or file) to compare with the first")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="also write a comparison page")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from bench_app.reports import compare
+
+    a, b = args.run_a, args.run_b
+    if args.html is not None and not (a.is_dir() and b.is_dir()):
+        return _fail("compare", "--html compares two run folders")
+    try:
+        if a.is_file() and b.is_file():
+            lines = compare.compare_files(a, b)
+        elif a.is_dir() and b.is_dir():
+            lines = compare.compare_runs(a, b)
+        else:
+            raise compare.BadInput(f"give two run folders or two files: {a} and {b}")
+    except (compare.BadInput, UserError, OSError, ValueError) as error:
+        return _fail("compare", error)
+    if args.html is not None:
+        print(f"comparison report: {compare.write_html(a, b, lines, args.html)}")
+    if not lines:
+        print(f"identical: {a} and {b} (configs, environment and scores)")
+        return 0
+    print("\n".join(lines))
+    return 1
+
+
+# ------------------------------------------------------------------------------------------- report
+def _report_args(parser: Parser) -> None:
+    parser.add_argument("folder", type=Path, help="a run folder or a sweep folder")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench_app.sweeps.html import is_sweep_folder, write_report
+
+    folder = args.folder
+    if not folder.is_dir() or not ((folder / "configs").is_dir() or is_sweep_folder(folder)):
+        return _fail(
+            "report",
+            f"{folder} is not a bench_app run folder (no configs/) "
+            "nor a sweep folder (job folders with .hydra/)",
+        )
+    try:
+        print(write_report(folder))
+    except UserError as error:
+        return _fail("report", error)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ rescore
+def _rescore_args(parser: Parser) -> None:
+    parser.add_argument("run", type=Path, help="a run folder")
+    parser.add_argument("datasets", nargs="*", help="the datasets to rescore (default: all)")
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from bench_app.reports.rescore import rescore
+
+    try:
+        return rescore(args.run, args.datasets)
+    except UserError as error:
+        return _fail("rescore", error)
+
+
+# ------------------------------------------------------------------------------------------- replay
+def _replay_args(parser: Parser) -> None:
+    parser.add_argument("snapshot", type=Path, help="<run>/configs/config_snapshot.yaml")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides, as for a run")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from bench_app.cli.replay import replay
+
+    if not args.snapshot.is_file():
+        return _fail("replay", f"{args.snapshot} is not a file (give <run>/configs/config_snapshot.yaml)")
+    replay(args.snapshot, args.overrides)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- envcheck
+def _envcheck_args(parser: Parser) -> None:
+    parser.add_argument("metadata", type=Path, help="<run>/configs/metadata.yaml")
+
+
+def _envcheck(args: argparse.Namespace) -> int:
+    from bench_app.rundir.envcheck import differences
+
+    if not args.metadata.is_file():
+        return _fail("envcheck", f"{args.metadata} is not a file (give <run>/configs/metadata.yaml)")
+    found = differences(args.metadata)
+    if not found:
+        print("environment check: same versions, packages and git state as the recorded run")
+        return 0
+    print(f"environment check: {len(found)} difference(s) from the recorded run:")
+    for line in found:
+        print(f"  - {line}")
+    return 1
+
+
+# ------------------------------------------------------------------------------------------ catalog
+def _catalog_args(parser: Parser) -> None:
+    parser.add_argument("text", nargs="?", default="", help="only the configs whose name contains TEXT")
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from bench_app.evaluators.aisbench import catalog
+
+    folder = catalog.configs_dir()
+    if folder is None:
+        return _fail("catalog", "AISBench (ais_bench) is not installed in this environment")
+    print("\n".join(catalog.table(args.text)))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ migrate
+def _migrate_args(parser: Parser) -> None:
+    parser.add_argument("source", type=Path, help="the original system's suite folder (suites and tasks)")
+    parser.add_argument("--out", type=Path, default=Path("migrated_conf"), help="the user config folder")
+    parser.add_argument("--into-conf", action="store_true", help="write into the project's conf/ instead")
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from bench_app.config.migrate import migrate
+    from bench_app.config.resolvers import PROJECT_ROOT
+
+    out = PROJECT_ROOT / "conf" if args.into_conf else args.out
+    try:
+        if not args.into_conf and out.resolve() == (PROJECT_ROOT / "conf").resolve():
+            raise UserError("--out is the project's conf/; add --into-conf to write there on purpose")
+        names, report = migrate(args.source, out)
+    except UserError as error:
+        return _fail("migrate", error)
+    for path in report.written:
+        print(f"wrote {path}")
+    for source, key, where in dict.fromkeys(report.mapped):  # each once, in order
+        print(f"mapped   {source}: {key} -> {where}")
+    for source, key, why in report.unmapped:
+        print(f"UNMAPPED {source}: {key}: {why}")
+    for name in names:
+        print(f"run: bench-app --config-dir {out.resolve()} +experiment={name}")
+    return 0
+
+
+class Verb(NamedTuple):
+    summary: str
+    example: str
+    arguments: Callable[[Parser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+VERBS: Dict[str, Verb] = {
+    "compare": Verb(
+        "what differs between two runs: configs, environment, scores, paired samples "
+        "(exit 0 identical, 1 different, 2 bad input)",
+        "bench-app compare outputs/tiny_a outputs/tiny_b --html compare.html",
+        _compare_args,
+        _compare,
+    ),
+    "report": Verb(
+        "(re)write the report.html of a run or a sweep",
+        "bench-app report outputs/tiny_20261201_101500",
+        _report_args,
+        _report,
+    ),
+    "rescore": Verb(
+        "score a run's stored predictions again with the current scorers, no inference",
+        "bench-app rescore outputs/tiny_20261201_101500 sample_gsm8k",
+        _rescore_args,
+        _rescore,
+    ),
+    "replay": Verb(
+        "run again from a config snapshot alone (what reproduce.sh --frozen calls)",
+        "bench-app replay outputs/tiny_20261201_101500/configs/config_snapshot.yaml benchmark.name=again",
+        _replay_args,
+        _replay,
+    ),
+    "envcheck": Verb(
+        "how this environment differs from the one a run recorded (exit 1 when it does)",
+        "bench-app envcheck outputs/tiny_20261201_101500/configs/metadata.yaml",
+        _envcheck_args,
+        _envcheck,
+    ),
+    "catalog": Verb(
+        "AISBench's dataset configs, selectable as dataset=ais/<name>",
+        "bench-app catalog gsm8k",
+        _catalog_args,
+        _catalog,
+    ),
+    "migrate": Verb(
+        "the original system's suite and task files -> a user config folder (never overwrites)",
+        "bench-app migrate /path/to/suites --out my_conf",
+        _migrate_args,
+        _migrate,
+    ),
+}
+
+
+def parser_for(verb: str) -> Parser:
+    spec = VERBS[verb]
+    parser = Parser(
+        prog=f"bench-app {verb}",
+        description=spec.summary,
+        epilog=f"example:\n  {spec.example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    spec.arguments(parser)
+    return parser
+
+
+def run_verb(verb: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Parse argv for one verb and run it; returns the exit code."""
+    args = parser_for(verb).parse_args(list(sys.argv[1:] if argv is None else argv))
+    return VERBS[verb].handler(args)
+
+
+def looks_like_verb(word: str) -> bool:
+    """A bare word: Hydra's overrides always hold '=' (or start with +, ~ or -)."""
+    return bool(re.fullmatch(r"[A-Za-z][\w-]*", word))
+
+
+def unknown_verb_message(word: str) -> str:
+    close = difflib.get_close_matches(word, list(VERBS), 3, 0.5)
+    hint = f"Closest: {', '.join(close)}. " if close else ""
+    return (
+        f"unknown command {word!r}. {hint}Commands: {', '.join(VERBS)}; "
+        "a run takes Hydra overrides (KEY=VALUE), e.g. 'bench-app dataset=sample_gsm8k'."
+    )
+
+
+def verbs_help() -> str:
+    width = max(len(v) for v in VERBS)
+    lines = [f"  bench-app {name:<{width}}  {spec.summary}" for name, spec in VERBS.items()]
+    return "\n".join(lines + ["  bench-app VERB --help shows a command's usage and an example."])
+
+
+def main(argv: List[str]) -> int:
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"bench-app: error: {unknown_verb_message(verb)}", file=sys.stderr)
+        return 2
+    return run_verb(verb, rest)

@@ -1,0 +1,82 @@
+"""File I/O used by every stage: atomic writes, YAML, and log tails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+import yaml
+
+from bench_app.common.redact import scrub_text
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def atomic_write(path: Path, text: str, secrets: Iterable[str] = (), mode: Optional[int] = None) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file; secrets scrubbed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = scrub_text(text, secrets)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# libyaml's safe dumper/loader when PyYAML has it (same documents, ~10x faster than pure Python).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(
+        data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120
+    )
+
+
+def yaml_loads(text: str) -> Any:
+    return yaml.load(text, Loader=_LOADER)
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml_loads(Path(path).read_text())
+
+
+def read_yaml_if_exists(path: Path, default: Any = None) -> Any:
+    return read_yaml(path) if path.exists() else default
+
+
+SAMPLES_FILE = "samples.jsonl"  # outputs/<run>/<dataset>/samples.jsonl: one record per sample
+
+
+def read_samples(run_dir: Path, short: str) -> Optional[List[Dict[str, Any]]]:
+    """A dataset's per-sample records in file order; None when the run has none for it."""
+    path = run_dir / short / SAMPLES_FILE
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def first_config_file(group: str, option: str, folders: Iterable[Path]) -> Optional[Path]:
+    """<folder>/<group>/<option>.yaml in the first of the config folders (search order) that has it."""
+    return next(
+        (f / group / f"{option}.yaml" for f in folders if (f / group / f"{option}.yaml").is_file()), None
+    )
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a log, without terminal colour codes."""
+    try:
+        return "\n".join(_ANSI.sub("", path.read_text(errors="replace")).splitlines()[-lines:])
+    except OSError:
+        return ""

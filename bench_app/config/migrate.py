@@ -1,0 +1,207 @@
+"""Migrate the original system's task and suite files into a bench_app user config folder.
+
+    bench-app migrate SOURCE [--out FOLDER] [--into-conf]
+SOURCE holds the original configs: task files (`task:`, `vllm:`, `aisbench:` blocks) and suite files
+(`suite:` with `tasks:`, a list of task file paths), e.g. its configs/tasks/ and configs/suites/.
+For each suite it writes, into FOLDER (default ./migrated_conf; the project's conf/ only with --into-conf):
+  model/<suite>.yaml       the engine arguments the suite's tasks share (its first task's vllm block)
+  dataset/<suite>__<dataset>.yaml  one per task: the AISBench config name, max_out_len, and whatever
+                           engine argument the task sets differently (vllm_config_override, e.g. 128k YaRN)
+  experiment/<suite>.yaml  the suite: model, datasets and the run-wide AISBench settings
+Run it with `python -m bench_app --config-dir FOLDER +experiment=<suite>`. Every field that has no
+equivalent is reported with the reason, never dropped silently; existing files are never overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.config.schema import AisbenchConf, VllmArgs
+
+VLLM_FIELDS = {f.name for f in fields(VllmArgs)} - {"extra_args"}
+# aisbench fields that are one value per run (the experiment's `aisbench:` block)
+RUN_WIDE = ("model", "mode", "max_num_workers", "batch_size", "dump_eval_details")
+# Fields with a home elsewhere, and why.
+INFORMATIONAL = {
+    "task.name": "a task's name: bench_app names datasets by their file",
+    "task.model": "recorded as a comment; the model is the vllm block",
+    "task.precision": "recorded as a comment; precision is vllm.quantization / dtype",
+    "task.dataset": "used as the dataset file's name",
+}
+
+
+@dataclass
+class Report:
+    written: List[Path] = field(default_factory=list)
+    unmapped: List[Tuple[str, str, str]] = field(default_factory=list)  # (file, field, why)
+    mapped: List[Tuple[str, str, str]] = field(default_factory=list)  # (file, field, where to)
+
+    def skip(self, source: Path, key: str, why: str) -> None:
+        self.unmapped.append((source.name, key, why))
+
+
+def _load(path: Path) -> Dict[str, Any]:
+    try:
+        document = read_yaml(path)
+    except Exception as error:  # noqa: BLE001 - a user file: say which and why
+        raise UserError(f"{path}: not readable YAML ({type(error).__name__}: {error})") from None
+    return document if isinstance(document, dict) else {}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", str(text)).strip("_").lower() or "unnamed"
+
+
+def _find_task(source: Path, suite_file: Path, entry: str) -> Path:
+    for base in (suite_file.parent, source, source.parent, source.parent.parent):
+        candidate = (base / entry).resolve()
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"{suite_file}: task file {entry!r} not found (looked beside the suite and under {source})"
+    )
+
+
+def _vllm_block(task: Dict[str, Any], path: Path, report: Report) -> Dict[str, Any]:
+    args: Dict[str, Any] = {}
+    for key, value in (task.get("vllm") or {}).items():
+        if key == "timeout":
+            report.mapped.append((path.name, "vllm.timeout", "execution.server_start_timeout_s"))
+        elif key in VLLM_FIELDS:
+            args[key] = value
+        else:
+            args.setdefault("extra_args", {})[key] = value
+            report.mapped.append((path.name, f"vllm.{key}", f"vllm.extra_args.{key} (passed to vllm serve)"))
+    return args
+
+
+def migrate_suite(source: Path, suite_file: Path, out: Path, report: Report) -> Optional[str]:
+    suite_doc = _load(suite_file)
+    suite = suite_doc.get("suite") or {}
+    name = _slug(suite.get("name") or suite_file.stem)
+    task_files = [_find_task(source, suite_file, str(entry)) for entry in suite_doc.get("tasks") or []]
+    if not task_files:
+        report.skip(suite_file, "tasks", "the suite lists no task files")
+        return None
+    for key in ("description", "type"):
+        if key in suite:
+            report.mapped.append((suite_file.name, f"suite.{key}", "a comment in the experiment file"))
+    if suite.get("repeat") not in (None, 1):
+        report.skip(
+            suite_file,
+            "suite.repeat",
+            f"a sweep, not an experiment setting: add benchmark.repeats={suite['repeat']}",
+        )
+    if (suite_doc.get("output") or {}).get("work_dir"):
+        report.skip(
+            suite_file,
+            "output.work_dir",
+            "bench_app writes outputs/<benchmark.name>/ (hydra.run.dir moves it)",
+        )
+    for key in set(suite_doc) - {"suite", "tasks", "output"}:
+        report.skip(suite_file, key, "no bench_app equivalent")
+
+    tasks = [(path, _load(path)) for path in task_files]
+    model = _vllm_block(tasks[0][1], tasks[0][0], report)
+    run_wide = {k: v for k, v in (tasks[0][1].get("aisbench") or {}).items() if k in RUN_WIDE}
+    timeout = (tasks[0][1].get("vllm") or {}).get("timeout")
+    extra_aisbench: Dict[str, Any] = {}
+    datasets: List[str] = []
+    for path, task in tasks:
+        for key in task.get("task") or {}:
+            if f"task.{key}" not in INFORMATIONAL:
+                report.skip(path, f"task.{key}", "no bench_app equivalent")
+        for key in set(task) - {"task", "vllm", "aisbench"}:
+            report.skip(path, key, "no bench_app equivalent")
+        aisbench = dict(task.get("aisbench") or {})
+        config_name = aisbench.pop("dataset", None)
+        if not config_name:
+            report.skip(
+                path, "aisbench.dataset", "missing: the task names no AISBench dataset config; task skipped"
+            )
+            continue
+        short = f"{name}__{_slug((task.get('task') or {}).get('dataset') or config_name)}"
+        engine = _vllm_block(task, path, report)
+        override = {k: v for k, v in engine.items() if model.get(k) != v}
+        override.update({k: None for k in model if k not in engine and k != "extra_args"})
+        document: Dict[str, Any] = {
+            "name": config_name,
+            "description": f"migrated from {path.name}",
+            "model_config": {"max_out_len": aisbench.pop("max_out_len", 512)},
+            "vllm_config_override": override,
+        }
+        for key, value in aisbench.items():
+            if key in RUN_WIDE:
+                if run_wide.get(key) != value:
+                    first = run_wide.get(key)
+                    why = f"{value!r} differs from the first task's {first!r}; one value per run: kept it"
+                    report.skip(path, f"aisbench.{key}", why)
+            elif key == "merge_ds":
+                extra_aisbench["merge_ds"] = value
+            elif key in {f.name for f in fields(AisbenchConf)}:
+                report.skip(path, f"aisbench.{key}", "run-wide in bench_app; not carried per task")
+            else:
+                report.skip(path, f"aisbench.{key}", "no bench_app equivalent")
+        info = task.get("task") or {}
+        header = (
+            f"# @package datasets.{short}\n"
+            f"# {path.name}: model {info.get('model')}, precision {info.get('precision')}\n"
+        )
+        _write(out / "dataset" / f"{short}.yaml", header + dump_yaml(document), report)
+        datasets.append(short)
+    if not datasets:
+        return None
+    if extra_aisbench:
+        run_wide["extra_args"] = extra_aisbench
+        report.mapped.append(
+            (suite_file.name, "aisbench.merge_ds", "aisbench.extra_args.merge_ds (--merge-ds)")
+        )
+    _write(
+        out / "model" / f"{name}.yaml",
+        f"# @package vllm\n# migrated from {tasks[0][0].name}\n" + dump_yaml(model),
+        report,
+    )
+    experiment: Dict[str, Any] = {
+        "defaults": [
+            {"override /model": name},
+            {"override /engine": "vllm"},
+            {"override /dataset": datasets},
+            "_self_",
+        ],
+        "benchmark": {"name": f"{name}_${{now:%Y%m%d_%H%M%S}}"},
+        "aisbench": run_wide,
+    }
+    if timeout is not None:
+        experiment["execution"] = {"server_start_timeout_s": float(timeout)}
+    comment = "".join(f"# {k}: {suite[k]}\n" for k in ("description", "type") if k in suite)
+    _write(
+        out / "experiment" / f"{name}.yaml",
+        f"# @package _global_\n# migrated from {suite_file.name}\n{comment}" + dump_yaml(experiment),
+        report,
+    )
+    return name
+
+
+def _write(path: Path, text: str, report: Report) -> None:
+    if path.exists():
+        raise UserError(f"{path} already exists; it is never overwritten. Choose another --out folder.")
+    atomic_write(path, text)
+    report.written.append(path)
+
+
+def migrate(source: Path, out: Path) -> Tuple[List[str], Report]:
+    if not source.is_dir():
+        raise UserError(f"source folder {source} does not exist (the original system's configs/ folder)")
+    suites = [p for p in sorted(source.rglob("*.yaml")) if {"suite", "tasks"} <= set(_load(p))]
+    if not suites:
+        raise UserError(
+            f"no suite file in {source}: a suite file has `suite:` and `tasks:` (a list of task files)"
+        )
+    report = Report()
+    names = [n for n in (migrate_suite(source, suite, out, report) for suite in suites) if n]
+    return names, report

@@ -1,0 +1,158 @@
+"""The configuration schema: every key a run accepts, with its type, in one place.
+
+Registered in Hydra's ConfigStore as `bench_app_schema`; `conf/config.yaml` lists it first in its
+defaults, so Hydra rejects unknown keys and wrong types while composing, before anything runs.
+Field names follow the original design document (vllm / aisbench / datasets / model_config /
+vllm_config_override).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+AISBENCH_MODES = ("all", "infer", "eval", "perf")
+
+
+@dataclass
+class BenchmarkConf:
+    # Names the run; its folder is outputs/<name>.
+    name: str = MISSING
+    timestamp: str = MISSING
+
+
+@dataclass
+class VllmArgs:
+    """Engine arguments for `vllm serve`. Typed fields catch typos; `extra_args` takes any other flag."""
+
+    model_path: str = MISSING
+    host: str = "127.0.0.1"
+    # 0 = pick a free port at start (the port actually used is recorded).
+    port: int = 8000
+    tensor_parallel_size: int = 1
+    max_model_len: int = MISSING
+    dtype: str = "auto"
+    gpu_memory_utilization: Optional[float] = None
+    trust_remote_code: bool = False
+    # None = not passed, so vLLM's own default applies.
+    enforce_eager: Optional[bool] = None
+    served_model_name: Optional[str] = None
+    seed: Optional[int] = None
+    max_num_seqs: Optional[int] = None
+    max_num_batched_tokens: Optional[int] = None
+    enable_prefix_caching: Optional[bool] = None
+    quantization: Optional[str] = None
+    kv_cache_dtype: Optional[str] = None
+    # As users write it: a JSON string ('{"rope_type":"yarn",...}') or a mapping. Translated to
+    # --hf-overrides for the installed vLLM (see bench_app.engine_args).
+    rope_scaling: Any = None
+    hf_overrides: Optional[Dict[str, Any]] = None
+    # Any other `vllm serve` flag, e.g. {enable_chunked_prefill: true, block_size: 32}.
+    extra_args: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """Per-dataset generation settings (the document's `model_config`)."""
+
+    max_out_len: int = 512
+    generation_kwargs: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetConf:
+    # AISBench dataset config name, e.g. ceval_gen_0_shot_cot_chat_prompt.
+    name: str = MISSING
+    description: str = ""
+    # Restrict the stock config to these subsets (AISBench lists every ceval/mmlu subject).
+    subsets: Optional[List[str]] = None
+    # Absolute data folder replacing the stock relative path (sample data, private copies).
+    data_path: Optional[str] = None
+    # Per-dataset limit; falls back to aisbench.num_prompts.
+    num_prompts: Optional[int] = None
+    model_config: ModelConfig = field(default_factory=ModelConfig)
+    vllm_config_override: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AisbenchConf:
+    # Model config template of AISBench this run is equivalent to (recorded; bench_app writes its own).
+    model: str = "vllm_api_general_chat"
+    mode: str = "all"
+    max_num_workers: int = 1
+    num_prompts: Optional[int] = None
+    # Concurrent requests per dataset.
+    batch_size: int = 1
+    retry: int = 2
+    # Applied to every dataset on top of its own model_config.generation_kwargs (what sweeps vary).
+    generation_kwargs: Dict[str, Any] = field(default_factory=dict)
+    # Set: every dataset's output budget, instead of its own model_config.max_out_len (a suite's one value).
+    max_out_len: Optional[int] = None
+    num_warmups: int = 0
+    # AISBench's per-sample evaluation details (extracted answer, correct): what samples.jsonl is built from.
+    dump_eval_details: bool = True
+    # Any other ais_bench command-line flag: {merge_ds: true} -> --merge-ds, {name: value} -> --name value.
+    extra_args: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluatorSettings(AisbenchConf):
+    """The effective evaluator settings of one dataset: the run-wide `aisbench:` block with the
+    dataset's own values (bench_app.run.plan builds it; the snapshot writes it field by field)."""
+
+    # From the dataset's model_config, or aisbench.max_out_len when set (generation_kwargs: the
+    # dataset's, then the run-wide ones).
+    max_out_len: int = 512  # type: ignore[assignment]
+    subsets: Optional[List[str]] = None
+    data_path: Optional[str] = None
+
+    # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
+    MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs")
+
+
+@dataclass
+class ExecutionConf:
+    dry_run: bool = False
+    server_start_timeout_s: float = 600.0
+    server_stop_timeout_s: float = 30.0
+    evaluation_timeout_s: float = 3600.0
+    # Before any server starts: do all prompts + max_out_len fit max_model_len? error | warn | off.
+    context_check: str = "error"
+    # One server per dataset, as the original design did (for comparison only).
+    restart_per_dataset: bool = False
+    progress: bool = True
+    # Engine groups of one run that may run side by side (each on its own devices and port).
+    parallel_groups: int = 1
+    # Device pool shared by concurrent servers; null = what CUDA_VISIBLE_DEVICES /
+    # ASCEND_RT_VISIBLE_DEVICES expose (or nvidia-smi lists). Each server takes tensor_parallel_size.
+    devices: Optional[List[str]] = None
+    # With no device pool (CPU): how many servers may run at once on this machine, across jobs.
+    max_cpu_servers: int = 2
+    # How long a server waits for devices / a CPU slot / its port before its group fails.
+    resource_wait_timeout_s: float = 86400.0
+    # Node-local folder of the lease files; null = <tmp>/bench_app-leases-<uid>.
+    lease_dir: Optional[str] = None
+
+
+@dataclass
+class BenchAppConfig:
+    benchmark: BenchmarkConf = field(default_factory=BenchmarkConf)
+    vllm: VllmArgs = field(default_factory=VllmArgs)
+    aisbench: AisbenchConf = field(default_factory=AisbenchConf)
+    datasets: Dict[str, DatasetConf] = field(default_factory=dict)
+    # The engine and evaluator components: `_target_` names the class (bench_app.engines.*,
+    # bench_app.evaluators.*), the other keys are its settings, declared and checked by that class.
+    engine: Dict[str, Any] = field(default_factory=dict)
+    evaluator: Dict[str, Any] = field(default_factory=dict)
+    execution: ExecutionConf = field(default_factory=ExecutionConf)
+    # Re-run only the datasets of an existing run that are not `ok`.
+    resume: bool = False
+    # Set by reproduce.sh --frozen: the config_snapshot.yaml this run replays.
+    frozen_from: Optional[str] = None
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="bench_app_schema", node=BenchAppConfig)

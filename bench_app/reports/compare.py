@@ -1,0 +1,147 @@
+"""`bench-app compare <runA> <runB>`: what differs between two runs, grouped and readable.
+
+Sections: config snapshot, per-dataset effective configs, environment (versions, git, accelerator),
+scores (with deltas), and, for datasets whose answers flipped, the paired comparison of their samples
+(bench_app.reports.paired: flips each way and the exact McNemar test).
+Two per_dataset/*.yaml files can be compared the same way.
+Exit 0 when identical, 1 when different, 2 on bad input. Names and timestamps are not differences.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from bench_app.common.files import read_yaml, read_yaml_if_exists
+from bench_app.reports.paired import pair_runs
+
+_IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
+_UNSET = object()
+
+
+class BadInput(Exception):
+    pass
+
+
+def flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
+    if isinstance(data, dict):
+        flat: Dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat or {prefix: {}}
+    return {prefix: data}
+
+
+def diff_mappings(a: Dict[str, Any], b: Dict[str, Any], ignored=frozenset()) -> List[Tuple[str, Any, Any]]:
+    fa, fb = flatten(a), flatten(b)
+    return [
+        (k, fa.get(k, _UNSET), fb.get(k, _UNSET))
+        for k in sorted(set(fa) | set(fb))
+        if k not in ignored and fa.get(k, _UNSET) != fb.get(k, _UNSET)
+    ]
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is _UNSET else repr(value)
+
+
+def _load_run(path: Path) -> Dict[str, Any]:
+    configs = path / "configs"
+    if not (configs / "config_snapshot.yaml").is_file():
+        raise BadInput(f"{path} is not a bench_app run folder (no configs/config_snapshot.yaml)")
+    per_dataset = {p.stem: read_yaml(p) for p in sorted((configs / "per_dataset").glob("*.yaml"))}
+    results_file = path / "results.yaml"
+    return {
+        "snapshot": read_yaml(configs / "config_snapshot.yaml"),
+        "per_dataset": per_dataset,
+        "metadata": read_yaml_if_exists(configs / "metadata.yaml", {}),
+        "results": read_yaml_if_exists(results_file, {}),
+    }
+
+
+def _effective(document: Dict[str, Any]) -> Dict[str, Any]:
+    """The configuration part of a per_dataset file (without what happened at run time)."""
+    return {k: v for k, v in document.items() if k not in ("server", "result")}
+
+
+def _environment(metadata: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "versions": metadata.get("versions"),
+        "git": {k: v for k, v in (metadata.get("git") or {}).items() if k != "diff_file"},
+        "accelerator": metadata.get("accelerator"),
+    }
+
+
+def _scores(results: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    scores = {}
+    for short, entry in (results.get("datasets") or {}).items():
+        metrics = {k: v for k, v in (entry.get("metrics") or {}).items() if isinstance(v, (int, float))}
+        scores[short] = {"status": entry.get("status"), **metrics}
+    return scores
+
+
+def compare_runs(a: Path, b: Path) -> List[str]:
+    run_a, run_b = _load_run(a), _load_run(b)
+    lines: List[str] = []
+
+    def section(title: str, rows: List[Tuple[str, Any, Any]]) -> None:
+        if rows:
+            lines.append(f"== {title} ({len(rows)})")
+            lines.extend(f"  {key}: {_show(x)} -> {_show(y)}" for key, x, y in rows)
+
+    section("config snapshot", diff_mappings(run_a["snapshot"], run_b["snapshot"], _IGNORED))
+    for short in sorted(set(run_a["per_dataset"]) | set(run_b["per_dataset"])):
+        x, y = run_a["per_dataset"].get(short), run_b["per_dataset"].get(short)
+        if x is None or y is None:
+            lines.append(f"== per_dataset/{short}.yaml only in {'B' if x is None else 'A'}")
+            continue
+        section(f"per_dataset/{short}.yaml", diff_mappings(_effective(x), _effective(y)))
+    section("environment", diff_mappings(_environment(run_a["metadata"]), _environment(run_b["metadata"])))
+    scores_a, scores_b = _scores(run_a["results"]), _scores(run_b["results"])
+    score_rows = []
+    for short in sorted(set(scores_a) | set(scores_b)):
+        x, y = scores_a.get(short, {}), scores_b.get(short, {})
+        for metric in sorted(set(x) | set(y)):
+            va, vb = x.get(metric, _UNSET), y.get(metric, _UNSET)
+            if va != vb:
+                delta = (
+                    f"  (delta {vb - va:+.2f})" if all(isinstance(v, (int, float)) for v in (va, vb)) else ""
+                )
+                score_rows.append(f"  {short}.{metric}: {_show(va)} -> {_show(vb)}{delta}")
+    if score_rows:
+        lines.append(f"== scores ({len(score_rows)})")
+        lines.extend(score_rows)
+    shared = sorted(set(run_a["per_dataset"]) & set(run_b["per_dataset"]))
+    flipped = {short: p for short, p in pair_runs(a, b, shared).items() if p.flips}
+    if flipped:
+        lines.append(f"== paired samples ({len(flipped)} dataset(s) with flipped answers)")
+        for short, paired in flipped.items():
+            lines.append(f"  {short}: {paired.summary()}")
+            for label, keys in (
+                ("right->wrong", paired.right_to_wrong),
+                ("wrong->right", paired.wrong_to_right),
+            ):
+                if keys:
+                    shown = ", ".join(f"{subset}#{sample_id}" for subset, sample_id in keys[:20])
+                    lines.append(f"    {label}: {shown}{' ...' if len(keys) > 20 else ''}")
+    return lines
+
+
+def compare_files(a: Path, b: Path) -> List[str]:
+    x, y = read_yaml(a), read_yaml(b)
+    if not isinstance(x, dict) or not isinstance(y, dict):
+        raise BadInput("both files must hold YAML mappings (per_dataset/*.yaml)")
+    rows = diff_mappings(_effective(x), _effective(y))
+    return (
+        [f"== {a.name} vs {b.name} ({len(rows)})"] + [f"  {k}: {_show(p)} -> {_show(q)}" for k, p, q in rows]
+        if rows
+        else []
+    )
+
+
+def write_html(a: Path, b: Path, lines: List[str], out: Path) -> Path:
+    """The comparison page of two run folders (the text of compare_runs, scores, flipped samples)."""
+    from bench_app.reports.html import write_compare_report
+
+    shared = sorted(set(_load_run(a)["per_dataset"]) & set(_load_run(b)["per_dataset"]))
+    return write_compare_report(a, b, lines, pair_runs(a, b, shared), out)

@@ -1,0 +1,208 @@
+"""One self-contained HTML report per run: `outputs/<run>/report.html`.
+
+Built only from what the run folder holds (results.yaml, configs/, <dataset>/samples.jsonl), so it is
+written at the end of every run and again on demand (`python -m bench_app.report <run>`). Charts are
+Plotly's (its JavaScript inlined: the file opens from disk with no network); the page's own script
+(html_report_assets/report.js) draws them and the sample browser from the run's data, embedded as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from bench_app.common.files import atomic_write, read_samples, read_yaml, read_yaml_if_exists
+
+REPORT_FILE = "report.html"
+ASSETS = Path(__file__).with_name("assets")
+# Longer texts (long-context prompts) are cut in the page, head and tail kept; samples.jsonl has them whole.
+TEXT_LIMIT = 4000
+
+
+def clip(text: Any) -> Any:
+    if not isinstance(text, str) or len(text) <= TEXT_LIMIT:
+        return text
+    half = TEXT_LIMIT // 2
+    left_out = f"[... {len(text) - TEXT_LIMIT} characters left out: see samples.jsonl ...]"
+    return f"{text[:half]}\n{left_out}\n{text[-half:]}"
+
+
+def numbers(metrics: Dict[str, Any]) -> Dict[str, float]:
+    return {
+        k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
+    return [
+        {
+            "d": short,
+            "s": r.get("subset"),
+            "i": r.get("id"),
+            "p": clip(r.get("prompt")),
+            "o": clip(r.get("output")),
+            "x": clip(r.get("prediction")),
+            "g": clip(r.get("gold")),
+            "c": r.get("correct"),
+            "pt": r.get("prompt_tokens"),
+            "ot": r.get("output_tokens"),
+            "f": r.get("finish_reason"),
+            "e": r.get("error"),
+            # perf mode: the request's own timing (ms)
+            **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
+        }
+        for r in read_samples(run_dir, short) or []
+    ]
+
+
+def _engine_table(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
+    """The effective engine arguments of a dataset, flat, and which of them its override set."""
+    engine = {k: v for k, v in (per_dataset.get("vllm") or {}).items() if v not in (None, {}, [])}
+    override = per_dataset.get("vllm_config_override_applied") or {}
+    return {
+        "args": {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in engine.items()},
+        "override": sorted(override),
+    }
+
+
+def report_data(run_dir: Path) -> Dict[str, Any]:
+    results = read_yaml_if_exists(run_dir / "results.yaml", {})
+    results = results or {}
+    configs = run_dir / "configs"
+    metadata = read_yaml_if_exists(configs / "metadata.yaml", {}) or {}
+    per_dataset = {p.stem: read_yaml(p) or {} for p in sorted((configs / "per_dataset").glob("*.yaml"))}
+    servers = results.get("servers") or []
+    by_group = {s.get("group"): s for s in servers}
+    datasets, samples = [], []
+    entries = results.get("datasets") or {short: {} for short in per_dataset}
+    for short, entry in entries.items():
+        document = per_dataset.get(short, {})
+        metrics = entry.get("metrics") or {}
+        subsets = {
+            name: next(iter(numbers(values).values()), None)
+            for name, values in (metrics.get("subsets") or {}).items()
+        }
+        group = entry.get("group", (document.get("engine") or {}).get("group"))
+        server = by_group.get(group, {})
+        datasets.append(
+            {
+                "short": short,
+                "name": entry.get("name") or (document.get("dataset") or {}).get("name"),
+                "status": entry.get("status", "not run"),
+                "group": group,
+                "metrics": numbers(metrics),
+                "subsets": subsets,
+                "reason": entry.get("reason"),
+                "log_tail": clip(entry.get("log_tail")),
+                "evaluation_started_at": entry.get("evaluation_started_at"),
+                "evaluation_s": entry.get("evaluation_s"),
+                "samples": entry.get("samples"),
+                "prompts": entry.get("prompts") or {},
+                "samples_error": entry.get("samples_error"),
+                "finished_requests": entry.get("finished_requests") or {},
+                "engine": _engine_table(document),
+                "server": {
+                    k: server.get(k)
+                    for k in ("port", "max_model_len", "version", "served_model", "ready_after_s", "error")
+                    if server.get(k) is not None
+                },
+            }
+        )
+        samples.extend(_samples(run_dir, short))
+    snapshot = metadata.get("run") or {}
+    return {
+        "run": {
+            "name": run_dir.name,
+            "status": results.get("status") or snapshot.get("status") or "unknown",
+            "wall_time_s": results.get("wall_time_s"),
+            "started": (metadata.get("runtime") or {}).get("timestamp"),
+            "host": (metadata.get("runtime") or {}).get("hostname"),
+            "git": metadata.get("git") or {},
+            "versions": {
+                k: v for k, v in (metadata.get("versions") or {}).items() if not isinstance(v, dict)
+            },
+        },
+        "datasets": datasets,
+        "servers": [
+            {k: s.get(k) for k in ("group", "started_at", "ready_after_s", "stopped_at", "error")}
+            for s in servers
+        ],
+        "samples": samples,
+        "text_limit": TEXT_LIMIT,
+    }
+
+
+def render(data: Dict[str, Any], title: str) -> str:
+    from plotly.offline import get_plotlyjs  # the pinned plotly package ships its JavaScript
+
+    # JSON inside <script>: "</" must not close the tag early.
+    payload = json.dumps(data, ensure_ascii=False, default=str).replace("</", "<\\/")
+    page = (ASSETS / "report.html").read_text(encoding="utf-8")
+    replacements = {
+        "{{TITLE}}": title.replace("&", "&amp;").replace("<", "&lt;"),
+        "{{CSS}}": (ASSETS / "report.css").read_text(encoding="utf-8"),
+        "{{PLOTLY}}": get_plotlyjs(),
+        "{{DATA}}": payload,
+        "{{APP}}": (ASSETS / "report.js").read_text(encoding="utf-8"),
+    }
+    for marker, text in replacements.items():
+        head, _, rest = page.partition(marker)
+        page = head + text + rest
+    return page
+
+
+def compare_report_data(a: Path, b: Path, lines: List[str], paired: Dict[str, Any]) -> Dict[str, Any]:
+    """Two runs: what `bench-app compare` printed, score deltas, and the flipped samples side by side."""
+    scores = []
+    results_a, results_b = (report_data(a)["datasets"], report_data(b)["datasets"])
+    by_short_b = {d["short"]: d for d in results_b}
+    for x in results_a:
+        y = by_short_b.get(x["short"])
+        if y is None:
+            continue
+        for metric in sorted(set(x["metrics"]) | set(y["metrics"])):
+            va, vb = x["metrics"].get(metric), y["metrics"].get(metric)
+            delta = vb - va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
+            scores.append({"dataset": x["short"], "metric": metric, "a": va, "b": vb, "delta": delta})
+    flips = []
+    for short, result in paired.items():
+        samples_a = {(r["s"], r["i"]): r for r in _samples(a, short)}
+        samples_b = {(r["s"], r["i"]): r for r in _samples(b, short)}
+        for direction, keys in (
+            ("right->wrong", result.right_to_wrong),
+            ("wrong->right", result.wrong_to_right),
+        ):
+            for key in keys:
+                flips.append({"direction": direction, "a": samples_a.get(key), "b": samples_b.get(key)})
+    return {
+        "kind": "compare",
+        "a": str(a),
+        "b": str(b),
+        "lines": lines,
+        "scores": scores,
+        "paired": [
+            {
+                "dataset": short,
+                "paired": r.paired,
+                "right_to_wrong": len(r.right_to_wrong),
+                "wrong_to_right": len(r.wrong_to_right),
+                "p_value": r.p_value,
+                "verdict": r.verdict(),
+            }
+            for short, r in paired.items()
+        ],
+        "flips": flips,
+    }
+
+
+def write_compare_report(a: Path, b: Path, lines: List[str], paired: Dict[str, Any], out: Path) -> Path:
+    data = compare_report_data(a, b, lines, paired)
+    atomic_write(out, render(data, f"bench_app compare {a.name} vs {b.name}"), mode=0o644)
+    return out
+
+
+def write_run_report(run_dir: Path, out: Optional[Path] = None) -> Path:
+    out = out or run_dir / REPORT_FILE
+    atomic_write(out, render(report_data(run_dir), f"bench_app run {run_dir.name}"), mode=0o644)
+    return out

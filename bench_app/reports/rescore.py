@@ -1,0 +1,111 @@
+"""`python -m bench_app.rescore <run> [dataset ...]`: score the stored predictions again, no inference.
+
+For when scoring failed or the metric changed: each dataset's evaluator runs only its evaluation step on
+the predictions already in the run folder (AISBench: `--mode eval --reuse <its output folder>`), with
+the evaluator settings the run snapshot recorded. The dataset's results (results.yaml, its
+per_dataset/<short>.yaml `result`), samples.jsonl and report.html are updated; the earlier results
+folder is kept beside the new one, and configs/metadata.yaml lists every re-scoring with the previous
+metrics. No server is started. Exit 0 when every dataset scored, 1 when one failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+from bench_app.common.errors import EvaluationError, UserError
+from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.config.components import instantiate_component
+from bench_app.config.schema import EvaluatorSettings
+from bench_app.evaluators import Evaluator
+from bench_app.rundir.metadata import now_iso
+
+RESCORE_TIMEOUT_S = 3600.0
+
+
+def settings_of(per_dataset: Dict[str, Any]) -> EvaluatorSettings:
+    """The dataset's evaluator settings as the snapshot recorded them (aisbench: + model_config:)."""
+    names = {f.name for f in dataclasses.fields(EvaluatorSettings)}
+    values = {k: v for k, v in (per_dataset.get("aisbench") or {}).items() if k in names}
+    values.update({k: v for k, v in (per_dataset.get("model_config") or {}).items() if k in names})
+    return EvaluatorSettings(**values)
+
+
+def load_run(run_dir: Path):
+    configs = run_dir / "configs"
+    if not (configs / "config_snapshot.yaml").is_file() or not (run_dir / "results.yaml").is_file():
+        raise UserError(
+            f"{run_dir} is not a finished bench_app run folder (needs configs/config_snapshot.yaml and "
+            "results.yaml)"
+        )
+    snapshot = read_yaml(configs / "config_snapshot.yaml") or {}
+    evaluator = instantiate_component(snapshot.get("evaluator") or {}, Evaluator, "evaluator")
+    return evaluator, read_yaml(run_dir / "results.yaml") or {}
+
+
+def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
+    evaluator, results = load_run(run_dir)
+    entries = results.get("datasets") or {}
+    unknown = [short for short in wanted if short not in entries]
+    if unknown:
+        raise UserError(f"no dataset {unknown} in {run_dir}. Datasets of this run: {', '.join(entries)}.")
+    shorts = wanted or [s for s in entries if (run_dir / s).is_dir()]
+    previous, failed = {}, []
+    log = run_dir / "logs" / "rescore.log"
+    log.parent.mkdir(exist_ok=True)
+    with evaluator.open_session(log) as session:
+        for short in shorts:
+            per_dataset_file = run_dir / "configs" / "per_dataset" / f"{short}.yaml"
+            per_dataset = read_yaml(per_dataset_file) or {}
+            settings = settings_of(per_dataset)
+            work_dir = run_dir / short
+            entry = entries[short]
+            previous[short] = {k: entry.get(k) for k in ("status", "metrics", "reason") if entry.get(k)}
+            say(f"re-scoring {short} from its stored predictions ...")
+            try:
+                task = evaluator.rescore_task(short, entry.get("name", ""), settings, work_dir)
+                task.model_path = str((per_dataset.get("vllm") or {}).get("model_path", ""))
+                session.run(task, RESCORE_TIMEOUT_S, lambda: None)
+                samples = session.write_samples(task, RESCORE_TIMEOUT_S, lambda: None)
+                verified = evaluator.verify(task)
+                if entry.get("status") != "ok":  # the failure it had is gone (an ok one's notes stay)
+                    for key in ("reason", "log_tail"):
+                        entry.pop(key, None)
+                entry.update(status="ok", metrics=verified.metrics, samples=samples.count)
+                if samples.error:
+                    entry["samples_error"] = samples.error
+                else:
+                    entry.pop("samples_error", None)
+            except EvaluationError as error:
+                entry.update(status="failed", reason=f"re-scoring: {error.reason}", log_tail=error.log_tail)
+                failed.append(short)
+            entry["rescored_at"] = now_iso()
+            per_dataset["result"] = {**(per_dataset.get("result") or {}), **entry}
+            atomic_write(per_dataset_file, dump_yaml(per_dataset))
+            say(f"  {short}: {entry['status']} {entry.get('metrics') or entry.get('reason')}")
+    if any(e.get("status") != "ok" for e in entries.values()):
+        results["status"] = "failed" if results.get("status") == "completed" else results.get("status")
+    elif results.get("status") == "failed":
+        results["status"] = "completed"
+    atomic_write(run_dir / "results.yaml", dump_yaml(results))
+    summary = run_dir / "summary.md"
+    if summary.exists():  # its table is the original run's: say what changed since
+        lines = [
+            f"- {s}: {entries[s]['status']} {entries[s].get('metrics') or entries[s].get('reason')}"
+            for s in shorts
+        ]
+        note = f"\n## Re-scored {now_iso()} (bench-app rescore; results.yaml is current)\n" + "\n".join(lines)
+        atomic_write(summary, summary.read_text() + note + "\n")
+    metadata_file = run_dir / "configs" / "metadata.yaml"
+    metadata = read_yaml(metadata_file) or {}
+    metadata.setdefault("rescored", []).append(
+        {"at": now_iso(), "datasets": shorts, "previous": previous, "command": sys.argv}
+    )
+    atomic_write(metadata_file, dump_yaml(metadata))
+    from bench_app.reports.text import write_html_report
+
+    html = write_html_report(run_dir)
+    say(f"results: {run_dir / 'results.yaml'}" + (f" · report: {html}" if html else ""))
+    return 1 if failed else 0

@@ -1,0 +1,155 @@
+"""Reports: the dry-run plan, results.yaml, summary.md and the table printed at the end."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from rich.table import Table
+from rich.text import Text
+
+from bench_app.common.files import atomic_write, dump_yaml
+from bench_app.run.outcome import RunOutcome
+from bench_app.run.progress import styled
+
+if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
+    from bench_app.run.plan import RunPlan
+
+
+def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
+    console.print(
+        f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {len(plan.groups)} engine group(s) = "
+        "server start(s)"
+    )
+    for group in plan.groups:
+        console.print(
+            styled(f"\nengine group {group.index}", "bold", f"  datasets: {', '.join(group.datasets)}")
+        )
+        console.print(f"  engine:    {shlex.join(group.argv)}")
+        for problem in group.problems:
+            console.print(styled("  warning:", "bold yellow", f" {problem} (a real run refuses to start)"))
+        for short in group.datasets:
+            dataset = plan.dataset(short)
+            preview = plan.evaluator.command_preview(short, dataset.evaluator)
+            console.print(f"  evaluator: {short}: {' '.join(preview)}")
+    console.print(f"\nsnapshot written to {run_dir / 'configs'}; dry run, nothing started.")
+
+
+def print_budget(console, lines) -> None:
+    """The context budget table (prompt tokens after the chat template, against max_model_len)."""
+    if lines:
+        console.print(
+            "\ncontext budget (prompt tokens with the chat template applied; budget = max_model_len):"
+        )
+        for line in lines:
+            console.print(f"  {line}")
+
+
+def metric_text(metrics: Dict[str, Any]) -> str:
+    parts = [
+        f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in (metrics or {}).items()
+        if not isinstance(v, dict)
+    ]
+    return ", ".join(parts) or "-"
+
+
+def markdown_cell(text: Any) -> str:
+    """A value that cannot break a markdown table row."""
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, Any]:
+    return {
+        "benchmark": {"name": config.benchmark.name, "timestamp": config.benchmark.timestamp},
+        "status": outcome.status,
+        "wall_time_s": round(outcome.wall_s, 1),
+        "server_starts": outcome.server_starts,
+        "datasets": {short: result.to_dict() for short, result in outcome.results.items()},
+        "servers": [server.to_dict() for server in outcome.servers],
+    }
+
+
+def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
+    lines = [
+        f"# {config.benchmark.name}",
+        "",
+        f"status: **{outcome.status}** · wall time {outcome.wall_s:.1f} s · server starts: "
+        f"{outcome.server_starts}",
+        "",
+        "| dataset | AISBench config | status | metrics | group | server started | eval s | reason |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for short, r in outcome.results.items():
+        reason = markdown_cell(r.reason or "")
+        eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
+        lines.append(
+            f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | "
+            f"{r.server_started_at or '-'} | {eval_s} | {reason} |"
+        )
+    lines += [
+        "",
+        f"| group | max_model_len (read back) | port | devices | ready after s | {plan.engine.label} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in outcome.servers:
+        ready = f"{s.ready_after_s:.1f}" if s.ready_after_s is not None else "-"
+        devices = (
+            f"{s.visible_devices_env}={','.join(s.devices)}"
+            if s.devices
+            else (f"CPU slot {s.cpu_slot}" if s.cpu_slot is not None else "-")
+        )
+        lines.append(
+            f"| {s.group} | {s.max_model_len or '-'} | {s.port} | {devices} | {ready} | {s.version or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
+    atomic_write(run_dir / "results.yaml", dump_yaml(results_document(config, plan, outcome)))
+    atomic_write(run_dir / "summary.md", summary_markdown(config, plan, outcome))
+
+
+def write_html_report(run_dir: Path, console=None) -> Optional[Path]:
+    """report.html of the run (bench_app.reports.html); a failure to write it is said, never raised, so
+    it cannot hide the run's own outcome."""
+    from bench_app.reports.html import write_run_report
+
+    try:
+        return write_run_report(run_dir)
+    except Exception as error:  # noqa: BLE001 - the run's results are written already
+        if console is not None:
+            console.print(
+                styled("warning:", "yellow", f" report.html not written: {type(error).__name__}: {error}")
+            )
+        return None
+
+
+def print_summary(
+    console, run_dir: Path, plan: RunPlan, outcome: RunOutcome, html: Optional[Path] = None
+) -> None:
+    table = Table(
+        title=f"{run_dir.name}: {outcome.status} in {outcome.wall_s:.0f} s, "
+        f"{outcome.server_starts} server start(s)"
+    )
+    for column in ("dataset", "status", "metrics", "group", "eval s", "reason"):
+        table.add_column(column)
+    for short, r in outcome.results.items():
+        style = {"ok": "green", "failed": "red"}.get(r.status, "yellow")
+        eval_s = f"{r.evaluation_s:.1f}" if r.evaluation_s is not None else "-"
+        table.add_row(
+            short,
+            Text(r.status, style=style),
+            metric_text(r.metrics),
+            str(r.group),
+            eval_s,
+            (r.reason or "")[:120],
+        )
+    console.print(table)
+    console.print(
+        f"results: {run_dir / 'results.yaml'} · summary: {run_dir / 'summary.md'} · configs: "
+        f"{run_dir / 'configs'}"
+    )
+    if html is not None:
+        console.print(f"report: {html}")

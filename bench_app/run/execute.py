@@ -1,0 +1,383 @@
+"""Execution: one server per engine group, the evaluator for each of its datasets, every outcome recorded.
+
+Orchestration only: which engine or evaluator runs is the plan's business (components chosen in
+conf/), how processes are started and stopped is bench_app.common.processes'. A dataset is `ok` only with
+verified results; otherwise `failed` with the reason and a log excerpt, or `skipped` (interrupted, or
+already ok when resuming). Ctrl-C or SIGTERM stop the running server and evaluator process groups the
+same way a normal stop does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional
+
+from bench_app.common.errors import ComponentError, EngineError, EvaluationError
+from bench_app.common.files import tail
+from bench_app.common.net import client_host
+from bench_app.engines import EngineServer
+from bench_app.evaluators import Endpoint, EvaluationSession
+from bench_app.run.outcome import DatasetResult, RunOutcome, ServerRecord
+from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan
+from bench_app.run.progress import Progress, RequestProgress
+from bench_app.run.resources import ResourcePool, default_lease_dir, device_pool
+from bench_app.rundir.metadata import now_iso
+
+
+class Interrupted(Exception):
+    pass
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the run like Ctrl-C: servers stopped, snapshot finalised as interrupted."""
+
+    def handler(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def resource_pool(config, plan: RunPlan, run_dir: Path) -> ResourcePool:
+    devices, visibility_env = device_pool(
+        config.execution.devices, plan.engine.device_visibility_env, os.environ
+    )
+    lease_dir = Path(config.execution.lease_dir) if config.execution.lease_dir else default_lease_dir()
+    return ResourcePool(
+        lease_dir, devices, visibility_env, config.execution.max_cpu_servers, holder=str(run_dir)
+    )
+
+
+def execute(
+    config,
+    plan: RunPlan,
+    run_dir: Path,
+    snapshot,
+    console,
+    already_ok: Dict[str, dict],
+    stop_requested: Callable[[], bool] = lambda: False,
+    label: str = "",
+) -> RunOutcome:
+    started = time.monotonic()
+    parallel = max(1, int(config.execution.parallel_groups))
+    # rich's live status line is one per console: side-by-side groups report in plain lines.
+    progress = Progress(
+        console, total=len(plan.datasets), enabled=config.execution.progress, live=parallel == 1, label=label
+    )
+    groups = GroupRunner(config, plan, run_dir, snapshot, progress, resource_pool(config, plan, run_dir))
+    for short, previous in already_ok.items():
+        if short in {d.short for d in plan.datasets}:
+            dataset = plan.dataset(short)
+            groups.results[short] = DatasetResult(
+                short,
+                dataset.name,
+                "ok",
+                dataset.group,
+                metrics=previous.get("metrics", {}),
+                reason="kept from the resumed run",
+            )
+    todo = [(g, [s for s in g.datasets if s not in already_ok]) for g in plan.groups]
+    todo = [(g, pending) for g, pending in todo if pending]
+    status = "completed"
+    futures = []
+    with _sigterm_as_interrupt():
+        try:
+            if todo:
+                plan.evaluator.prepare_run([d.name for d in plan.datasets])
+            with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="engine-group") as workers:
+                futures += [workers.submit(groups.run_group, g, pending) for g, pending in todo]
+                try:
+                    while wait(futures, timeout=1.0).not_done:
+                        if stop_requested():
+                            raise Interrupted("the sweep was interrupted")
+                    for future in futures:
+                        future.result()  # re-raises an unexpected error of a worker
+                except (KeyboardInterrupt, Interrupted):
+                    # Before the pool's shutdown waits for them: workers stop their processes, then return.
+                    groups.cancel.set()
+                    progress.log("interrupted: stopping servers and evaluations")
+                    raise
+        except (KeyboardInterrupt, Interrupted):
+            groups.cancel.set()
+            status = "interrupted"
+            _wait_quietly(futures)  # a second Ctrl-C may have cut the pool's own wait short
+    if status == "interrupted":
+        progress.log("interrupted: servers and evaluations stopped")
+    results = groups.results
+    for dataset in plan.datasets:  # whatever did not run is recorded, never silently absent
+        if dataset.short not in results:
+            results[dataset.short] = DatasetResult(
+                dataset.short,
+                dataset.name,
+                "skipped",
+                dataset.group,
+                reason="run interrupted before this dataset",
+            )
+            snapshot.record_dataset(dataset.short, {"result": results[dataset.short].to_dict()})
+    ordered = {d.short: results[d.short] for d in plan.datasets}
+    if status == "completed" and any(r.status != "ok" for r in ordered.values()):
+        status = "failed"
+    servers = sorted(groups.servers, key=lambda s: s.group)
+    return RunOutcome(status=status, results=ordered, servers=servers, wall_s=time.monotonic() - started)
+
+
+def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
+    """How many prompts the dataset sends, from its context budget (None without one)."""
+    prompts = (dataset.context_budget or {}).get("prompts")
+    return int(prompts) if prompts else None
+
+
+def _note_finished_requests(result: DatasetResult, before: Dict[str, float], after: Dict[str, float]) -> None:
+    """Record how the dataset's requests ended; answers cut at max_out_len are a reason, never silent."""
+    ended = {k: int(after[k] - before.get(k, 0)) for k in after if after[k] - before.get(k, 0) > 0}
+    result.finished_requests = ended
+    cut = ended.get("length", 0)
+    if cut:
+        note = (
+            f"{cut} of {sum(ended.values())} answer(s) were cut at max_out_len or max_model_len "
+            "(finish_reason length)"
+        )
+        result.reason = f"{result.reason}; {note}" if result.reason else note
+
+
+def _died(server: EngineServer) -> Optional[str]:
+    death = server.death()
+    return f"server died during the evaluation ({death})" if death else None
+
+
+def _wait_quietly(futures) -> None:
+    """Let the workers finish stopping their processes, even if Ctrl-C is pressed again meanwhile."""
+    for future in futures:
+        while True:
+            try:
+                future.result()
+                break
+            except (KeyboardInterrupt, Interrupted):
+                continue
+            except Exception:
+                break
+
+
+class GroupRunner:
+    """Runs engine groups (possibly side by side in threads) and collects their results."""
+
+    def __init__(
+        self, config, plan: RunPlan, run_dir: Path, snapshot, progress: Progress, pool: ResourcePool
+    ):
+        self.config = config
+        self.plan = plan
+        self.run_dir = run_dir
+        self.snapshot = snapshot
+        self.progress = progress
+        self.pool = pool
+        self.results: Dict[str, DatasetResult] = {}
+        self.servers: List[ServerRecord] = []
+        self.cancel = threading.Event()
+        self.index = {d.short: i + 1 for i, d in enumerate(plan.datasets)}
+
+    def _interrupted(self) -> Optional[str]:
+        return "run interrupted" if self.cancel.is_set() else None
+
+    def _record(self, result: DatasetResult, record: ServerRecord) -> None:
+        if self.cancel.is_set() and result.status == "failed":
+            # A failure caused by stopping the run is not a finding about the model or the config.
+            result.status, result.reason = "skipped", f"run interrupted during this dataset ({result.reason})"
+        self.results[result.short] = result
+        self.snapshot.record_dataset(result.short, {"server": record.to_dict(), "result": result.to_dict()})
+
+    def _fail_all(
+        self, shorts: List[str], group: EngineGroup, record: ServerRecord, reason: str, log_tail: str = ""
+    ) -> None:
+        for short in shorts:
+            self._record(
+                DatasetResult(
+                    short,
+                    self.plan.dataset(short).name,
+                    "failed",
+                    group.index,
+                    reason=reason,
+                    log_tail=log_tail or None,
+                    server_started_at=record.started_at,
+                ),
+                record,
+            )
+
+    def _start_server(self, group: EngineGroup, record: ServerRecord, pending: List[str]):
+        """Lease resources, start the server and wait until it is ready; returns (server, lease)."""
+        execution, engine, args = self.config.execution, self.plan.engine, group.engine_args
+        lease = self.pool.acquire(
+            args["host"],
+            int(args["port"]),
+            int(args.get("tensor_parallel_size") or 1),
+            execution.resource_wait_timeout_s,
+            self.cancel.is_set,
+            lambda message: self.progress.log(f"group {group.index}: {message}"),
+        )
+        record.__dict__.update(lease.record())
+        record.log_file = str(self.run_dir / "logs" / f"engine_group{group.index}.log")
+        server = engine.server(
+            group.argv,
+            args["host"],
+            lease.port,
+            {**engine.environment(os.environ), **lease.environment()},
+            Path(record.log_file),
+            execution.server_start_timeout_s,
+            execution.server_stop_timeout_s,
+        )
+        record.argv = server.argv
+        record.started_at = now_iso()
+        try:
+            server.start()
+            record.ready_after_s = round(server.wait_ready(self._interrupted), 1)
+            record.__dict__.update(server.read_back().__dict__)
+        except BaseException:
+            self._stop(server, group, record)
+            lease.release()
+            raise
+        return server, lease
+
+    def _stop(self, server: EngineServer, group: EngineGroup, record: ServerRecord) -> None:
+        with self.progress.phase(f"stopping server of group {group.index}"):
+            try:
+                server.stop()
+            except EngineError as error:
+                record.error = error.reason
+                self.progress.log(f"warning: {error.reason}")
+        if record.started_at:
+            record.stopped_at = now_iso()
+
+    def run_group(self, group: EngineGroup, pending: List[str]) -> None:
+        if self.cancel.is_set():
+            return
+        # Opened first: the evaluator's start-up (e.g. AISBench's imports) overlaps the server's.
+        log_file = self.run_dir / "logs" / f"evaluator_group{group.index}.log"
+        with self.plan.evaluator.open_session(log_file) as session:
+            self._run_group(group, pending, session)
+
+    def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
+        progress, engine = self.progress, self.plan.engine
+        record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
+        self.servers.append(record)
+        with progress.phase(
+            f"starting server for group {group.index} ({', '.join(pending)})", self.index[pending[0]]
+        ):
+            try:
+                server, lease = self._start_server(group, record, pending)
+            except ComponentError as error:
+                record.error = error.reason
+                progress.log(f"group {group.index} failed: {error.reason}")
+                self._fail_all(pending, group, record, error.reason, error.log_tail)
+                return
+        try:
+            planned = group.engine_args["max_model_len"]
+            if record.max_model_len != planned:
+                reason = (
+                    f"server runs with max_model_len {record.max_model_len}, planned {planned}; "
+                    "not evaluating at the wrong context"
+                )
+                record.error = reason
+                self._fail_all(pending, group, record, reason)
+                return
+            devices = f", devices {record.devices}" if record.devices else ""
+            progress.log(
+                f"group {group.index}: server ready in {record.ready_after_s} s on port {record.port}"
+                f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
+            )
+            endpoint = Endpoint(
+                host=client_host(server.host),
+                port=record.port,
+                served_model=record.served_model or "",
+                model_path=str(group.engine_args["model_path"]),
+                max_model_len=record.max_model_len,
+            )
+            for position, short in enumerate(pending):
+                if self.cancel.is_set():
+                    return
+                death = server.death()
+                if death:
+                    self._fail_all(
+                        pending[position:],
+                        group,
+                        record,
+                        f"server died before this dataset ({death})",
+                        tail(Path(record.log_file), 30),
+                    )
+                    return
+                with progress.phase(f"evaluating {short}", self.index[short]) as phase:
+                    result = self._evaluate(
+                        session,
+                        self.plan.dataset(short),
+                        group,
+                        record,
+                        server,
+                        endpoint,
+                        lambda: self._interrupted() or _died(server),
+                        phase.update,
+                    )
+                self._record(result, record)
+                progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
+        finally:
+            self._stop(server, group, record)
+            lease.release()  # only once the server's processes are gone
+
+    def _evaluate(
+        self,
+        session: EvaluationSession,
+        dataset: DatasetPlan,
+        group: EngineGroup,
+        record: ServerRecord,
+        server: EngineServer,
+        endpoint: Endpoint,
+        stop_reason: Callable[[], Optional[str]],
+        show_progress: Callable[[str], None] = lambda detail: None,
+    ) -> DatasetResult:
+        work_dir = self.run_dir / dataset.short
+        result = DatasetResult(
+            dataset.short,
+            dataset.name,
+            "failed",
+            group.index,
+            server_started_at=record.started_at,
+            output_dir=str(work_dir),
+        )
+        started = time.monotonic()
+        result.evaluation_started_at = now_iso()
+        watch = RequestProgress(server.request_counters, expected_prompts(dataset), show_progress)
+        before = watch.before
+
+        def stop_reason_and_progress() -> Optional[str]:  # polled by the evaluation's wait loop
+            watch.poll()
+            return stop_reason()
+
+        try:
+            evaluated = session.evaluate(
+                dataset.short,
+                dataset.name,
+                dataset.evaluator,
+                endpoint,
+                work_dir,
+                self.config.execution.evaluation_timeout_s,
+                stop_reason_and_progress,
+            )
+            result.status, result.metrics = "ok", evaluated.metrics
+            result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
+        except EvaluationError as error:
+            result.reason, result.log_tail = error.reason, error.log_tail or None
+            if error.samples is not None:
+                result.samples, result.samples_error = error.samples.count, error.samples.error
+        finally:
+            result.evaluation_s = round(time.monotonic() - started, 1)
+        _note_finished_requests(result, before, server.request_counters())
+        if result.finished_requests or watch.total:
+            result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
+        return result

@@ -1,0 +1,78 @@
+"""What a run produced: per-dataset results and per-server facts (shared by execute and report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class ServerRecord:
+    group: int
+    argv: List[str]
+    port: int
+    started_at: Optional[str] = None
+    ready_after_s: Optional[float] = None
+    stopped_at: Optional[str] = None
+    served_model: Optional[str] = None
+    max_model_len: Optional[int] = None
+    version: Optional[str] = None
+    log_file: Optional[str] = None
+    error: Optional[str] = None
+    # What the server's lease gave it (bench_app.run.resources): devices and the variable exposing them,
+    # or the CPU slot on a machine without a device pool, and how long it waited for them.
+    devices: List[str] = field(default_factory=list)
+    visible_devices_env: Optional[str] = None
+    cpu_slot: Optional[int] = None
+    waited_for_resources_s: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class DatasetResult:
+    short: str
+    name: str
+    status: str  # ok | failed | skipped
+    group: int
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    reason: Optional[str] = None
+    log_tail: Optional[str] = None
+    server_started_at: Optional[str] = None
+    evaluation_started_at: Optional[str] = None
+    evaluation_s: Optional[float] = None
+    # How the server says this dataset's requests ended (e.g. {"stop": 3, "length": 1}).
+    finished_requests: Dict[str, int] = field(default_factory=dict)
+    output_dir: Optional[str] = None
+    # Prompts answered (the server's finished requests) of the total expected (None: not known).
+    prompts: Dict[str, Optional[int]] = field(default_factory=dict)
+    # Records in <output_dir>/samples.jsonl, or why there are none.
+    samples: Optional[int] = None
+    samples_error: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "short"}
+        return {k: v for k, v in data.items() if v not in (None, {}, "")}
+
+
+@dataclass
+class RunOutcome:
+    status: str  # completed | failed | interrupted
+    results: Dict[str, DatasetResult]
+    servers: List[ServerRecord]
+    wall_s: float
+
+    @property
+    def server_starts(self) -> int:
+        return sum(1 for s in self.servers if s.started_at)
+
+    @property
+    def server_versions(self) -> Dict[str, Any]:
+        return {f"group_{s.group}": s.version for s in self.servers if s.version}
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        return 0 if all(r.status == "ok" for r in self.results.values()) else 1

@@ -1,0 +1,205 @@
+"""Planning: from the validated config to what will run. Pure: no server, no process, no file written.
+
+For every dataset: effective engine args = model engine args (+) that dataset's vllm_config_override,
+computed from fresh copies so an override never leaks into another dataset, whatever the order; and
+the effective evaluator settings. Datasets with identical effective engine args share one server
+(one engine group); K distinct engine configs give K server starts. The engine and evaluator
+components are built here from their conf groups, so a bad `_target_` or setting stops the run early.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from bench_app.common.errors import UserError
+from bench_app.config.components import instantiate_component
+from bench_app.config.schema import AISBENCH_MODES, AisbenchConf, BenchAppConfig, EvaluatorSettings, VllmArgs
+from bench_app.engines import Engine
+from bench_app.evaluators import Evaluator
+
+VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
+
+
+@dataclass
+class DatasetPlan:
+    short: str  # key in the config (dataset group option), used for folder and file names
+    name: str  # the evaluator's dataset config name
+    description: str
+    engine_args: Dict[str, Any]
+    override_applied: Dict[str, Any]
+    evaluator: EvaluatorSettings
+    group: int = -1
+    # Filled by bench_app.run.budget before the snapshot: prompt token counts against max_model_len.
+    context_budget: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class EngineGroup:
+    index: int
+    engine_args: Dict[str, Any]
+    argv: List[str]
+    # Derived launch facts recorded next to the argv (vLLM: the translated hf_overrides).
+    launch_details: Dict[str, Any]
+    fingerprint: str
+    datasets: List[str] = field(default_factory=list)
+    # Why this server would not run as planned; a real run refuses to start while there are any.
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunPlan:
+    datasets: List[DatasetPlan]
+    groups: List[EngineGroup]
+    engine: Engine
+    evaluator: Evaluator
+
+    def dataset(self, short: str) -> DatasetPlan:
+        return next(d for d in self.datasets if d.short == short)
+
+    def group_of(self, short: str) -> EngineGroup:
+        return self.groups[self.dataset(short).group]
+
+    @property
+    def problems(self) -> List[str]:
+        return [problem for group in self.groups for problem in group.problems]
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
+    """A new dict: `base` with `override` merged in (nested mappings merged, everything else replaced)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@functools.cache
+def _engine_args_schema():
+    # Built once: OmegaConf.structured is slow and merge() copies it anyway.
+    return OmegaConf.structured(VllmArgs)
+
+
+def validate_engine_args(args: Mapping[str, Any], where: str) -> Dict[str, Any]:
+    """Check merged engine args against the VllmArgs schema (a dataset's override is not typed)."""
+    unknown = sorted(set(args) - set(VLLM_ARG_NAMES))
+    if unknown:
+        raise UserError(
+            f"{where}: unknown engine argument(s) {unknown}. Valid engine arguments: "
+            f"{', '.join(VLLM_ARG_NAMES)}; "
+            "any other vLLM flag goes under extra_args (e.g. extra_args: {enable_chunked_prefill: true})."
+        )
+    try:
+        typed = OmegaConf.merge(_engine_args_schema(), dict(args))
+        return OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        key = f" {error.full_key}" if getattr(error, "full_key", None) else "s"
+        raise UserError(f"{where}: invalid engine argument{key}: {str(error).splitlines()[0]}") from None
+
+
+def fingerprint(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
+    """The run-wide aisbench block with this dataset's values; every field flows from the schema."""
+    run_wide = {f.name: copy.deepcopy(getattr(config.aisbench, f.name)) for f in fields(AisbenchConf)}
+    if run_wide["mode"] not in AISBENCH_MODES:
+        raise UserError(
+            f"aisbench.mode: {run_wide['mode']!r} is not supported. Valid modes: {', '.join(AISBENCH_MODES)}."
+        )
+    num_prompts = dataset.num_prompts if dataset.num_prompts is not None else run_wide["num_prompts"]
+    if num_prompts is not None and num_prompts < 1:
+        raise UserError(f"num_prompts must be >= 1 (or null for all prompts), got {num_prompts}.")
+    return EvaluatorSettings(
+        **{
+            **run_wide,
+            "num_prompts": num_prompts,
+            "max_out_len": dataset.model_config.max_out_len
+            if run_wide["max_out_len"] is None
+            else run_wide["max_out_len"],
+            # Run-wide kwargs win: they are what a sweep varies (e.g. aisbench.generation_kwargs.seed=1,2,3).
+            "generation_kwargs": deep_merge(
+                dataset.model_config.generation_kwargs, run_wide["generation_kwargs"]
+            ),
+            "subsets": list(dataset.subsets) if dataset.subsets is not None else None,
+            "data_path": dataset.data_path,
+        }
+    )
+
+
+def build_plan(config: BenchAppConfig) -> RunPlan:
+    if not config.datasets:
+        raise UserError("No dataset selected. Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'.")
+    engine = instantiate_component(config.engine, Engine, "engine")
+    evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
+    model_args = asdict(config.vllm)  # typed by the schema when Hydra composed the config
+    engine.argv(model_args, "vllm")  # checks the model's own args (e.g. rope_scaling) once
+    validated: Dict[str, Dict[str, Any]] = {}  # by override: suites share a few (e.g. one YaRN bundle)
+    plans: List[DatasetPlan] = []
+    for short, dataset in config.datasets.items():
+        override = copy.deepcopy(dict(dataset.vllm_config_override or {}))
+        where = f"dataset {short} (vllm_config_override)"
+        if override:  # untyped in the schema (Dict[str, Any]): checked here, once per distinct override
+            key = fingerprint(override)
+            if key not in validated:
+                validated[key] = validate_engine_args(deep_merge(model_args, override), where)
+                engine.argv(validated[key], where)
+            engine_args = copy.deepcopy(validated[key])
+        else:
+            engine_args = copy.deepcopy(model_args)
+        plans.append(
+            DatasetPlan(
+                short=short,
+                name=dataset.name,
+                description=dataset.description,
+                engine_args=engine_args,
+                override_applied=override,
+                evaluator=evaluator_settings(config, dataset),
+            )
+        )
+    evaluator.check_dataset_names(sorted({plan.name for plan in plans}))
+    groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
+    return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator)
+
+
+def group_by_engine(plans: List[DatasetPlan], engine: Engine, restart_per_dataset: bool) -> List[EngineGroup]:
+    """One group per distinct effective engine config, in order of first use."""
+    groups: List[EngineGroup] = []
+    by_fingerprint: Dict[str, EngineGroup] = {}
+    for plan in plans:
+        key = fingerprint(plan.engine_args)
+        group = None if restart_per_dataset else by_fingerprint.get(key)
+        if group is None:
+            where = f"dataset {plan.short}"
+            group = EngineGroup(
+                index=len(groups),
+                engine_args=plan.engine_args,
+                argv=engine.argv(plan.engine_args, where),
+                launch_details=engine.launch_details(plan.engine_args, where),
+                fingerprint=key,
+                problems=engine.launch_problems(plan.engine_args, where),
+            )
+            groups.append(group)
+            by_fingerprint[key] = group
+        group.datasets.append(plan.short)
+        plan.group = group.index
+    return groups
+
+
+def config_fingerprint(plan: RunPlan) -> Dict[str, str]:
+    """Per-dataset fingerprint of everything that decides a result (used by resume)."""
+    return {d.short: fingerprint(effective_dataset_record(d)) for d in plan.datasets}
+
+
+def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
+    return {"name": plan.name, "vllm": plan.engine_args, "evaluator": asdict(plan.evaluator)}

@@ -1,0 +1,55 @@
+"""`bench-app envcheck <run>/configs/metadata.yaml`: how this environment differs from a run's.
+
+Prints every difference in versions (engine and evaluator environments), installed packages, and git
+state. Exit 0 when nothing differs, 1 otherwise (reproduce.sh prints and continues).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import read_yaml
+from bench_app.config.components import instantiate_component
+from bench_app.engines import Engine
+from bench_app.evaluators import Evaluator
+from bench_app.rundir import metadata as meta
+from bench_app.rundir.snapshot import snapshot_to_config
+
+
+def _package_file(path: Path) -> Dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(line.strip().split("==", 1) for line in path.read_text().splitlines() if "==" in line)
+
+
+def differences(metadata_file: Path) -> List[str]:
+    recorded = read_yaml(metadata_file) or {}
+    snapshot = read_yaml(metadata_file.parent / "config_snapshot.yaml") or {}
+    try:
+        config = snapshot_to_config(snapshot)
+        engine = instantiate_component(config["engine"], Engine, "engine")
+        evaluator = instantiate_component(config["evaluator"], Evaluator, "evaluator")
+    except UserError as error:
+        return [f"cannot rebuild the recorded engine/evaluator: {error}"]
+    envs = meta.environment_versions(engine.command, evaluator.command)
+    found: List[str] = []
+    current_versions = meta.summary_versions(envs, engine.version_packages, evaluator.version_packages)
+    for key, value in (recorded.get("versions") or {}).items():
+        if key in current_versions and current_versions[key] != value:
+            found.append(f"version {key}: recorded {value}, now {current_versions[key]}")
+    for role in ("engine", "evaluator"):
+        before = _package_file(metadata_file.parent / f"packages_{role}.txt")
+        now = envs[role]
+        for name in sorted(set(before) | set(now)):
+            if before.get(name) != now.get(name):
+                found.append(
+                    f"{role} package {name}: recorded {before.get(name, 'absent')}, now "
+                    f"{now.get(name, 'absent')}"
+                )
+    git_now, git_then = meta.git_state(), recorded.get("git") or {}
+    for key in ("commit", "dirty"):
+        if git_then.get(key) != git_now.get(key):
+            found.append(f"git {key}: recorded {git_then.get(key)}, now {git_now.get(key)}")
+    return found

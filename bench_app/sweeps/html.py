@@ -1,0 +1,59 @@
+"""The sweep's report.html: jobs x datasets and the repeat groups' statistics, drawn by the run report's
+page (bench_app.reports.html) from the sweep's data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+from bench_app.common.files import atomic_write, read_yaml_if_exists
+from bench_app.reports.html import REPORT_FILE, numbers, render, write_run_report
+from bench_app.sweeps.jobs import collect_jobs
+from bench_app.sweeps.statistics import repeat_statistics
+
+
+def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
+    """Jobs x datasets (status and first metric) and the repeat groups' means with their 95% CIs."""
+    jobs = collect_jobs(sweep_dir)
+    results = read_yaml_if_exists(sweep_dir / "results.yaml", {})
+    return {
+        "kind": "sweep",
+        "sweep": {"name": sweep_dir.name, **((results or {}).get("sweep") or {})},
+        "jobs": [
+            {
+                "num": job.label,
+                "overrides": job.overrides,
+                "status": job.status,
+                "error": job.error,
+                "report": f"{Path(job.dir).name}/{REPORT_FILE}"
+                if (Path(job.dir) / REPORT_FILE).exists()
+                else None,
+                "datasets": {
+                    short: {"status": entry.get("status"), "metrics": numbers(entry.get("metrics") or {})}
+                    for short, entry in job.datasets.items()
+                },
+            }
+            for job in jobs
+        ],
+        "repeats": repeat_statistics(jobs),
+    }
+
+
+def is_sweep_folder(path: Path) -> bool:
+    return not (path / "configs").is_dir() and any(
+        (p / ".hydra").is_dir() for p in path.iterdir() if p.is_dir()
+    )
+
+
+def write_report(folder: Path, job_reports: bool = True) -> Path:
+    """report.html of a run folder, or of a sweep folder (and, with job_reports, of each of its jobs)."""
+    if is_sweep_folder(folder):
+        for job_dir in sorted(p for p in folder.iterdir() if (p / "configs").is_dir()):
+            if job_reports:
+                write_run_report(job_dir)
+        out = folder / REPORT_FILE
+        atomic_write(out, render(sweep_report_data(folder), f"bench_app sweep {folder.name}"), mode=0o644)
+        return out
+    return write_run_report(folder)
+
+

@@ -1,0 +1,203 @@
+"""Multirun (`-m`): what a job leaves for the sweep, and how the sweep reads its jobs back.
+
+Each job runs the normal pipeline into <sweep dir>/<job num>/ (full configs/ layout and results) and
+writes job.yaml (its overrides and exit code; error.txt when it could not run). When the last job
+has ended, SweepCallback.on_multirun_end aggregates every job x dataset into <sweep dir>/results.yaml
+and summary.md, failing jobs included, and adds repeat statistics (mean, std, min/max, 95% CI) for
+jobs that differ only in their seed. A job never raises or exits inside a sweep (Hydra would abort
+the sweep before the summary); the sweep's exit code is decided here from the jobs' own.
+
+Ctrl-C / SIGTERM during a sweep: the parent drops a marker in the sweep folder; running jobs see it,
+stop their servers and finish as interrupted, jobs not yet started finish at once as skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.run.slurm import SlurmJob, SlurmRecord
+
+JOB_FILE = "job.yaml"
+ERROR_FILE = "error.txt"
+INTERRUPT_MARKER = ".interrupted"
+# Overrides that only pick a sampling / engine seed: jobs differing only in these are repeats.
+REPEAT_KEYS = ("aisbench.generation_kwargs.seed", "vllm.seed")
+REPEATS_KEY = "benchmark.repeats"
+
+
+
+# ---------------------------------------------------------------- command line
+def _parse_override(text: str):
+    """One command-line override as Hydra parses it, or None for a flag or what Hydra cannot parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    if text.startswith("-") or "=" not in text:
+        return None
+    try:
+        return OverridesParser.create().parse_override(text)
+    except OverrideParseException:
+        return None  # Hydra reports it itself, with its own message
+
+
+def expand_repeats(argv: List[str]) -> List[str]:
+    """`benchmark.repeats=N` -> a multirun over aisbench.generation_kwargs.seed=1..N (raises UserError)."""
+    if not any(REPEATS_KEY in arg for arg in argv):  # the common case costs no parsing
+        return argv
+    parsed = [(arg, _parse_override(arg)) for arg in argv]
+    given = [o for _, o in parsed if o is not None and o.key_or_group == REPEATS_KEY]
+    if not given:
+        return argv
+    value = given[-1].value()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise UserError(
+            f"benchmark.repeats must be an integer >= 2, got {given[-1].get_value_element_as_str()!r}"
+        )
+    if any(o is not None and o.key_or_group == "aisbench.generation_kwargs.seed" for _, o in parsed):
+        raise UserError(
+            "benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other"
+        )
+    rest = [arg for arg, o in parsed if o is None or o.key_or_group != REPEATS_KEY]
+    multirun = [] if ("-m" in rest or "--multirun" in rest) else ["-m"]
+    # ++: add the key, or replace a seed the dataset/model config already sets
+    return [*multirun, *rest, f"++aisbench.generation_kwargs.seed=range(1,{value + 1})"]
+
+
+def is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+# ---------------------------------------------------------------- inside a job
+def interrupt_marked(sweep_dir: Path) -> bool:
+    return (sweep_dir / INTERRUPT_MARKER).exists()
+
+
+def sweep_interrupted(job_dir: Path) -> bool:
+    return interrupt_marked(job_dir.parent)
+
+
+def write_job_record(
+    job_dir: Path, num: int, overrides: Sequence[str], exit_code: int, error: Optional[str] = None
+) -> None:
+    if error:
+        atomic_write(job_dir / ERROR_FILE, error)
+    atomic_write(
+        job_dir / JOB_FILE, dump_yaml({"num": num, "overrides": list(overrides), "exit_code": exit_code})
+    )
+
+
+def mark_interrupted(sweep_dir: Path) -> None:
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / INTERRUPT_MARKER).touch()
+
+
+# ---------------------------------------------------------------- reading a sweep
+@dataclass
+class JobSummary:
+    num: int
+    dir: str
+    overrides: List[str]
+    exit_code: Optional[int]
+    status: str  # completed | failed | interrupted | dry_run | error | missing
+    error: Optional[str] = None
+    slurm_job_id: Optional[str] = None  # jobs of hydra/launcher=slurm: SLURM's id and end state
+    slurm_state: Optional[str] = None
+    datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.num} ({self.slurm_job_id})" if self.slurm_job_id else str(self.num)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, {}, [])}
+
+
+def _job_dirs(sweep_dir: Path) -> List[Path]:
+    return sorted(
+        (p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
+        key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name),
+    )
+
+
+def read_job(job_dir: Path) -> JobSummary:
+    job = read_yaml(job_dir / JOB_FILE) if (job_dir / JOB_FILE).exists() else {}
+    overrides = job.get("overrides")
+    if overrides is None and (job_dir / ".hydra" / "overrides.yaml").exists():
+        overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml") or []
+    num = job.get("num", int(job_dir.name) if job_dir.name.isdigit() else -1)
+    summary = JobSummary(
+        num=num,
+        dir=str(job_dir),
+        overrides=list(overrides or []),
+        exit_code=job.get("exit_code"),
+        status="missing",
+    )
+    results = read_yaml(job_dir / "results.yaml") if (job_dir / "results.yaml").exists() else None
+    metadata_file = job_dir / "configs" / "metadata.yaml"
+    metadata = read_yaml(metadata_file) if metadata_file.exists() else {}
+    if results:
+        summary.status = results.get("status", "failed")
+        for short, entry in (results.get("datasets") or {}).items():
+            summary.datasets[short] = {
+                k: entry[k] for k in ("status", "metrics", "reason") if entry.get(k) not in (None, {})
+            }
+    elif metadata:
+        summary.status = metadata.get("run", {}).get("status", "failed")
+        if summary.status == "running":  # the job died without finalising (killed)
+            summary.status = "failed"
+        for planned in sorted((job_dir / "configs" / "per_dataset").glob("*.yaml")):
+            summary.datasets[planned.stem] = {
+                "status": "planned" if summary.status == "dry_run" else "not run"
+            }
+    elif job:  # the job never got as far as a snapshot
+        summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
+    if (job_dir / ERROR_FILE).exists():
+        text = (job_dir / ERROR_FILE).read_text().strip()
+        summary.error = text.splitlines()[-1][:300] if text else None
+        if summary.status in ("missing", "completed"):  # a crash after the run's own reports
+            summary.status = "error"
+    if not job and summary.status not in ("completed", "dry_run"):
+        summary.error = summary.error or "the job ended without recording an exit code (killed?)"
+    return summary
+
+
+def _apply_slurm_state(job: JobSummary, entry: SlurmJob, interrupted: bool) -> None:
+    """A job SLURM ended otherwise than COMPLETED failed (or was interrupted, when the sweep was),
+    whatever the job could still write: SLURM's state is the reason."""
+    job.slurm_job_id, job.slurm_state = entry.job_id, entry.state
+    if not entry.failed:
+        return
+    reason = f"SLURM ended job {entry.job_id} as {entry.state}"
+    if job.status == "missing":
+        reason += " (it left no run folder)"
+    job.status = "interrupted" if interrupted else "failed"
+    job.error = f"{reason}; {job.error}" if job.error else reason
+
+
+def collect_jobs(sweep_dir: Path) -> List[JobSummary]:
+    if not sweep_dir.is_dir():
+        return []
+    jobs = [read_job(d) for d in _job_dirs(sweep_dir)]
+    record = SlurmRecord.read(sweep_dir).by_num()
+    if record:  # a SLURM sweep: also the jobs that never made a folder (cancelled while pending)
+        seen = {job.num for job in jobs}
+        jobs += [
+            JobSummary(num, str(sweep_dir / str(num)), entry.overrides, None, "missing")
+            for num, entry in record.items()
+            if num not in seen
+        ]
+        interrupted = interrupt_marked(sweep_dir)
+        for job in jobs:
+            if job.num in record:
+                _apply_slurm_state(job, record[job.num], interrupted)
+        jobs.sort(key=lambda job: job.num)
+    return jobs
+
+
