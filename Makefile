@@ -42,8 +42,10 @@ browser:
 slurm:
 	scripts/setup.sh slurm
 
+# ruff (style, imports) and import-linter (setup.cfg [importlinter]: the layers, every import points down).
 lint: $(APP_STAMP)
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 
 format: $(APP_STAMP)
 	.venv/bin/ruff format .

@@ -1,3 +1,3 @@
-from bench_app.cli.main import main
+from bench_app.cli.tools import main
 
 main()

@@ -101,6 +101,29 @@ def test_existing_run_folder_is_never_overwritten(workdir):
     assert (workdir / "outputs/once/configs/config_snapshot.yaml").read_text() == before
 
 
+def test_generated_run_names_take_the_next_free_suffix(workdir, tmp_path):
+    """Two runs (or replays) started within one second each get their own folder: name, name_2, ..."""
+    from bench_app.config.resolvers import free_run_name
+
+    (tmp_path / "outputs" / "r").mkdir(parents=True)
+    (tmp_path / "outputs" / "r_2").mkdir()
+    assert free_run_name("r", tmp_path / "outputs") == "r_3"
+    assert free_run_name("r", tmp_path / "outputs") == "r_3"  # chosen once per process
+    # The default name, twice in the same second: a fixed `date` makes reproduce.sh's names collide.
+    assert run_cli(["benchmark.name=base", *DRY], workdir).returncode == 0
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "date").write_text("#!/bin/sh\necho 20261201_120000\n")
+    (fake_bin / "date").chmod(0o755)
+    env = dict(os.environ, BENCH_APP_PYTHON=PYTHON, PATH=f"{fake_bin}:{os.environ['PATH']}")
+    script = workdir / "outputs/base/configs/reproduce.sh"
+    for args in ([*DRY], ["--frozen", *DRY]):
+        done = subprocess.run([str(script), *args], cwd=workdir, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (workdir / "outputs").iterdir() if p.name.startswith("base_repro"))
+    assert names == ["base_repro_20261201_120000", "base_repro_20261201_120000_2"]
+
+
 def test_reproduce_quotes_hostile_values_and_appends_overrides(workdir):
     hostile = 'a b $(touch PWNED1) `touch PWNED2` "q" ; touch PWNED3'
     done = run_cli(["benchmark.name=orig", *DRY, f"+aisbench.generation_kwargs.note='{hostile}'"], workdir)

@@ -6,7 +6,8 @@ import pytest
 
 from bench_app.common.errors import EvaluationError
 from bench_app.config.schema import EvaluatorSettings
-from bench_app.evaluators.aisbench.evaluator import collect_results, evaluator_argv, task_config_text
+from bench_app.evaluators.aisbench.results import collect_results
+from bench_app.evaluators.aisbench.task import evaluator_argv, task_config_text
 
 # Lines as AISBench 3.1.20260630 wrote them for a real perf run of sample_gsm8k on the tiny model.
 PERF_CSV = """Performance Parameters,Stage,Average,Min,Max,Median,P75,P90,P99,N

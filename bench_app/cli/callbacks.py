@@ -16,8 +16,7 @@ from typing import Optional
 
 from hydra.experimental.callback import Callback
 
-from bench_app.common.files import atomic_write, dump_yaml, read_yaml
-from bench_app.rundir import metadata as meta
+from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
 from bench_app.sweeps.jobs import collect_jobs, mark_interrupted
 from bench_app.sweeps.summary import write_sweep_summary
 
@@ -40,7 +39,7 @@ class SnapshotCallback(Callback):
         document = read_yaml(metadata_file)
         if document.get("run", {}).get("status") == "running":
             document["run"].update(
-                status="failed", ended=meta.now_iso(), error=repr(job_return._return_value)[:500]
+                status="failed", ended=now_iso(), error=repr(job_return._return_value)[:500]
             )
             atomic_write(metadata_file, dump_yaml(document))
 

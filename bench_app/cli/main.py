@@ -1,6 +1,6 @@
-"""The command line: `bench-app [OVERRIDES]` (also `python -m bench_app ...`) and `bench-app VERB ...`.
+"""A run from the command line: `bench-app [OVERRIDES]` (bench_app.cli.tools sends tools elsewhere).
 
-A first word without '=' is a tool (bench_app.cli.tools). Otherwise it is a run, kept thin: a cheap
+Kept thin: a cheap
 pre-flight check of the command line with Hydra's own parsers (so a typo in a group option names the
 valid choices, and an existing run folder is refused before Hydra writes anything), then Hydra composes
 the config and hands it to bench_app.cli.runner.run.
@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, List, Sequence
+from typing import Any, Callable, Iterable, List, Sequence
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from bench_app.cli import tools
 from bench_app.common.errors import UserError
 from bench_app.common.files import first_config_file
 from bench_app.config.resolvers import PROJECT_ROOT, register_resolvers
@@ -192,18 +191,15 @@ def _compose_once(argv: List[str]) -> None:
 
 
 def main() -> None:
-    """`bench-app VERB ...` runs a tool; anything else is a run (or sweep) composed by Hydra."""
-    argv = sys.argv[1:]
-    if argv and tools.looks_like_verb(argv[0]):
-        sys.exit(tools.main(argv))
-    run_hydra(argv)
+    """A run or a sweep with the process's command line (`bench-app VERB` is bench_app.cli.tools')."""
+    run_hydra(sys.argv[1:])
 
 
-def run_hydra(argv: List[str]) -> None:
+def run_hydra(argv: List[str], verbs_help: Callable[[], str] = lambda: "") -> None:
     """A run or a sweep: pre-flight, then Hydra with argv as its command line."""
-    if not OmegaConf.has_resolver("bench_app_groups"):
-        OmegaConf.register_new_resolver("bench_app_groups", _groups_help)  # used by conf/hydra/help
-        OmegaConf.register_new_resolver("bench_app_verbs", tools.verbs_help)
+    if not OmegaConf.has_resolver("bench_app_groups"):  # used by conf/hydra/help
+        OmegaConf.register_new_resolver("bench_app_groups", _groups_help)
+        OmegaConf.register_new_resolver("bench_app_verbs", verbs_help)
     sys.argv[1:] = argv
     try:
         argv = sweep.expand_repeats(sys.argv[1:])

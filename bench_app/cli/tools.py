@@ -1,4 +1,6 @@
-"""`bench-app VERB ...`: the tools beside the run, one argparse parser each.
+"""The command line: `bench-app VERB ...` runs a tool, anything else a run (bench_app.cli.main).
+
+The tools beside the run have one argparse parser each.
 
 Each verb is a parser (usage, an example, flags) and a handler that calls the library below it;
 `python -m bench_app.<verb>` (the modules kept at the top of the package) calls the same code.
@@ -276,9 +278,16 @@ def verbs_help() -> str:
     return "\n".join(lines + ["  bench-app VERB --help shows a command's usage and an example."])
 
 
-def main(argv: List[str]) -> int:
+def main(argv: Optional[List[str]] = None) -> None:
+    """`bench-app` and `python -m bench_app`: a first word without '=' is a tool, else Hydra's run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not (argv and looks_like_verb(argv[0])):
+        from bench_app.cli.main import run_hydra
+
+        run_hydra(argv, verbs_help)
+        return
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
         print(f"bench-app: error: {unknown_verb_message(verb)}", file=sys.stderr)
-        return 2
-    return run_verb(verb, rest)
+        sys.exit(2)
+    sys.exit(run_verb(verb, rest))

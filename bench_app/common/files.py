@@ -1,4 +1,4 @@
-"""File I/O used by every stage: atomic writes, YAML, and log tails."""
+"""File I/O used by every stage: atomic writes, YAML, log tails, and the timestamps records carry."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -72,6 +73,11 @@ def first_config_file(group: str, option: str, folders: Iterable[Path]) -> Optio
     return next(
         (f / group / f"{option}.yaml" for f in folders if (f / group / f"{option}.yaml").is_file()), None
     )
+
+
+def now_iso() -> str:
+    """Local time to the second, as every record of a run writes it."""
+    return datetime.now().isoformat(timespec="seconds")
 
 
 def tail(path: Path, lines: int = 25) -> str:

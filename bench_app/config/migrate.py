@@ -173,7 +173,7 @@ def migrate_suite(source: Path, suite_file: Path, out: Path, report: Report) -> 
             {"override /dataset": datasets},
             "_self_",
         ],
-        "benchmark": {"name": f"{name}_${{now:%Y%m%d_%H%M%S}}"},
+        "benchmark": {"name": f"${{free_run_name:{name}_${{now:%Y%m%d_%H%M%S}}}}"},
         "aisbench": run_wide,
     }
     if timeout is not None:

@@ -1,8 +1,9 @@
-"""OmegaConf resolvers used by conf/: ${project_root:} and ${mul:a,b}."""
+"""OmegaConf resolvers used by conf/: ${project_root:}, ${mul:a,b} and ${free_run_name:base}."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict
 
 from omegaconf import OmegaConf
 
@@ -16,8 +17,26 @@ def _multiply(a, b):
     return int(product) if product.is_integer() else product
 
 
+# base -> the name chosen for it in this process: every later resolution gives the same name.
+_free_names: Dict[str, str] = {}
+
+
+def free_run_name(base: str, outputs: Path = Path("outputs")) -> str:
+    """A generated run name that no run folder holds yet: base, else base_2, base_3, ... (two runs
+    started in the same second must not collide). Chosen once per process, so the run folder Hydra
+    creates and the name the run records stay the same."""
+    if base not in _free_names:
+        name, suffix = str(base), 2
+        while (outputs / name).exists():
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        _free_names[base] = name
+    return _free_names[base]
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", _multiply)
+    if not OmegaConf.has_resolver("free_run_name"):
+        OmegaConf.register_new_resolver("free_run_name", lambda base: free_run_name(str(base)))

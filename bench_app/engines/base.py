@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
@@ -33,7 +34,7 @@ class ServerFacts:
 
 
 @dataclass
-class Engine:
+class Engine(ABC):
     """Base of the engine components. Subclasses add their own settings as dataclass fields."""
 
     # The command that starts the server; the engine argv is appended.
@@ -51,13 +52,13 @@ class Engine:
     version_packages: ClassVar[Dict[str, Tuple[str, ...]]] = {}
     health_path: ClassVar[str] = "/health"
 
+    @abstractmethod
     def argv(self, engine_args: Mapping[str, Any], where: str) -> List[str]:
         """The full command line that serves these effective engine args (pure; raises UserError)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def argv_with_port(self, argv: List[str], port: int) -> List[str]:
         """The argv with the port actually leased (the plan may say 0 = automatic)."""
-        raise NotImplementedError
 
     def launch_details(self, engine_args: Mapping[str, Any], where: str) -> Dict[str, Any]:
         """Derived launch facts worth recording next to the argv (e.g. translated overrides)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
@@ -76,7 +77,7 @@ class EvaluationResult:
 
 
 @dataclass
-class Evaluator:
+class Evaluator(ABC):
     """Base of the evaluator components. Subclasses add their own settings as dataclass fields."""
 
     # The evaluator's command; the task's arguments are appended.
@@ -92,19 +93,21 @@ class Evaluator:
     def check_dataset_names(self, names: Sequence[str]) -> None:
         """At planning: raise UserError for a dataset config the evaluator does not have (naming the
         closest ones). The default has nothing to check against."""
+        return None
 
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
         """Once per run, before any server starts: look up what the datasets need."""
+        return None
 
+    @abstractmethod
     def prepare(
         self, short: str, name: str, settings: EvaluatorSettings, endpoint: Endpoint, work_dir: Path
     ) -> EvaluationTask:
         """Write what the evaluator needs for one dataset into work_dir; raise EvaluationError."""
-        raise NotImplementedError
 
+    @abstractmethod
     def verify(self, task: EvaluationTask) -> EvaluationResult:
         """Check the evaluator's output and turn it into metrics; raise EvaluationError with the reason."""
-        raise NotImplementedError
 
     def rescore_task(
         self, short: str, name: str, settings: EvaluatorSettings, work_dir: Path
@@ -118,9 +121,9 @@ class Evaluator:
         evaluation, in the same session); None if this evaluator keeps no per-sample output."""
         return None
 
+    @abstractmethod
     def command_preview(self, short: str, settings: EvaluatorSettings) -> List[str]:
         """The command a dataset will run, with placeholders, for the dry-run plan."""
-        raise NotImplementedError
 
     def prompt_inputs(
         self, short: str, name: str, settings: EvaluatorSettings, model_path: str

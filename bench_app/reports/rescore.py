@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from bench_app.common.errors import EvaluationError, UserError
-from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
-from bench_app.rundir.metadata import now_iso
 
 RESCORE_TIMEOUT_S = 3600.0
 

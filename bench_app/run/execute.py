@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 from bench_app.common.errors import ComponentError, EngineError, EvaluationError
-from bench_app.common.files import tail
+from bench_app.common.files import now_iso, tail
 from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
@@ -27,7 +27,6 @@ from bench_app.run.outcome import DatasetResult, RunOutcome, ServerRecord
 from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan
 from bench_app.run.progress import Progress, RequestProgress
 from bench_app.run.resources import ResourcePool, default_lease_dir, device_pool
-from bench_app.rundir.metadata import now_iso
 
 
 class Interrupted(Exception):

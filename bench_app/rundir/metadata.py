@@ -15,7 +15,6 @@ import re
 import shutil
 import socket
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -37,10 +36,6 @@ ENV_PREFIXES = (
     "OMP_",
     "TORCH_",
 )
-
-
-def now_iso() -> str:
-    return datetime.now().isoformat(timespec="seconds")
 
 
 def site_packages_of(executable: str) -> Optional[Path]:

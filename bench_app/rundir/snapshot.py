@@ -15,13 +15,12 @@ from __future__ import annotations
 import copy
 import os
 import re
-import shlex
 import socket
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
-from bench_app.common.files import atomic_write, dump_yaml, first_config_file, read_yaml, yaml_loads
+from bench_app.common.files import atomic_write, dump_yaml, first_config_file, now_iso, read_yaml, yaml_loads
 from bench_app.common.processes import process_alive, process_start_time
 from bench_app.common.redact import redact_mapping, secret_values
 from bench_app.config.resolvers import PROJECT_ROOT
@@ -30,6 +29,7 @@ from bench_app.evaluators.aisbench import catalog
 from bench_app.run import slurm
 from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from bench_app.rundir import metadata as meta
+from bench_app.rundir.reproduce import reproduce_script
 
 SNAPSHOT_FORMAT = 2
 # Format 1 snapshots predate `_target_`: they always ran these components.
@@ -174,77 +174,6 @@ def user_config_folders(folders: List[str], project_conf: Optional[str]) -> List
     return [f for f in folders if f != project_conf]
 
 
-# ---------------------------------------------------------------- reproduce.sh
-def reproduce_script(
-    run_name: str, overrides: List[str], started: str, search_path: Sequence[str] = ()
-) -> str:
-    """reproduce.sh: every value is shell-quoted; arguments given to it are appended as overrides.
-    User config folders (hydra.searchpath, --config-dir) are passed on as hydra.searchpath."""
-    kept = [o for o in overrides if not o.startswith(("benchmark.name=", "resume=", "frozen_from="))]
-    if search_path:
-        quoted_folders = ",".join(
-            "'file://" + f.replace("\\", "\\\\").replace("'", "\\'") + "'" for f in search_path
-        )
-        kept.append(f"hydra.searchpath=[{quoted_folders}]")
-    quoted = "".join(f"{shlex.quote(o)} \\\n    " for o in kept)
-    name = shlex.quote(run_name)
-    root = shlex.quote(str(PROJECT_ROOT))
-    return f"""#!/usr/bin/env bash
-# Reproduction script for benchmark run {name}
-# Generated: {started}
-#   ./reproduce.sh                 re-run with the original config choices and overrides (reads conf/)
-#   ./reproduce.sh --frozen        re-run from config_snapshot.yaml alone (works after conf/ changed)
-#   ./reproduce.sh KEY=VALUE ...   the same, with extra overrides appended (e.g. vllm.max_num_seqs=128)
-# It works from any directory. Results always go to a NEW run folder, ./outputs/<name>_repro_<time> of
-# the directory it is called from; the original is never overwritten.
-set -euo pipefail
-
-SNAPSHOT_DIR="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
-# The project that made this run; if it moved, the nearest folder above this snapshot holding bench_app/.
-PROJECT_ROOT={root}
-if [ ! -d "$PROJECT_ROOT/bench_app" ]; then
-    PROJECT_ROOT="$SNAPSHOT_DIR"
-    while [ "$PROJECT_ROOT" != / ] && [ ! -d "$PROJECT_ROOT/bench_app" ]; do
-        PROJECT_ROOT="$(dirname "$PROJECT_ROOT")"
-    done
-fi
-PYTHON="${{BENCH_APP_PYTHON:-$PROJECT_ROOT/.venv/bin/python}}"
-if ! command -v "$PYTHON" >/dev/null; then
-    echo "Error: bench_app's Python not found at $PYTHON; set BENCH_APP_PYTHON to the interpreter" >&2
-    echo "       of the environment bench_app is installed in (make setup creates .venv/)." >&2
-    exit 1
-fi
-
-FROZEN=0
-ARGS=()
-NAME_GIVEN=0
-for arg in "$@"; do
-    case "$arg" in
-        --frozen) FROZEN=1 ;;
-        benchmark.name=*) NAME_GIVEN=1; ARGS+=("$arg") ;;
-        *) ARGS+=("$arg") ;;
-    esac
-done
-if [ "$NAME_GIVEN" = 0 ]; then
-    ARGS+=("benchmark.name="{name}"_repro_$(date +%Y%m%d_%H%M%S)")
-fi
-
-# Print every difference between this environment and the one recorded in metadata.yaml.
-"$PYTHON" -m bench_app.envcheck "$SNAPSHOT_DIR/metadata.yaml" || true
-
-if [ "$FROZEN" = 1 ]; then
-    exec "$PYTHON" -m bench_app.replay "$SNAPSHOT_DIR/config_snapshot.yaml" "${{ARGS[@]}}"
-fi
-if [ ! -d "$PROJECT_ROOT/conf" ]; then
-    echo "Error: the project's conf/ folder is gone ($PROJECT_ROOT/conf); replay from the snapshot alone:" >&2
-    echo "       $SNAPSHOT_DIR/reproduce.sh --frozen" >&2
-    exit 1
-fi
-exec "$PYTHON" -m bench_app \\
-    {quoted}"${{ARGS[@]}}"
-"""
-
-
 # ---------------------------------------------------------------- the writer
 class Snapshot:
     """Writes and finalises outputs/<run>/configs/."""
@@ -263,7 +192,7 @@ class Snapshot:
         self.plan = plan
         self.hydra_info = hydra_info
         self.argv = argv
-        self.started = resolved["benchmark"]["timestamp"] or meta.now_iso()
+        self.started = resolved["benchmark"]["timestamp"] or now_iso()
         self.secrets = secret_values(os.environ, resolved)
         self.metadata: Dict[str, Any] = {}
 
@@ -368,7 +297,7 @@ class Snapshot:
         self._write(f"per_dataset/{short}.yaml", document)
 
     def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
-        self.metadata["run"].update(status=status, ended=meta.now_iso())
+        self.metadata["run"].update(status=status, ended=now_iso())
         if server_versions:
             self.metadata["versions"][f"{self.plan.engine.name}_server"] = server_versions
         self._write("metadata.yaml", self.metadata)
@@ -388,7 +317,7 @@ def mark_abandoned(metadata_file: Path) -> bool:
         return False
     if process_alive(int(run["pid"]), run.get("pid_start")):
         return False
-    run.update(status="abandoned", abandoned_found=meta.now_iso())
+    run.update(status="abandoned", abandoned_found=now_iso())
     atomic_write(metadata_file, dump_yaml(document))
     return True
 

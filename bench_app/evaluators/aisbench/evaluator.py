@@ -1,8 +1,8 @@
-"""AISBench (ais-bench-benchmark): the task config bench_app writes, its command line, and the
-verification of its output.
+"""AISBench (ais-bench-benchmark) as a bench_app evaluator: its sessions (a task host per engine group,
+or one `ais_bench` process per dataset), planning checks, and rescoring.
 
-AISBench exits 0 even when its tasks fail (server down, missing data, failed requests), so a dataset
-counts as done only when its results JSON holds the metric and no request failed.
+The task file and command line are bench_app.evaluators.aisbench.task's; reading AISBench's output is
+bench_app.evaluators.aisbench.results'.
 """
 
 from __future__ import annotations
@@ -21,6 +21,19 @@ from bench_app.common.files import tail
 from bench_app.config.hub import model_folder
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
+from bench_app.evaluators.aisbench.results import collect_results
+from bench_app.evaluators.aisbench.task import (
+    HOST_SCRIPT,
+    LOG_FILE,
+    MODEL_ABBR,
+    PROMPTS_SCRIPT,
+    SAMPLES_SCRIPT,
+    TASK_FILE,
+    evaluator_argv,
+    evaluator_python,
+    locate_dataset_modules,
+    task_config_text,
+)
 from bench_app.evaluators.base import (
     SAMPLES_FILE,
     Endpoint,
@@ -30,222 +43,6 @@ from bench_app.evaluators.base import (
     Evaluator,
 )
 from bench_app.evaluators.task_host import TaskHost
-
-TASK_FILE = "aisbench_task.py"
-PROMPTS_SCRIPT = "aisbench_prompts.py"  # runs in the evaluator's environment (context budget)
-HOST_SCRIPT = "aisbench_host.py"  # runs in the evaluator's environment (task host)
-SAMPLES_SCRIPT = "aisbench_samples.py"  # runs in the evaluator's environment (per-sample records)
-LOG_FILE = "aisbench.log"
-MODEL_ABBR = "bench_app"
-
-# Finds the module of a stock dataset config inside the evaluator environment (run with its python).
-_LOCATE_SCRIPT = r"""
-import importlib.util, json, pathlib, re, sys
-spec = importlib.util.find_spec("ais_bench")
-root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "benchmark" / "configs" / "datasets"
-found = {}
-for name in sys.argv[1:]:
-    hits = sorted(root.rglob(name + ".py"))
-    if hits:
-        parts = hits[0].relative_to(root).with_suffix("").parts
-        module = "ais_bench.benchmark.configs.datasets." + ".".join(parts)
-        variables = sorted(set(re.findall(r"\b([A-Za-z0-9_]+_datasets)\b", hits[0].read_text())))
-        found[name] = {"module": module, "variables": variables}
-print(json.dumps(found))
-"""
-
-_PERF_KEYS = {
-    "TTFT": "ttft_ms",
-    "TPOT": "tpot_ms",
-    "ITL": "itl_ms",
-    "OutputTokenThroughput": "output_tokens_per_s",
-    "Output Token Throughput": "output_tokens_per_s",
-    "Request Throughput": "requests_per_s",
-    "RequestThroughput": "requests_per_s",
-    "E2EL": "e2el_ms",
-}
-
-
-def evaluator_python(command: List[str]) -> str:
-    """The interpreter of the evaluator's environment (next to its console script)."""
-    candidate = Path(command[0]).parent / "python"
-    return str(candidate) if candidate.exists() else "python3"
-
-
-def locate_dataset_modules(command: List[str], names: Sequence[str]) -> Dict[str, dict]:
-    done = subprocess.run(
-        [evaluator_python(command), "-c", _LOCATE_SCRIPT, *names], capture_output=True, text=True, timeout=120
-    )
-    if done.returncode != 0:
-        raise EvaluationError(
-            "cannot inspect the evaluator environment (is AISBench installed? run `make setup`)",
-            done.stderr[-2000:],
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def task_config_text(
-    stock: Dict[str, Any],
-    settings: EvaluatorSettings,
-    host: str,
-    port: int,
-    served_model: str,
-    tokenizer_path: str,
-) -> str:
-    """The AISBench config file for one dataset: literal values only (mmengine's lazy import forbids
-    calls)."""
-    perf = settings.mode == "perf"
-    model = {
-        "attr": "service",
-        "abbr": MODEL_ABBR,
-        "path": tokenizer_path if perf else "",
-        "model": served_model,
-        "stream": perf,
-        "request_rate": 0,
-        "retry": settings.retry,
-        "host_ip": host,
-        "host_port": port,
-        "url": "",
-        "max_out_len": settings.max_out_len,
-        "batch_size": settings.batch_size,
-        "trust_remote_code": False,
-        "generation_kwargs": settings.generation_kwargs,
-    }
-    model_type = "VLLMCustomAPIChatStream" if perf else "VLLMCustomAPIChat"
-    lines = [
-        "# Written by bench_app for one dataset; literal values only.",
-        "from mmengine.config import read_base",
-        "with read_base():",
-        f"    from {stock['module']} import {', '.join(stock['variables'])}",
-        f"from ais_bench.benchmark.models import {model_type}",
-        "",
-        f"models = [dict(type={model_type}, **{model!r})]",
-        f"_stock = {' + '.join(stock['variables'])}",
-    ]
-    if settings.subsets is not None:
-        lines.append(f"_stock = [d for d in _stock if d.get('name') in {settings.subsets!r}]")
-    if settings.data_path:
-        lines.append(f"_stock = [dict(d, path={settings.data_path!r}) for d in _stock]")
-    lines += ["datasets = _stock", "summarizer = dict(attr='accuracy')", ""]
-    return "\n".join(lines)
-
-
-def evaluator_argv(
-    command: List[str], task_file: str, work_dir: str, settings: EvaluatorSettings
-) -> List[str]:
-    argv = [
-        *command,
-        task_file,
-        "--work-dir",
-        work_dir,
-        "--mode",
-        settings.mode,
-        "--max-num-workers",
-        str(settings.max_num_workers),
-    ]
-    if settings.num_prompts is not None:
-        argv += ["--num-prompts", str(settings.num_prompts)]
-    # Always: AISBench's own default is one warmup request, in every mode.
-    argv += ["--num-warmups", str(settings.num_warmups)]
-    if settings.dump_eval_details:
-        argv.append("--dump-eval-details")
-    for key, value in sorted(settings.extra_args.items()):
-        flag = "--" + str(key).replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value not in (False, None):
-            argv += [flag, *(str(v) for v in value)] if isinstance(value, list) else [flag, str(value)]
-    return argv
-
-
-def _number(value: Any) -> Optional[float]:
-    match = re.search(r"-?\d+(\.\d+)?", str(value))
-    return float(match.group()) if match else None
-
-
-def _parse_perf(run_dir: Path) -> Dict[str, Any]:
-    """Numbers from AISBench's perf output: per-request stats (CSV, Average column) and totals (JSON)."""
-    import csv  # here: a dry run never reads results
-
-    metrics: Dict[str, Any] = {}
-    for path in sorted(run_dir.glob("performances/*/*.csv")):
-        with open(path, newline="") as handle:
-            rows = list(csv.reader(handle))
-        if not rows:
-            continue
-        header = rows[0]
-        column = next((i for i, cell in enumerate(header) if cell.strip() in ("Average", "Mean")), None)
-        for row in rows[1:]:
-            name = _PERF_KEYS.get(row[0].strip()) if row else None
-            if name and column is not None and column < len(row) and _number(row[column]) is not None:
-                metrics[name] = _number(row[column])
-    for path in sorted(run_dir.glob("performances/*/*.json")):
-        data = json.loads(path.read_text())
-        for key, value in data.items():
-            name = _PERF_KEYS.get(key)
-            chosen = value.get("total", value.get("Average")) if isinstance(value, dict) else value
-            if name and name not in metrics and _number(chosen) is not None:
-                metrics[name] = _number(chosen)
-    return metrics
-
-
-def _failure_reason(logs: str) -> str:
-    reason = "no results were written"
-    request_failures = re.search(r"failed reasons: (\{[^}]*\})", logs)
-    if request_failures:
-        return reason + f": requests failed {request_failures.group(1)}"
-    if re.search(r"(is not exist|No such file|FileNotFoundError|FileExistsError)", logs):
-        return reason + ": dataset files missing"
-    if re.search(r"(Connection refused|ConnectError|Cannot connect)", logs):
-        return reason + ": server unreachable"
-    return reason
-
-
-def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationResult:
-    """Verify AISBench's output and return the metrics; raise EvaluationError with the reason otherwise."""
-    runs = (
-        sorted(p for p in work_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d{8}_\d{6}", p.name))
-        if work_dir.exists()
-        else []
-    )
-    if not runs:
-        raise EvaluationError("AISBench produced no output folder", tail(work_dir / LOG_FILE))
-    run_dir = runs[-1]
-    logs = "\n".join(tail(p, 15) for p in sorted(run_dir.glob("logs/**/*.out")))
-    failed = sorted(run_dir.glob("**/*_failed.jsonl"))
-    if failed:
-        count = sum(1 for path in failed for line in path.read_text().splitlines() if line.strip())
-        raise EvaluationError(
-            f"{count} request(s) failed (see {failed[0].relative_to(work_dir)})", logs[-3000:]
-        )
-    if settings.mode == "perf":
-        metrics = _parse_perf(run_dir)
-        if not metrics:
-            raise EvaluationError("no performance results were written", logs[-3000:])
-        return EvaluationResult(metrics, run_dir)
-    results = sorted(run_dir.glob(f"results/{MODEL_ABBR}/*.json"))
-    if not results:
-        raise EvaluationError(_failure_reason(logs), logs[-3000:])
-    per_subset: Dict[str, Dict[str, float]] = {}
-    for path in results:
-        data = json.loads(path.read_text())
-        numbers = {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if not numbers:
-            raise EvaluationError(f"{path.name} holds no metric: {data}", logs[-3000:])
-        per_subset[path.stem] = numbers
-    if settings.subsets is not None and len(per_subset) < len(settings.subsets):
-        raise EvaluationError(
-            f"results for {len(per_subset)} of {len(settings.subsets)} subsets", logs[-3000:]
-        )
-    if len(per_subset) == 1:
-        return EvaluationResult(dict(next(iter(per_subset.values()))), run_dir)
-    # Several subsets (ceval/mmlu subjects): unweighted mean of each metric, per-subset values kept.
-    metrics: Dict[str, Any] = {}
-    for name in sorted({k for numbers in per_subset.values() for k in numbers}):
-        values = [numbers[name] for numbers in per_subset.values() if name in numbers]
-        metrics[name] = round(sum(values) / len(values), 4)
-    metrics["subsets"] = per_subset
-    return EvaluationResult(metrics, run_dir)
 
 
 class TaskHostSession(EvaluationSession):

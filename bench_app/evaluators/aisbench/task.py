@@ -1,0 +1,128 @@
+"""The AISBench task bench_app writes: the task config file and AISBench's command line for it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from bench_app.common.errors import EvaluationError
+from bench_app.config.schema import EvaluatorSettings
+
+TASK_FILE = "aisbench_task.py"
+PROMPTS_SCRIPT = "aisbench_prompts.py"  # runs in the evaluator's environment (context budget)
+HOST_SCRIPT = "aisbench_host.py"  # runs in the evaluator's environment (task host)
+SAMPLES_SCRIPT = "aisbench_samples.py"  # runs in the evaluator's environment (per-sample records)
+LOG_FILE = "aisbench.log"
+MODEL_ABBR = "bench_app"
+
+# Finds the module of a stock dataset config inside the evaluator environment (run with its python).
+_LOCATE_SCRIPT = r"""
+import importlib.util, json, pathlib, re, sys
+spec = importlib.util.find_spec("ais_bench")
+root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "benchmark" / "configs" / "datasets"
+found = {}
+for name in sys.argv[1:]:
+    hits = sorted(root.rglob(name + ".py"))
+    if hits:
+        parts = hits[0].relative_to(root).with_suffix("").parts
+        module = "ais_bench.benchmark.configs.datasets." + ".".join(parts)
+        variables = sorted(set(re.findall(r"\b([A-Za-z0-9_]+_datasets)\b", hits[0].read_text())))
+        found[name] = {"module": module, "variables": variables}
+print(json.dumps(found))
+"""
+
+
+def evaluator_python(command: List[str]) -> str:
+    """The interpreter of the evaluator's environment (next to its console script)."""
+    candidate = Path(command[0]).parent / "python"
+    return str(candidate) if candidate.exists() else "python3"
+
+
+def locate_dataset_modules(command: List[str], names: Sequence[str]) -> Dict[str, dict]:
+    done = subprocess.run(
+        [evaluator_python(command), "-c", _LOCATE_SCRIPT, *names], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise EvaluationError(
+            "cannot inspect the evaluator environment (is AISBench installed? run `make setup`)",
+            done.stderr[-2000:],
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def task_config_text(
+    stock: Dict[str, Any],
+    settings: EvaluatorSettings,
+    host: str,
+    port: int,
+    served_model: str,
+    tokenizer_path: str,
+) -> str:
+    """The AISBench config file for one dataset: literal values only (mmengine's lazy import forbids
+    calls)."""
+    perf = settings.mode == "perf"
+    model = {
+        "attr": "service",
+        "abbr": MODEL_ABBR,
+        "path": tokenizer_path if perf else "",
+        "model": served_model,
+        "stream": perf,
+        "request_rate": 0,
+        "retry": settings.retry,
+        "host_ip": host,
+        "host_port": port,
+        "url": "",
+        "max_out_len": settings.max_out_len,
+        "batch_size": settings.batch_size,
+        "trust_remote_code": False,
+        "generation_kwargs": settings.generation_kwargs,
+    }
+    model_type = "VLLMCustomAPIChatStream" if perf else "VLLMCustomAPIChat"
+    lines = [
+        "# Written by bench_app for one dataset; literal values only.",
+        "from mmengine.config import read_base",
+        "with read_base():",
+        f"    from {stock['module']} import {', '.join(stock['variables'])}",
+        f"from ais_bench.benchmark.models import {model_type}",
+        "",
+        f"models = [dict(type={model_type}, **{model!r})]",
+        f"_stock = {' + '.join(stock['variables'])}",
+    ]
+    if settings.subsets is not None:
+        lines.append(f"_stock = [d for d in _stock if d.get('name') in {settings.subsets!r}]")
+    if settings.data_path:
+        lines.append(f"_stock = [dict(d, path={settings.data_path!r}) for d in _stock]")
+    lines += ["datasets = _stock", "summarizer = dict(attr='accuracy')", ""]
+    return "\n".join(lines)
+
+
+def evaluator_argv(
+    command: List[str], task_file: str, work_dir: str, settings: EvaluatorSettings
+) -> List[str]:
+    argv = [
+        *command,
+        task_file,
+        "--work-dir",
+        work_dir,
+        "--mode",
+        settings.mode,
+        "--max-num-workers",
+        str(settings.max_num_workers),
+    ]
+    if settings.num_prompts is not None:
+        argv += ["--num-prompts", str(settings.num_prompts)]
+    # Always: AISBench's own default is one warmup request, in every mode.
+    argv += ["--num-warmups", str(settings.num_warmups)]
+    if settings.dump_eval_details:
+        argv.append("--dump-eval-details")
+    for key, value in sorted(settings.extra_args.items()):
+        flag = "--" + str(key).replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (False, None):
+            argv += [flag, *(str(v) for v in value)] if isinstance(value, list) else [flag, str(value)]
+    return argv
+
+
