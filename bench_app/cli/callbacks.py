@@ -17,6 +17,7 @@ from typing import Optional
 from hydra.experimental.callback import Callback
 
 from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
+from bench_app.rundir.layout import RunFolder
 from bench_app.sweeps.jobs import collect_jobs, mark_interrupted
 from bench_app.sweeps.summary import write_sweep_summary
 
@@ -33,7 +34,7 @@ class SnapshotCallback(Callback):
 
         if job_return.status != JobStatus.FAILED:
             return
-        metadata_file = Path(job_return.working_dir or ".") / "configs" / "metadata.yaml"
+        metadata_file = RunFolder(Path(job_return.working_dir or ".")).metadata_file
         if not metadata_file.exists():
             return
         document = read_yaml(metadata_file)

@@ -22,6 +22,7 @@ from bench_app.config.resolvers import PROJECT_ROOT, register_resolvers
 from bench_app.config.schema import register_schema
 from bench_app.evaluators.aisbench import catalog
 from bench_app.run import slurm
+from bench_app.rundir.layout import RunFolder
 from bench_app.sweeps import jobs as sweep
 
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -136,7 +137,7 @@ def preflight(argv: List[str]) -> None:
     name, resuming = values.get("benchmark.name"), values.get("resume") is True
     if isinstance(name, str) and not resuming and not args.multirun:
         run_dir = Path("outputs") / name
-        if (run_dir / "configs").exists():
+        if RunFolder(run_dir).holds_run():
             raise UserError(
                 f"run folder {run_dir} already holds a run; it is never overwritten. "
                 f"Choose another benchmark.name, or add resume=true to re-run its datasets that are not ok."

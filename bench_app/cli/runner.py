@@ -13,18 +13,19 @@ from typing import Callable, Dict
 from omegaconf import DictConfig
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import atomic_write, read_yaml
+from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.reports import text as report
 from bench_app.run.budget import budget_lines, check_context
 from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
+from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.snapshot import Snapshot, hydra_info_from_config, mark_abandoned_runs
 
 
 def _discard_new_run_dir(run_dir: Path) -> None:
     """Remove the folder Hydra created for a config that did not validate (never an existing run)."""
-    if run_dir.is_dir() and not (run_dir / "configs").exists():
+    if run_dir.is_dir() and not RunFolder(run_dir).holds_run():
         leftovers = {p.name for p in run_dir.iterdir()}
         if leftovers <= {".hydra"}:
             shutil.rmtree(run_dir)
@@ -32,8 +33,8 @@ def _discard_new_run_dir(run_dir: Path) -> None:
 
 def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, dict]:
     """Refuse to overwrite an existing run; with resume=true return its datasets that are already ok."""
-    metadata_file = run_dir / "configs" / "metadata.yaml"
-    if not metadata_file.exists():
+    folder = RunFolder(run_dir)
+    if not folder.metadata_file.exists():
         if resume:
             raise UserError(f"resume=true, but {run_dir} holds no run to resume (no configs/metadata.yaml).")
         return {}
@@ -42,23 +43,16 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, d
             f"run folder {run_dir} already holds a run; it is never overwritten. "
             "Choose another benchmark.name, or add resume=true to re-run its datasets that are not ok."
         )
-    recorded = (read_yaml(metadata_file) or {}).get("fingerprint", {})
+    recorded = folder.read_metadata().get("fingerprint", {})
     current = config_fingerprint(plan)
     differing = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
     if differing:
         raise UserError(
             f"resume refused: the effective configuration of dataset(s) {differing} differs from the "
             f"run in {run_dir}. "
-            "Compare with `python -m bench_app.compare`, or start a new run with another benchmark.name."
+            "Compare with `bench-app compare`, or start a new run with another benchmark.name."
         )
-    results_file = run_dir / "results.yaml"
-    if results_file.exists():
-        previous = (read_yaml(results_file) or {}).get("datasets", {})
-    else:  # the runner died before its reports: each finished dataset is in per_dataset/<short>.yaml
-        previous = {
-            p.stem: (read_yaml(p) or {}).get("result", {})
-            for p in sorted((run_dir / "configs" / "per_dataset").glob("*.yaml"))
-        }
+    previous = folder.dataset_results()  # from per_dataset/ when the runner died before its reports
     return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
 
 
@@ -85,7 +79,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         if info.get("job_num") is None:
             _discard_new_run_dir(run_dir)
         else:  # a sweep job keeps its folder: the sweep summary reports why it did not run
-            atomic_write(run_dir / "error.txt", f"{error}\n")
+            atomic_write(RunFolder(run_dir).error_file, f"{error}\n")
         return error.exit_code
 
     snapshot = Snapshot(run_dir, resolved, plan, info, sys.argv)

@@ -76,10 +76,11 @@ def _report_args(parser: Parser) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from bench_app.rundir.layout import RunFolder
     from bench_app.sweeps.html import is_sweep_folder, write_report
 
     folder = args.folder
-    if not folder.is_dir() or not ((folder / "configs").is_dir() or is_sweep_folder(folder)):
+    if not folder.is_dir() or not (RunFolder(folder).holds_run() or is_sweep_folder(folder)):
         return _fail(
             "report",
             f"{folder} is not a bench_app run folder (no configs/) "

@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from bench_app.common.files import read_yaml, read_yaml_if_exists
+from bench_app.common.errors import UserError
+from bench_app.common.files import read_yaml
 from bench_app.reports.paired import pair_runs
+from bench_app.rundir.layout import RunFolder
 
 _IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
 _UNSET = object()
@@ -46,16 +48,18 @@ def _show(value: Any) -> str:
 
 
 def _load_run(path: Path) -> Dict[str, Any]:
-    configs = path / "configs"
-    if not (configs / "config_snapshot.yaml").is_file():
+    folder = RunFolder(path)
+    if not folder.is_run_folder():
         raise BadInput(f"{path} is not a bench_app run folder (no configs/config_snapshot.yaml)")
-    per_dataset = {p.stem: read_yaml(p) for p in sorted((configs / "per_dataset").glob("*.yaml"))}
-    results_file = path / "results.yaml"
+    try:
+        results = folder.read_results()
+    except UserError as error:
+        raise BadInput(str(error)) from None
     return {
-        "snapshot": read_yaml(configs / "config_snapshot.yaml"),
-        "per_dataset": per_dataset,
-        "metadata": read_yaml_if_exists(configs / "metadata.yaml", {}),
-        "results": read_yaml_if_exists(results_file, {}),
+        "snapshot": folder.read_snapshot(),
+        "per_dataset": folder.read_per_dataset(),
+        "metadata": folder.read_metadata(),
+        "results": results,
     }
 
 

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bench_app.common.files import atomic_write, read_samples, read_yaml, read_yaml_if_exists
+from bench_app.common.files import atomic_write
+from bench_app.rundir.layout import RunFolder
 
 REPORT_FILE = "report.html"
 ASSETS = Path(__file__).with_name("assets")
@@ -52,7 +53,7 @@ def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
             # perf mode: the request's own timing (ms)
             **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
         }
-        for r in read_samples(run_dir, short) or []
+        for r in RunFolder(run_dir).read_samples(short) or []
     ]
 
 
@@ -67,11 +68,10 @@ def _engine_table(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def report_data(run_dir: Path) -> Dict[str, Any]:
-    results = read_yaml_if_exists(run_dir / "results.yaml", {})
-    results = results or {}
-    configs = run_dir / "configs"
-    metadata = read_yaml_if_exists(configs / "metadata.yaml", {}) or {}
-    per_dataset = {p.stem: read_yaml(p) or {} for p in sorted((configs / "per_dataset").glob("*.yaml"))}
+    folder = RunFolder(run_dir)
+    results = folder.read_results()
+    metadata = folder.read_metadata()
+    per_dataset = folder.read_per_dataset()
     servers = results.get("servers") or []
     by_group = {s.get("group"): s for s in servers}
     datasets, samples = [], []
@@ -203,6 +203,6 @@ def write_compare_report(a: Path, b: Path, lines: List[str], paired: Dict[str, A
 
 
 def write_run_report(run_dir: Path, out: Optional[Path] = None) -> Path:
-    out = out or run_dir / REPORT_FILE
+    out = out or RunFolder(run_dir).report_file
     atomic_write(out, render(report_data(run_dir), f"bench_app run {run_dir.name}"), mode=0o644)
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from bench_app.common.files import read_samples
+from bench_app.rundir.layout import RunFolder
 
 SIGNIFICANCE = 0.05
 SampleKey = Tuple[str, int]  # (subset, id)
@@ -21,7 +21,7 @@ SampleKey = Tuple[str, int]  # (subset, id)
 
 def load_samples(run_dir: Path, short: str) -> Optional[Dict[SampleKey, dict]]:
     """The dataset's samples.jsonl records by (subset, id); None if the run has none for it."""
-    records = read_samples(run_dir, short)
+    records = RunFolder(run_dir).read_samples(short)
     if records is None:
         return None
     return {(str(record.get("subset")), record.get("id")): record for record in records}

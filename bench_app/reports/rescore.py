@@ -20,6 +20,7 @@ from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
+from bench_app.rundir.layout import RunFolder
 
 RESCORE_TIMEOUT_S = 3600.0
 
@@ -33,33 +34,34 @@ def settings_of(per_dataset: Dict[str, Any]) -> EvaluatorSettings:
 
 
 def load_run(run_dir: Path):
-    configs = run_dir / "configs"
-    if not (configs / "config_snapshot.yaml").is_file() or not (run_dir / "results.yaml").is_file():
+    folder = RunFolder(run_dir)
+    if not folder.is_run_folder() or not folder.results_file.is_file():
         raise UserError(
             f"{run_dir} is not a finished bench_app run folder (needs configs/config_snapshot.yaml and "
             "results.yaml)"
         )
-    snapshot = read_yaml(configs / "config_snapshot.yaml") or {}
+    snapshot = folder.read_snapshot() or {}
     evaluator = instantiate_component(snapshot.get("evaluator") or {}, Evaluator, "evaluator")
-    return evaluator, read_yaml(run_dir / "results.yaml") or {}
+    return evaluator, folder.read_results()
 
 
 def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     evaluator, results = load_run(run_dir)
+    folder = RunFolder(run_dir)
     entries = results.get("datasets") or {}
     unknown = [short for short in wanted if short not in entries]
     if unknown:
         raise UserError(f"no dataset {unknown} in {run_dir}. Datasets of this run: {', '.join(entries)}.")
-    shorts = wanted or [s for s in entries if (run_dir / s).is_dir()]
+    shorts = wanted or [s for s in entries if folder.dataset_dir(s).is_dir()]
     previous, failed = {}, []
-    log = run_dir / "logs" / "rescore.log"
+    log = folder.logs / "rescore.log"
     log.parent.mkdir(exist_ok=True)
     with evaluator.open_session(log) as session:
         for short in shorts:
-            per_dataset_file = run_dir / "configs" / "per_dataset" / f"{short}.yaml"
+            per_dataset_file = folder.per_dataset_file(short)
             per_dataset = read_yaml(per_dataset_file) or {}
             settings = settings_of(per_dataset)
-            work_dir = run_dir / short
+            work_dir = folder.dataset_dir(short)
             entry = entries[short]
             previous[short] = {k: entry.get(k) for k in ("status", "metrics", "reason") if entry.get(k)}
             say(f"re-scoring {short} from its stored predictions ...")
@@ -88,8 +90,8 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
         results["status"] = "failed" if results.get("status") == "completed" else results.get("status")
     elif results.get("status") == "failed":
         results["status"] = "completed"
-    atomic_write(run_dir / "results.yaml", dump_yaml(results))
-    summary = run_dir / "summary.md"
+    folder.write_results(results)
+    summary = folder.summary_file
     if summary.exists():  # its table is the original run's: say what changed since
         lines = [
             f"- {s}: {entries[s]['status']} {entries[s].get('metrics') or entries[s].get('reason')}"
@@ -97,8 +99,8 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
         ]
         note = f"\n## Re-scored {now_iso()} (bench-app rescore; results.yaml is current)\n" + "\n".join(lines)
         atomic_write(summary, summary.read_text() + note + "\n")
-    metadata_file = run_dir / "configs" / "metadata.yaml"
-    metadata = read_yaml(metadata_file) or {}
+    metadata_file = folder.metadata_file
+    metadata = folder.read_metadata()
     metadata.setdefault("rescored", []).append(
         {"at": now_iso(), "datasets": shorts, "previous": previous, "command": sys.argv}
     )
@@ -106,5 +108,5 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     from bench_app.reports.text import write_html_report
 
     html = write_html_report(run_dir)
-    say(f"results: {run_dir / 'results.yaml'}" + (f" · report: {html}" if html else ""))
+    say(f"results: {folder.results_file}" + (f" · report: {html}" if html else ""))
     return 1 if failed else 0

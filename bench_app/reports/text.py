@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from rich.table import Table
 from rich.text import Text
 
-from bench_app.common.files import atomic_write, dump_yaml
+from bench_app.common.files import atomic_write
 from bench_app.run.outcome import RunOutcome
 from bench_app.run.progress import styled
+from bench_app.rundir.layout import RunFolder
 
 if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
     from bench_app.run.plan import RunPlan
@@ -33,7 +34,7 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
             dataset = plan.dataset(short)
             preview = plan.evaluator.command_preview(short, dataset.evaluator)
             console.print(f"  evaluator: {short}: {' '.join(preview)}")
-    console.print(f"\nsnapshot written to {run_dir / 'configs'}; dry run, nothing started.")
+    console.print(f"\nsnapshot written to {RunFolder(run_dir).configs}; dry run, nothing started.")
 
 
 def print_budget(console, lines) -> None:
@@ -107,8 +108,9 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
 
 
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
-    atomic_write(run_dir / "results.yaml", dump_yaml(results_document(config, plan, outcome)))
-    atomic_write(run_dir / "summary.md", summary_markdown(config, plan, outcome))
+    folder = RunFolder(run_dir)
+    folder.write_results(results_document(config, plan, outcome))
+    atomic_write(folder.summary_file, summary_markdown(config, plan, outcome))
 
 
 def write_html_report(run_dir: Path, console=None) -> Optional[Path]:
@@ -147,9 +149,9 @@ def print_summary(
             (r.reason or "")[:120],
         )
     console.print(table)
+    folder = RunFolder(run_dir)
     console.print(
-        f"results: {run_dir / 'results.yaml'} · summary: {run_dir / 'summary.md'} · configs: "
-        f"{run_dir / 'configs'}"
+        f"results: {folder.results_file} · summary: {folder.summary_file} · configs: {folder.configs}"
     )
     if html is not None:
         console.print(f"report: {html}")

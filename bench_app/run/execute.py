@@ -176,6 +176,7 @@ class GroupRunner:
         self.config = config
         self.plan = plan
         self.run_dir = run_dir
+        self.folder = snapshot.folder  # the run folder's layout (bench_app.rundir.layout.RunFolder)
         self.snapshot = snapshot
         self.progress = progress
         self.pool = pool
@@ -223,7 +224,7 @@ class GroupRunner:
             lambda message: self.progress.log(f"group {group.index}: {message}"),
         )
         record.__dict__.update(lease.record())
-        record.log_file = str(self.run_dir / "logs" / f"engine_group{group.index}.log")
+        record.log_file = str(self.folder.engine_log(group.index))
         server = engine.server(
             group.argv,
             args["host"],
@@ -259,7 +260,7 @@ class GroupRunner:
         if self.cancel.is_set():
             return
         # Opened first: the evaluator's start-up (e.g. AISBench's imports) overlaps the server's.
-        log_file = self.run_dir / "logs" / f"evaluator_group{group.index}.log"
+        log_file = self.folder.evaluator_log(group.index)
         with self.plan.evaluator.open_session(log_file) as session:
             self._run_group(group, pending, session)
 
@@ -340,7 +341,7 @@ class GroupRunner:
         stop_reason: Callable[[], Optional[str]],
         show_progress: Callable[[str], None] = lambda detail: None,
     ) -> DatasetResult:
-        work_dir = self.run_dir / dataset.short
+        work_dir = self.folder.dataset_dir(dataset.short)
         result = DatasetResult(
             dataset.short,
             dataset.name,

@@ -15,6 +15,7 @@ from bench_app.config.components import instantiate_component
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.rundir import metadata as meta
+from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.snapshot import snapshot_to_config
 
 
@@ -26,7 +27,7 @@ def _package_file(path: Path) -> Dict[str, str]:
 
 def differences(metadata_file: Path) -> List[str]:
     recorded = read_yaml(metadata_file) or {}
-    snapshot = read_yaml(metadata_file.parent / "config_snapshot.yaml") or {}
+    snapshot = read_yaml(RunFolder(metadata_file.parent.parent).snapshot_file) or {}
     try:
         config = snapshot_to_config(snapshot)
         engine = instantiate_component(config["engine"], Engine, "engine")

@@ -29,6 +29,7 @@ from bench_app.evaluators.aisbench import catalog
 from bench_app.run import slurm
 from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from bench_app.rundir import metadata as meta
+from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.reproduce import reproduce_script
 
 SNAPSHOT_FORMAT = 2
@@ -187,7 +188,7 @@ class Snapshot:
         argv: List[str],
     ):
         self.run_dir = run_dir
-        self.dir = run_dir / "configs"
+        self.folder = RunFolder(run_dir)
         self.resolved = resolved
         self.plan = plan
         self.hydra_info = hydra_info
@@ -196,8 +197,8 @@ class Snapshot:
         self.secrets = secret_values(os.environ, resolved)
         self.metadata: Dict[str, Any] = {}
 
-    def _write(self, relative: str, data: Any) -> None:
-        atomic_write(self.dir / relative, dump_yaml(redact_mapping(data)), self.secrets)
+    def _write(self, path: Path, data: Any) -> None:
+        atomic_write(path, dump_yaml(redact_mapping(data)), self.secrets)
 
     def original_document(self) -> Dict[str, Any]:
         info = self.hydra_info
@@ -221,7 +222,7 @@ class Snapshot:
 
     def scrub_hydra_output(self) -> None:
         """Hydra's own .hydra/ copies hold the raw command line and config: remove secrets there too."""
-        for path in (self.run_dir / ".hydra").glob("*.yaml"):
+        for path in self.folder.hydra_dir.glob("*.yaml"):
             text = path.read_text()
             if any(secret in text for secret in self.secrets):
                 atomic_write(path, text, self.secrets)
@@ -266,20 +267,20 @@ class Snapshot:
                 "job_num": self.hydra_info["job_num"],
                 "job_overrides": list(self.hydra_info.get("overrides", [])),
             }
-        self._write("config_original.yaml", self.original_document())
-        self._write("config_snapshot.yaml", snapshot_document(self.resolved, self.plan))
+        self._write(self.folder.original_file, self.original_document())
+        self._write(self.folder.snapshot_file, snapshot_document(self.resolved, self.plan))
         for dataset in self.plan.datasets:
             self._write(
-                f"per_dataset/{dataset.short}.yaml",
+                self.folder.per_dataset_file(dataset.short),
                 per_dataset_document(dataset, self.plan.groups[dataset.group]),
             )
         for role, packages in envs.items():
             atomic_write(
-                self.dir / f"packages_{role}.txt", "".join(f"{n}=={v}\n" for n, v in packages.items())
+                self.folder.packages_file(role), "".join(f"{n}=={v}\n" for n, v in packages.items())
             )
         if git.get("dirty"):
-            atomic_write(self.dir / "git_diff.patch", meta.git_diff(), self.secrets)
-        self._write("metadata.yaml", self.metadata)
+            atomic_write(self.folder.git_diff_file, meta.git_diff(), self.secrets)
+        self._write(self.folder.metadata_file, self.metadata)
         name = self.resolved["benchmark"]["name"]
         if self.hydra_info.get("job_num") is not None:  # jobs of a sweep share benchmark.name
             name = f"{name}_job{self.hydra_info['job_num']}"
@@ -287,20 +288,20 @@ class Snapshot:
             self.hydra_info.get("config_folders") or [], self.hydra_info.get("config_dir")
         )
         script = reproduce_script(name, self.hydra_info.get("overrides", []), self.started, search_path)
-        atomic_write(self.dir / "reproduce.sh", script, self.secrets, mode=0o755)
+        atomic_write(self.folder.reproduce_file, script, self.secrets, mode=0o755)
 
     def record_dataset(self, short: str, extra: Dict[str, Any]) -> None:
         """Add what happened (server read-back, argv actually used, result) to per_dataset/<short>.yaml."""
-        path = self.dir / "per_dataset" / f"{short}.yaml"
+        path = self.folder.per_dataset_file(short)
         document = read_yaml(path)
         document.update(extra)
-        self._write(f"per_dataset/{short}.yaml", document)
+        self._write(path, document)
 
     def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
         self.metadata["run"].update(status=status, ended=now_iso())
         if server_versions:
             self.metadata["versions"][f"{self.plan.engine.name}_server"] = server_versions
-        self._write("metadata.yaml", self.metadata)
+        self._write(self.folder.metadata_file, self.metadata)
 
 
 def mark_abandoned(metadata_file: Path) -> bool:

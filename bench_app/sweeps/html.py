@@ -8,6 +8,7 @@ from typing import Any, Dict
 
 from bench_app.common.files import atomic_write, read_yaml_if_exists
 from bench_app.reports.html import REPORT_FILE, numbers, render, write_run_report
+from bench_app.rundir.layout import RunFolder
 from bench_app.sweeps.jobs import collect_jobs
 from bench_app.sweeps.statistics import repeat_statistics
 
@@ -25,8 +26,8 @@ def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
                 "overrides": job.overrides,
                 "status": job.status,
                 "error": job.error,
-                "report": f"{Path(job.dir).name}/{REPORT_FILE}"
-                if (Path(job.dir) / REPORT_FILE).exists()
+                "report": f"{Path(job.dir).name}/{RunFolder(Path(job.dir)).report_file.name}"
+                if RunFolder(Path(job.dir)).report_file.exists()
                 else None,
                 "datasets": {
                     short: {"status": entry.get("status"), "metrics": numbers(entry.get("metrics") or {})}
@@ -40,7 +41,7 @@ def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
 
 
 def is_sweep_folder(path: Path) -> bool:
-    return not (path / "configs").is_dir() and any(
+    return not RunFolder(path).holds_run() and any(
         (p / ".hydra").is_dir() for p in path.iterdir() if p.is_dir()
     )
 
@@ -48,7 +49,7 @@ def is_sweep_folder(path: Path) -> bool:
 def write_report(folder: Path, job_reports: bool = True) -> Path:
     """report.html of a run folder, or of a sweep folder (and, with job_reports, of each of its jobs)."""
     if is_sweep_folder(folder):
-        for job_dir in sorted(p for p in folder.iterdir() if (p / "configs").is_dir()):
+        for job_dir in sorted(p for p in folder.iterdir() if RunFolder(p).holds_run()):
             if job_reports:
                 write_run_report(job_dir)
         out = folder / REPORT_FILE

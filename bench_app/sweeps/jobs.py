@@ -20,9 +20,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml
 from bench_app.run.slurm import SlurmJob, SlurmRecord
+from bench_app.rundir.layout import RunFolder
 
 JOB_FILE = "job.yaml"
-ERROR_FILE = "error.txt"
 INTERRUPT_MARKER = ".interrupted"
 # Overrides that only pick a sampling / engine seed: jobs differing only in these are repeats.
 REPEAT_KEYS = ("aisbench.generation_kwargs.seed", "vllm.seed")
@@ -87,7 +87,7 @@ def write_job_record(
     job_dir: Path, num: int, overrides: Sequence[str], exit_code: int, error: Optional[str] = None
 ) -> None:
     if error:
-        atomic_write(job_dir / ERROR_FILE, error)
+        atomic_write(RunFolder(job_dir).error_file, error)
     atomic_write(
         job_dir / JOB_FILE, dump_yaml({"num": num, "overrides": list(overrides), "exit_code": exit_code})
     )
@@ -139,9 +139,12 @@ def read_job(job_dir: Path) -> JobSummary:
         exit_code=job.get("exit_code"),
         status="missing",
     )
-    results = read_yaml(job_dir / "results.yaml") if (job_dir / "results.yaml").exists() else None
-    metadata_file = job_dir / "configs" / "metadata.yaml"
-    metadata = read_yaml(metadata_file) if metadata_file.exists() else {}
+    folder = RunFolder(job_dir)
+    try:
+        results = folder.read_results()
+    except UserError as error:  # written by a newer bench_app: the summary says so instead of failing
+        results, summary.error = {}, str(error)
+    metadata = folder.read_metadata()
     if results:
         summary.status = results.get("status", "failed")
         for short, entry in (results.get("datasets") or {}).items():
@@ -152,14 +155,14 @@ def read_job(job_dir: Path) -> JobSummary:
         summary.status = metadata.get("run", {}).get("status", "failed")
         if summary.status == "running":  # the job died without finalising (killed)
             summary.status = "failed"
-        for planned in sorted((job_dir / "configs" / "per_dataset").glob("*.yaml")):
-            summary.datasets[planned.stem] = {
+        for planned in sorted(folder.read_per_dataset()):
+            summary.datasets[planned] = {
                 "status": "planned" if summary.status == "dry_run" else "not run"
             }
     elif job:  # the job never got as far as a snapshot
         summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
-    if (job_dir / ERROR_FILE).exists():
-        text = (job_dir / ERROR_FILE).read_text().strip()
+    if folder.error_file.exists():
+        text = folder.error_file.read_text().strip()
         summary.error = text.splitlines()[-1][:300] if text else None
         if summary.status in ("missing", "completed"):  # a crash after the run's own reports
             summary.status = "error"

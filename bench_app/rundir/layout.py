@@ -1,0 +1,223 @@
+"""The run folder, outputs/<run>/: every path under it, and its documents as typed records.
+
+    configs/config_original.yaml   what the user asked for
+    configs/config_snapshot.yaml   the resolved config (replayable)
+    configs/metadata.yaml          runtime, versions, git, environment, status
+    configs/reproduce.sh           re-runs the experiment into a new run folder
+    configs/packages_<env>.txt, configs/git_diff.patch   the environments and uncommitted changes
+    configs/per_dataset/<short>.yaml   effective per-dataset config, engine argv, server, result
+    results.yaml                   every dataset's status and metrics (RunResults, schema_version)
+    summary.md, report.html        the same for people
+    logs/                          engine and evaluator logs per engine group
+    <short>/                       the evaluator's work folder; <short>/samples.jsonl per-sample records
+    .hydra/                        Hydra's own copies of the command line and config
+
+Every other module asks this one for a path and reads the documents through it, so the layout is
+written down once. results.yaml carries `schema_version`: a folder written by an older bench_app
+(no version) still reads; one written by a newer bench_app is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, TypedDict
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
+
+# 1: the first versioned layout (the same documents as before versions were written down).
+RESULTS_SCHEMA_VERSION = 1
+
+
+class DatasetEntry(TypedDict, total=False):
+    """One dataset in results.yaml (bench_app.run.outcome.DatasetResult.to_dict)."""
+
+    name: str
+    status: str  # ok | failed | skipped
+    group: int
+    metrics: Dict[str, Any]
+    reason: str
+    log_tail: str
+    server_started_at: str
+    evaluation_started_at: str
+    evaluation_s: float
+    finished_requests: Dict[str, int]
+    output_dir: str
+    prompts: Dict[str, Optional[int]]
+    samples: int
+    samples_error: str
+
+
+class RunResults(TypedDict, total=False):
+    """results.yaml."""
+
+    schema_version: int
+    benchmark: Dict[str, Any]  # name, timestamp
+    status: str  # completed | failed | interrupted
+    wall_time_s: float
+    server_starts: int
+    datasets: Dict[str, DatasetEntry]
+    servers: List[Dict[str, Any]]
+
+
+class RunMetadata(TypedDict, total=False):
+    """configs/metadata.yaml."""
+
+    run: Dict[str, Any]  # status, started, ended, host, pid, ...
+    runtime: Dict[str, Any]  # timestamp, hostname, platform, ...
+    versions: Dict[str, Any]
+    git: Dict[str, Any]
+    accelerator: Dict[str, Any]
+    command: Dict[str, Any]
+    fingerprint: Dict[str, str]
+    environment: Dict[str, str]
+
+
+class SampleRecord(TypedDict, total=False):
+    """One line of <short>/samples.jsonl (written by evaluators/aisbench/aisbench_samples.py)."""
+
+    id: Any
+    subset: str
+    prompt: Any
+    output: Optional[str]
+    prediction: Any
+    gold: Any
+    correct: Optional[bool]
+    prompt_tokens: Optional[int]
+    output_tokens: Optional[int]
+    finish_reason: Optional[str]
+    error: Optional[str]
+    ttft_ms: float  # perf mode
+    tpot_ms: float  # perf mode
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """outputs/<run>/ of one run (or one job of a sweep)."""
+
+    root: Path
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def configs(self) -> Path:
+        return self.root / "configs"
+
+    @property
+    def metadata_file(self) -> Path:
+        return self.configs / "metadata.yaml"
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.configs / "config_snapshot.yaml"
+
+    @property
+    def original_file(self) -> Path:
+        return self.configs / "config_original.yaml"
+
+    @property
+    def reproduce_file(self) -> Path:
+        return self.configs / "reproduce.sh"
+
+    def packages_file(self, role: str) -> Path:
+        """pip freeze of one environment (engine, evaluator)."""
+        return self.configs / f"packages_{role}.txt"
+
+    @property
+    def git_diff_file(self) -> Path:
+        return self.configs / "git_diff.patch"
+
+    @property
+    def per_dataset_dir(self) -> Path:
+        return self.configs / "per_dataset"
+
+    def per_dataset_file(self, short: str) -> Path:
+        return self.per_dataset_dir / f"{short}.yaml"
+
+    @property
+    def results_file(self) -> Path:
+        return self.root / "results.yaml"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.root / "summary.md"
+
+    @property
+    def report_file(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def error_file(self) -> Path:
+        """A sweep job that could not start says why here."""
+        return self.root / "error.txt"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def engine_log(self, group: int) -> Path:
+        return self.logs / f"engine_group{group}.log"
+
+    def evaluator_log(self, group: int) -> Path:
+        return self.logs / f"evaluator_group{group}.log"
+
+    def dataset_dir(self, short: str) -> Path:
+        """The evaluator's work folder of one dataset."""
+        return self.root / short
+
+    def samples_file(self, short: str) -> Path:
+        return self.dataset_dir(short) / SAMPLES_FILE
+
+    @property
+    def hydra_dir(self) -> Path:
+        return self.root / ".hydra"
+
+    # ------------------------------------------------------------------ what it holds
+    def holds_run(self) -> bool:
+        """A snapshot was written here: the folder is a run and is never overwritten."""
+        return self.configs.exists()
+
+    def is_run_folder(self) -> bool:
+        return self.snapshot_file.is_file()
+
+    # ------------------------------------------------------------------ documents
+    def read_results(self) -> RunResults:
+        """results.yaml ({} when the run wrote none); refuses a schema newer than this bench_app reads."""
+        document = read_yaml_if_exists(self.results_file, {}) or {}
+        version = document.get("schema_version", 1)
+        if not isinstance(version, int) or version > RESULTS_SCHEMA_VERSION:
+            raise UserError(
+                f"{self.results_file} has schema_version {version!r}, written by a newer bench_app; this "
+                f"one reads up to version {RESULTS_SCHEMA_VERSION}. Read it with the bench_app that wrote it "
+                "(configs/metadata.yaml names its git commit), or update this checkout."
+            )
+        return document  # type: ignore[return-value]
+
+    def write_results(self, document: Dict[str, Any]) -> None:
+        atomic_write(self.results_file, dump_yaml({"schema_version": RESULTS_SCHEMA_VERSION, **document}))
+
+    def read_metadata(self) -> RunMetadata:
+        return read_yaml_if_exists(self.metadata_file, {}) or {}
+
+    def read_snapshot(self) -> Dict[str, Any]:
+        return read_yaml(self.snapshot_file)
+
+    def read_per_dataset(self) -> Dict[str, Dict[str, Any]]:
+        """configs/per_dataset/<short>.yaml of every dataset, by short name."""
+        return {p.stem: read_yaml(p) or {} for p in sorted(self.per_dataset_dir.glob("*.yaml"))}
+
+    def dataset_results(self) -> Dict[str, DatasetEntry]:
+        """Each dataset's result: from results.yaml, or, when the runner died before writing it, from
+        the per_dataset files each finished dataset left."""
+        if self.results_file.exists():
+            return dict(self.read_results().get("datasets") or {})
+        return {short: doc.get("result", {}) for short, doc in self.read_per_dataset().items()}
+
+    def read_samples(self, short: str) -> Optional[List[SampleRecord]]:
+        """A dataset's per-sample records in file order; None when the run has none for it."""
+        path = self.samples_file(short)
+        if not path.is_file():
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]

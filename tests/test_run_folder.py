@@ -1,0 +1,63 @@
+"""The run folder's one owner (bench_app.rundir.layout): a folder written before results.yaml had a
+schema_version (kept as a fixture, made by the previous release's `make run`) still reads everywhere; a
+newer schema is refused with a clear message; what is written now carries the version."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+
+from bench_app.common.errors import UserError
+from bench_app.reports.html import report_data
+from bench_app.rundir.layout import RESULTS_SCHEMA_VERSION, RunFolder
+from bench_app.sweeps.jobs import read_job
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_before_schema_version"
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    copy = tmp_path / "outputs" / "old"
+    shutil.copytree(FIXTURE, copy)
+    return copy
+
+
+def test_a_folder_from_before_the_schema_version_still_reads(old_run, tmp_path):
+    folder = RunFolder(old_run)
+    assert "schema_version" not in yaml.safe_load(folder.results_file.read_text())
+    results = folder.read_results()
+    assert results["status"] == "completed"
+    assert {short: e["status"] for short, e in results["datasets"].items()} == {"sample_gsm8k": "ok"}
+    assert folder.read_metadata()["run"]["status"] == "completed"
+    assert set(folder.read_per_dataset()) == {"sample_gsm8k"}
+    assert len(folder.read_samples("sample_gsm8k")) == 4
+    data = report_data(old_run)
+    assert data["run"]["status"] == "completed" and len(data["samples"]) == 4
+    same = run_cli([str(old_run), str(old_run)], tmp_path, module="bench_app.compare")
+    assert same.returncode == 0 and "identical" in same.stdout
+    written = run_cli(["report", str(old_run)], tmp_path)
+    assert written.returncode == 0 and folder.report_file.is_file()
+
+
+def test_a_newer_schema_is_refused_with_a_clear_message(old_run, tmp_path):
+    folder = RunFolder(old_run)
+    document = yaml.safe_load(folder.results_file.read_text())
+    folder.results_file.write_text(yaml.safe_dump({"schema_version": RESULTS_SCHEMA_VERSION + 1, **document}))
+    with pytest.raises(UserError, match="written by a newer bench_app"):
+        folder.read_results()
+    for args in (["compare", str(old_run), str(FIXTURE)], ["report", str(old_run)]):
+        refused = run_cli(args, tmp_path)
+        assert refused.returncode == 2 and "written by a newer bench_app" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    # A sweep summary names the job instead of failing on it.
+    (old_run / ".hydra").mkdir(exist_ok=True)
+    assert "newer bench_app" in (read_job(old_run).error or "")
+
+
+def test_results_are_written_with_the_schema_version(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.write_results({"status": "completed", "datasets": {}})
+    assert yaml.safe_load(folder.results_file.read_text())["schema_version"] == RESULTS_SCHEMA_VERSION
+    assert folder.read_results()["status"] == "completed"
