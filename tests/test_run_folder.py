@@ -29,10 +29,12 @@ def test_a_folder_from_before_the_schema_version_still_reads(old_run, tmp_path):
     assert "schema_version" not in yaml.safe_load(folder.results_file.read_text())
     results = folder.read_results()
     assert results["status"] == "completed"
-    assert {short: e["status"] for short, e in results["datasets"].items()} == {"sample_gsm8k": "ok"}
+    shorts = {"sample_ceval", "sample_mmlu", "sample_gsm8k", "sample_longbenchv2"}
+    assert {short: e["status"] for short, e in results["datasets"].items()} == dict.fromkeys(shorts, "ok")
+    assert results["datasets"]["sample_gsm8k"]["metrics"]["accuracy"] == 25.0
     assert folder.read_metadata()["run"]["status"] == "completed"
-    assert set(folder.read_per_dataset()) == {"sample_gsm8k"}
-    assert len(folder.read_samples("sample_gsm8k")) == 4
+    assert set(folder.read_per_dataset()) == shorts
+    assert len(folder.read_samples("sample_gsm8k")) == 4 and folder.read_samples("sample_mmlu") is None
     data = report_data(old_run)
     assert data["run"]["status"] == "completed" and len(data["samples"]) == 4
     same = run_cli([str(old_run), str(old_run)], tmp_path, module="bench_app.compare")
