@@ -259,6 +259,16 @@ def run_verb(verb: str, argv: Optional[Sequence[str]] = None) -> int:
     return VERBS[verb].handler(args)
 
 
+def compare_main() -> None:
+    """The bench-app-compare console script of earlier releases: bench-app compare."""
+    sys.exit(run_verb("compare"))
+
+
+def report_main() -> None:
+    """The bench-app-report console script of earlier releases: bench-app report."""
+    sys.exit(run_verb("report"))
+
+
 def looks_like_verb(word: str) -> bool:
     """A bare word: Hydra's overrides always hold '=' (or start with +, ~ or -)."""
     return bool(re.fullmatch(r"[A-Za-z][\w-]*", word))

@@ -47,7 +47,7 @@ class VllmArgs:
     quantization: Optional[str] = None
     kv_cache_dtype: Optional[str] = None
     # As users write it: a JSON string ('{"rope_type":"yarn",...}') or a mapping. Translated to
-    # --hf-overrides for the installed vLLM (see bench_app.engine_args).
+    # --hf-overrides for the installed vLLM (see bench_app.engines.vllm).
     rope_scaling: Any = None
     hf_overrides: Optional[Dict[str, Any]] = None
     # Any other `vllm serve` flag, e.g. {enable_chunked_prefill: true, block_size: 32}.

@@ -1,9 +1,9 @@
 """The engine interface: effective engine args -> argv and environment; a server's whole lifecycle.
 
 An engine is a dataclass whose fields are its settings (the keys of conf/engine/<option>.yaml besides
-`_target_`), built by bench_app.config.components with hydra.utils.instantiate. Shaped like vLLM's own test
-fixture (RemoteOpenAIServer): EngineServer starts the command, polls a health URL while watching the
-process, reads back what the server really runs, and stops the whole process group.
+`_target_`), built by bench_app.config.components (OmegaConf.to_object of the typed merge). Shaped
+like vLLM's own test fixture (RemoteOpenAIServer): EngineServer starts the command, polls a health URL
+while watching the process, reads back what the server really runs, and stops the whole process group.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """One self-contained HTML report per run: `outputs/<run>/report.html`.
 
 Built only from what the run folder holds (results.yaml, configs/, <dataset>/samples.jsonl), so it is
-written at the end of every run and again on demand (`python -m bench_app.report <run>`). Charts are
+written at the end of every run and again on demand (`bench-app report <run>`). Charts are
 Plotly's (its JavaScript inlined: the file opens from disk with no network); the page's own script
-(html_report_assets/report.js) draws them and the sample browser from the run's data, embedded as JSON.
+(assets/report.js) draws them and the sample browser from the run's data, embedded as JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m bench_app.rescore <run> [dataset ...]`: score the stored predictions again, no inference.
+"""`bench-app rescore <run> [dataset ...]`: score the stored predictions again, no inference.
 
 For when scoring failed or the metric changed: each dataset's evaluator runs only its evaluation step on
 the predictions already in the run folder (AISBench: `--mode eval --reuse <its output folder>`), with

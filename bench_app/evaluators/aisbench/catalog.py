@@ -7,7 +7,7 @@ code: 4096; synthetic perf requests: 512; else 1024), temperature 0 and seed 42.
 that a command line (or the experiment it picks) names, so other runs pay nothing; the
 curated files in conf/dataset/ remain for what needs a description, subsets or an engine override.
 
-    python -m bench_app.catalog [TEXT]     # the options (those containing TEXT), family, max_out_len, file
+    bench-app catalog [TEXT]     # the options (those containing TEXT), family, max_out_len, file
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ class AisbenchEvaluator(Evaluator):
             raise UserError(
                 f"AISBench has no dataset config {unknown[0]!r} (a dataset's `name:`). "
                 + (f"Closest: {', '.join(close)}. " if close else "")
-                + f"All {len(known)}: python -m bench_app.catalog [TEXT] (files in {folder})."
+                + f"All {len(known)}: bench-app catalog [TEXT] (files in {folder})."
             )
 
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
