@@ -5,8 +5,8 @@ in a log file. Stopping means: SIGTERM to the whole group, wait, SIGKILL what is
 that no process of the group survives. Grandchildren (vLLM's engine core and workers, AISBench's
 task processes) belong to the group, so they are stopped too. Nothing is ever found or killed by name.
 
-Crash safety: next to every group runs a watchdog (`python -m bench_app.common.processes`, in a session of
-its own) that stops the group once the process that started it is gone, however it died (SIGKILL,
+Crash safety: next to every group runs a watchdog (`python -m bench_app.common.processes`, in a
+session of its own) that stops the group once the process that started it is gone, however it died (SIGKILL,
 the OOM killer, a closed terminal), since then nothing else would.
 """
 
@@ -38,6 +38,18 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+# /proc/<pid>/stat after the command name: psutil gives start times but not process groups, and
+# metadata.yaml records the start time as the kernel writes it (clock ticks), so /proc is read here.
+_STATE, _PGRP, _START_TIME = 0, 2, 19  # fields 3, 5 and 22 of proc(5), counted after ")"
+
+
+def _stat(pid: str) -> Optional[List[str]]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def group_alive(pgid: int) -> bool:
     """True while any process of the group exists that is not a zombie."""
     try:
@@ -47,31 +59,25 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # killpg(0) also succeeds for zombies of other parents; count only live processes.
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(entry.name)
+        if fields and int(fields[_PGRP]) == pgid and fields[_STATE] != "Z":
             return True
     return False
 
 
 def process_start_time(pid: int) -> Optional[str]:
-    """The kernel's start time of a process (field 22 of /proc/<pid>/stat): tells a reused pid apart."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    """The kernel's start time of a process: tells a reused pid apart."""
+    fields = _stat(str(pid))
+    return fields[_START_TIME] if fields else None
 
 
 def process_alive(pid: int, start_time: Optional[str] = None) -> bool:
     """True while `pid` runs (not a zombie) and, when given, is still the process started at start_time."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+    fields = _stat(str(pid))
+    if not fields or fields[_STATE] == "Z":
         return False
-    return fields[0] != "Z" and (start_time is None or fields[19] == start_time)
+    return start_time is None or fields[_START_TIME] == start_time
 
 
 def watch(

@@ -99,62 +99,27 @@ class RunFolder:
 
     root: Path
 
-    # ------------------------------------------------------------------ paths
-    @property
-    def configs(self) -> Path:
-        return self.root / "configs"
-
-    @property
-    def metadata_file(self) -> Path:
-        return self.configs / "metadata.yaml"
-
-    @property
-    def snapshot_file(self) -> Path:
-        return self.configs / "config_snapshot.yaml"
-
-    @property
-    def original_file(self) -> Path:
-        return self.configs / "config_original.yaml"
-
-    @property
-    def reproduce_file(self) -> Path:
-        return self.configs / "reproduce.sh"
+    # ------------------------------------------------------------------ paths, as the tree above
+    configs = property(lambda self: self.root / "configs")
+    metadata_file = property(lambda self: self.configs / "metadata.yaml")
+    snapshot_file = property(lambda self: self.configs / "config_snapshot.yaml")
+    original_file = property(lambda self: self.configs / "config_original.yaml")
+    reproduce_file = property(lambda self: self.configs / "reproduce.sh")
+    git_diff_file = property(lambda self: self.configs / "git_diff.patch")
+    per_dataset_dir = property(lambda self: self.configs / "per_dataset")
+    results_file = property(lambda self: self.root / "results.yaml")
+    summary_file = property(lambda self: self.root / "summary.md")
+    report_file = property(lambda self: self.root / "report.html")
+    error_file = property(lambda self: self.root / "error.txt")  # why a sweep job could not start
+    logs = property(lambda self: self.root / "logs")
+    hydra_dir = property(lambda self: self.root / ".hydra")
 
     def packages_file(self, role: str) -> Path:
         """pip freeze of one environment (engine, evaluator)."""
         return self.configs / f"packages_{role}.txt"
 
-    @property
-    def git_diff_file(self) -> Path:
-        return self.configs / "git_diff.patch"
-
-    @property
-    def per_dataset_dir(self) -> Path:
-        return self.configs / "per_dataset"
-
     def per_dataset_file(self, short: str) -> Path:
         return self.per_dataset_dir / f"{short}.yaml"
-
-    @property
-    def results_file(self) -> Path:
-        return self.root / "results.yaml"
-
-    @property
-    def summary_file(self) -> Path:
-        return self.root / "summary.md"
-
-    @property
-    def report_file(self) -> Path:
-        return self.root / "report.html"
-
-    @property
-    def error_file(self) -> Path:
-        """A sweep job that could not start says why here."""
-        return self.root / "error.txt"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
 
     def engine_log(self, group: int) -> Path:
         return self.logs / f"engine_group{group}.log"
@@ -168,10 +133,6 @@ class RunFolder:
 
     def samples_file(self, short: str) -> Path:
         return self.dataset_dir(short) / SAMPLES_FILE
-
-    @property
-    def hydra_dir(self) -> Path:
-        return self.root / ".hydra"
 
     # ------------------------------------------------------------------ what it holds
     def holds_run(self) -> bool:
