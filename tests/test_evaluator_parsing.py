@@ -66,19 +66,19 @@ def test_missing_subset_results_and_failed_requests_are_failures(tmp_path):
 
 
 def test_task_config_holds_literal_values_only():
+    """The model is AISBench's own model config (aisbench.model) with bench_app's values over it."""
     text = task_config_text(
         {"module": "ais_bench.benchmark.configs.datasets.ceval.x", "variables": ["ceval_datasets"]},
+        "ais_bench.benchmark.configs.models.vllm_api.vllm_api_stream_chat",
         settings(mode="perf"),
         "127.0.0.1",
         8123,
         "tiny",
         "/models/tiny",
     )
-    assert "host_port': 8123" in text and "'stream': True" in text and "'path': '/models/tiny'" in text
-    assert (
-        "VLLMCustomAPIChatStream" in text
-        and "d.get('name') in ['a', 'b']" in text
-        and "path='/data/x'" in text
-    )
+    assert "from ais_bench.benchmark.configs.models.vllm_api.vllm_api_stream_chat import models as" in text
+    assert "models = [dict(_stock_models[0], **{" in text
+    assert "host_port': 8123" in text and "'path': '/models/tiny'" in text and "'stream'" not in text
+    assert "d.get('name') in ['a', 'b']" in text and "path='/data/x'" in text
     argv = evaluator_argv(["ais_bench"], "t.py", "w", settings(mode="perf", num_prompts=3))
     assert argv[-4:] == ["--num-prompts", "3", "--num-warmups", "0"]

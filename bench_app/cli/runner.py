@@ -73,6 +73,8 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))
         already_ok = _previous_results(run_dir, plan, config.resume)  # cheap checks first
+        for warning in plan.warnings:
+            console.print(styled("warning:", "yellow", f" {warning}"))
         budgets = check_context(plan, config.execution.context_check)
     except UserError as error:
         console.print(styled("bench_app: error:", "bold red", f" {error}"))

@@ -146,15 +146,15 @@ def _envcheck(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ catalog
 def _catalog_args(parser: Parser) -> None:
     parser.add_argument("text", nargs="?", default="", help="only the configs whose name contains TEXT")
+    parser.add_argument("--models", action="store_true", help="the model configs (aisbench.model) instead")
 
 
 def _catalog(args: argparse.Namespace) -> int:
     from bench_app.evaluators.aisbench import catalog
 
-    folder = catalog.configs_dir()
-    if folder is None:
+    if catalog.configs_dir() is None:
         return _fail("catalog", "AISBench (ais_bench) is not installed in this environment")
-    print("\n".join(catalog.table(args.text)))
+    print("\n".join(catalog.model_table(args.text) if args.models else catalog.table(args.text)))
     return 0
 
 
@@ -227,7 +227,7 @@ VERBS: Dict[str, Verb] = {
         _envcheck,
     ),
     "catalog": Verb(
-        "AISBench's dataset configs, selectable as dataset=ais/<name>",
+        "AISBench's dataset configs (dataset=ais/<name>); with --models, its model configs (aisbench.model)",
         "bench-app catalog gsm8k",
         _catalog_args,
         _catalog,

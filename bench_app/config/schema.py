@@ -50,6 +50,9 @@ class VllmArgs:
     # --hf-overrides for the installed vLLM (see bench_app.engines.vllm).
     rope_scaling: Any = None
     hf_overrides: Optional[Dict[str, Any]] = None
+    # --reasoning-parser (e.g. qwen3): the server returns a reasoning model's thinking apart from its
+    # answer (`reasoning_content`). Checked against the parsers the installed vLLM registers.
+    reasoning_parser: Optional[str] = None
     # Any other `vllm serve` flag, e.g. {enable_chunked_prefill: true, block_size: 32}.
     extra_args: Dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +63,8 @@ class ModelConfig:
 
     max_out_len: int = 512
     generation_kwargs: Dict[str, Any] = field(default_factory=dict)
+    # This dataset's thinking (true/false); null: the run's aisbench.thinking.
+    thinking: Optional[bool] = None
 
 
 @dataclass
@@ -91,6 +96,9 @@ class AisbenchConf:
     generation_kwargs: Dict[str, Any] = field(default_factory=dict)
     # Set: every dataset's output budget, instead of its own model_config.max_out_len (a suite's one value).
     max_out_len: Optional[int] = None
+    # A reasoning model's thinking, sent as chat_template_kwargs.enable_thinking in every request
+    # (Qwen3 thinks by default); null: nothing is sent, the model's chat template decides.
+    thinking: Optional[bool] = None
     num_warmups: int = 0
     # AISBench's per-sample evaluation details (extracted answer, correct): what samples.jsonl is built from.
     dump_eval_details: bool = True
@@ -110,7 +118,7 @@ class EvaluatorSettings(AisbenchConf):
     data_path: Optional[str] = None
 
     # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
-    MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs")
+    MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs", "thinking")
 
 
 @dataclass

@@ -28,6 +28,7 @@ _FLAGS = {
     "max_num_seqs": "--max-running-requests",
     "quantization": "--quantization",
     "kv_cache_dtype": "--kv-cache-dtype",
+    "reasoning_parser": "--reasoning-parser",
 }
 _SWITCHES = {
     "trust_remote_code": ("--trust-remote-code", True),

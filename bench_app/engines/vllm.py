@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.common.net import http_get_json, http_get_text
@@ -42,7 +43,22 @@ _FLAG_ORDER = (
     "enable_prefix_caching",
     "quantization",
     "kv_cache_dtype",
+    "reasoning_parser",
 )
+# vLLM's registry of reasoning parsers (vllm/reasoning/__init__.py): `"<name>": (` entries.
+_PARSER_ENTRY = re.compile(r'^\s+"([\w.-]+)": \(\s*(?:#.*)?$', re.MULTILINE)
+
+
+@lru_cache(maxsize=4)
+def installed_reasoning_parsers(vllm_executable: str) -> Optional[Tuple[str, ...]]:
+    """The reasoning parser names the vLLM beside this executable registers, read from its source
+    (importing vLLM takes seconds); None when that environment cannot be looked into."""
+    root = Path(vllm_executable).resolve().parent.parent
+    found = sorted(root.glob("lib/python3*/site-packages/vllm/reasoning/__init__.py"))
+    if not found:
+        return None
+    names = _PARSER_ENTRY.findall(found[0].read_text(encoding="utf-8", errors="replace"))
+    return tuple(sorted(set(names))) or None
 
 
 def parse_rope_scaling(value: Any, where: str) -> Optional[Dict[str, Any]]:
@@ -162,7 +178,21 @@ class VllmEngine(Engine):
             '"rope_theta":1000000}\', or download the model first.'
         ]
 
+    def check_reasoning_parser(self, name: Optional[str], where: str) -> None:
+        known = installed_reasoning_parsers(self.command[0]) if self.command else None
+        if name is None or known is None or name in known:
+            return
+        import difflib
+
+        close = difflib.get_close_matches(str(name), known, 3, 0.5)
+        raise UserError(
+            f"{where}: reasoning_parser {name!r} is not a reasoning parser of the installed vLLM. "
+            + (f"Closest: {', '.join(close)}. " if close else "")
+            + f"Valid: {', '.join(known)}."
+        )
+
     def argv(self, engine_args: Mapping[str, Any], where: str = "vllm") -> List[str]:
+        self.check_reasoning_parser(engine_args.get("reasoning_parser"), where)
         argv = [*self.command, str(engine_args["model_path"])]
         for key in _FLAG_ORDER:
             _append_flag(argv, key, engine_args.get(key))

@@ -95,6 +95,11 @@ class Evaluator(ABC):
         closest ones). The default has nothing to check against."""
         return None
 
+    def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
+        """At planning: raise UserError for a (model config, mode) the evaluator does not have (e.g.
+        aisbench.model), naming the closest ones. The default has nothing to check against."""
+        return None
+
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
         """Once per run, before any server starts: look up what the datasets need."""
         return None

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -70,6 +70,31 @@ class RunPlan:
     @property
     def problems(self) -> List[str]:
         return [problem for group in self.groups for problem in group.problems]
+
+    @property
+    def warnings(self) -> List[str]:
+        """What will run but may not measure what the user wants (printed before anything starts)."""
+        return [w for dataset in self.datasets for w in greedy_thinking_warning(dataset)]
+
+
+# AISBench's own configs use temperature 0.01 as their stand-in for greedy decoding.
+GREEDY_TEMPERATURE = 0.01
+
+
+def greedy_thinking_warning(dataset: DatasetPlan) -> List[str]:
+    """Thinking on (or left to a model served with a reasoning parser) with greedy decoding."""
+    settings = dataset.evaluator
+    parser = dataset.engine_args.get("reasoning_parser")
+    thinking = settings.thinking or (settings.thinking is None and parser)
+    temperature = settings.generation_kwargs.get("temperature")
+    if not thinking or temperature is None or float(temperature) > GREEDY_TEMPERATURE:
+        return []
+    return [
+        f"dataset {dataset.short}: thinking mode with greedy decoding (temperature {temperature}). Qwen3's "
+        "model card: do not use greedy decoding in thinking mode, it can degrade into endless repetition; "
+        "it recommends temperature 0.6, top_p 0.95, top_k 20, min_p 0 (aisbench.generation_kwargs), or "
+        "aisbench.thinking=false with temperature 0.7, top_p 0.8."
+    ]
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
@@ -131,6 +156,9 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
             "generation_kwargs": deep_merge(
                 dataset.model_config.generation_kwargs, run_wide["generation_kwargs"]
             ),
+            "thinking": dataset.model_config.thinking
+            if dataset.model_config.thinking is not None
+            else run_wide["thinking"],
             "subsets": list(dataset.subsets) if dataset.subsets is not None else None,
             "data_path": dataset.data_path,
         }
@@ -168,6 +196,7 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
             )
         )
     evaluator.check_dataset_names(sorted({plan.name for plan in plans}))
+    evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator)
 
@@ -201,5 +230,17 @@ def config_fingerprint(plan: RunPlan) -> Dict[str, str]:
     return {d.short: fingerprint(effective_dataset_record(d)) for d in plan.datasets}
 
 
+# Settings added after runs first recorded their fingerprints: left out while unset, so that runs made
+# before them still resume.
+_LATER_ENGINE_ARGS = ("reasoning_parser",)
+_LATER_EVALUATOR_SETTINGS = ("thinking",)
+
+
 def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
-    return {"name": plan.name, "vllm": plan.engine_args, "evaluator": asdict(plan.evaluator)}
+    def unset_later(key: str, value: Any, later: Tuple[str, ...]) -> bool:
+        return key in later and value is None
+
+    engine_args = {k: v for k, v in plan.engine_args.items() if not unset_later(k, v, _LATER_ENGINE_ARGS)}
+    settings = asdict(plan.evaluator)
+    settings = {k: v for k, v in settings.items() if not unset_later(k, v, _LATER_EVALUATOR_SETTINGS)}
+    return {"name": plan.name, "vllm": engine_args, "evaluator": settings}

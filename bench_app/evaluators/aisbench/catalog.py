@@ -8,6 +8,7 @@ that a command line (or the experiment it picks) names, so other runs pay nothin
 curated files in conf/dataset/ remain for what needs a description, subsets or an engine override.
 
     bench-app catalog [TEXT]     # the options (those containing TEXT), family, max_out_len, file
+    bench-app catalog --models   # AISBench's model configs, the names aisbench.model takes
 """
 
 from __future__ import annotations
@@ -26,21 +27,21 @@ LONG_ANSWER_FAMILIES = frozenset(
 )  # fmt: skip
 
 
-@lru_cache(maxsize=4)
-def configs_dir(env_root: Optional[Path] = None) -> Optional[Path]:
-    """AISBench's dataset config folder, found without importing AISBench: in the virtual environment
-    at env_root (e.g. the evaluator's), or in this one."""
+@lru_cache(maxsize=8)
+def configs_dir(env_root: Optional[Path] = None, kind: str = "datasets") -> Optional[Path]:
+    """AISBench's config folder of a kind (datasets, models), found without importing AISBench: in the
+    virtual environment at env_root (e.g. the evaluator's), or in this one."""
     if env_root is not None:
-        found = sorted(env_root.glob("lib/python3*/site-packages/ais_bench/benchmark/configs/datasets"))
+        found = sorted(env_root.glob(f"lib/python3*/site-packages/ais_bench/benchmark/configs/{kind}"))
         return found[0] if found else None
     spec = importlib.util.find_spec("ais_bench")
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "benchmark" / "configs" / "datasets"
+    folder = Path(list(spec.submodule_search_locations)[0]) / "benchmark" / "configs" / kind
     return folder if folder.is_dir() else None
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def stock_configs(folder: Optional[Path] = None) -> Dict[str, Path]:
     """config name -> its file, for every AISBench dataset config (of this environment, or of `folder`)."""
     folder = folder or configs_dir()
@@ -51,6 +52,43 @@ def stock_configs(folder: Optional[Path] = None) -> Dict[str, Path]:
         for path in sorted(folder.rglob("*.py"))
         if not path.name.startswith("_") and "__pycache__" not in path.parts
     }
+
+
+# ------------------------------------------------------------------ model configs (aisbench.model)
+def model_configs(folder: Optional[Path] = None) -> Dict[str, Path]:
+    """config name -> its file, for every AISBench model config (configs/models/**/<name>.py)."""
+    return stock_configs(folder or configs_dir(kind="models"))
+
+
+def model_module(name: str, folder: Path) -> str:
+    """The Python module of a model config, as a task file imports it."""
+    parts = model_configs(folder)[name].relative_to(folder).with_suffix("").parts
+    return "ais_bench.benchmark.configs.models." + ".".join(parts)
+
+
+def _streams(path: Path) -> bool:
+    return bool(re.search(r"\bstream\s*=\s*True\b", path.read_text(encoding="utf-8", errors="replace")))
+
+
+def stream_variant(name: str, folder: Path) -> Optional[str]:
+    """The streaming config of a model config's family (perf mode measures streamed requests):
+    itself if it streams, else vllm_api_general_chat -> vllm_api_stream_chat, vllm_api_general ->
+    vllm_api_general_stream."""
+    known = model_configs(folder)
+    candidates = [name, name.replace("general", "stream", 1), f"{name}_stream"]
+    return next((c for c in candidates if c in known and _streams(known[c])), None)
+
+
+def model_table(text: str = "") -> List[str]:
+    """The model configs as printed lines: name, whether it streams, file."""
+    folder = configs_dir(kind="models")
+    rows = [(n, "stream" if _streams(p) else "-", p) for n, p in model_configs(folder).items() if text in n]
+    width = max((len(r[0]) for r in rows), default=10)
+    lines = [f"{'aisbench.model':<{width}}  stream  file (under {folder})"]
+    lines += [f"{name:<{width}}  {stream:<6}  {path.relative_to(folder)}" for name, stream, path in rows]
+    total = len(model_configs(folder))
+    lines.append(f"{len(rows)} of {total} AISBench model configs; use as aisbench.model=<name>")
+    return lines
 
 
 def family(name: str) -> str:

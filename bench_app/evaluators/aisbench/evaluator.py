@@ -138,6 +138,39 @@ class AisbenchEvaluator(Evaluator):
                 + f"All {len(known)}: bench-app catalog [TEXT] (files in {folder})."
             )
 
+    def _models_dir(self) -> Optional[Path]:
+        return catalog.configs_dir(Path(evaluator_python(self.command)).parent.parent, "models")
+
+    def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
+        folder = self._models_dir()
+        if folder is None:
+            return  # an environment we cannot look into: the task fails naming the module
+        known = catalog.model_configs(folder)
+        for name, mode in choices:
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, list(known), 3, 0.5)
+                raise UserError(
+                    f"AISBench has no model config {name!r} (aisbench.model). "
+                    + (f"Closest: {', '.join(close)}. " if close else "")
+                    + f"All {len(known)}: bench-app catalog --models (files in {folder})."
+                )
+            if mode == "perf" and catalog.stream_variant(name, folder) is None:
+                raise UserError(
+                    f"aisbench.mode=perf measures streamed requests, but AISBench's model config {name!r} "
+                    "does not stream and has no streaming config beside it; choose a streaming one "
+                    "(bench-app catalog --models shows which stream)."
+                )
+
+    def model_module(self, settings: EvaluatorSettings) -> str:
+        """The AISBench model config a dataset's task file starts from (its streaming variant in perf)."""
+        folder = self._models_dir()
+        if folder is None or settings.model not in catalog.model_configs(folder):
+            raise EvaluationError(f"AISBench has no model config named {settings.model!r} (aisbench.model)")
+        name = catalog.stream_variant(settings.model, folder) if settings.mode == "perf" else settings.model
+        return catalog.model_module(name or settings.model, folder)
+
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
         self.stock = locate_dataset_modules(self.command, sorted(set(dataset_names)))
 
@@ -175,6 +208,7 @@ class AisbenchEvaluator(Evaluator):
         task_file.write_text(
             task_config_text(
                 self.stock[name],
+                self.model_module(settings),
                 settings,
                 endpoint.host,
                 endpoint.port,
@@ -235,7 +269,9 @@ class AisbenchEvaluator(Evaluator):
 
     def _budget_task_text(self, name: str, settings: EvaluatorSettings, model_path: str) -> str:
         # The endpoint does not change the prompts; a fixed one keeps the cache key stable.
-        return task_config_text(self.stock[name], settings, "127.0.0.1", 1, "context-budget", model_path)
+        module = self.model_module(settings)
+        endpoint = ("127.0.0.1", 1, "context-budget")
+        return task_config_text(self.stock[name], module, settings, *endpoint, model_path)
 
     def prompt_inputs(
         self, short: str, name: str, settings: EvaluatorSettings, model_path: str

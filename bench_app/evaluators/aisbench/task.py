@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from pathlib import Path
@@ -52,8 +53,20 @@ def locate_dataset_modules(command: List[str], names: Sequence[str]) -> Dict[str
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def request_kwargs(settings: EvaluatorSettings) -> Dict[str, Any]:
+    """What every request of the dataset carries beside its messages: the generation kwargs, and the
+    thinking switch as chat_template_kwargs.enable_thinking when it is set."""
+    kwargs = copy.deepcopy(settings.generation_kwargs)
+    if settings.thinking is not None:
+        template = dict(kwargs.get("chat_template_kwargs") or {})
+        template["enable_thinking"] = bool(settings.thinking)
+        kwargs["chat_template_kwargs"] = template
+    return kwargs
+
+
 def task_config_text(
     stock: Dict[str, Any],
+    model_module: str,
     settings: EvaluatorSettings,
     host: str,
     port: int,
@@ -61,33 +74,30 @@ def task_config_text(
     tokenizer_path: str,
 ) -> str:
     """The AISBench config file for one dataset: literal values only (mmengine's lazy import forbids
-    calls)."""
+    calls). The model is AISBench's own model config (aisbench.model: its type, stream, postprocessors)
+    with bench_app's values over it. generation_kwargs replace the stock ones whole, so that what the
+    snapshot records is all the requests carry."""
     perf = settings.mode == "perf"
     model = {
-        "attr": "service",
         "abbr": MODEL_ABBR,
         "path": tokenizer_path if perf else "",
         "model": served_model,
-        "stream": perf,
-        "request_rate": 0,
         "retry": settings.retry,
         "host_ip": host,
         "host_port": port,
         "url": "",
         "max_out_len": settings.max_out_len,
         "batch_size": settings.batch_size,
-        "trust_remote_code": False,
-        "generation_kwargs": settings.generation_kwargs,
+        "generation_kwargs": request_kwargs(settings),
     }
-    model_type = "VLLMCustomAPIChatStream" if perf else "VLLMCustomAPIChat"
     lines = [
         "# Written by bench_app for one dataset; literal values only.",
         "from mmengine.config import read_base",
         "with read_base():",
         f"    from {stock['module']} import {', '.join(stock['variables'])}",
-        f"from ais_bench.benchmark.models import {model_type}",
+        f"    from {model_module} import models as _stock_models",
         "",
-        f"models = [dict(type={model_type}, **{model!r})]",
+        f"models = [dict(_stock_models[0], **{model!r})]",
         f"_stock = {' + '.join(stock['variables'])}",
     ]
     if settings.subsets is not None:

@@ -1,0 +1,103 @@
+"""Reasoning models: AISBench's own model config (aisbench.model) is what the task file starts from,
+thinking is a setting per run and per dataset, and vLLM's reasoning parser is an engine argument."""
+
+from conftest import plan_for, run_cli
+
+from bench_app.evaluators.aisbench.task import request_kwargs, task_config_text
+from bench_app.run.plan import config_fingerprint, effective_dataset_record
+
+DRY = ["execution.dry_run=true"]
+
+
+def test_the_task_file_starts_from_the_named_model_config_and_perf_streams():
+    plan = plan_for(["dataset=sample_gsm8k"])
+    dataset, evaluator = plan.datasets[0], plan.evaluator
+    assert dataset.evaluator.model == "vllm_api_general_chat"
+    assert evaluator.model_module(dataset.evaluator).endswith("vllm_api.vllm_api_general_chat")
+    perf = plan_for(["dataset=sample_gsm8k", "aisbench.mode=perf"]).datasets[0].evaluator
+    assert evaluator.model_module(perf).endswith("vllm_api.vllm_api_stream_chat")
+    stock = {"module": "ais_bench.benchmark.configs.datasets.gsm8k.x", "variables": ["gsm8k_datasets"]}
+    text = task_config_text(
+        stock, evaluator.model_module(dataset.evaluator), dataset.evaluator, "h", 1, "m", ""
+    )
+    assert "vllm_api_general_chat import models as _stock_models" in text
+
+
+def test_unknown_model_config_or_parser_is_refused_with_the_closest_and_nothing_is_written(tmp_path):
+    model = run_cli(["benchmark.name=m", *DRY, "aisbench.model=vllm_api_genral_chat"], tmp_path)
+    assert model.returncode == 2 and "Closest: vllm_api_general_chat" in model.stdout + model.stderr
+    assert "bench-app catalog --models" in model.stdout + model.stderr
+    parser = run_cli(["benchmark.name=p", *DRY, "vllm.reasoning_parser=qwen"], tmp_path)
+    assert parser.returncode == 2 and "Closest: qwen3" in parser.stdout + parser.stderr
+    assert "Traceback" not in model.stderr + parser.stderr
+    assert not (tmp_path / "outputs" / "m").exists() and not (tmp_path / "outputs" / "p").exists()
+    listed = run_cli(["catalog", "--models", "vllm_api"], tmp_path)
+    assert listed.returncode == 0 and "vllm_api_stream_chat" in listed.stdout and "stream" in listed.stdout
+
+
+def test_thinking_per_run_and_per_dataset_reaches_every_request():
+    plan = plan_for(
+        [
+            "dataset=[sample_gsm8k,sample_mmlu]",
+            "aisbench.thinking=false",
+            "datasets.sample_mmlu.model_config.thinking=true",
+        ]
+    )
+    gsm8k, mmlu = plan.dataset("sample_gsm8k").evaluator, plan.dataset("sample_mmlu").evaluator
+    assert (gsm8k.thinking, mmlu.thinking) == (False, True)
+    assert request_kwargs(gsm8k)["chat_template_kwargs"] == {"enable_thinking": False}
+    assert request_kwargs(mmlu) == {
+        "temperature": 0.0,
+        "seed": 42,
+        "chat_template_kwargs": {"enable_thinking": True},
+    }
+    default = plan_for(["dataset=sample_gsm8k"]).datasets[0].evaluator
+    assert default.thinking is None and "chat_template_kwargs" not in request_kwargs(default)
+
+
+def test_the_reasoning_parser_reaches_the_argv_and_the_fingerprint():
+    plain = plan_for(["dataset=sample_gsm8k"])
+    parsed = plan_for(["dataset=sample_gsm8k", "vllm.reasoning_parser=qwen3"])
+    argv = parsed.groups[0].argv
+    assert (
+        argv[argv.index("--reasoning-parser") + 1] == "qwen3"
+        and "--reasoning-parser" not in plain.groups[0].argv
+    )
+    assert config_fingerprint(plain) != config_fingerprint(parsed)
+    # Unset, the new settings stay out of the record, so runs made before them still resume.
+    record = effective_dataset_record(plain.datasets[0])
+    assert "reasoning_parser" not in record["vllm"] and "thinking" not in record["evaluator"]
+
+
+def test_thinking_with_greedy_decoding_is_warned_before_anything_starts(tmp_path):
+    done = run_cli(["benchmark.name=w", *DRY, "dataset=sample_gsm8k", "aisbench.thinking=true"], tmp_path)
+    assert done.returncode == 0 and "thinking mode with greedy decoding" in done.stdout
+    assert "do not use greedy decoding in thinking mode" in done.stdout
+    sampled = run_cli(
+        [
+            "benchmark.name=s",
+            *DRY,
+            "dataset=sample_gsm8k",
+            "aisbench.thinking=true",
+            "++aisbench.generation_kwargs.temperature=0.6",
+        ],
+        tmp_path,
+    )
+    assert sampled.returncode == 0 and "greedy decoding" not in sampled.stdout
+
+
+def test_the_qwen3_experiments_sample_as_the_model_card_says_for_their_mode():
+    thinking = plan_for(["+experiment=qwen3_30b_a3b_bf16_accuracy", "dataset=[ceval]"]).datasets[0]
+    plain = plan_for(["+experiment=qwen3_30b_a3b_bf16_accuracy_no_thinking", "dataset=[ceval]"]).datasets[0]
+    assert thinking.engine_args["reasoning_parser"] == "qwen3" and thinking.evaluator.thinking is True
+    assert {k: thinking.evaluator.generation_kwargs[k] for k in ("temperature", "top_p", "top_k")} == {
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "top_k": 20,
+    }
+    assert plain.evaluator.thinking is False
+    assert {k: plain.evaluator.generation_kwargs[k] for k in ("temperature", "top_p", "top_k")} == {
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "top_k": 20,
+    }
