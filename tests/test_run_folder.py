@@ -63,3 +63,34 @@ def test_results_are_written_with_the_schema_version(tmp_path):
     folder.write_results({"status": "completed", "datasets": {}})
     assert yaml.safe_load(folder.results_file.read_text())["schema_version"] == RESULTS_SCHEMA_VERSION
     assert folder.read_results()["status"] == "completed"
+
+
+def _runnable_here(run: Path) -> None:
+    """The fixture's paths are those of the checkout that made it: point them at this one."""
+    from bench_app.config.resolvers import PROJECT_ROOT
+
+    for path in [run / "configs" / "config_snapshot.yaml", *(run / "configs" / "per_dataset").glob("*.yaml")]:
+        text = path.read_text().replace("/tmp/wt_old", str(PROJECT_ROOT))
+        path.write_text(text)
+
+
+def test_rescore_applies_todays_postprocessors_to_a_run_made_before(old_run, tmp_path):
+    """A reasoning model's stored answers, scored again with no generation: the model config's
+    postprocessor now removes the thinking, so a draft inside it is no longer credited."""
+    import json
+
+    _runnable_here(old_run)
+    (predictions,) = old_run.glob("sample_gsm8k/2*/predictions/bench_app/gsm8k.jsonl")
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    records[0]["prediction"] = "<think>3 + 4 = 7, so answer:7</think>I am not sure."  # gold 7
+    records[1]["prediction"] = "<think>maybe answer:2</think>6 eggs x 5 boxes.\nanswer:30"  # gold 30
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = run_cli(["rescore", str(old_run), "sample_gsm8k"], tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    samples = {r["id"]: r for r in RunFolder(old_run).read_samples("sample_gsm8k")}
+    assert (samples[0]["correct"], samples[1]["correct"]) == (False, True)
+    assert RunFolder(old_run).read_results()["datasets"]["sample_gsm8k"]["metrics"]["accuracy"] == 25.0
+    task = old_run / "sample_gsm8k" / "aisbench_task.py"
+    assert "vllm_api_general_chat import models as _stock_models" in task.read_text()
+    (kept,) = task.parent.glob("aisbench_task_before_rescore_*.py")
+    assert "VLLMCustomAPIChat" in kept.read_text()

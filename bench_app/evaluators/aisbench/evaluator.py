@@ -234,9 +234,19 @@ class AisbenchEvaluator(Evaluator):
         runs = sorted(p for p in work_dir.glob("*") if p.is_dir() and re.fullmatch(r"\d{8}_\d{6}", p.name))
         if not task_file.exists() or not runs or not list(runs[-1].glob(f"predictions/{MODEL_ABBR}/*.jsonl")):
             raise EvaluationError(f"no stored predictions to re-score in {work_dir}")
+        stamp = time.strftime("%Y%m%d_%H%M%S")
         results = runs[-1] / "results"
         if results.exists():  # AISBench writes the new scores over these: keep them
-            results.rename(results.with_name(f"results_before_rescore_{time.strftime('%Y%m%d_%H%M%S')}"))
+            results.rename(results.with_name(f"results_before_rescore_{stamp}"))
+        # Scored with today's task file: the model config's postprocessors (e.g. the reasoning removed
+        # before scoring) and the dataset config as they are now. A run made before keeps its own file.
+        self._stock_for([name])
+        current = task_config_text(
+            self.stock[name], self.model_module(settings), settings, "127.0.0.1", 1, "rescore", ""
+        )
+        if task_file.read_text() != current:
+            task_file.rename(task_file.with_name(f"{task_file.stem}_before_rescore_{stamp}.py"))
+            task_file.write_text(current)
         # Only the evaluation step, on that output folder; details on, for samples.jsonl.
         settings = replace(settings, mode="eval", dump_eval_details=True)
         argv = evaluator_argv(self.command, str(task_file), str(work_dir), settings)
