@@ -18,6 +18,13 @@ SAMPLE_FIELDS = {
     "output_tokens",
     "finish_reason",
     "error",
+    # as the server gave it (bench_app's relay): its finish_reason, the answer and reasoning apart
+    "finish_reason_from",
+    "answer",
+    "reasoning",
+    "answer_tokens",
+    "reasoning_tokens",
+    "cut_in_thinking",
 }
 
 
@@ -77,6 +84,7 @@ def test_embedded_default_end_to_end(workdir, browser):
         assert len(records) == prompts == entry["samples"], (short, records)
         for record in records:
             assert set(record) == SAMPLE_FIELDS and record["error"] is None
+            assert record["finish_reason_from"] == "server" and record["cut_in_thinking"] is False
             assert isinstance(record["correct"], bool) and record["prediction"] is not None
             assert record["prompt"].startswith("<|im_start|>system") and record["prompt_tokens"] > 0
         budget = load(run_dir / f"configs/per_dataset/{short}.yaml")["context_budget"]

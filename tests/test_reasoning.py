@@ -1,6 +1,8 @@
 """Reasoning models: AISBench's own model config (aisbench.model) is what the task file starts from,
 thinking is a setting per run and per dataset, and vLLM's reasoning parser is an engine argument."""
 
+import json
+
 import pytest
 from conftest import load, plan_for, run_cli
 
@@ -132,3 +134,66 @@ def test_the_real_vllm_takes_the_parser_and_every_request_carries_the_thinking_s
     ]
     assert bodies and all('"chat_template_kwargs":{"enable_thinking":false}' in line for line in bodies)
     assert load(run / "results.yaml")["datasets"]["sample_gsm8k"]["status"] == "ok"
+
+
+def _reasoning_run(workdir, shape, name, *extra):
+    from conftest import FAKES_CONF
+
+    done = run_cli(
+        [
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=reasoning",
+            "dataset=sample_gsm8k",
+            f"benchmark.name={name}",
+            *extra,
+        ],
+        workdir,
+        env={"FAKE_ENGINE_SHAPE": shape},
+        timeout=600,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run = workdir / "outputs" / name
+    samples = {
+        r["id"]: r for r in map(json.loads, (run / "sample_gsm8k/samples.jsonl").read_text().splitlines())
+    }
+    return done, load(run / "results.yaml")["datasets"]["sample_gsm8k"], samples
+
+
+@pytest.mark.parametrize("shape", ["tags", "parsed"])
+def test_real_aisbench_scores_a_reasoning_model_without_its_thinking(workdir, shape, browser):
+    """A stand-in server answers as a reasoning model in both shapes (thinking inside <think> tags, or
+    apart as a reasoning parser returns it), one answer cut inside its thinking; the real AISBench scores."""
+    done, result, samples = _reasoning_run(workdir, shape, f"r_{shape}")
+    assert result["metrics"]["accuracy"] == 50.0  # 7 and 12 right; the cut one is no answer; 100 wrong
+    assert result["reasoning"] == {
+        "answers": 4,
+        "finished": 3,
+        "cut_in_thinking": 1,
+        "score_all": 50.0,
+        "score_finished": 66.6667,
+        "reasoning_tokens_median": result["reasoning"]["reasoning_tokens_median"],
+        "reasoning_tokens_p95": result["reasoning"]["reasoning_tokens_p95"],
+    }
+    assert 10 < result["reasoning"]["reasoning_tokens_median"] <= result["reasoning"]["reasoning_tokens_p95"]
+    assert "1 of 4 answer(s) were cut inside their thinking" in result["reason"]
+    assert "reasoning sample_gsm8k: 1 of 4 cut in thinking; score all 50.0, finished 66.6667" in done.stdout
+    cut = samples[1]
+    assert cut["cut_in_thinking"] is True and cut["correct"] is False and cut["finish_reason"] == "length"
+    assert cut["finish_reason_from"] == "server" and "answer:30" in cut["reasoning"] and cut["answer"] == ""
+    right = samples[2]
+    assert (right["answer"], right["correct"]) == ("answer:12", True) and "answer:11" in right["reasoning"]
+    assert right["reasoning_tokens"] > right["answer_tokens"] > 0
+    # report.html: the reasoning table and the histogram of reasoning tokens, no console error
+    report = workdir / "outputs" / f"r_{shape}" / "report.html"
+    assert browser.open(report, "#reasoning") == []
+    cells = browser.js("return [...document.querySelectorAll('#reasoning td')].map((c) => c.textContent)")
+    assert cells[:6] == ["sample_gsm8k", "4", "3", "1", "50", "66.67"] and "scored as no answer" in cells
+    assert browser.js("return document.querySelectorAll('#chart-reasoning .bars .point').length") >= 1
+    browser.screenshot(workdir / f"reasoning_{shape}.png", 2400)
+
+
+def test_as_is_lets_a_cut_answer_be_scored_from_its_thinking(workdir):
+    """What happened before: the draft inside an unfinished thinking was credited."""
+    _, result, samples = _reasoning_run(workdir, "parsed", "r_as_is", "aisbench.cut_in_thinking=as_is")
+    assert samples[1]["cut_in_thinking"] is True and samples[1]["correct"] is True
+    assert result["metrics"]["accuracy"] == 75.0 and result["reasoning"]["score_finished"] == 66.6667

@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 AISBENCH_MODES = ("all", "infer", "eval", "perf")
+CUT_IN_THINKING_POLICIES = ("no_answer", "as_is")
 
 
 @dataclass
@@ -99,6 +100,9 @@ class AisbenchConf:
     # A reasoning model's thinking, sent as chat_template_kwargs.enable_thinking in every request
     # (Qwen3 thinks by default); null: nothing is sent, the model's chat template decides.
     thinking: Optional[bool] = None
+    # An answer cut off inside its thinking (finish_reason length before the reasoning ended):
+    # no_answer scores it as no answer (a draft in the thinking is never credited); as_is passes it on.
+    cut_in_thinking: str = "no_answer"
     num_warmups: int = 0
     # AISBench's per-sample evaluation details (extracted answer, correct): what samples.jsonl is built from.
     dump_eval_details: bool = True

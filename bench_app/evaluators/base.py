@@ -7,6 +7,7 @@ come from the `aisbench:` block and the dataset's own config (bench_app.config.s
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from abc import ABC, abstractmethod
@@ -18,6 +19,7 @@ from bench_app.common.errors import EvaluationError
 from bench_app.common.files import SAMPLES_FILE, tail
 from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
+from bench_app.evaluators.samples import reasoning_summary
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
@@ -66,6 +68,8 @@ class SamplesOutcome:
 
     count: Optional[int] = None
     error: Optional[str] = None
+    # bench_app.evaluators.samples.reasoning_summary of the records ({}: no answer was recorded).
+    reasoning: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,8 +236,9 @@ class EvaluationSession:
         out_file = task.work_dir / SAMPLES_FILE
         if not out_file.exists():
             return SamplesOutcome(error="per-sample records not written: " + tail(samples_task.log_file, 1))
-        with open(out_file, "rb") as handle:
-            return SamplesOutcome(count=sum(1 for line in handle if line.strip()))
+        with open(out_file, encoding="utf-8") as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+        return SamplesOutcome(count=len(records), reasoning=reasoning_summary(records))
 
     def close(self) -> None:
         """Stop whatever the session started; must not raise."""

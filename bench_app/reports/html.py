@@ -50,6 +50,9 @@ def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
             "ot": r.get("output_tokens"),
             "f": r.get("finish_reason"),
             "e": r.get("error"),
+            # a reasoning model's answer (recorded as the server gave it): thinking tokens, cut in it
+            "rt": r.get("reasoning_tokens"),
+            "cut": r.get("cut_in_thinking"),
             # perf mode: the request's own timing (ms)
             **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
         }
@@ -100,6 +103,10 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 "samples": entry.get("samples"),
                 "prompts": entry.get("prompts") or {},
                 "samples_error": entry.get("samples_error"),
+                "reasoning": entry.get("reasoning") or {},
+                "cut_in_thinking_policy": (document.get("aisbench") or {}).get(
+                    "cut_in_thinking", "no_answer"
+                ),
                 "finished_requests": entry.get("finished_requests") or {},
                 "engine": _engine_table(document),
                 "server": {

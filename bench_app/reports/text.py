@@ -56,6 +56,15 @@ def metric_text(metrics: Dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
+def reasoning_text(summary: Dict[str, Any]) -> str:
+    """A reasoning model's answers in one line (bench_app.evaluators.samples.reasoning_summary)."""
+    return (
+        f"{summary.get('cut_in_thinking')} of {summary.get('answers')} cut in thinking; score all "
+        f"{summary.get('score_all')}, finished {summary.get('score_finished')}; reasoning tokens median "
+        f"{summary.get('reasoning_tokens_median')}, p95 {summary.get('reasoning_tokens_p95')}"
+    )
+
+
 def markdown_cell(text: Any) -> str:
     """A value that cannot break a markdown table row."""
     return str(text).replace("|", "/").replace("\n", " ")
@@ -89,6 +98,11 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
             f"| {short} | {r.name} | {r.status} | {metric_text(r.metrics)} | {r.group} | "
             f"{r.server_started_at or '-'} | {eval_s} | {reason} |"
         )
+    results = outcome.results.items()
+    thinking = {s: r.reasoning for s, r in results if r.reasoning.get("reasoning_tokens_median")}
+    if thinking:
+        lines += ["", "| dataset | reasoning |", "|---|---|"]
+        lines += [f"| {s} | {markdown_cell(reasoning_text(summary))} |" for s, summary in thinking.items()]
     lines += [
         "",
         f"| group | max_model_len (read back) | port | devices | ready after s | {plan.engine.label} |",
@@ -149,6 +163,9 @@ def print_summary(
             (r.reason or "")[:120],
         )
     console.print(table)
+    for short, r in outcome.results.items():
+        if r.reasoning.get("reasoning_tokens_median"):  # a model that thinks: its answers at a glance
+            console.print(f"reasoning {short}: {reasoning_text(r.reasoning)}")
     folder = RunFolder(run_dir)
     console.print(
         f"results: {folder.results_file} · summary: {folder.summary_file} · configs: {folder.configs}"

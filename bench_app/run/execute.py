@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
@@ -26,6 +27,7 @@ from bench_app.evaluators import Endpoint, EvaluationSession
 from bench_app.run.outcome import DatasetResult, RunOutcome, ServerRecord
 from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan
 from bench_app.run.progress import Progress, RequestProgress
+from bench_app.run.relay import Relay
 from bench_app.run.resources import ResourcePool, default_lease_dir, device_pool
 
 
@@ -147,6 +149,27 @@ def _note_finished_requests(result: DatasetResult, before: Dict[str, float], aft
             "(finish_reason length)"
         )
         result.reason = f"{result.reason}; {note}" if result.reason else note
+
+
+# Above this share of answers cut inside their thinking, the dataset's reason says so.
+CUT_IN_THINKING_NOTE = 0.05
+
+
+def _note_cut_in_thinking(result: DatasetResult, dataset: DatasetPlan) -> None:
+    """More than 5% of the answers ran out of tokens while still thinking: the score measures the
+    budget as much as the model. Say so, with what the context leaves for a longer answer."""
+    summary, settings = result.reasoning, dataset.evaluator
+    cut, answers = summary.get("cut_in_thinking", 0), summary.get("answers", 0)
+    if not answers or cut / answers <= CUT_IN_THINKING_NOTE:
+        return
+    scored = "scored as no answer" if settings.cut_in_thinking == "no_answer" else "scored as they were"
+    note = (
+        f"{cut} of {answers} answer(s) were cut inside their thinking at max_out_len {settings.max_out_len} "
+        f"({scored}); score over the {summary.get('finished', 0)} that finished: "
+        f"{summary.get('score_finished')}. A larger aisbench.max_out_len would let them finish, if "
+        f"max_model_len {dataset.engine_args.get('max_model_len')} leaves room (the context budget shows it)"
+    )
+    result.reason = f"{result.reason}; {note}" if result.reason else note
 
 
 def _died(server: EngineServer) -> Optional[str]:
@@ -300,35 +323,57 @@ class GroupRunner:
                 model_path=str(group.engine_args["model_path"]),
                 max_model_len=record.max_model_len,
             )
-            for position, short in enumerate(pending):
-                if self.cancel.is_set():
-                    return
-                death = server.death()
-                if death:
-                    self._fail_all(
-                        pending[position:],
-                        group,
-                        record,
-                        f"server died before this dataset ({death})",
-                        tail(Path(record.log_file), 30),
-                    )
-                    return
-                with progress.phase(f"evaluating {short}", self.index[short]) as phase:
-                    result = self._evaluate(
-                        session,
-                        self.plan.dataset(short),
-                        group,
-                        record,
-                        server,
-                        endpoint,
-                        lambda: self._interrupted() or _died(server),
-                        phase.update,
-                    )
-                self._record(result, record)
-                progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
+            with Relay(endpoint.host, endpoint.port) as relay:
+                self._evaluate_all(session, group, record, server, endpoint, relay, pending)
         finally:
             self._stop(server, group, record)
             lease.release()  # only once the server's processes are gone
+
+    def _evaluate_all(
+        self,
+        session: EvaluationSession,
+        group: EngineGroup,
+        record: ServerRecord,
+        server: EngineServer,
+        endpoint: Endpoint,
+        relay: Relay,
+        pending: List[str],
+    ) -> None:
+        """The group's datasets one after another on its server; each but perf through the relay."""
+        progress = self.progress
+        relayed = replace(endpoint, host="127.0.0.1", port=relay.port)
+        for position, short in enumerate(pending):
+            if self.cancel.is_set():
+                return
+            death = server.death()
+            if death:
+                self._fail_all(
+                    pending[position:],
+                    group,
+                    record,
+                    f"server died before this dataset ({death})",
+                    tail(Path(record.log_file), 30),
+                )
+                return
+            dataset = self.plan.dataset(short)
+            perf = dataset.evaluator.mode == "perf"  # latency is measured: straight to the server
+            relay.record_to(
+                None if perf else self.folder.requests_file(short), dataset.evaluator.cut_in_thinking
+            )
+            with progress.phase(f"evaluating {short}", self.index[short]) as phase:
+                result = self._evaluate(
+                    session,
+                    dataset,
+                    group,
+                    record,
+                    server,
+                    endpoint if perf else relayed,
+                    lambda: self._interrupted() or _died(server),
+                    phase.update,
+                )
+            relay.record_to(None)
+            self._record(result, record)
+            progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
 
     def _evaluate(
         self,
@@ -371,6 +416,8 @@ class GroupRunner:
             )
             result.status, result.metrics = "ok", evaluated.metrics
             result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
+            result.reasoning = evaluated.samples.reasoning
+            _note_cut_in_thinking(result, dataset)
         except EvaluationError as error:
             result.reason, result.log_tail = error.reason, error.log_tail or None
             if error.samples is not None:

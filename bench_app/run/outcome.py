@@ -50,6 +50,9 @@ class DatasetResult:
     # Records in <output_dir>/samples.jsonl, or why there are none.
     samples: Optional[int] = None
     samples_error: Optional[str] = None
+    # A reasoning model's answers (bench_app.evaluators.samples.reasoning_summary): cut in thinking,
+    # score over the finished ones, reasoning tokens.
+    reasoning: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "short"}

@@ -14,14 +14,21 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench_app.common.errors import UserError
 from bench_app.config.components import instantiate_component
-from bench_app.config.schema import AISBENCH_MODES, AisbenchConf, BenchAppConfig, EvaluatorSettings, VllmArgs
+from bench_app.config.schema import (
+    AISBENCH_MODES,
+    CUT_IN_THINKING_POLICIES,
+    AisbenchConf,
+    BenchAppConfig,
+    EvaluatorSettings,
+    VllmArgs,
+)
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 
@@ -142,6 +149,11 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
         raise UserError(
             f"aisbench.mode: {run_wide['mode']!r} is not supported. Valid modes: {', '.join(AISBENCH_MODES)}."
         )
+    if run_wide["cut_in_thinking"] not in CUT_IN_THINKING_POLICIES:
+        raise UserError(
+            f"aisbench.cut_in_thinking: {run_wide['cut_in_thinking']!r} is not a policy. "
+            f"Valid: {', '.join(CUT_IN_THINKING_POLICIES)}."
+        )
     num_prompts = dataset.num_prompts if dataset.num_prompts is not None else run_wide["num_prompts"]
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"num_prompts must be >= 1 (or null for all prompts), got {num_prompts}.")
@@ -230,17 +242,19 @@ def config_fingerprint(plan: RunPlan) -> Dict[str, str]:
     return {d.short: fingerprint(effective_dataset_record(d)) for d in plan.datasets}
 
 
-# Settings added after runs first recorded their fingerprints: left out while unset, so that runs made
-# before them still resume.
-_LATER_ENGINE_ARGS = ("reasoning_parser",)
-_LATER_EVALUATOR_SETTINGS = ("thinking",)
+# Settings added after runs first recorded their fingerprints, with their defaults: left out while at
+# their default, so that runs made before them still resume.
+_LATER_ENGINE_ARGS: Dict[str, Any] = {"reasoning_parser": None}
+_LATER_EVALUATOR_SETTINGS: Dict[str, Any] = {"thinking": None, "cut_in_thinking": "no_answer"}
 
 
 def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
-    def unset_later(key: str, value: Any, later: Tuple[str, ...]) -> bool:
-        return key in later and value is None
+    def at_later_default(key: str, value: Any, later: Dict[str, Any]) -> bool:
+        return key in later and value == later[key]
 
-    engine_args = {k: v for k, v in plan.engine_args.items() if not unset_later(k, v, _LATER_ENGINE_ARGS)}
+    engine_args = {
+        k: v for k, v in plan.engine_args.items() if not at_later_default(k, v, _LATER_ENGINE_ARGS)
+    }
     settings = asdict(plan.evaluator)
-    settings = {k: v for k, v in settings.items() if not unset_later(k, v, _LATER_EVALUATOR_SETTINGS)}
+    settings = {k: v for k, v in settings.items() if not at_later_default(k, v, _LATER_EVALUATOR_SETTINGS)}
     return {"name": plan.name, "vllm": engine_args, "evaluator": settings}

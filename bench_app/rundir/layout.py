@@ -9,7 +9,8 @@
     results.yaml                   every dataset's status and metrics (RunResults, schema_version)
     summary.md, report.html        the same for people
     logs/                          engine and evaluator logs per engine group
-    <short>/                       the evaluator's work folder; <short>/samples.jsonl per-sample records
+    <short>/                       the evaluator's work folder; <short>/samples.jsonl per-sample records,
+                                   <short>/requests.jsonl every answer as the server gave it
     .hydra/                        Hydra's own copies of the command line and config
 
 Every other module asks this one for a path and reads the documents through it, so the layout is
@@ -26,6 +27,7 @@ from typing import Any, Dict, List, Optional, TypedDict
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
+from bench_app.run.relay import REQUESTS_FILE
 
 # 1: the first versioned layout (the same documents as before versions were written down).
 RESULTS_SCHEMA_VERSION = 1
@@ -48,6 +50,7 @@ class DatasetEntry(TypedDict, total=False):
     prompts: Dict[str, Optional[int]]
     samples: int
     samples_error: str
+    reasoning: Dict[str, Any]  # answers, finished, cut_in_thinking, score_all, score_finished, tokens
 
 
 class RunResults(TypedDict, total=False):
@@ -133,6 +136,10 @@ class RunFolder:
 
     def samples_file(self, short: str) -> Path:
         return self.dataset_dir(short) / SAMPLES_FILE
+
+    def requests_file(self, short: str) -> Path:
+        """Every answer the server gave, recorded as it arrived (bench_app.run.relay)."""
+        return self.dataset_dir(short) / REQUESTS_FILE
 
     # ------------------------------------------------------------------ what it holds
     def holds_run(self) -> bool:

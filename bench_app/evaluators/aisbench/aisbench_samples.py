@@ -7,13 +7,16 @@ AISBench dumped its evaluation details (--dump-eval-details), `results/<model>/<
 extracted prediction, the reference and whether it is correct, in the order of the prediction ids).
 Writes OUT_FILE (JSON lines, atomically), one record per prompt:
     id, subset, prompt (chat template applied by the model's tokenizer, as the server does), output,
-    prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error
+    prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error, and, from the
+    answers bench_app's relay recorded as the server gave them (WORK_DIR/requests.jsonl): answer and
+    reasoning apart, answer_tokens, reasoning_tokens, cut_in_thinking (the length limit came before
+    the reasoning ended), and the server's own finish_reason
 In perf mode the records come from `performances/<model>/<subset>_details.jsonl` and the request time
 points AISBench stores beside it (db_data/*.db), and add ttft_ms, tpot_ms and e2el_ms per request, computed
 as AISBench's own summary computes them (first chunk - sent; (last - first) / (output tokens - 1); last -
 sent).
-AISBench does not keep the server's finish reason: it is "length" when the output reached
-MAX_OUT_LEN tokens, else "stop" (the dataset's counts straight from the server are in results.yaml).
+AISBench does not keep the server's finish reason: without a recorded answer it is inferred, "length"
+when the output reached MAX_OUT_LEN tokens, else "stop" (finish_reason_from says which).
 Prints {"samples": N} or {"error": ...}; exit 0 unless nothing could be written.
 """
 
@@ -80,7 +83,30 @@ def correct_of(detail: dict):
     return None
 
 
-def subset_records(folder: Path, subset: str, tokens: Tokens, max_out_len: int) -> list:
+REQUESTS_FILE = "requests.jsonl"  # bench_app.run.relay
+
+
+def _message_key(messages) -> str:
+    return json.dumps([(m.get("role"), m.get("content")) for m in messages or []], ensure_ascii=False)
+
+
+class Answers:
+    """The answers the relay recorded, by the messages they answered (the last one of each, as a
+    retried request's last answer is the one AISBench kept)."""
+
+    def __init__(self, work_dir: Path):
+        self.by_messages = {}
+        path = work_dir / REQUESTS_FILE
+        for record in read_jsonl(path) if path.exists() else []:
+            self.by_messages[_message_key(record.get("messages"))] = record
+
+    def of(self, messages):
+        return self.by_messages.get(_message_key(messages))
+
+
+def subset_records(
+    folder: Path, subset: str, tokens: Tokens, max_out_len: int, answers: "Answers | None" = None
+) -> list:
     predictions_dir = folder / "predictions" / MODEL_ABBR
     answered = predictions_dir / f"{subset}.jsonl"
     failed_file = predictions_dir / f"{subset}_failed.jsonl"
@@ -96,14 +122,27 @@ def subset_records(folder: Path, subset: str, tokens: Tokens, max_out_len: int) 
     for index, (answer, failure) in enumerate(entries):
         detail = details.get(str(index), {})
         item = answer or failure
-        prompt, prompt_tokens = tokens.prompt(
-            messages_of(item.get("origin_prompt") or item.get("input") or "")
-        )
+        messages = messages_of(item.get("origin_prompt") or item.get("input") or "")
+        prompt, prompt_tokens = tokens.prompt(messages)
         output = answer.get("prediction") if answer else None
         output_tokens = tokens.count(output)
-        finish_reason = None
+        finish_reason, finish_from = None, None
         if output_tokens is not None:
             finish_reason = "length" if max_out_len and output_tokens >= max_out_len else "stop"
+            finish_from = "inferred"
+        recorded = answers.of(messages) if answers is not None else None
+        reasoning = {}
+        if recorded is not None:
+            finish_reason, finish_from = recorded.get("finish_reason"), "server"
+            usage = recorded.get("usage") or {}
+            output_tokens = usage.get("completion_tokens", output_tokens)
+            reasoning = {
+                "answer": recorded.get("answer"),
+                "reasoning": recorded.get("reasoning") or None,
+                "answer_tokens": tokens.count(recorded.get("answer")),
+                "reasoning_tokens": tokens.count(recorded["reasoning"]) if recorded.get("reasoning") else 0,
+                "cut_in_thinking": bool(recorded.get("cut_in_thinking")),
+            }
         records.append(
             {
                 "id": item.get("id"),
@@ -116,7 +155,9 @@ def subset_records(folder: Path, subset: str, tokens: Tokens, max_out_len: int) 
                 "prompt_tokens": prompt_tokens,
                 "output_tokens": output_tokens,
                 "finish_reason": finish_reason,
+                "finish_reason_from": finish_from,
                 "error": str(failure.get("error_info") or "request failed") if failure else None,
+                **reasoning,
             }
         )
     return records
@@ -189,10 +230,9 @@ def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int)
         }
     )
     tokens = Tokens(tokenizer_path)
-    lines = []
-    for subset in subsets:
-        for record in subset_records(folder, subset, tokens, max_out_len):
-            lines.append(json.dumps(record, ensure_ascii=False))
+    answers = Answers(work_dir)
+    records = [r for subset in subsets for r in subset_records(folder, subset, tokens, max_out_len, answers)]
+    lines = [json.dumps(record, ensure_ascii=False) for record in records]
     for record in perf_records(folder, tokens, max_out_len):
         lines.append(json.dumps(record, ensure_ascii=False))
     partial = out_file.with_name(out_file.name + ".partial")

@@ -161,6 +161,27 @@
     draw();
   }
 
+  // Reasoning: answers cut in their thinking, the score over the finished ones, thinking tokens
+  const reasoned = datasets.filter((d) => d.reasoning && d.reasoning.answers && data.samples.some((s) => s.d === d.short && s.rt));
+  if (reasoned.length) {
+    const histogram = el("div", { id: "chart-reasoning", class: "chart" });
+    const policy = (d) => d.cut_in_thinking_policy === "as_is" ? "scored as given" : "scored as no answer";
+    section("reasoning", "Reasoning",
+      el("p", { class: "muted", text: "Answers cut by the length limit before their thinking ended are " +
+        "counted here; by default (aisbench.cut_in_thinking: no_answer) they score as no answer, never " +
+        "from a draft inside the thinking." }),
+      table(["dataset", "answers", "finished", "cut in thinking", "score (all)", "score (finished)",
+        "reasoning tokens median", "p95", "cut answers"],
+        reasoned.map((d) => [d.short, d.reasoning.answers, d.reasoning.finished, d.reasoning.cut_in_thinking,
+          fmt(d.reasoning.score_all), fmt(d.reasoning.score_finished), fmt(d.reasoning.reasoning_tokens_median),
+          fmt(d.reasoning.reasoning_tokens_p95), policy(d)])),
+      histogram);
+    Plotly.newPlot(histogram, reasoned.map((d) => ({ type: "histogram", name: d.short, opacity: 0.7,
+      x: data.samples.filter((s) => s.d === d.short && s.rt).map((s) => s.rt) })),
+    { barmode: "overlay", title: { text: "Reasoning tokens per answer" }, margin: { t: 40 },
+      xaxis: { title: { text: "reasoning tokens" } }, yaxis: { title: { text: "answers" } }, height: 320 }, plotConfig);
+  }
+
   // Failures
   const failed = datasets.filter((d) => d.status !== "ok");
   if (failed.length) {
@@ -265,7 +286,8 @@
     list.replaceChildren(...found.slice(0, shown).map((s) => el("div", { class: "sample", "data-verdict": verdict(s) },
       el("div", { class: "meta" }, el("span", { class: "badge " + verdict(s), text: verdict(s) }),
         " " + s.d + " / " + s.s + " #" + s.i + " — prompt " + fmt(s.pt) + " tokens, output " + fmt(s.ot)
-        + " tokens, finish " + fmt(s.f) + (s.e ? " — error: " + s.e : "")),
+        + " tokens, finish " + fmt(s.f) + (s.rt ? ", reasoning " + s.rt + " tokens" : "")
+        + (s.cut ? " — cut inside its thinking" : "") + (s.e ? " — error: " + s.e : "")),
       el("div", { class: "cols" }, block("prompt (as sent)", s.p), block("model output", s.o),
         block("prediction", s.x), block("gold", s.g)))));
     more.hidden = found.length <= shown;

@@ -1,0 +1,84 @@
+"""A stand-in for `vllm serve` that answers the four sample GSM8K questions as a reasoning model would,
+so that the real AISBench can be driven against answers a tiny model cannot give: thinking first, then
+the answer, and one answer cut off inside its thinking (finish_reason length).
+
+    reasoning_engine.py SHAPE MODEL --port N --max-model-len L ...
+SHAPE: tags    the thinking inside the answer, <think>...</think> (no reasoning parser)
+       parsed  the thinking apart, in reasoning_content (as vLLM's --reasoning-parser returns it)
+Each request body is appended to FAKE_ENGINE_REQUESTS (a file), when set.
+"""
+
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+shape, argv = sys.argv[1], sys.argv[2:]
+port = int(argv[argv.index("--port") + 1])
+max_model_len = int(argv[argv.index("--max-model-len") + 1])
+served = argv[argv.index("--served-model-name") + 1] if "--served-model-name" in argv else "reasoner"
+
+# question -> (thinking, answer, finish_reason); gold 7, 30, 12, 180.
+ANSWERS = {
+    "Tom has 3 apples": ("Tom starts with 3 apples and buys 4: 3 + 4 = 7.", "answer:7", "stop"),
+    # Cut while still thinking: the draft inside it is right, but no answer was ever given.
+    "A box holds 6 eggs": (
+        "6 eggs in each of 5 boxes, answer:30 maybe, let me check each box again",
+        "",
+        "length",
+    ),
+    "Anna had 20 dollars": ("A draft, answer:11? No: 20 - 8 = 12.", "answer:12", "stop"),
+    "A train travels": ("60 km for 3 hours... I think 100.", "answer:100", "stop"),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def _json(self, code, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self._json(200, {})
+        elif self.path == "/v1/models":
+            self._json(200, {"data": [{"id": served, "max_model_len": max_model_len}]})
+        elif self.path == "/version":
+            self._json(200, {"version": "0.0.0-reasoning-stand-in"})
+        else:
+            self._json(404, {})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if os.environ.get("FAKE_ENGINE_REQUESTS"):
+            with open(os.environ["FAKE_ENGINE_REQUESTS"], "a") as handle:
+                handle.write(json.dumps(body) + "\n")
+        question = body["messages"][-1]["content"]
+        thinking, answer, finish = next((v for k, v in ANSWERS.items() if k in question), ("?", "?", "stop"))
+        if shape == "tags":
+            closed = "</think>" if finish == "stop" else ""
+            message = {"role": "assistant", "content": f"<think>{thinking}{closed}{answer}"}
+        else:
+            message = {"role": "assistant", "content": answer or None, "reasoning_content": thinking}
+        tokens = len(thinking.split()) + len(answer.split())
+        usage = {"prompt_tokens": 50, "completion_tokens": tokens, "total_tokens": 50 + tokens}
+        self._json(
+            200,
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "model": served,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
+            },
+        )
+
+    def log_message(self, *args):
+        pass
+
+
+print(f"reasoning_engine: {shape} on port {port}", flush=True)
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()

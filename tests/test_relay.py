@@ -1,0 +1,133 @@
+"""The request relay between the evaluator and the server: requests pass unchanged, every answer is
+recorded as it arrives (finish reason, answer and reasoning apart, usage), and an answer cut inside its
+thinking reaches the evaluator empty."""
+
+import json
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bench_app.run.relay import Relay, split_reasoning
+
+ANSWERS = {
+    # user text -> (content, reasoning_content, finish_reason)
+    "parsed": ("answer:7", "3 + 4 = 7", "stop"),
+    "tags": ("<think>3 + 4 = 7</think>answer:7", None, "stop"),
+    "cut parsed": (None, "let me think: answer:7 maybe", "length"),
+    "cut tags": ("<think>let me think: answer:7 maybe", None, "length"),
+    "plain": ("answer:7", None, "length"),
+}
+
+
+class StandIn(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, data: bytes, content_type="application/json"):
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._send(json.dumps({"data": [{"id": "m"}]}).encode())
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        StandIn.seen.append(body)
+        content, reasoning, finish = ANSWERS[body["messages"][-1]["content"]]
+        if body.get("stream"):
+            events = [{"choices": [{"delta": {"reasoning_content": reasoning}}]}] if reasoning else []
+            events += [{"choices": [{"delta": {"content": c}}]} for c in (content or "")]
+            events += [
+                {"choices": [{"delta": {}, "finish_reason": finish}], "usage": {"completion_tokens": 9}}
+            ]
+            text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            self._send(text.encode(), "text/event-stream")
+            return
+        message = {"role": "assistant", "content": content, "reasoning_content": reasoning}
+        answer = {
+            "choices": [{"message": message, "finish_reason": finish}],
+            "usage": {"completion_tokens": 9},
+        }
+        self._send(json.dumps(answer).encode())
+
+
+@pytest.fixture
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def post(port, text, **extra):
+    body = {"model": "m", "messages": [{"role": "user", "content": text}], "temperature": 0.6, **extra}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_answers_are_recorded_and_a_cut_in_thinking_reaches_the_evaluator_empty(upstream, tmp_path):
+    out = tmp_path / "requests.jsonl"
+    with Relay("127.0.0.1", upstream) as relay:
+        relay.record_to(out)
+        replies = {text: json.loads(post(relay.port, text)) for text in ANSWERS}
+        assert json.loads(urllib.request.urlopen(f"http://127.0.0.1:{relay.port}/v1/models").read())["data"]
+    assert StandIn.seen[-1]["temperature"] == 0.6  # forwarded unchanged
+    records = {r["messages"][-1]["content"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(records) == set(ANSWERS)
+    assert records["parsed"]["answer"] == "answer:7" and records["parsed"]["reasoning"] == "3 + 4 = 7"
+    assert records["tags"]["answer"] == "answer:7" and records["tags"]["reasoning"] == "3 + 4 = 7"
+    assert records["parsed"]["finish_reason"] == "stop" and records["parsed"]["usage"] == {
+        "completion_tokens": 9
+    }
+    assert records["parsed"]["settings"] == {"temperature": 0.6}
+    for cut in ("cut parsed", "cut tags"):
+        assert records[cut]["cut_in_thinking"] is True and records[cut]["answer"] == ""
+        message = replies[cut]["choices"][0]["message"]
+        assert message["content"] == "" and not message.get("reasoning_content")
+    assert records["plain"]["cut_in_thinking"] is False  # cut, but it was not thinking
+    assert replies["parsed"]["choices"][0]["message"]["reasoning_content"] == "3 + 4 = 7"
+
+
+def test_as_is_keeps_cut_answers_and_streams_pass_through(upstream, tmp_path):
+    out = tmp_path / "requests.jsonl"
+    with Relay("127.0.0.1", upstream, cut_in_thinking="as_is") as relay:
+        relay.record_to(out)
+        reply = json.loads(post(relay.port, "cut tags"))
+        streamed = post(relay.port, "parsed", stream=True)
+    assert reply["choices"][0]["message"]["content"].startswith("<think>")
+    assert streamed.endswith("data: [DONE]\n\n") and '"reasoning_content": "3 + 4 = 7"' in streamed
+    cut, stream = map(json.loads, out.read_text().splitlines())
+    assert cut["cut_in_thinking"] is True
+    assert (stream["answer"], stream["reasoning"], stream["finish_reason"]) == (
+        "answer:7",
+        "3 + 4 = 7",
+        "stop",
+    )
+
+
+def test_a_server_that_is_gone_is_a_failed_request(tmp_path):
+    with Relay("127.0.0.1", 9) as relay:  # nothing listens on the discard port
+        with pytest.raises(urllib.error.HTTPError) as error:
+            post(relay.port, "parsed")
+    assert error.value.code == 502
+
+
+def test_split_reasoning():
+    assert split_reasoning("<think>a</think> b", "") == ("b", "a", True)
+    assert split_reasoning("b", "a") == ("b", "a", True)
+    assert split_reasoning("", "a") == ("", "a", False)
+    assert split_reasoning("<think>a", "") == ("", "a", False)
+    assert split_reasoning("plain", "") == ("plain", "", True)
