@@ -173,9 +173,14 @@ def test_real_aisbench_scores_a_reasoning_model_without_its_thinking(workdir, sh
         "score_finished": 66.6667,
         "reasoning_tokens_median": result["reasoning"]["reasoning_tokens_median"],
         "reasoning_tokens_p95": result["reasoning"]["reasoning_tokens_p95"],
+        "longest_prompt_tokens": 100,  # the context budget's longest sample_gsm8k prompt
     }
     assert 10 < result["reasoning"]["reasoning_tokens_median"] <= result["reasoning"]["reasoning_tokens_p95"]
     assert "1 of 4 answer(s) were cut inside their thinking" in result["reason"]
+    assert (
+        "To let them finish: max_out_len up to 1948 fits max_model_len 2048 (longest prompt 100)"
+        in result["reason"]
+    )
     assert "reasoning sample_gsm8k: 1 of 4 cut in thinking; score all 50.0, finished 66.6667" in done.stdout
     cut = samples[1]
     assert cut["cut_in_thinking"] is True and cut["correct"] is False and cut["finish_reason"] == "length"

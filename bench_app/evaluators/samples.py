@@ -20,6 +20,7 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     scored = [r for r in recorded if r.get("correct") is not None]
     finished = [r for r in scored if r.get("finish_reason") == "stop"]
     thinking = [r["reasoning_tokens"] for r in recorded if r.get("reasoning_tokens")]
+    prompts = [r["prompt_tokens"] for r in recorded if r.get("prompt_tokens")]
 
     def score(rows: List[Dict[str, Any]]) -> Optional[float]:
         return round(100.0 * sum(bool(r["correct"]) for r in rows) / len(rows), 4) if rows else None
@@ -32,4 +33,5 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
         "score_finished": score(finished),
         "reasoning_tokens_median": _percentile(thinking, 0.5),
         "reasoning_tokens_p95": _percentile(thinking, 0.95),
+        "longest_prompt_tokens": max(prompts, default=None),
     }

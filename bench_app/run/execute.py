@@ -163,11 +163,16 @@ def _note_cut_in_thinking(result: DatasetResult, dataset: DatasetPlan) -> None:
     if not answers or cut / answers <= CUT_IN_THINKING_NOTE:
         return
     scored = "scored as no answer" if settings.cut_in_thinking == "no_answer" else "scored as they were"
+    context, longest = dataset.engine_args.get("max_model_len"), summary.get("longest_prompt_tokens")
+    fits = (
+        f"max_out_len up to {context - longest} fits max_model_len {context} (longest prompt {longest})"
+        if isinstance(context, int) and longest and context - longest > settings.max_out_len
+        else f"a longer answer needs a larger max_model_len than {context} (vllm.max_model_len)"
+    )
     note = (
         f"{cut} of {answers} answer(s) were cut inside their thinking at max_out_len {settings.max_out_len} "
         f"({scored}); score over the {summary.get('finished', 0)} that finished: "
-        f"{summary.get('score_finished')}. A larger aisbench.max_out_len would let them finish, if "
-        f"max_model_len {dataset.engine_args.get('max_model_len')} leaves room (the context budget shows it)"
+        f"{summary.get('score_finished')}. To let them finish: {fits}"
     )
     result.reason = f"{result.reason}; {note}" if result.reason else note
 
