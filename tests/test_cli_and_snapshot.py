@@ -4,6 +4,7 @@ import os
 import shutil
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import PYTHON, load, run_cli
@@ -302,3 +303,58 @@ def test_unknown_rope_theta_refuses_a_real_run_and_warns_in_a_dry_run(workdir):
     real = run_cli(["benchmark.name=real", *args], workdir, env=env)
     assert real.returncode == 2 and "refusing to start" in real.stderr + real.stdout
     assert "Traceback" not in real.stderr and not (workdir / "outputs" / "real").exists()
+
+
+# Hydra itself cannot take `${` in a run name (its output_dir would interpolate it): every other character.
+HOSTILE_NAME = 'run with spaces ünï 试 it\'s "$HOME" a=b,c [x] {y} \\ end'
+
+
+def test_reproduce_survives_links_relative_calls_and_any_name(workdir, tmp_path):
+    """reproduce.sh through a symlink, from `/` and by a relative path, with and without --frozen, for a
+    run whose name holds spaces, quotes, $, =, commas, brackets, a backslash and non-ASCII."""
+    from bench_app.config.overrides import override
+
+    done = run_cli([override("benchmark.name", HOSTILE_NAME), *DRY], workdir)
+    assert done.returncode == 0, done.stderr
+    script = workdir / "outputs" / HOSTILE_NAME / "configs" / "reproduce.sh"
+    link = tmp_path / "a link to reproduce.sh"
+    link.symlink_to(script)
+    env = dict(os.environ, BENCH_APP_PYTHON=PYTHON)
+    made = []
+    try:
+        for cwd, command in (
+            ("/", [str(link)]),
+            ("/", [str(link), "--frozen"]),
+            (workdir, [os.path.relpath(script, workdir)]),
+            (workdir, [os.path.relpath(script, workdir), "--frozen"]),
+        ):
+            before = set((Path(cwd) / "outputs").glob("*")) if (Path(cwd) / "outputs").is_dir() else set()
+            again = subprocess.run(
+                [*command, *DRY], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert again.returncode == 0, again.stdout + again.stderr
+            (new,) = set((Path(cwd) / "outputs").glob("*")) - before
+            made.append(new)
+            recorded = load(new / "configs" / "config_snapshot.yaml")["benchmark"]["name"]
+            assert recorded == new.name and recorded.startswith(f"{HOSTILE_NAME}_repro_"), recorded
+    finally:
+        for folder in made:
+            if str(folder).startswith("/outputs/"):
+                shutil.rmtree(folder)
+        if Path("/outputs").is_dir() and not any(Path("/outputs").iterdir()):
+            Path("/outputs").rmdir()
+
+
+def test_a_value_hydra_cannot_read_is_shown_quoted(workdir):
+    done = run_cli(["benchmark.name=run with spaces ünï 试", *DRY], workdir)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "quoted for Hydra: benchmark.name='run with spaces ünï 试'" in done.stderr
+    suggested = done.stderr.split("(in a shell: ")[1].rsplit(")", 1)[0]
+    again = subprocess.run(
+        f"{PYTHON} -m bench_app {suggested} execution.dry_run=true",
+        shell=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0 and (workdir / "outputs" / "run with spaces ünï 试" / "configs").is_dir()

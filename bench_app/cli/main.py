@@ -9,6 +9,7 @@ the config and hands it to bench_app.cli.runner.run.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Sequence
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import first_config_file
+from bench_app.config.overrides import quote_value
 from bench_app.config.resolvers import PROJECT_ROOT, register_resolvers
 from bench_app.config.schema import register_schema
 from bench_app.evaluators.aisbench import catalog
@@ -83,6 +85,29 @@ def _choice_names(value: Any) -> List[str]:
     return [value] if isinstance(value, str) and not value.startswith("${") else []
 
 
+def unparsable_message(overrides: List[str], error: Exception) -> str:
+    """Which override Hydra's lexer rejected, and how to write it quoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            parser.parse_override(text)
+        except HydraException:  # the lexer's own error for one override
+            key, equals, value = text.partition("=")
+            if not equals:
+                break
+            quoted = f"{key}={quote_value(value)}"
+            plain = not any(c in quoted for c in '"$`!') and "\\\\" not in quoted
+            shell = f'"{quoted}"' if plain else shlex.quote(quoted)  # double quotes read best where they work
+            return (
+                f"cannot parse {text!r}: a value with spaces, quotes or other special characters must be "
+                f"quoted for Hydra: {quoted} (in a shell: {shell})."
+            )
+    return f"cannot parse the command line: {str(error).splitlines()[0]}"
+
+
 def preflight(argv: List[str]) -> None:
     """Checks Hydra would report less clearly (or too late). Raises UserError."""
     from hydra._internal.utils import get_args_parser
@@ -93,7 +118,7 @@ def preflight(argv: List[str]) -> None:
     try:
         overrides = OverridesParser.create().parse_overrides(args.overrides)
     except OverrideParseException as error:
-        raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}") from None
+        raise UserError(unparsable_message(args.overrides, error)) from None
     searchpath = [v for o in overrides if o.key_or_group == "hydra.searchpath" for v in (o.value() or [])]
     given = [*searchpath, *([args.config_dir] if args.config_dir else [])]
     dirs = config_dirs(given)

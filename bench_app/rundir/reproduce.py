@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import List, Sequence
 
+from bench_app.config.overrides import quote_body, quote_value
 from bench_app.config.resolvers import PROJECT_ROOT
 
 
@@ -15,15 +17,15 @@ def reproduce_script(
     User config folders (hydra.searchpath, --config-dir) are passed on as hydra.searchpath."""
     kept = [o for o in overrides if not o.startswith(("benchmark.name=", "resume=", "frozen_from="))]
     if search_path:
-        quoted_folders = ",".join(
-            "'file://" + f.replace("\\", "\\\\").replace("'", "\\'") + "'" for f in search_path
-        )
+        quoted_folders = ",".join(quote_value(f"file://{folder}") for folder in search_path)
         kept.append(f"hydra.searchpath=[{quoted_folders}]")
     quoted = "".join(f"{shlex.quote(o)} \\\n    " for o in kept)
     name = shlex.quote(run_name)
+    # The new run's name for Hydra: the name's own characters quoted for its override grammar.
+    hydra_base = shlex.quote(quote_body(f"{run_name}_repro_"))
     root = shlex.quote(str(PROJECT_ROOT))
     return f"""#!/usr/bin/env bash
-# Reproduction script for benchmark run {name}
+# Reproduction script for benchmark run {json.dumps(run_name, ensure_ascii=False)}
 # Generated: {started}
 #   ./reproduce.sh                 re-run with the original config choices and overrides (reads conf/)
 #   ./reproduce.sh --frozen        re-run from config_snapshot.yaml alone (works after conf/ changed)
@@ -32,7 +34,8 @@ def reproduce_script(
 # the directory it is called from; the original is never overwritten.
 set -euo pipefail
 
-SNAPSHOT_DIR="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+# Its own real folder, also when called through a symlink or a relative path.
+SNAPSHOT_DIR="$(cd "$(dirname "$(readlink -f "${{BASH_SOURCE[0]}}")")" && pwd)"
 # The project that made this run; if it moved, the nearest folder above this snapshot holding bench_app/.
 PROJECT_ROOT={root}
 if [ ! -d "$PROJECT_ROOT/bench_app" ]; then
@@ -60,11 +63,12 @@ for arg in "$@"; do
 done
 if [ "$NAME_GIVEN" = 0 ]; then
     # The next free name: two replays started within one second must not collide.
-    BASE={name}_repro_$(date +%Y%m%d_%H%M%S)
-    NAME="$BASE"
+    STAMP="$(date +%Y%m%d_%H%M%S)"
+    BASE={name}_repro_"$STAMP"
+    SUFFIX=""
     N=2
-    while [ -e "outputs/$NAME" ]; do NAME="${{BASE}}_$N"; N=$((N + 1)); done
-    ARGS+=("benchmark.name=$NAME")
+    while [ -e "outputs/$BASE$SUFFIX" ]; do SUFFIX="_$N"; N=$((N + 1)); done
+    ARGS+=("benchmark.name='"{hydra_base}"$STAMP$SUFFIX'")
 fi
 
 # Print every difference between this environment and the one recorded in metadata.yaml.
