@@ -90,6 +90,8 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
     """per_dataset/<short>.yaml: the document's sections, every evaluator setting from the schema."""
     settings = asdict(plan.evaluator)
     model_config = {k: settings.pop(k) for k in EvaluatorSettings.MODEL_CONFIG_FIELDS}
+    if model_config.get("thinking") is None:  # the model's default: nothing is sent, nothing to show
+        model_config.pop("thinking", None)
     document = {
         "dataset": {"name": plan.name, "short": plan.short, "description": plan.description},
         "vllm": plan.engine_args,
