@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List
 
 from bench_app.common.files import dump_yaml
-from bench_app.rundir.snapshot import load_snapshot_config
+from bench_app.rundir.snapshot import CONFIG_COPIES, load_snapshot_config
 
 # What conf/config.yaml sets for Hydra, carried here so a replay does not depend on conf/.
 HYDRA_SETTINGS = {
@@ -32,6 +32,11 @@ DEFAULTS = [
 
 def frozen_primary_config(snapshot_file: Path) -> dict:
     config = load_snapshot_config(snapshot_file)
+    # A dataset's own AISBench config replays from the run's copy, not from where it was.
+    for short, dataset in config["datasets"].items():
+        if dataset.get("config_file"):
+            kept = snapshot_file.parent / CONFIG_COPIES / short / Path(dataset["config_file"]).name
+            dataset["config_file"] = str(kept) if kept.is_file() else dataset["config_file"]
     config["benchmark"]["timestamp"] = "${now:%Y-%m-%dT%H:%M:%S}"
     config["frozen_from"] = str(snapshot_file)
     config["resume"] = False

@@ -5,10 +5,11 @@ Each stage lives in its own module; this file only wires them together and owns 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Any, Callable, Dict
 
 from omegaconf import DictConfig
 
@@ -20,7 +21,7 @@ from bench_app.run.budget import budget_lines, check_context
 from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
 from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.snapshot import Snapshot, hydra_info_from_config, mark_abandoned_runs
+from bench_app.rundir.snapshot import Snapshot, chosen_files, hydra_info_from_config, mark_abandoned_runs
 
 
 def _discard_new_run_dir(run_dir: Path) -> None:
@@ -56,6 +57,29 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, d
     return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
 
 
+def anchor_config_files(config, resolved: Dict[str, Any], info: Dict[str, Any]) -> None:
+    """A dataset's own config_file, relative to the config folder its dataset file came from, made
+    absolute (in the config and in the document the snapshot records)."""
+    given = {short: d.config_file for short, d in config.datasets.items() if d.config_file}
+    if not given:
+        return
+    folders = [Path(f) for f in info.get("config_folders") or []]
+    files = chosen_files(folders, info.get("choices", {}), list(config.datasets), info.get("overrides", []))
+    for short, text in given.items():
+        path = Path(os.path.expanduser(text))
+        if not path.is_absolute():
+            origin = Path(files["datasets"].get(short, ""))
+            if origin.suffix != ".yaml" or not origin.is_file():
+                raise UserError(
+                    f"dataset {short}: config_file {text!r} is relative, but the dataset comes from no "
+                    "config folder to take it relative to; give an absolute path."
+                )
+            path = origin.parent.parent / path  # <config folder>/dataset/<short>.yaml -> <config folder>/
+        if not path.is_file():
+            raise UserError(f"dataset {short}: config_file {text!r} not found (looked for {path}).")
+        config.datasets[short].config_file = resolved["datasets"][short]["config_file"] = str(path.resolve())
+
+
 def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> int:
     """One run (or one job of a sweep); returns the exit code. stop_requested: the sweep asks to stop."""
     console = make_console()
@@ -69,6 +93,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         )
     try:
         config, resolved = resolve_with_document(cfg)
+        anchor_config_files(config, resolved, info)
         plan = build_plan(config)
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))

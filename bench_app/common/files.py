@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,17 @@ def first_config_file(group: str, option: str, folders: Iterable[Path]) -> Optio
     return next(
         (f / group / f"{option}.yaml" for f in folders if (f / group / f"{option}.yaml").is_file()), None
     )
+
+
+def copy_with_siblings(path: Path, into: Path, pattern: str = "*.py") -> List[Path]:
+    """The file and the files beside it that match pattern (what its relative imports may name),
+    copied into `into`; returns the copies."""
+    into.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for source in sorted(path.parent.glob(pattern)):
+        shutil.copyfile(source, into / source.name)
+        copies.append(into / source.name)
+    return copies
 
 
 def now_iso() -> str:

@@ -71,7 +71,11 @@ class ModelConfig:
 @dataclass
 class DatasetConf:
     # AISBench dataset config name, e.g. ceval_gen_0_shot_cot_chat_prompt.
-    name: str = MISSING
+    name: Optional[str] = None
+    # Your own AISBench dataset config file, used in place of name: (which then defaults to its stem):
+    # relative to the config folder the dataset file came from, or absolute. It may import AISBench's
+    # classes and your python_path modules, as AISBench's own configs do.
+    config_file: Optional[str] = None
     description: str = ""
     # Restrict the stock config to these subsets (AISBench lists every ceval/mmlu subject).
     subsets: Optional[List[str]] = None
@@ -120,6 +124,8 @@ class EvaluatorSettings(AisbenchConf):
     max_out_len: int = 512  # type: ignore[assignment]
     subsets: Optional[List[str]] = None
     data_path: Optional[str] = None
+    # The dataset's own AISBench config file (absolute), in place of the stock config `name`.
+    config_file: Optional[str] = None
 
     # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
     MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs", "thinking")

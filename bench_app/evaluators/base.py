@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
-from bench_app.common.errors import EvaluationError
+from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import SAMPLES_FILE, tail
 from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
@@ -98,6 +98,12 @@ class Evaluator(ABC):
         """At planning: raise UserError for a dataset config the evaluator does not have (naming the
         closest ones). The default has nothing to check against."""
         return None
+
+    def check_config_files(self, paths: Sequence[str]) -> None:
+        """At planning: raise UserError for a dataset's own config file the evaluator cannot use (with the
+        file and line). The default takes none."""
+        if paths:
+            raise UserError(f"{self.label} takes no dataset config files (config_file: {paths[0]})")
 
     def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
         """At planning: raise UserError for a (model config, mode) the evaluator does not have (e.g.

@@ -94,7 +94,7 @@ def execute(
     with _sigterm_as_interrupt():
         try:
             if todo:
-                plan.evaluator.prepare_run([d.name for d in plan.datasets])
+                plan.evaluator.prepare_run([d.name for d in plan.datasets if not d.evaluator.config_file])
             with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="engine-group") as workers:
                 futures += [workers.submit(groups.run_group, g, pending) for g, pending in todo]
                 try:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from omegaconf import OmegaConf
@@ -173,6 +174,7 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
             else run_wide["thinking"],
             "subsets": list(dataset.subsets) if dataset.subsets is not None else None,
             "data_path": dataset.data_path,
+            "config_file": dataset.config_file,
         }
     )
 
@@ -197,17 +199,24 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
             engine_args = copy.deepcopy(validated[key])
         else:
             engine_args = copy.deepcopy(model_args)
+        if not dataset.name and not dataset.config_file:
+            raise UserError(
+                f"dataset {short}: give `name:` (an AISBench dataset config, e.g. "
+                "gsm8k_gen_0_shot_cot_chat_prompt; bench-app catalog lists them) or `config_file:` (your own "
+                "AISBench dataset config)."
+            )
         plans.append(
             DatasetPlan(
                 short=short,
-                name=dataset.name,
+                name=dataset.name or Path(dataset.config_file).stem,
                 description=dataset.description,
                 engine_args=engine_args,
                 override_applied=override,
                 evaluator=evaluator_settings(config, dataset),
             )
         )
-    evaluator.check_dataset_names(sorted({plan.name for plan in plans}))
+    evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
+    evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator)
@@ -245,7 +254,11 @@ def config_fingerprint(plan: RunPlan) -> Dict[str, str]:
 # Settings added after runs first recorded their fingerprints, with their defaults: left out while at
 # their default, so that runs made before them still resume.
 _LATER_ENGINE_ARGS: Dict[str, Any] = {"reasoning_parser": None}
-_LATER_EVALUATOR_SETTINGS: Dict[str, Any] = {"thinking": None, "cut_in_thinking": "no_answer"}
+_LATER_EVALUATOR_SETTINGS: Dict[str, Any] = {
+    "thinking": None,
+    "cut_in_thinking": "no_answer",
+    "config_file": None,
+}
 
 
 def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
@@ -257,4 +270,13 @@ def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
     }
     settings = asdict(plan.evaluator)
     settings = {k: v for k, v in settings.items() if not at_later_default(k, v, _LATER_EVALUATOR_SETTINGS)}
+    if plan.evaluator.config_file:  # what the file says decides the result, wherever it lies
+        settings["config_file_sha256"] = file_sha256(Path(plan.evaluator.config_file))
     return {"name": plan.name, "vllm": engine_args, "evaluator": settings}
+
+
+def file_sha256(path: Path) -> Optional[str]:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

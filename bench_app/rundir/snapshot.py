@@ -20,19 +20,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bench_app.common.files import atomic_write, dump_yaml, first_config_file, now_iso, read_yaml, yaml_loads
+from bench_app.common.files import (
+    atomic_write,
+    copy_with_siblings,
+    dump_yaml,
+    first_config_file,
+    now_iso,
+    read_yaml,
+    yaml_loads,
+)
 from bench_app.common.processes import process_alive, process_start_time
 from bench_app.common.redact import redact_mapping, secret_values
 from bench_app.config.resolvers import PROJECT_ROOT
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
 from bench_app.run import slurm
-from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
+from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint, file_sha256
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.reproduce import reproduce_script
 
 SNAPSHOT_FORMAT = 2
+# configs/dataset_configs/<short>/: each dataset's own AISBench config file with the .py files beside it.
+CONFIG_COPIES = "dataset_configs"
 # Format 1 snapshots predate `_target_`: they always ran these components.
 _FORMAT_1_TARGETS = {
     "engine": "bench_app.engines.vllm.VllmEngine",
@@ -45,12 +55,15 @@ def snapshot_document(resolved: Dict[str, Any], plan: RunPlan) -> Dict[str, Any]
     """config_snapshot.yaml: the document's sections (benchmark, vllm, aisbench, datasets) and what
     a replay needs."""
     names = [d.name for d in plan.datasets]
+    planned = {d.short: d.name for d in plan.datasets}  # a dataset's own config file names it by its stem
     datasets = {}
     for short, dataset in resolved["datasets"].items():
         entry = {"short": short, **copy.deepcopy(dataset)}
-        if not entry.get("vllm_config_override"):
-            entry.pop("vllm_config_override", None)
-        key = dataset["name"] if names.count(dataset["name"]) == 1 else f"{dataset['name']}@{short}"
+        for unset in ("vllm_config_override", "config_file"):
+            if not entry.get(unset):
+                entry.pop(unset, None)
+        name = planned.get(short) or dataset["name"]
+        key = name if names.count(name) == 1 else f"{name}@{short}"
         datasets[key] = entry
     aisbench = {"datasets": names, **copy.deepcopy(resolved["aisbench"])}
     return {
@@ -100,6 +113,13 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
     }
     if plan.override_applied:
         document["vllm_config_override_applied"] = plan.override_applied
+    if plan.evaluator.config_file:  # the dataset's own AISBench config, and its copy in configs/
+        source = Path(plan.evaluator.config_file)
+        document["config_file"] = {
+            "source": str(source),
+            "copy": f"{CONFIG_COPIES}/{plan.short}/{source.name}",
+            "sha256": file_sha256(source),
+        }
     if plan.context_budget is not None:
         document["context_budget"] = plan.context_budget
     document["engine"] = {
@@ -272,14 +292,16 @@ class Snapshot:
         self._write(self.folder.original_file, self.original_document())
         self._write(self.folder.snapshot_file, snapshot_document(self.resolved, self.plan))
         for dataset in self.plan.datasets:
+            if dataset.evaluator.config_file:  # the file and its siblings: what --frozen replays from
+                copy_with_siblings(
+                    Path(dataset.evaluator.config_file), self.folder.configs / CONFIG_COPIES / dataset.short
+                )
             self._write(
                 self.folder.per_dataset_file(dataset.short),
                 per_dataset_document(dataset, self.plan.groups[dataset.group]),
             )
         for role, packages in envs.items():
-            atomic_write(
-                self.folder.packages_file(role), "".join(f"{n}=={v}\n" for n, v in packages.items())
-            )
+            atomic_write(self.folder.packages_file(role), "".join(f"{n}=={v}\n" for n, v in packages.items()))
         if git.get("dirty"):
             atomic_write(self.folder.git_diff_file, meta.git_diff(), self.secrets)
         self._write(self.folder.metadata_file, self.metadata)

@@ -23,12 +23,15 @@ from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
 from bench_app.evaluators.aisbench.results import collect_results
 from bench_app.evaluators.aisbench.task import (
+    CUSTOM_CONFIG_FOLDER,
     HOST_SCRIPT,
     LOG_FILE,
     MODEL_ABBR,
     PROMPTS_SCRIPT,
     SAMPLES_SCRIPT,
     TASK_FILE,
+    check_config_files,
+    copy_config_folder,
     evaluator_argv,
     evaluator_python,
     locate_dataset_modules,
@@ -118,6 +121,7 @@ class AisbenchEvaluator(Evaluator):
 
     def __post_init__(self) -> None:
         self.stock: Dict[str, dict] = {}  # stock dataset configs found by prepare_run (not a setting)
+        self.custom: Dict[str, List[str]] = {}  # own config file -> its *_datasets lists (checked)
 
     def check_dataset_names(self, names: Sequence[str]) -> None:
         # The config files of the evaluator environment's AISBench (no process: a directory listing).
@@ -171,6 +175,33 @@ class AisbenchEvaluator(Evaluator):
         name = catalog.stream_variant(settings.model, folder) if settings.mode == "perf" else settings.model
         return catalog.model_module(name or settings.model, folder)
 
+    def check_config_files(self, paths: Sequence[str]) -> None:
+        unknown = [p for p in paths if p not in self.custom]
+        if not unknown:
+            return
+        env = super().environment(Path(tempfile.gettempdir()))
+        for path, found in check_config_files(self.command, unknown, env).items():
+            if "variables" in found:
+                self.custom[path] = found["variables"]
+                continue
+            at = f"{path}, line {found['line']}" if found.get("line") else path
+            raise UserError(
+                f"dataset config file {at}: {found['error']}. AISBench loads it like its own dataset configs "
+                "(mmengine: `with read_base():` imports, classes imported from AISBench or your "
+                "evaluator.python_path), and it must define a list named like `mydata_datasets`."
+            )
+
+    def _dataset_source(self, name: str, settings: EvaluatorSettings, work_dir: Path) -> Dict[str, Any]:
+        """What the task file imports the dataset from: AISBench's stock config, or the dataset's own
+        file copied with its siblings beside the task file."""
+        if not settings.config_file:
+            if name not in self.stock:
+                raise EvaluationError(f"AISBench has no dataset config named {name!r}")
+            return self.stock[name]
+        self.check_config_files([settings.config_file])
+        source = copy_config_folder(Path(settings.config_file), work_dir / CUSTOM_CONFIG_FOLDER)
+        return {**source, "variables": self.custom[settings.config_file]}
+
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
         self.stock = locate_dataset_modules(self.command, sorted(set(dataset_names)))
 
@@ -199,15 +230,14 @@ class AisbenchEvaluator(Evaluator):
     def prepare(
         self, short: str, name: str, settings: EvaluatorSettings, endpoint: Endpoint, work_dir: Path
     ) -> EvaluationTask:
-        if name not in self.stock:
-            raise EvaluationError(f"AISBench has no dataset config named {name!r}")
         if settings.data_path and not Path(settings.data_path).exists():
             raise EvaluationError(f"dataset files missing: {settings.data_path} does not exist")
         work_dir.mkdir(parents=True, exist_ok=True)
+        source = self._dataset_source(name, settings, work_dir)
         task_file = work_dir / TASK_FILE
         task_file.write_text(
             task_config_text(
-                self.stock[name],
+                source,
                 self.model_module(settings),
                 settings,
                 endpoint.host,
@@ -240,9 +270,10 @@ class AisbenchEvaluator(Evaluator):
             results.rename(results.with_name(f"results_before_rescore_{stamp}"))
         # Scored with today's task file: the model config's postprocessors (e.g. the reasoning removed
         # before scoring) and the dataset config as they are now. A run made before keeps its own file.
-        self._stock_for([name])
+        self._stock_for([] if settings.config_file else [name])
+        source = self._dataset_source(name, settings, work_dir)
         current = task_config_text(
-            self.stock[name], self.model_module(settings), settings, "127.0.0.1", 1, "rescore", ""
+            source, self.model_module(settings), settings, "127.0.0.1", 1, "rescore", ""
         )
         if task_file.read_text() != current:
             task_file.rename(task_file.with_name(f"{task_file.stem}_before_rescore_{stamp}.py"))
@@ -277,21 +308,27 @@ class AisbenchEvaluator(Evaluator):
         if not set(names) <= set(self.stock):
             self.prepare_run(sorted(set(names) | set(self.stock)))
 
-    def _budget_task_text(self, name: str, settings: EvaluatorSettings, model_path: str) -> str:
+    def _budget_task_text(
+        self, name: str, settings: EvaluatorSettings, model_path: str, work_dir: Path
+    ) -> str:
         # The endpoint does not change the prompts; a fixed one keeps the cache key stable.
         module = self.model_module(settings)
         endpoint = ("127.0.0.1", 1, "context-budget")
-        return task_config_text(self.stock[name], module, settings, *endpoint, model_path)
+        return task_config_text(
+            self._dataset_source(name, settings, work_dir), module, settings, *endpoint, model_path
+        )
 
     def prompt_inputs(
         self, short: str, name: str, settings: EvaluatorSettings, model_path: str
     ) -> Tuple[str, List[Path], List[Path]]:
         # Everything the task file is made of, without asking the evaluator environment (a cache hit must
         # cost no process): the dataset name and settings, and the installed AISBench itself.
-        shaping = {k: getattr(settings, k) for k in ("subsets", "data_path", "max_out_len")}
+        shaping = {k: getattr(settings, k) for k in ("subsets", "data_path", "max_out_len", "config_file")}
         task = json.dumps([name, shaping, model_path, self.datasets_root], sort_keys=True, default=str)
         folder = model_folder(model_path)
         data = [Path(settings.data_path)] if settings.data_path else []
+        if settings.config_file:  # the dataset's own config and what it may import beside it
+            data += sorted(Path(settings.config_file).parent.glob("*.py"))
         env_root = Path(evaluator_python(self.command)).parent.parent
         package = [p / "__init__.py" for p in env_root.glob("lib/python3*/site-packages/ais_bench")]
         package.append(Path(__file__).with_name(PROMPTS_SCRIPT))  # how prompts are rendered and counted
@@ -300,17 +337,17 @@ class AisbenchEvaluator(Evaluator):
     def count_prompt_tokens(
         self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]], model_path: str
     ) -> Dict[str, Dict[str, Any]]:
-        self._stock_for([name for _, name, _ in datasets])
+        self._stock_for([name for _, name, settings in datasets if not settings.config_file])
         results: Dict[str, Dict[str, Any]] = {}
         with tempfile.TemporaryDirectory(prefix="bench_app_budget_") as tmp:
             task_files: Dict[str, str] = {}
             for short, name, settings in datasets:
-                if name not in self.stock:
+                if name not in self.stock and not settings.config_file:
                     results[short] = {"error": f"AISBench has no dataset config named {name!r}"}
                     continue
                 task_file = Path(tmp) / short / TASK_FILE
                 task_file.parent.mkdir(parents=True)
-                task_file.write_text(self._budget_task_text(name, settings, model_path))
+                task_file.write_text(self._budget_task_text(name, settings, model_path, task_file.parent))
                 task_files[str(task_file)] = short
             if not task_files:
                 return results

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 from bench_app.common.errors import EvaluationError
+from bench_app.common.files import copy_with_siblings
 from bench_app.config.schema import EvaluatorSettings
 
 TASK_FILE = "aisbench_task.py"
@@ -33,6 +34,77 @@ for name in sys.argv[1:]:
         found[name] = {"module": module, "variables": variables}
 print(json.dumps(found))
 """
+
+
+# Loads users' own dataset config files the way AISBench does (mmengine), every lazy import built, and says
+# which `*_datasets` lists each defines, or what failed where (run with the evaluator environment's python).
+_CHECK_CONFIGS_SCRIPT = r"""
+import json, re, sys, traceback, warnings
+warnings.filterwarnings("ignore")
+from mmengine.config import Config
+
+def walk(value):
+    if isinstance(value, dict):
+        for key in list(value.keys()):
+            walk(value[key])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            walk(item)
+
+def where(path, error):
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename == path:
+            return frame.lineno
+    found = re.search(r"line (\d+)", str(error))
+    if found:
+        return int(found.group(1))
+    for module in re.findall(r"from (\S+) import", str(error)):
+        for number, text in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
+            if module in text:
+                return number
+    return None
+
+out = {}
+for path in sys.argv[1:]:
+    try:
+        cfg = Config.fromfile(path)
+        names = sorted(k for k in cfg.keys() if k.endswith("_datasets") and isinstance(cfg[k], (list, tuple)))
+        for name in names:
+            walk(cfg[name])
+        names = [name for name in names if cfg[name]]
+        missing = {"error": "it defines no `*_datasets` list", "line": None}
+        out[path] = {"variables": names} if names else missing
+    except BaseException as error:
+        first = (str(error).splitlines() or [""])[0][:300]
+        out[path] = {"error": f"{type(error).__name__}: {first}", "line": where(path, error)}
+print(json.dumps(out))
+"""
+CUSTOM_CONFIG_FOLDER = "dataset_config"  # <work dir>/dataset_config/: a dataset's own config and its siblings
+
+
+def check_config_files(command: List[str], paths: Sequence[str], env: Dict[str, str]) -> Dict[str, dict]:
+    """{path: {"variables": [...]}} or {path: {"error": ..., "line": N}} for each config file."""
+    done = subprocess.run(
+        [evaluator_python(command), "-c", _CHECK_CONFIGS_SCRIPT, *paths],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise EvaluationError(
+            "cannot load dataset config files in the evaluator environment (is AISBench installed?)",
+            done.stderr[-2000:],
+        )
+    return json.loads(lines[-1])
+
+
+def copy_config_folder(config_file: Path, into: Path) -> Dict[str, Any]:
+    """The config file with the .py files beside it (what its relative imports may name), copied into
+    `into`; the stock-config entry a task file imports it by, relative to the task file."""
+    copy_with_siblings(config_file, into)
+    return {"module": f".{into.name}.{config_file.stem}"}
 
 
 def evaluator_python(command: List[str]) -> str:
