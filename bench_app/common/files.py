@@ -87,6 +87,21 @@ def copy_with_siblings(path: Path, into: Path, pattern: str = "*.py") -> List[Pa
     return copies
 
 
+def copy_python_tree(source: Path, into: Path) -> Dict[str, str]:
+    """Every .py file under source copied to the same place under into; {relative path: sha256}."""
+    import hashlib
+
+    copied = {}
+    for path in sorted(source.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(source)
+        (into / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, into / relative)
+        copied[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return copied
+
+
 def now_iso() -> str:
     """Local time to the second, as every record of a run writes it."""
     return datetime.now().isoformat(timespec="seconds")

@@ -88,6 +88,13 @@ class Evaluator(ABC):
     command: List[str]
     # Extra environment variables of the evaluator process.
     env: Dict[str, str] = field(default_factory=dict)
+    # Folders of your own Python modules (dataset loaders, evaluators, postprocessors that your own
+    # dataset configs import), put first on the evaluator's import path. Relative to the directory the
+    # run starts in; the run keeps a copy of them in configs/python_path/.
+    python_path: List[str] = field(default_factory=list)
+    # A module of python_path named like one the evaluator's environment already has shadows it:
+    # refused unless set (then the plan names the modules, and each dataset runs in its own process).
+    override_modules: bool = False
 
     name: ClassVar[str] = "evaluator"
     label: ClassVar[str] = "evaluator"
@@ -161,7 +168,27 @@ class Evaluator(ABC):
         env = dict(os.environ)
         env.update(OFFLINE_ENV)
         env.update({k: str(v) for k, v in self.env.items()})
+        if self.python_path:
+            env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
         return env
+
+    def shadowed_modules(self) -> List[str]:
+        """At planning: the top-level modules of python_path that the evaluator's environment also has
+        (raises UserError for a folder that is missing, or for shadowing not allowed by override_modules)."""
+        site = sorted(Path(self.command[0]).resolve().parent.parent.glob("lib/python3*/site-packages"))
+        installed = {p.name.split(".")[0] for p in site[0].iterdir()} if site else set()
+        shadowed = []
+        for folder in map(Path, self.python_path):
+            if not folder.is_dir():
+                raise UserError(f"evaluator.python_path: {folder} is not a folder.")
+            shadowed += sorted(name for name in top_level_modules(folder) if name in installed)
+        if shadowed and not self.override_modules:
+            raise UserError(
+                "evaluator.python_path shadows module(s) of the evaluator's environment: "
+                f"{', '.join(shadowed)}. "
+                "Rename them, or set evaluator.override_modules=true to use yours in their place."
+            )
+        return shadowed
 
     def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
         """Run the task in its own process group; bounded in time; stopped as soon as stop_reason()
@@ -248,3 +275,10 @@ class EvaluationSession:
 
     def close(self) -> None:
         """Stop whatever the session started; must not raise."""
+
+
+def top_level_modules(folder: Path) -> List[str]:
+    """The names `import` finds in a folder: name.py, and packages (folders holding .py files)."""
+    names = {p.stem for p in folder.glob("*.py")}
+    names |= {p.name for p in folder.iterdir() if p.is_dir() and any(p.rglob("*.py"))}
+    return sorted(names)

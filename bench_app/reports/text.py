@@ -34,6 +34,11 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
             dataset = plan.dataset(short)
             preview = plan.evaluator.command_preview(short, dataset.evaluator)
             console.print(f"  evaluator: {short}: {' '.join(preview)}")
+    if plan.evaluator.python_path:
+        console.print(f"\nevaluator.python_path: {', '.join(plan.evaluator.python_path)}")
+    if plan.shadowed:
+        shadowed = ", ".join(plan.shadowed)
+        console.print(styled("  overrides:", "bold yellow", f" {shadowed} (evaluator.override_modules)"))
     console.print(f"\nsnapshot written to {RunFolder(run_dir).configs}; dry run, nothing started.")
 
 

@@ -68,6 +68,8 @@ class RunPlan:
     groups: List[EngineGroup]
     engine: Engine
     evaluator: Evaluator
+    # Modules of evaluator.python_path used in place of the evaluator environment's own.
+    shadowed: List[str] = field(default_factory=list)
 
     def dataset(self, short: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.short == short)
@@ -218,8 +220,9 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
     evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
+    shadowed = evaluator.shadowed_modules()
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
-    return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator)
+    return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator, shadowed=shadowed)
 
 
 def group_by_engine(plans: List[DatasetPlan], engine: Engine, restart_per_dataset: bool) -> List[EngineGroup]:

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 
 from bench_app.common.files import (
     atomic_write,
+    copy_python_tree,
     copy_with_siblings,
     dump_yaml,
     first_config_file,
@@ -43,6 +44,14 @@ from bench_app.rundir.reproduce import reproduce_script
 SNAPSHOT_FORMAT = 2
 # configs/dataset_configs/<short>/: each dataset's own AISBench config file with the .py files beside it.
 CONFIG_COPIES = "dataset_configs"
+# configs/python_path/<n>_<folder>/: the .py files of each evaluator.python_path folder.
+PYTHON_PATH_COPIES = "python_path"
+
+
+def python_path_copy(index: int, folder: str) -> str:
+    return f"{index}_{Path(folder).name}"
+
+
 # Format 1 snapshots predate `_target_`: they always ran these components.
 _FORMAT_1_TARGETS = {
     "engine": "bench_app.engines.vllm.VllmEngine",
@@ -280,6 +289,23 @@ class Snapshot:
             },
             "fingerprint": config_fingerprint(self.plan),
         }
+        if evaluator.python_path:  # the user's own evaluator code, kept with the run (--frozen uses it)
+            self.metadata["python_path"] = [
+                {
+                    "source": folder,
+                    "copy": f"{PYTHON_PATH_COPIES}/{python_path_copy(index, folder)}",
+                    "files": copy_python_tree(
+                        Path(folder),
+                        self.folder.configs / PYTHON_PATH_COPIES / python_path_copy(index, folder),
+                    ),
+                    "overrides": [
+                        m
+                        for m in self.plan.shadowed
+                        if (Path(folder) / m).exists() or (Path(folder) / f"{m}.py").exists()
+                    ],
+                }
+                for index, folder in enumerate(evaluator.python_path)
+            ]
         allocation = slurm.allocation(os.environ)
         if allocation:
             self.metadata["slurm"] = allocation

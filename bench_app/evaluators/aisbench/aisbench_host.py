@@ -15,6 +15,7 @@ imported); answer: {"exit": code} on the
 protocol stream (the original stdout); before the first request, {"ready": true}.
 """
 
+import importlib
 import json
 import os
 import queue
@@ -249,6 +250,9 @@ def run_request(request) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        # The user's own modules (evaluator.python_path): importable in this task as in its own process.
+        sys.path[:0] = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+        importlib.invalidate_caches()
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)

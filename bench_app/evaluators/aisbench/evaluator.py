@@ -220,6 +220,7 @@ class AisbenchEvaluator(Evaluator):
         command = self.command
         if (
             self.task_host
+            and not (self.override_modules and self.shadowed_modules())  # a fresh process imports yours
             and len(command) == 1
             and Path(command[0]).name == "ais_bench"
             and (Path(command[0]).with_name("python").exists())
