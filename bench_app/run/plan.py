@@ -217,10 +217,10 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
                 evaluator=evaluator_settings(config, dataset),
             )
         )
+    shadowed = evaluator.shadowed_modules()  # before anything loads the user's modules
     evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
-    shadowed = evaluator.shadowed_modules()
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator, shadowed=shadowed)
 
