@@ -2,10 +2,13 @@
 of the migrated experiment plans the same engine arguments and AISBench settings per dataset."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import load, run_cli
+
+from bench_app.config.resolvers import PROJECT_ROOT
 
 YARN = '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
 
@@ -123,3 +126,71 @@ def test_migration_never_overwrites_and_names_bad_input(original, tmp_path):
     empty.mkdir()
     none = run_cli([str(empty)], cwd=tmp_path, module="bench_app.migrate")
     assert none.returncode == 2 and "no suite file" in none.stderr
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "original_system"
+
+
+def _migrated_fixture(tmp_path):
+    out = tmp_path / "migrated"
+    done = run_cli([str(FIXTURE), "--out", str(out)], cwd=tmp_path, module="bench_app.migrate")
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+def _tiny(out, *extra):
+    """The migrated suite's custom dataset on the tiny model here (the tasks name /models/...)."""
+    short = "tiny_custom_acc__gsm8k_test_only"
+    return [
+        "--config-dir",
+        str(out),
+        "+experiment=tiny_custom_acc",
+        f"dataset=[{short}]",
+        f"datasets.{short}.data_path={FIXTURE / 'data' / 'gsm8k_test_only'}",
+        "engine=vllm_cpu",
+        f"vllm.model_path={PROJECT_ROOT / 'models' / 'SmolLM2-135M-Instruct'}",
+        "vllm.port=0",
+        *extra,
+    ]
+
+
+def test_migration_carries_the_patch_folder_and_reports_what_no_one_defines(tmp_path):
+    out, printed = _migrated_fixture(tmp_path)
+    for relative in (
+        "patch/datasets/gsm8k_test_only_gen_0_shot_chat_prompt.py",
+        "patch/loaders/bench_loaders.py",
+    ):
+        assert (out / "aisbench" / relative).read_text() == (FIXTURE / relative).read_text()
+    dataset = load(out / "dataset" / "tiny_custom_acc__gsm8k_test_only.yaml")
+    assert dataset["config_file"] == "aisbench/patch/datasets/gsm8k_test_only_gen_0_shot_chat_prompt.py"
+    assert "name" not in dataset
+    experiment = load(out / "experiment" / "tiny_custom_acc.yaml")
+    assert experiment["evaluator"]["python_path"] == [str((out / "aisbench" / "patch" / "loaders").resolve())]
+    unmapped = [line for line in printed.splitlines() if line.startswith("UNMAPPED")]
+    assert len(unmapped) == 1 and "'gpqa_diamond_gen_0_shot_cot_chat_prompt'" in unmapped[0]
+    assert "closest stock configs: gpqa_gen_0_shot_cot_chat_prompt" in unmapped[0]
+    assert f"Edit line 14 of {FIXTURE / 'configs' / 'tasks' / 'gpqa_diamond.yaml'}" in unmapped[0]
+    # The experiment dry-runs up to what UNMAPPED said, and without that dataset it plans cleanly.
+    whole = run_cli(
+        [
+            "--config-dir",
+            str(out),
+            "+experiment=tiny_custom_acc",
+            "benchmark.name=w",
+            "execution.dry_run=true",
+        ],
+        tmp_path,
+    )
+    assert whole.returncode == 2 and "gpqa_diamond_gen_0_shot_cot_chat_prompt" in whole.stdout + whole.stderr
+    planned = run_cli(_tiny(out, "benchmark.name=p", "execution.dry_run=true"), tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "tiny_custom_acc__gsm8k_test_only       4" in planned.stdout  # 4 prompts, through the loader fix
+
+
+@pytest.mark.e2e
+def test_the_migrated_custom_config_and_loader_run_for_real(tmp_path):
+    out, _ = _migrated_fixture(tmp_path)
+    done = run_cli(_tiny(out, "benchmark.name=real"), tmp_path, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    result = load(tmp_path / "outputs/real/results.yaml")["datasets"]["tiny_custom_acc__gsm8k_test_only"]
+    assert result["status"] == "ok" and result["samples"] == 4

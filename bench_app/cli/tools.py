@@ -166,7 +166,7 @@ def _migrate_args(parser: Parser) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from bench_app.config.migrate import migrate
+    from bench_app.cli.migrate import migrate
     from bench_app.config.resolvers import PROJECT_ROOT
 
     out = PROJECT_ROOT / "conf" if args.into_conf else args.out

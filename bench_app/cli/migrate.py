@@ -8,6 +8,12 @@ For each suite it writes, into FOLDER (default ./migrated_conf; the project's co
   dataset/<suite>__<dataset>.yaml  one per task: the AISBench config name, max_out_len, and whatever
                            engine argument the task sets differently (vllm_config_override, e.g. 128k YaRN)
   experiment/<suite>.yaml  the suite: model, datasets and the run-wide AISBench settings
+  aisbench/...             every .py file under SOURCE (its patch folder: AISBench dataset configs and code
+                           that users copied into the installed AISBench), at the same relative place
+A task naming an AISBench config that one of those files defines gets `config_file:` pointing at it; the
+folders of the other .py files (loaders, evaluators) go on the experiment's evaluator.python_path. A task
+naming a config that neither AISBench nor the carried files define is reported UNMAPPED, with the closest
+stock names and the line to edit.
 Run it with `python -m bench_app --config-dir FOLDER +experiment=<suite>`. Every field that has no
 equivalent is reported with the reason, never dropped silently; existing files are never overwritten.
 """
@@ -33,6 +39,25 @@ INFORMATIONAL = {
     "task.precision": "recorded as a comment; precision is vllm.quantization / dtype",
     "task.dataset": "used as the dataset file's name",
 }
+
+
+CARRIED = "aisbench"  # FOLDER/aisbench/: the source's own AISBench configs and code
+
+
+@dataclass
+class Carried:
+    """The source's .py files, copied into FOLDER/aisbench/ at the same relative place."""
+
+    files: Dict[str, Path] = field(default_factory=dict)  # relative path -> the copy
+    configs_used: List[Path] = field(default_factory=list)  # copies tasks name as their dataset config
+
+    def config(self, name: str) -> Optional[Path]:
+        return next((copy for copy in self.files.values() if copy.stem == name), None)
+
+    def code_folders(self) -> List[Path]:
+        """Folders of carried files that are not the dataset configs tasks use: the python_path."""
+        used = {copy.parent for copy in self.configs_used}
+        return sorted({copy.parent for copy in self.files.values()} - used)
 
 
 @dataclass
@@ -80,7 +105,52 @@ def _vllm_block(task: Dict[str, Any], path: Path, report: Report) -> Dict[str, A
     return args
 
 
-def migrate_suite(source: Path, suite_file: Path, out: Path, report: Report) -> Optional[str]:
+def _carry(source: Path, out: Path, report: Report) -> Carried:
+    carried = Carried()
+    for path in sorted(source.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(source)
+        copy = out / CARRIED / relative
+        _write(copy, path.read_text(encoding="utf-8"), report)
+        carried.files[str(relative)] = copy
+    return carried
+
+
+def _line_of(path: Path, text: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next((number for number, line in enumerate(lines, 1) if text in line), 1)
+
+
+def _dataset_config(name: str, path: Path, out: Path, carried: Carried, report: Report) -> Dict[str, Any]:
+    """`name:` of a stock AISBench config, or `config_file:` of a carried one; UNMAPPED when neither."""
+    from bench_app.evaluators.aisbench import catalog
+
+    own = carried.config(name)
+    if own is not None:
+        carried.configs_used.append(own)
+        relative = own.relative_to(out)
+        report.mapped.append((path.name, "aisbench.dataset", f"config_file: {relative} (carried)"))
+        return {"config_file": str(relative)}
+    stock = catalog.stock_configs()
+    if stock and name not in stock:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(stock), 3, 0.5)
+        report.skip(
+            path,
+            "aisbench.dataset",
+            f"{name!r}: neither the installed AISBench nor the carried files define it"
+            + (f"; closest stock configs: {', '.join(close)}" if close else "")
+            + f". Edit line {_line_of(path, name)} of {path} (or the migrated dataset file's name:)",
+        )
+    return {"name": name}
+
+
+def migrate_suite(
+    source: Path, suite_file: Path, out: Path, report: Report, carried: Optional[Carried] = None
+) -> Optional[str]:
+    carried = carried or Carried()
     suite_doc = _load(suite_file)
     suite = suite_doc.get("suite") or {}
     name = _slug(suite.get("name") or suite_file.stem)
@@ -130,7 +200,7 @@ def migrate_suite(source: Path, suite_file: Path, out: Path, report: Report) -> 
         override = {k: v for k, v in engine.items() if model.get(k) != v}
         override.update({k: None for k in model if k not in engine and k != "extra_args"})
         document: Dict[str, Any] = {
-            "name": config_name,
+            **_dataset_config(config_name, path, out, carried, report),
             "description": f"migrated from {path.name}",
             "model_config": {"max_out_len": aisbench.pop("max_out_len", 512)},
             "vllm_config_override": override,
@@ -178,6 +248,10 @@ def migrate_suite(source: Path, suite_file: Path, out: Path, report: Report) -> 
     }
     if timeout is not None:
         experiment["execution"] = {"server_start_timeout_s": float(timeout)}
+    code = [str(folder.resolve()) for folder in carried.code_folders()]
+    if code:  # the carried loaders and evaluators, importable by the carried configs
+        experiment["evaluator"] = {"python_path": code}
+        report.mapped.append((suite_file.name, "patch code", f"evaluator.python_path: {', '.join(code)}"))
     comment = "".join(f"# {k}: {suite[k]}\n" for k in ("description", "type") if k in suite)
     _write(
         out / "experiment" / f"{name}.yaml",
@@ -203,5 +277,6 @@ def migrate(source: Path, out: Path) -> Tuple[List[str], Report]:
             f"no suite file in {source}: a suite file has `suite:` and `tasks:` (a list of task files)"
         )
     report = Report()
-    names = [n for n in (migrate_suite(source, suite, out, report) for suite in suites) if n]
+    carried = _carry(source, out, report)
+    names = [n for n in (migrate_suite(source, suite, out, report, carried) for suite in suites) if n]
     return names, report
