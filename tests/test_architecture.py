@@ -48,7 +48,7 @@ def test_no_import_cycle_and_the_layers_hold():
 
 def test_no_module_is_a_grab_bag():
     sizes = {p: len(p.read_text().splitlines()) for p in (PROJECT_ROOT / "bench_app").rglob("*.py")}
-    assert {str(p.relative_to(PROJECT_ROOT)): n for p, n in sizes.items() if n > 450} == {}
+    assert {str(p.relative_to(PROJECT_ROOT)): n for p, n in sizes.items() if n > 420} == {}
 
 
 @pytest.mark.parametrize("verb", sorted(VERBS))

@@ -24,7 +24,13 @@ from bench_app.common.files import now_iso, tail
 from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
-from bench_app.run.outcome import DatasetResult, RunOutcome, ServerRecord
+from bench_app.run.outcome import (
+    DatasetResult,
+    RunOutcome,
+    ServerRecord,
+    note_cut_in_thinking,
+    note_finished_requests,
+)
 from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan
 from bench_app.run.progress import Progress, RequestProgress
 from bench_app.run.relay import Relay
@@ -136,45 +142,6 @@ def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
     """How many prompts the dataset sends, from its context budget (None without one)."""
     prompts = (dataset.context_budget or {}).get("prompts")
     return int(prompts) if prompts else None
-
-
-def _note_finished_requests(result: DatasetResult, before: Dict[str, float], after: Dict[str, float]) -> None:
-    """Record how the dataset's requests ended; answers cut at max_out_len are a reason, never silent."""
-    ended = {k: int(after[k] - before.get(k, 0)) for k in after if after[k] - before.get(k, 0) > 0}
-    result.finished_requests = ended
-    cut = ended.get("length", 0)
-    if cut:
-        note = (
-            f"{cut} of {sum(ended.values())} answer(s) were cut at max_out_len or max_model_len "
-            "(finish_reason length)"
-        )
-        result.reason = f"{result.reason}; {note}" if result.reason else note
-
-
-# Above this share of answers cut inside their thinking, the dataset's reason says so.
-CUT_IN_THINKING_NOTE = 0.05
-
-
-def _note_cut_in_thinking(result: DatasetResult, dataset: DatasetPlan) -> None:
-    """More than 5% of the answers ran out of tokens while still thinking: the score measures the
-    budget as much as the model. Say so, with what the context leaves for a longer answer."""
-    summary, settings = result.reasoning, dataset.evaluator
-    cut, answers = summary.get("cut_in_thinking", 0), summary.get("answers", 0)
-    if not answers or cut / answers <= CUT_IN_THINKING_NOTE:
-        return
-    scored = "scored as no answer" if settings.cut_in_thinking == "no_answer" else "scored as they were"
-    context, longest = dataset.engine_args.get("max_model_len"), summary.get("longest_prompt_tokens")
-    fits = (
-        f"max_out_len up to {context - longest} fits max_model_len {context} (longest prompt {longest})"
-        if isinstance(context, int) and longest and context - longest > settings.max_out_len
-        else f"a longer answer needs a larger max_model_len than {context} (vllm.max_model_len)"
-    )
-    note = (
-        f"{cut} of {answers} answer(s) were cut inside their thinking at max_out_len {settings.max_out_len} "
-        f"({scored}); score over the {summary.get('finished', 0)} that finished: "
-        f"{summary.get('score_finished')}. To let them finish: {fits}"
-    )
-    result.reason = f"{result.reason}; {note}" if result.reason else note
 
 
 def _died(server: EngineServer) -> Optional[str]:
@@ -422,14 +389,14 @@ class GroupRunner:
             result.status, result.metrics = "ok", evaluated.metrics
             result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
             result.reasoning = evaluated.samples.reasoning
-            _note_cut_in_thinking(result, dataset)
+            note_cut_in_thinking(result, dataset)
         except EvaluationError as error:
             result.reason, result.log_tail = error.reason, error.log_tail or None
             if error.samples is not None:
                 result.samples, result.samples_error = error.samples.count, error.samples.error
         finally:
             result.evaluation_s = round(time.monotonic() - started, 1)
-        _note_finished_requests(result, before, server.request_counters())
+        note_finished_requests(result, before, server.request_counters())
         if result.finished_requests or watch.total:
             result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
         return result

@@ -9,11 +9,12 @@ It never produces a passing evaluation. FAKE_ENGINE_PIDFILE receives its pid (an
 FAKE_ENGINE_ENVFILE a line `<start time> <CUDA_VISIBLE_DEVICES>` (what the runner exposed to it).
 """
 
-import json
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from stand_in import StandInHandler  # beside this script
 
 mode, argv = sys.argv[1], sys.argv[2:]
 port = int(argv[argv.index("--port") + 1])
@@ -38,33 +39,15 @@ if mode == "exit_at_start":
     sys.exit(3)
 
 
-class Handler(BaseHTTPRequestHandler):
-    def _json(self, code, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path == "/health":
-            self._json(503 if mode == "never_healthy" else 200, {})
-        elif self.path == "/v1/models":
-            self._json(200, {"data": [{"id": "broken", "max_model_len": max_model_len}]})
-        elif self.path == "/version":
-            self._json(200, {"version": "0.0.0-broken"})
-        else:
-            self._json(404, {})
+class Handler(StandInHandler):
+    served_model, max_model_len, version = "broken", max_model_len, "0.0.0-broken"
+    healthy = mode != "never_healthy"
 
     def do_POST(self):
         if mode == "dies_on_request":
             os.kill(child, 9)
             os._exit(7)
         self._json(500, {"error": "broken engine"})
-
-    def log_message(self, *args):
-        pass
 
 
 print(f"broken_engine: {mode} on port {port}", flush=True)

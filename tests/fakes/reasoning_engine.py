@@ -11,7 +11,9 @@ Each request body is appended to FAKE_ENGINE_REQUESTS (a file), when set.
 import json
 import os
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from stand_in import StandInHandler  # beside this script
 
 shape, argv = sys.argv[1], sys.argv[2:]
 port = int(argv[argv.index("--port") + 1])
@@ -32,24 +34,8 @@ ANSWERS = {
 }
 
 
-class Handler(BaseHTTPRequestHandler):
-    def _json(self, code, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path == "/health":
-            self._json(200, {})
-        elif self.path == "/v1/models":
-            self._json(200, {"data": [{"id": served, "max_model_len": max_model_len}]})
-        elif self.path == "/version":
-            self._json(200, {"version": "0.0.0-reasoning-stand-in"})
-        else:
-            self._json(404, {})
+class Handler(StandInHandler):
+    served_model, max_model_len, version = served, max_model_len, "0.0.0-reasoning-stand-in"
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -75,9 +61,6 @@ class Handler(BaseHTTPRequestHandler):
                 "usage": usage,
             },
         )
-
-    def log_message(self, *args):
-        pass
 
 
 print(f"reasoning_engine: {shape} on port {port}", flush=True)
