@@ -62,14 +62,14 @@ def test_bench_app_help_lists_the_verbs_and_mistakes_get_the_closest(tmp_path):
     shown = run_cli(["--help"], tmp_path)
     assert shown.returncode == 0 and all(f"bench-app {verb}" in shown.stdout for verb in VERBS)
     typo = run_cli(["comapre", "a", "b"], tmp_path)
-    assert typo.returncode == 2 and "unknown command 'comapre'. Closest: compare." in typo.stderr
+    assert typo.returncode == 2 and "unknown command 'comapre'. Closest: compare" in typo.stderr
     flag = run_cli(["compare", "--hmtl", "x", "a", "b"], tmp_path)
     assert flag.returncode == 2 and "Closest: --html" in flag.stderr and "Traceback" not in flag.stderr
 
 
 def test_the_old_module_entry_points_still_work(tmp_path):
     """`python -m bench_app.<tool>` (scripts, reproduce.sh files of older runs) is `bench-app <tool>`."""
-    for verb in VERBS:
+    for verb in ("compare", "report", "rescore", "replay", "envcheck", "catalog", "migrate"):
         shown = run_cli(["--help"], tmp_path, module=f"bench_app.{verb}")
         assert shown.returncode == 0 and f"usage: bench-app {verb}" in shown.stdout
     missing = run_cli([str(tmp_path / "nope.yaml")], tmp_path, module="bench_app.envcheck")

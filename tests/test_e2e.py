@@ -25,6 +25,7 @@ SAMPLE_FIELDS = {
     "answer_tokens",
     "reasoning_tokens",
     "cut_in_thinking",
+    "cached",
 }
 
 
@@ -85,6 +86,7 @@ def test_embedded_default_end_to_end(workdir, browser):
         for record in records:
             assert set(record) == SAMPLE_FIELDS and record["error"] is None
             assert record["finish_reason_from"] == "server" and record["cut_in_thinking"] is False
+            assert record["cached"] is False  # a first run: every answer generated
             assert isinstance(record["correct"], bool) and record["prediction"] is not None
             assert record["prompt"].startswith("<|im_start|>system") and record["prompt_tokens"] > 0
         budget = load(run_dir / f"configs/per_dataset/{short}.yaml")["context_budget"]

@@ -131,3 +131,41 @@ def test_split_reasoning():
     assert split_reasoning("", "a") == ("", "a", False)
     assert split_reasoning("<think>a", "") == ("", "a", False)
     assert split_reasoning("plain", "") == ("plain", "", True)
+
+
+def test_the_cache_answers_what_it_has_and_misses_on_any_change(upstream, tmp_path):
+    from bench_app.run.cache import RequestCache
+
+    cache = RequestCache(tmp_path / "requests.sqlite")
+    out = tmp_path / "requests.jsonl"
+    StandIn.seen.clear()
+    with Relay("127.0.0.1", upstream, cache=cache, engine="engine-a") as relay:
+        relay.record_to(out)
+        first = post(relay.port, "parsed")
+        again = post(relay.port, "parsed")
+        post(relay.port, "parsed", temperature=0.7)  # another sampling setting: a miss
+        post(relay.port, "parsed", seed=2)  # a repeat's seed: a miss
+        post(relay.port, "parsed", chat_template_kwargs={"enable_thinking": False})  # thinking off: a miss
+    with Relay("127.0.0.1", upstream, cache=cache, engine="engine-b") as relay:  # another engine config
+        post(relay.port, "parsed")
+    assert first == again and len(StandIn.seen) == 5  # the second request never reached the server
+    cached = [json.loads(line)["cached"] for line in out.read_text().splitlines()]
+    assert cached == [False, True, False, False, False]
+    assert cache.stats()["answers"] == 5 and cache.stats()["engines"] == 2
+    cache.close()
+
+
+def test_a_cache_that_cannot_be_used_is_set_aside_with_a_warning(tmp_path):
+    import sqlite3
+
+    from bench_app.run.cache import CACHE_SCHEMA_VERSION, open_cache
+
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"not a database at all" * 100)
+    said = []
+    assert open_cache(broken, said.append) is None and "cannot be read" in said[0]
+    newer = tmp_path / "newer.sqlite"
+    with sqlite3.connect(newer) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION + 1),))
+    assert open_cache(newer, said.append) is None and "written by a newer bench_app" in said[1]

@@ -187,6 +187,43 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------- cache
+def _cache_args(parser: Parser) -> None:
+    parser.add_argument(
+        "action", choices=["stats", "prune"], help="stats: what it holds; prune: drop old answers"
+    )
+    parser.add_argument("folder", type=Path, help="a run folder, or a shared cache folder (execution.cache)")
+    parser.add_argument("--older-than-days", type=float, default=30.0, help="prune: answers unused this long")
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from bench_app.run.cache import CACHE_FILE, CacheError, RequestCache
+
+    path = args.folder / CACHE_FILE
+    if not path.is_file():
+        return _fail("cache", f"no request cache in {args.folder} (no {CACHE_FILE})")
+    try:
+        cache = RequestCache(path)
+    except CacheError as error:
+        return _fail("cache", error)
+    if args.action == "prune":
+        removed = cache.prune(args.older_than_days * 86400)
+        print(f"pruned {removed} answer(s) unused for {args.older_than_days:g} day(s)")
+    stats = cache.stats()
+    cache.close()
+    when = {
+        k: datetime.fromtimestamp(stats[k]).isoformat(timespec="seconds") if stats[k] else "-"
+        for k in ("oldest", "newest")
+    }
+    print(
+        f"{path}: {stats['answers']} answer(s) of {stats['engines']} engine configuration(s), "
+        f"{stats['bytes'] / 1e6:.1f} MB; stored {when['oldest']} .. {when['newest']}"
+    )
+    return 0
+
+
 class Verb(NamedTuple):
     summary: str
     example: str
@@ -231,6 +268,12 @@ VERBS: Dict[str, Verb] = {
         "bench-app catalog gsm8k",
         _catalog_args,
         _catalog,
+    ),
+    "cache": Verb(
+        "the request cache of a run or a shared one: what it holds (stats), or drop old answers (prune)",
+        "bench-app cache stats ~/.cache/bench_app/requests",
+        _cache_args,
+        _cache,
     ),
     "migrate": Verb(
         "the original system's suite and task files -> a user config folder (never overwrites)",

@@ -153,6 +153,9 @@ class ExecutionConf:
     resource_wait_timeout_s: float = 86400.0
     # Node-local folder of the lease files; null = <tmp>/bench_app-leases-<uid>.
     lease_dir: Optional[str] = None
+    # The request cache (bench_app.run.cache): null = the run folder's own (what resume=true answers
+    # from); a folder = shared across runs (e.g. ~/.cache/bench_app/requests); off = none.
+    cache: Optional[str] = None
 
 
 @dataclass

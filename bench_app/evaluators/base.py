@@ -19,7 +19,7 @@ from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import SAMPLES_FILE, tail
 from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
-from bench_app.evaluators.samples import reasoning_summary
+from bench_app.evaluators.samples import answer_sources, reasoning_summary
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
@@ -70,6 +70,8 @@ class SamplesOutcome:
     error: Optional[str] = None
     # bench_app.evaluators.samples.reasoning_summary of the records ({}: no answer was recorded).
     reasoning: Dict[str, Any] = field(default_factory=dict)
+    # bench_app.evaluators.samples.answer_sources: answers reused from the request cache / generated.
+    answers: Dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -271,7 +273,9 @@ class EvaluationSession:
             return SamplesOutcome(error="per-sample records not written: " + tail(samples_task.log_file, 1))
         with open(out_file, encoding="utf-8") as handle:
             records = [json.loads(line) for line in handle if line.strip()]
-        return SamplesOutcome(count=len(records), reasoning=reasoning_summary(records))
+        return SamplesOutcome(
+            count=len(records), reasoning=reasoning_summary(records), answers=answer_sources(records)
+        )
 
     def close(self) -> None:
         """Stop whatever the session started; must not raise."""

@@ -10,6 +10,13 @@ def _percentile(values: Sequence[int], fraction: float) -> Optional[int]:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))] if ordered else None
 
 
+def answer_sources(records: List[Dict[str, Any]]) -> Dict[str, int]:
+    """How many answers came from the request cache (reused) and how many the server generated now."""
+    recorded = [r for r in records if "cached" in r]
+    reused = sum(1 for r in recorded if r["cached"])
+    return {"reused": reused, "generated": len(recorded) - reused} if recorded else {}
+
+
 def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """How many answers were cut in their thinking, the score over the answers that finished (the
     server said stop) beside the score over all, and the median and p95 reasoning tokens; {} when no

@@ -171,6 +171,11 @@ def print_summary(
     for short, r in outcome.results.items():
         if r.reasoning.get("reasoning_tokens_median"):  # a model that thinks: its answers at a glance
             console.print(f"reasoning {short}: {reasoning_text(r.reasoning)}")
+        if r.answers.get("reused"):
+            console.print(
+                f"answers {short}: {r.answers['reused']} reused from the request cache, "
+                f"{r.answers['generated']} generated"
+            )
     folder = RunFolder(run_dir)
     console.print(
         f"results: {folder.results_file} · summary: {folder.summary_file} · configs: {folder.configs}"

@@ -24,6 +24,7 @@ from bench_app.common.files import now_iso, tail
 from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
+from bench_app.run.cache import CACHE_FILE, RequestCache, engine_fingerprint, open_cache
 from bench_app.run.outcome import (
     DatasetResult,
     RunOutcome,
@@ -135,6 +136,8 @@ def execute(
     if status == "completed" and any(r.status != "ok" for r in ordered.values()):
         status = "failed"
     servers = sorted(groups.servers, key=lambda s: s.group)
+    if groups.cache is not None:
+        groups.cache.close()
     return RunOutcome(status=status, results=ordered, servers=servers, wall_s=time.monotonic() - started)
 
 
@@ -142,6 +145,15 @@ def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
     """How many prompts the dataset sends, from its context budget (None without one)."""
     prompts = (dataset.context_budget or {}).get("prompts")
     return int(prompts) if prompts else None
+
+
+def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
+    """The run's request cache: its own file in the run folder, a shared folder's, or none (off)."""
+    setting = config.execution.cache
+    if str(setting).lower() in ("off", "false", "none"):
+        return None
+    path = Path(os.path.expanduser(setting)) / CACHE_FILE if setting else folder.cache_file
+    return open_cache(path, lambda message: warn(f"warning: {message}"))
 
 
 def _died(server: EngineServer) -> Optional[str]:
@@ -179,6 +191,7 @@ class GroupRunner:
         self.servers: List[ServerRecord] = []
         self.cancel = threading.Event()
         self.index = {d.short: i + 1 for i, d in enumerate(plan.datasets)}
+        self.cache = request_cache(config, self.folder, progress.log)
 
     def _interrupted(self) -> Optional[str]:
         return "run interrupted" if self.cancel.is_set() else None
@@ -295,7 +308,8 @@ class GroupRunner:
                 model_path=str(group.engine_args["model_path"]),
                 max_model_len=record.max_model_len,
             )
-            with Relay(endpoint.host, endpoint.port) as relay:
+            engine = engine_fingerprint(group.engine_args)
+            with Relay(endpoint.host, endpoint.port, cache=self.cache, engine=engine) as relay:
                 self._evaluate_all(session, group, record, server, endpoint, relay, pending)
         finally:
             self._stop(server, group, record)
@@ -388,7 +402,7 @@ class GroupRunner:
             )
             result.status, result.metrics = "ok", evaluated.metrics
             result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
-            result.reasoning = evaluated.samples.reasoning
+            result.reasoning, result.answers = evaluated.samples.reasoning, evaluated.samples.answers
             note_cut_in_thinking(result, dataset)
         except EvaluationError as error:
             result.reason, result.log_tail = error.reason, error.log_tail or None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
+from bench_app.run.cache import RequestCache
 
 REQUESTS_FILE = "requests.jsonl"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -56,8 +57,17 @@ def request_key(body: Dict[str, Any]) -> str:
 class Relay:
     """One relay per engine server: `with Relay(host, port) as relay:` ... `relay.record_to(path)`."""
 
-    def __init__(self, upstream_host: str, upstream_port: int, cut_in_thinking: str = "no_answer"):
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        cut_in_thinking: str = "no_answer",
+        cache: Optional[RequestCache] = None,
+        engine: str = "",
+    ):
         self.upstream = (upstream_host, upstream_port)
+        # Answers already given by this engine configuration (bench_app.run.cache), and its fingerprint.
+        self.cache, self.engine = cache, engine
         self.cut_in_thinking = cut_in_thinking
         if cut_in_thinking not in CUT_IN_THINKING_POLICIES:
             raise ValueError(f"cut_in_thinking {cut_in_thinking!r}: one of {CUT_IN_THINKING_POLICIES}")
@@ -100,7 +110,14 @@ class Relay:
                 self._file.write(line)
                 self._file.flush()
 
-    def answered(self, body: Dict[str, Any], status: int, response: Dict[str, Any], started: float) -> bool:
+    def answered(
+        self,
+        body: Dict[str, Any],
+        status: int,
+        response: Dict[str, Any],
+        started: float,
+        cached: bool = False,
+    ) -> bool:
         """Record one non-streamed chat completion; True when its answer must reach the evaluator empty."""
         choice = (response.get("choices") or [{}])[0]
         message = choice.get("message") or {}
@@ -123,6 +140,7 @@ class Relay:
                 "usage": response.get("usage"),
                 "error": None if status == 200 else (response.get("error") or response.get("message")),
                 "seconds": round(time.monotonic() - started, 3),
+                "cached": cached,  # answered from the request cache, not by the server
             }
         )
         return cut and self.cut_in_thinking == "no_answer"
@@ -153,6 +171,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _relay(self, raw: Optional[bytes]) -> None:
         relay: Relay = self.server.relay  # type: ignore[attr-defined]
         started = time.monotonic()
+        try:
+            body = json.loads(raw) if raw and self.path.rstrip("/").endswith("chat/completions") else None
+        except ValueError:
+            body = None
+        key = None
+        if body is not None and relay.cache is not None and not body.get("stream"):
+            key = relay.cache.key(relay.engine, body)
+            cached = relay.cache.get(key)
+            if cached is not None:
+                if relay.answered(body, 200, cached, started, cached=True):
+                    cached = _empty_answer(cached)
+                self._send(200, {"Content-Type": "application/json"}, json.dumps(cached).encode())
+                return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
         try:
             upstream = http.client.HTTPConnection(*relay.upstream)
@@ -161,10 +192,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as error:  # the server is gone: the evaluator sees a failed request
             self._send(502, {"Content-Type": "application/json"}, json.dumps({"error": str(error)}).encode())
             return
-        try:
-            body = json.loads(raw) if raw and self.path.rstrip("/").endswith("chat/completions") else None
-        except ValueError:
-            body = None
         reply_headers = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_HEADERS}
         if body is not None and body.get("stream"):
             self._stream(response, reply_headers, relay, body, started)
@@ -176,8 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = json.loads(data)
             except ValueError:
                 answer = {"error": data[:500].decode(errors="replace")}
+            if key is not None and response.status == 200 and answer.get("choices"):
+                relay.cache.put(key, relay.engine, answer)  # stored before the evaluator has it
             if relay.answered(body, response.status, answer, started):
-                data = json.dumps(_empty_answer(answer)).encode()
+                data = json.dumps(_empty_answer(json.loads(data))).encode()
         self._send(response.status, reply_headers, data)
 
     def _send(self, status: int, headers: Dict[str, str], data: bytes) -> None:

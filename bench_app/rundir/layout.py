@@ -6,6 +6,7 @@
     configs/reproduce.sh           re-runs the experiment into a new run folder
     configs/packages_<env>.txt, configs/git_diff.patch   the environments and uncommitted changes
     configs/per_dataset/<short>.yaml   effective per-dataset config, engine argv, server, result
+    requests.sqlite                the run's request cache: every answer, what resume=true answers from
     results.yaml                   every dataset's status and metrics (RunResults, schema_version)
     summary.md, report.html        the same for people
     logs/                          engine and evaluator logs per engine group
@@ -27,6 +28,7 @@ from typing import Any, Dict, List, Optional, TypedDict
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
+from bench_app.run.cache import CACHE_FILE
 from bench_app.run.relay import REQUESTS_FILE
 
 # 1: the first versioned layout (the same documents as before versions were written down).
@@ -51,6 +53,7 @@ class DatasetEntry(TypedDict, total=False):
     samples: int
     samples_error: str
     reasoning: Dict[str, Any]  # answers, finished, cut_in_thinking, score_all, score_finished, tokens
+    answers: Dict[str, int]  # reused (from the request cache), generated
 
 
 class RunResults(TypedDict, total=False):
@@ -116,6 +119,7 @@ class RunFolder:
     error_file = property(lambda self: self.root / "error.txt")  # why a sweep job could not start
     logs = property(lambda self: self.root / "logs")
     hydra_dir = property(lambda self: self.root / ".hydra")
+    cache_file = property(lambda self: self.root / CACHE_FILE)  # the run's own request cache
 
     def packages_file(self, role: str) -> Path:
         """pip freeze of one environment (engine, evaluator)."""

@@ -56,5 +56,3 @@ def write_report(folder: Path, job_reports: bool = True) -> Path:
         atomic_write(out, render(sweep_report_data(folder), f"bench_app sweep {folder.name}"), mode=0o644)
         return out
     return write_run_report(folder)
-
-

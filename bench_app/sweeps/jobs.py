@@ -29,7 +29,6 @@ REPEAT_KEYS = ("aisbench.generation_kwargs.seed", "vllm.seed")
 REPEATS_KEY = "benchmark.repeats"
 
 
-
 # ---------------------------------------------------------------- command line
 def _parse_override(text: str):
     """One command-line override as Hydra parses it, or None for a flag or what Hydra cannot parse."""
@@ -156,9 +155,7 @@ def read_job(job_dir: Path) -> JobSummary:
         if summary.status == "running":  # the job died without finalising (killed)
             summary.status = "failed"
         for planned in sorted(folder.read_per_dataset()):
-            summary.datasets[planned] = {
-                "status": "planned" if summary.status == "dry_run" else "not run"
-            }
+            summary.datasets[planned] = {"status": "planned" if summary.status == "dry_run" else "not run"}
     elif job:  # the job never got as far as a snapshot
         summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
     if folder.error_file.exists():
@@ -202,5 +199,3 @@ def collect_jobs(sweep_dir: Path) -> List[JobSummary]:
                 _apply_slurm_state(job, record[job.num], interrupted)
         jobs.sort(key=lambda job: job.num)
     return jobs
-
-

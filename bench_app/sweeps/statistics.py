@@ -93,5 +93,3 @@ def repeat_statistics(jobs: Sequence[JobSummary]) -> List[Dict[str, Any]]:
             }
         )
     return report
-
-

@@ -91,5 +91,3 @@ def write_sweep_summary(sweep_dir: Path, wall_s: Optional[float] = None) -> Tupl
     atomic_write(sweep_dir / "results.yaml", dump_yaml(document))
     atomic_write(sweep_dir / "summary.md", markdown)
     return document["sweep"]["status"], document["sweep"]["exit_code"], jobs
-
-

@@ -10,7 +10,7 @@ Writes OUT_FILE (JSON lines, atomically), one record per prompt:
     prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error, and, from the
     answers bench_app's relay recorded as the server gave them (WORK_DIR/requests.jsonl): answer and
     reasoning apart, answer_tokens, reasoning_tokens, cut_in_thinking (the length limit came before
-    the reasoning ended), and the server's own finish_reason
+    the reasoning ended), cached (answered from the request cache), and the server's own finish_reason
 In perf mode the records come from `performances/<model>/<subset>_details.jsonl` and the request time
 points AISBench stores beside it (db_data/*.db), and add ttft_ms, tpot_ms and e2el_ms per request, computed
 as AISBench's own summary computes them (first chunk - sent; (last - first) / (output tokens - 1); last -
@@ -142,6 +142,7 @@ def subset_records(
                 "answer_tokens": tokens.count(recorded.get("answer")),
                 "reasoning_tokens": tokens.count(recorded["reasoning"]) if recorded.get("reasoning") else 0,
                 "cut_in_thinking": bool(recorded.get("cut_in_thinking")),
+                "cached": bool(recorded.get("cached")),  # from the request cache, not generated now
             }
         records.append(
             {

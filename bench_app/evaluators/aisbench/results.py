@@ -28,7 +28,6 @@ _PERF_KEYS = {
 }
 
 
-
 def _number(value: Any) -> Optional[float]:
     match = re.search(r"-?\d+(\.\d+)?", str(value))
     return float(match.group()) if match else None
@@ -117,5 +116,3 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
         metrics[name] = round(sum(values) / len(values), 4)
     metrics["subsets"] = per_subset
     return EvaluationResult(metrics, run_dir)
-
-

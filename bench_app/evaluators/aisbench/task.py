@@ -206,5 +206,3 @@ def evaluator_argv(
         elif value not in (False, None):
             argv += [flag, *(str(v) for v in value)] if isinstance(value, list) else [flag, str(value)]
     return argv
-
-
