@@ -150,7 +150,7 @@ def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
 def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
     """The run's request cache: its own file in the run folder, a shared folder's, or none (off)."""
     setting = config.execution.cache
-    if str(setting).lower() in ("off", "false", "none"):
+    if setting is not None and str(setting).lower() in ("off", "false"):
         return None
     path = Path(os.path.expanduser(setting)) / CACHE_FILE if setting else folder.cache_file
     return open_cache(path, lambda message: warn(f"warning: {message}"))

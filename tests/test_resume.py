@@ -1,0 +1,57 @@
+"""Never lose an answer: a run killed mid-dataset (SIGKILL) resumes by re-sending only the requests that
+have no answer, and ends with the same predictions, samples and scores as a run never interrupted."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import PYTHON, load, run_cli, wait_until
+
+DATASET = ["dataset=sample_mmlu", "aisbench.batch_size=1"]  # one request at a time: a kill lands mid-dataset
+
+
+def _records(path):
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+
+
+@pytest.mark.e2e
+def test_a_run_killed_mid_dataset_resumes_from_its_saved_answers(workdir):
+    whole = run_cli(["benchmark.name=whole", *DATASET], workdir, timeout=900)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    started = subprocess.Popen(
+        [PYTHON, "-m", "bench_app", "benchmark.name=killed", *DATASET],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    answered = workdir / "outputs/killed/sample_mmlu/requests.jsonl"
+    try:
+        wait_until(lambda: len(_records(answered)) >= 2, 600, "two answers of the run to be killed")
+    finally:
+        os.kill(started.pid, signal.SIGKILL)  # the runner dies at once; its watchdogs stop the rest
+        started.wait()
+    saved = len(_records(answered))
+    time.sleep(8)  # the watchdogs stop the server and the evaluator within seconds
+    resumed = run_cli(["benchmark.name=killed", "resume=true", *DATASET], workdir, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = load(workdir / "outputs/killed/results.yaml")["datasets"]["sample_mmlu"]
+    total = result["answers"]["reused"] + result["answers"]["generated"]
+    assert total == 6 and result["answers"]["reused"] >= saved - 1  # at most the one in flight is lost
+    assert "reused from the request cache" in resumed.stdout
+    fields = ("id", "subset", "prompt", "output", "prediction", "gold", "correct")
+    first = [{k: r[k] for k in fields} for r in _records(workdir / "outputs/whole/sample_mmlu/samples.jsonl")]
+    again = [
+        {k: r[k] for k in fields} for r in _records(workdir / "outputs/killed/sample_mmlu/samples.jsonl")
+    ]
+    assert again == first
+    assert (
+        result["metrics"]
+        == load(workdir / "outputs/whole/results.yaml")["datasets"]["sample_mmlu"]["metrics"]
+    )
+    compared = run_cli(["compare", str(workdir / "outputs/whole"), str(workdir / "outputs/killed")], workdir)
+    assert "== scores" not in compared.stdout and "right->wrong" not in compared.stdout, compared.stdout
