@@ -55,3 +55,48 @@ def test_a_run_killed_mid_dataset_resumes_from_its_saved_answers(workdir):
     )
     compared = run_cli(["compare", str(workdir / "outputs/whole"), str(workdir / "outputs/killed")], workdir)
     assert "== scores" not in compared.stdout and "right->wrong" not in compared.stdout, compared.stdout
+
+
+def _stand_in(workdir, name, *extra, env=None):
+    from conftest import FAKES_CONF
+
+    return run_cli(
+        [
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=reasoning",
+            "dataset=sample_gsm8k",
+            "aisbench.batch_size=1",
+            f"benchmark.name={name}",
+            *extra,
+        ],
+        workdir,
+        env={"FAKE_ENGINE_SHAPE": "tags", **(env or {})},
+        timeout=600,
+    )
+
+
+def test_a_server_that_dies_mid_dataset_is_started_again_and_the_dataset_finishes(workdir):
+    dies = {"FAKE_ENGINE_DIE_AFTER": "2", "FAKE_ENGINE_DIED_MARK": str(workdir / "died")}
+    done = _stand_in(workdir, "restarted", env=dies)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "starting it again (1 of 1)" in done.stdout
+    results = load(workdir / "outputs/restarted/results.yaml")
+    result = results["datasets"]["sample_gsm8k"]
+    assert result["status"] == "ok" and result["metrics"]["accuracy"] == 50.0
+    assert result["answers"] == {"reused": 2, "generated": 2}  # the two saved answers were not asked again
+    (restart,) = results["servers"][0]["restarts"]
+    assert restart["dataset"] == "sample_gsm8k" and "exited with code 9" in restart["reason"]
+    assert result["server_restarts"] == [restart["reason"]]
+
+
+def test_restarts_used_up_fail_the_dataset_and_a_resume_finishes_it(workdir):
+    dies = {"FAKE_ENGINE_DIE_AFTER": "2", "FAKE_ENGINE_DIED_MARK": str(workdir / "died")}
+    failed = _stand_in(workdir, "gave_up", "execution.server_restarts=0", env=dies)
+    assert failed.returncode == 1
+    result = load(workdir / "outputs/gave_up/results.yaml")["datasets"]["sample_gsm8k"]
+    assert result["status"] == "failed" and "server died" in result["reason"]
+    assert len(_records(workdir / "outputs/gave_up/sample_gsm8k/requests.jsonl")) == 2  # kept for the resume
+    resumed = _stand_in(workdir, "gave_up", "resume=true", env=dies)  # the stand-in died once: now it serves
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    result = load(workdir / "outputs/gave_up/results.yaml")["datasets"]["sample_gsm8k"]
+    assert result["status"] == "ok" and result["answers"] == {"reused": 2, "generated": 2}

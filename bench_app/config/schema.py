@@ -156,6 +156,9 @@ class ExecutionConf:
     # The request cache (bench_app.run.cache): null = the run folder's own (what resume=true answers
     # from); a folder = shared across runs (e.g. ~/.cache/bench_app/requests); off = none.
     cache: Optional[str] = None
+    # A server that dies during a dataset (a crash, an OOM kill) is started again with the same argv up
+    # to this many times per engine group; the dataset continues from its saved answers.
+    server_restarts: int = 1
 
 
 @dataclass

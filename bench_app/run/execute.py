@@ -147,6 +147,18 @@ def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
     return int(prompts) if prompts else None
 
 
+class _NoLease:
+    def release(self) -> None:
+        pass
+
+
+class _Live:
+    """An engine group's server and its lease, as they are now (a restart replaces both)."""
+
+    def __init__(self, server: EngineServer, lease) -> None:
+        self.server, self.lease = server, lease
+
+
 def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
     """The run's request cache: its own file in the run folder, a shared folder's, or none (off)."""
     setting = config.execution.cache
@@ -280,7 +292,7 @@ class GroupRunner:
             f"starting server for group {group.index} ({', '.join(pending)})", self.index[pending[0]]
         ):
             try:
-                server, lease = self._start_server(group, record, pending)
+                live = _Live(*self._start_server(group, record, pending))
             except ComponentError as error:
                 record.error = error.reason
                 progress.log(f"group {group.index} failed: {error.reason}")
@@ -302,7 +314,7 @@ class GroupRunner:
                 f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
             )
             endpoint = Endpoint(
-                host=client_host(server.host),
+                host=client_host(live.server.host),
                 port=record.port,
                 served_model=record.served_model or "",
                 model_path=str(group.engine_args["model_path"]),
@@ -310,27 +322,32 @@ class GroupRunner:
             )
             engine = engine_fingerprint(group.engine_args)
             with Relay(endpoint.host, endpoint.port, cache=self.cache, engine=engine) as relay:
-                self._evaluate_all(session, group, record, server, endpoint, relay, pending)
+                self._evaluate_all(session, group, record, live, endpoint, relay, pending)
         finally:
-            self._stop(server, group, record)
-            lease.release()  # only once the server's processes are gone
+            self._stop(live.server, group, record)
+            live.lease.release()  # only once the server's processes are gone
 
     def _evaluate_all(
         self,
         session: EvaluationSession,
         group: EngineGroup,
         record: ServerRecord,
-        server: EngineServer,
+        live: _Live,
         endpoint: Endpoint,
         relay: Relay,
         pending: List[str],
     ) -> None:
-        """The group's datasets one after another on its server; each but perf through the relay."""
+        """The group's datasets one after another on its server; each but perf through the relay. A
+        server that dies during a dataset is started again (execution.server_restarts) and the dataset
+        runs again, answered from its saved answers as far as they go."""
         progress = self.progress
         relayed = replace(endpoint, host="127.0.0.1", port=relay.port)
-        for position, short in enumerate(pending):
+        position = 0
+        while position < len(pending):
+            short = pending[position]
             if self.cancel.is_set():
                 return
+            server = live.server
             death = server.death()
             if death:
                 self._fail_all(
@@ -354,12 +371,50 @@ class GroupRunner:
                     record,
                     server,
                     endpoint if perf else relayed,
-                    lambda: self._interrupted() or _died(server),
+                    lambda: self._interrupted() or _died(live.server),
                     phase.update,
                 )
             relay.record_to(None)
+            death = server.death()
+            if (
+                result.status != "ok"
+                and death
+                and len(record.restarts) < self.config.execution.server_restarts
+            ):
+                if self._restart(group, record, live, short, death, pending[position:]):
+                    endpoint = replace(endpoint, port=record.port)  # perf talks to the new server directly
+                    relay.upstream = (endpoint.host, record.port)
+                    continue  # the same dataset again, from its saved answers
+                return
+            result.server_restarts = [r["reason"] for r in record.restarts if r["dataset"] == short]
             self._record(result, record)
             progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
+            position += 1
+
+    def _restart(
+        self, group: EngineGroup, record: ServerRecord, live: _Live, short: str, death: str, left: List[str]
+    ) -> bool:
+        """Stop what is left of a dead server and start it again with the same argv; False (the datasets
+        left failed) when it does not come back."""
+        limit = self.config.execution.server_restarts
+        record.restarts.append({"dataset": short, "reason": death, "at": now_iso()})
+        self.progress.log(
+            f"group {group.index}: the server died during {short} ({death}); starting it again "
+            f"({len(record.restarts)} of {limit}), {short} continues from its saved answers"
+        )
+        self._stop(live.server, group, record)
+        live.lease.release()
+        with self.progress.phase(f"restarting server for group {group.index}", self.index[short]):
+            try:
+                live.server, live.lease = self._start_server(group, record, left)
+            except ComponentError as error:
+                live.lease = _NoLease()
+                record.error = error.reason
+                self._fail_all(
+                    left, group, record, f"server did not come back: {error.reason}", error.log_tail
+                )
+                return False
+        return True
 
     def _evaluate(
         self,

@@ -5,7 +5,9 @@ the answer, and one answer cut off inside its thinking (finish_reason length).
     reasoning_engine.py SHAPE MODEL --port N --max-model-len L ...
 SHAPE: tags    the thinking inside the answer, <think>...</think> (no reasoning parser)
        parsed  the thinking apart, in reasoning_content (as vLLM's --reasoning-parser returns it)
-Each request body is appended to FAKE_ENGINE_REQUESTS (a file), when set.
+Each request body is appended to FAKE_ENGINE_REQUESTS (a file), when set. With FAKE_ENGINE_DIE_AFTER=N and
+FAKE_ENGINE_DIED_MARK=<file>, the server dies (exit 9, as an OOM kill) at its request N+1 unless that
+file exists, which it writes first: it dies once, and serves every request after its restart.
 """
 
 import json
@@ -34,11 +36,19 @@ ANSWERS = {
 }
 
 
+ANSWERED = []
+
+
 class Handler(StandInHandler):
     served_model, max_model_len, version = served, max_model_len, "0.0.0-reasoning-stand-in"
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ANSWERED.append(body)
+        mark = os.environ.get("FAKE_ENGINE_DIED_MARK")
+        if mark and len(ANSWERED) > int(os.environ["FAKE_ENGINE_DIE_AFTER"]) and not os.path.exists(mark):
+            open(mark, "w").close()
+            os._exit(9)
         if os.environ.get("FAKE_ENGINE_REQUESTS"):
             with open(os.environ["FAKE_ENGINE_REQUESTS"], "a") as handle:
                 handle.write(json.dumps(body) + "\n")
