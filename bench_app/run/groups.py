@@ -1,0 +1,345 @@
+"""One engine group's work: lease, start its server, evaluate its datasets through the relay, start the
+server again if it dies (execution.server_restarts), stop it; every outcome recorded at once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from bench_app.common.errors import ComponentError, EngineError, EvaluationError
+from bench_app.common.files import now_iso, tail
+from bench_app.common.net import client_host
+from bench_app.engines import EngineServer
+from bench_app.evaluators import Endpoint, EvaluationSession
+from bench_app.run.cache import CACHE_FILE, RequestCache, engine_fingerprint, open_cache
+from bench_app.run.outcome import (
+    DatasetResult,
+    ServerRecord,
+    note_cut_in_thinking,
+    note_finished_requests,
+)
+from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan
+from bench_app.run.progress import Progress, RequestProgress
+from bench_app.run.relay import Relay
+from bench_app.run.resources import ResourcePool
+
+
+def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
+    """How many prompts the dataset sends, from its context budget (None without one)."""
+    prompts = (dataset.context_budget or {}).get("prompts")
+    return int(prompts) if prompts else None
+
+
+class _NoLease:
+    def release(self) -> None:
+        pass
+
+
+class _Live:
+    """An engine group's server and its lease, as they are now (a restart replaces both)."""
+
+    def __init__(self, server: EngineServer, lease) -> None:
+        self.server, self.lease = server, lease
+
+
+def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
+    """The run's request cache: its own file in the run folder, a shared folder's, or none (off)."""
+    setting = config.execution.cache
+    if setting is not None and str(setting).lower() in ("off", "false"):
+        return None
+    path = Path(os.path.expanduser(setting)) / CACHE_FILE if setting else folder.cache_file
+    return open_cache(path, lambda message: warn(f"warning: {message}"))
+
+
+def _died(server: EngineServer) -> Optional[str]:
+    death = server.death()
+    return f"server died during the evaluation ({death})" if death else None
+
+
+class GroupRunner:
+    """Runs engine groups (possibly side by side in threads) and collects their results."""
+
+    def __init__(
+        self, config, plan: RunPlan, run_dir: Path, snapshot, progress: Progress, pool: ResourcePool
+    ):
+        self.config = config
+        self.plan = plan
+        self.run_dir = run_dir
+        self.folder = snapshot.folder  # the run folder's layout (bench_app.rundir.layout.RunFolder)
+        self.snapshot = snapshot
+        self.progress = progress
+        self.pool = pool
+        self.results: Dict[str, DatasetResult] = {}
+        self.servers: List[ServerRecord] = []
+        self.cancel = threading.Event()
+        self.index = {d.short: i + 1 for i, d in enumerate(plan.datasets)}
+        self.cache = request_cache(config, self.folder, progress.log)
+
+    def _interrupted(self) -> Optional[str]:
+        return "run interrupted" if self.cancel.is_set() else None
+
+    def _record(self, result: DatasetResult, record: ServerRecord) -> None:
+        if self.cancel.is_set() and result.status == "failed":
+            # A failure caused by stopping the run is not a finding about the model or the config.
+            result.status, result.reason = "skipped", f"run interrupted during this dataset ({result.reason})"
+        self.results[result.short] = result
+        self.snapshot.record_dataset(result.short, {"server": record.to_dict(), "result": result.to_dict()})
+
+    def _fail_all(
+        self, shorts: List[str], group: EngineGroup, record: ServerRecord, reason: str, log_tail: str = ""
+    ) -> None:
+        for short in shorts:
+            self._record(
+                DatasetResult(
+                    short,
+                    self.plan.dataset(short).name,
+                    "failed",
+                    group.index,
+                    reason=reason,
+                    log_tail=log_tail or None,
+                    server_started_at=record.started_at,
+                ),
+                record,
+            )
+
+    def _start_server(self, group: EngineGroup, record: ServerRecord, pending: List[str]):
+        """Lease resources, start the server and wait until it is ready; returns (server, lease)."""
+        execution, engine, args = self.config.execution, self.plan.engine, group.engine_args
+        lease = self.pool.acquire(
+            args["host"],
+            int(args["port"]),
+            int(args.get("tensor_parallel_size") or 1),
+            execution.resource_wait_timeout_s,
+            self.cancel.is_set,
+            lambda message: self.progress.log(f"group {group.index}: {message}"),
+        )
+        record.__dict__.update(lease.record())
+        record.log_file = str(self.folder.engine_log(group.index))
+        server = engine.server(
+            group.argv,
+            args["host"],
+            lease.port,
+            {**engine.environment(os.environ), **lease.environment()},
+            Path(record.log_file),
+            execution.server_start_timeout_s,
+            execution.server_stop_timeout_s,
+        )
+        record.argv = server.argv
+        record.started_at = now_iso()
+        try:
+            server.start()
+            record.ready_after_s = round(server.wait_ready(self._interrupted), 1)
+            record.__dict__.update(server.read_back().__dict__)
+        except BaseException:
+            self._stop(server, group, record)
+            lease.release()
+            raise
+        return server, lease
+
+    def _stop(self, server: EngineServer, group: EngineGroup, record: ServerRecord) -> None:
+        with self.progress.phase(f"stopping server of group {group.index}"):
+            try:
+                server.stop()
+            except EngineError as error:
+                record.error = error.reason
+                self.progress.log(f"warning: {error.reason}")
+        if record.started_at:
+            record.stopped_at = now_iso()
+
+    def run_group(self, group: EngineGroup, pending: List[str]) -> None:
+        if self.cancel.is_set():
+            return
+        # Opened first: the evaluator's start-up (e.g. AISBench's imports) overlaps the server's.
+        log_file = self.folder.evaluator_log(group.index)
+        with self.plan.evaluator.open_session(log_file) as session:
+            self._run_group(group, pending, session)
+
+    def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
+        progress, engine = self.progress, self.plan.engine
+        record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
+        self.servers.append(record)
+        with progress.phase(
+            f"starting server for group {group.index} ({', '.join(pending)})", self.index[pending[0]]
+        ):
+            try:
+                live = _Live(*self._start_server(group, record, pending))
+            except ComponentError as error:
+                record.error = error.reason
+                progress.log(f"group {group.index} failed: {error.reason}")
+                self._fail_all(pending, group, record, error.reason, error.log_tail)
+                return
+        try:
+            planned = group.engine_args["max_model_len"]
+            if record.max_model_len != planned:
+                reason = (
+                    f"server runs with max_model_len {record.max_model_len}, planned {planned}; "
+                    "not evaluating at the wrong context"
+                )
+                record.error = reason
+                self._fail_all(pending, group, record, reason)
+                return
+            devices = f", devices {record.devices}" if record.devices else ""
+            progress.log(
+                f"group {group.index}: server ready in {record.ready_after_s} s on port {record.port}"
+                f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
+            )
+            endpoint = Endpoint(
+                host=client_host(live.server.host),
+                port=record.port,
+                served_model=record.served_model or "",
+                model_path=str(group.engine_args["model_path"]),
+                max_model_len=record.max_model_len,
+            )
+            engine = engine_fingerprint(group.engine_args)
+            with Relay(endpoint.host, endpoint.port, cache=self.cache, engine=engine) as relay:
+                self._evaluate_all(session, group, record, live, endpoint, relay, pending)
+        finally:
+            self._stop(live.server, group, record)
+            live.lease.release()  # only once the server's processes are gone
+
+    def _evaluate_all(
+        self,
+        session: EvaluationSession,
+        group: EngineGroup,
+        record: ServerRecord,
+        live: _Live,
+        endpoint: Endpoint,
+        relay: Relay,
+        pending: List[str],
+    ) -> None:
+        """The group's datasets one after another on its server; each but perf through the relay. A
+        server that dies during a dataset is started again (execution.server_restarts) and the dataset
+        runs again, answered from its saved answers as far as they go."""
+        progress = self.progress
+        relayed = replace(endpoint, host="127.0.0.1", port=relay.port)
+        position = 0
+        while position < len(pending):
+            short = pending[position]
+            if self.cancel.is_set():
+                return
+            server = live.server
+            death = server.death()
+            if death:
+                self._fail_all(
+                    pending[position:],
+                    group,
+                    record,
+                    f"server died before this dataset ({death})",
+                    tail(Path(record.log_file), 30),
+                )
+                return
+            dataset = self.plan.dataset(short)
+            perf = dataset.evaluator.mode == "perf"  # latency is measured: straight to the server
+            relay.record_to(
+                None if perf else self.folder.requests_file(short), dataset.evaluator.cut_in_thinking
+            )
+            with progress.phase(f"evaluating {short}", self.index[short]) as phase:
+                result = self._evaluate(
+                    session,
+                    dataset,
+                    group,
+                    record,
+                    server,
+                    endpoint if perf else relayed,
+                    lambda: self._interrupted() or _died(live.server),
+                    phase.update,
+                )
+            relay.record_to(None)
+            death = server.death()
+            if (
+                result.status != "ok"
+                and death
+                and len(record.restarts) < self.config.execution.server_restarts
+            ):
+                if self._restart(group, record, live, short, death, pending[position:]):
+                    endpoint = replace(endpoint, port=record.port)  # perf talks to the new server directly
+                    relay.upstream = (endpoint.host, record.port)
+                    continue  # the same dataset again, from its saved answers
+                return
+            result.server_restarts = [r["reason"] for r in record.restarts if r["dataset"] == short]
+            self._record(result, record)
+            progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
+            position += 1
+
+    def _restart(
+        self, group: EngineGroup, record: ServerRecord, live: _Live, short: str, death: str, left: List[str]
+    ) -> bool:
+        """Stop what is left of a dead server and start it again with the same argv; False (the datasets
+        left failed) when it does not come back."""
+        limit = self.config.execution.server_restarts
+        record.restarts.append({"dataset": short, "reason": death, "at": now_iso()})
+        self.progress.log(
+            f"group {group.index}: the server died during {short} ({death}); starting it again "
+            f"({len(record.restarts)} of {limit}), {short} continues from its saved answers"
+        )
+        self._stop(live.server, group, record)
+        live.lease.release()
+        with self.progress.phase(f"restarting server for group {group.index}", self.index[short]):
+            try:
+                live.server, live.lease = self._start_server(group, record, left)
+            except ComponentError as error:
+                live.lease = _NoLease()
+                record.error = error.reason
+                self._fail_all(
+                    left, group, record, f"server did not come back: {error.reason}", error.log_tail
+                )
+                return False
+        return True
+
+    def _evaluate(
+        self,
+        session: EvaluationSession,
+        dataset: DatasetPlan,
+        group: EngineGroup,
+        record: ServerRecord,
+        server: EngineServer,
+        endpoint: Endpoint,
+        stop_reason: Callable[[], Optional[str]],
+        show_progress: Callable[[str], None] = lambda detail: None,
+    ) -> DatasetResult:
+        work_dir = self.folder.dataset_dir(dataset.short)
+        result = DatasetResult(
+            dataset.short,
+            dataset.name,
+            "failed",
+            group.index,
+            server_started_at=record.started_at,
+            output_dir=str(work_dir),
+        )
+        started = time.monotonic()
+        result.evaluation_started_at = now_iso()
+        watch = RequestProgress(server.request_counters, expected_prompts(dataset), show_progress)
+        before = watch.before
+
+        def stop_reason_and_progress() -> Optional[str]:  # polled by the evaluation's wait loop
+            watch.poll()
+            return stop_reason()
+
+        try:
+            evaluated = session.evaluate(
+                dataset.short,
+                dataset.name,
+                dataset.evaluator,
+                endpoint,
+                work_dir,
+                self.config.execution.evaluation_timeout_s,
+                stop_reason_and_progress,
+            )
+            result.status, result.metrics = "ok", evaluated.metrics
+            result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
+            result.reasoning, result.answers = evaluated.samples.reasoning, evaluated.samples.answers
+            note_cut_in_thinking(result, dataset)
+        except EvaluationError as error:
+            result.reason, result.log_tail = error.reason, error.log_tail or None
+            if error.samples is not None:
+                result.samples, result.samples_error = error.samples.count, error.samples.error
+        finally:
+            result.evaluation_s = round(time.monotonic() - started, 1)
+        note_finished_requests(result, before, server.request_counters())
+        if result.finished_requests or watch.total:
+            result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
+        return result
