@@ -72,11 +72,11 @@ class ModelConfig:
 class DatasetConf:
     # AISBench dataset config name, e.g. ceval_gen_0_shot_cot_chat_prompt.
     name: Optional[str] = None
+    description: str = ""
     # Your own AISBench dataset config file, used in place of name: (which then defaults to its stem):
     # relative to the config folder the dataset file came from, or absolute. It may import AISBench's
     # classes and your python_path modules, as AISBench's own configs do.
     config_file: Optional[str] = None
-    description: str = ""
     # Restrict the stock config to these subsets (AISBench lists every ceval/mmlu subject).
     subsets: Optional[List[str]] = None
     # Absolute data folder replacing the stock relative path (sample data, private copies).
