@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
+from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
 from hydra import compose, initialize_config_dir
 
 from bench_app.cli.main import CONF_DIR
@@ -328,3 +328,54 @@ def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path, browse
     assert browser.js("return document.querySelectorAll('#chart-repeats .errorbar').length") == 1
     browser.screenshot(tmp_path / "sweep" / "report.png", height=1000)
     assert browser.open(tmp_path / "sweep" / links[0]) == []  # a job's own report opens too
+
+
+def _processes_with_env(text: str):
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if text.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            pass
+    return [pid for pid in found if pid_alive(pid)]
+
+
+def test_a_killed_sweep_takes_its_jobs_servers_and_workers_with_it(tmp_path):
+    """kill -9 of a joblib sweep's main process while two jobs run: every server and worker ends within
+    seconds and each job's metadata says interrupted."""
+    engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "bench_app",
+            *sweep_args(
+                tmp_path,
+                "hydra/launcher=joblib",
+                "hydra.launcher.n_jobs=2",
+                "dataset=[sample_gsm8k]",
+                "vllm.max_num_seqs=4,8",
+                "execution.server_start_timeout_s=300",
+                *engine,
+            ),
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    owner = f" {process.pid} "
+    wait_until(
+        lambda: (tmp_path / "pids").exists() and len((tmp_path / "pids").read_text().split()) >= 4,
+        120,
+        "both jobs' stand-in servers",
+    )
+    assert len(_processes_with_env(owner)) >= 2  # the joblib workers, which carry the sweep's owner
+    process.kill()
+    process.wait()
+    servers = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    wait_until(lambda: not any(pid_alive(p) for p in servers), 60, "the stand-in servers to be stopped")
+    wait_until(lambda: not _processes_with_env(owner), 60, "the joblib workers to end")
+    for job in (tmp_path / "sweep").glob("[0-9]*"):
+        assert load(job / "configs" / "metadata.yaml")["run"]["status"] == "interrupted"

@@ -7,6 +7,7 @@ marker the jobs watch, and writes the sweep summary once every job has ended.
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -18,7 +19,7 @@ from hydra.experimental.callback import Callback
 
 from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
 from bench_app.rundir.layout import RunFolder
-from bench_app.sweeps.jobs import collect_jobs, mark_interrupted
+from bench_app.sweeps.jobs import SWEEP_OWNER_ENV, collect_jobs, mark_interrupted, owner_value
 from bench_app.sweeps.summary import write_sweep_summary
 
 
@@ -68,6 +69,8 @@ class SweepCallback(Callback):
             )
             sys.exit(2)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        # Local workers (joblib) watch this process: a SIGKILL of the sweep ends its jobs too.
+        os.environ[SWEEP_OWNER_ENV] = owner_value()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_signal)
 

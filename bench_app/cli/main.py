@@ -194,6 +194,9 @@ def _run_sweep_job(cfg: DictConfig, run) -> None:
         sweep.write_job_record(job_dir, num, overrides, 130, "not started: the sweep was interrupted")
         return
     error = None
+    watch = sweep.OwnerWatch.for_job(job_dir.parent)  # a joblib worker outliving a killed sweep stops
+    if watch is not None:
+        watch.idle.clear()
     try:
         exit_code = run(cfg, stop_requested=lambda: sweep.sweep_interrupted(job_dir))
     except Exception:  # an unexpected crash of one job is recorded; the other jobs and the summary go on
@@ -203,6 +206,8 @@ def _run_sweep_job(cfg: DictConfig, run) -> None:
         # jobs not yet started need not start; a SLURM job's SIGTERM (scancel, time limit) is its own
         sweep.mark_interrupted(job_dir.parent)
     sweep.write_job_record(job_dir, num, overrides, exit_code, error)
+    if watch is not None:
+        watch.idle.set()
 
 
 def _compose_once(argv: List[str]) -> None:

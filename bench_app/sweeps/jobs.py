@@ -13,12 +13,18 @@ stop their servers and finish as interrupted, jobs not yet started finish at onc
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.common.processes import process_alive, process_start_time
+from bench_app.run import slurm
 from bench_app.run.slurm import SlurmJob, SlurmRecord
 from bench_app.rundir.layout import RunFolder
 
@@ -199,3 +205,50 @@ def collect_jobs(sweep_dir: Path) -> List[JobSummary]:
                 _apply_slurm_state(job, record[job.num], interrupted)
         jobs.sort(key=lambda job: job.num)
     return jobs
+
+
+# ---------------------------------------------------------------- a sweep whose main process is gone
+# The sweep's main process, for the jobs it starts on this machine: "<host> <pid> <start time>".
+SWEEP_OWNER_ENV = "BENCH_APP_SWEEP_OWNER"
+
+
+def owner_value() -> str:
+    return f"{socket.gethostname()} {os.getpid()} {process_start_time(os.getpid())}"
+
+
+class OwnerWatch:
+    """In a worker process of a local sweep (joblib): when the sweep's main process is gone (SIGKILL),
+    mark the sweep interrupted (the job running here stops its servers and records `interrupted`), then
+    end this worker once its job is recorded, so nothing is left behind. One per worker process."""
+
+    _started: Optional[OwnerWatch] = None
+
+    def __init__(self, owner: str, sweep_dir: Path, poll_s: float = 1.0, grace_s: float = 300.0):
+        host, pid, start = (owner.split(" ") + ["", "", ""])[:3]
+        self.pid, self.start, self.sweep_dir = int(pid), start if start != "None" else None, sweep_dir
+        self.poll_s, self.grace_s = poll_s, grace_s
+        self.idle = threading.Event()  # no job running in this worker
+        self.idle.set()
+        threading.Thread(target=self._watch, name="sweep-owner-watch", daemon=True).start()
+
+    @classmethod
+    def for_job(cls, sweep_dir: Path) -> Optional[OwnerWatch]:
+        owner = os.environ.get(SWEEP_OWNER_ENV, "")
+        if slurm.in_job(os.environ):
+            return None  # a SLURM job is the cluster's to stop (scancel, its time limit)
+        if (
+            not owner
+            or owner.split(" ")[0] != socket.gethostname()
+            or str(os.getpid()) == owner.split(" ")[1]
+        ):
+            return None  # not a local worker of a sweep (the sweep's own process, another host)
+        if cls._started is None:
+            cls._started = cls(owner, sweep_dir)
+        return cls._started
+
+    def _watch(self) -> None:
+        while process_alive(self.pid, self.start):
+            time.sleep(self.poll_s)
+        mark_interrupted(self.sweep_dir)
+        self.idle.wait(self.grace_s)  # the running job stops its servers and records itself
+        os._exit(130)
