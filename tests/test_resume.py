@@ -100,3 +100,23 @@ def test_restarts_used_up_fail_the_dataset_and_a_resume_finishes_it(workdir):
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     result = load(workdir / "outputs/gave_up/results.yaml")["datasets"]["sample_gsm8k"]
     assert result["status"] == "ok" and result["answers"] == {"reused": 2, "generated": 2}
+
+
+@pytest.mark.e2e
+def test_an_identical_rerun_with_a_shared_cache_starts_no_server(workdir):
+    shared = ["dataset=sample_gsm8k", f"execution.cache={workdir / 'shared'}"]
+    first = run_cli(["benchmark.name=first", *shared], workdir, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_cli(["benchmark.name=again", *shared], workdir, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    results = load(workdir / "outputs/again/results.yaml")
+    assert results["server_starts"] == 0 and not results["servers"][0].get("started_at")
+    assert results["datasets"]["sample_gsm8k"]["answers"] == {"reused": 4, "generated": 0}
+    fields = ("id", "output", "prediction", "correct")
+    one = [{k: r[k] for k in fields} for r in _records(workdir / "outputs/first/sample_gsm8k/samples.jsonl")]
+    two = [{k: r[k] for k in fields} for r in _records(workdir / "outputs/again/sample_gsm8k/samples.jsonl")]
+    assert one == two and all(
+        r["cached"] for r in _records(workdir / "outputs/again/sample_gsm8k/samples.jsonl")
+    )
+    stats = run_cli(["cache", "stats", str(workdir / "shared")], workdir)
+    assert stats.returncode == 0 and "4 answer(s) of 1 engine configuration(s)" in stats.stdout

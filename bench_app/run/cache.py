@@ -98,6 +98,14 @@ class RequestCache:
                 self._db.execute("UPDATE answers SET used = ? WHERE key = ?", (time.time(), key))
         return json.loads(row[0]) if row else None
 
+    def has_engine(self, engine: str) -> bool:
+        """Whether any answer of this engine configuration is stored."""
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM answers WHERE engine = ? LIMIT 1", (engine,)).fetchone()
+                is not None
+            )
+
     def put(self, key: str, engine: str, response: Dict[str, Any]) -> None:
         with self._lock:
             self._db.execute(

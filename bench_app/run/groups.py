@@ -39,6 +39,19 @@ class _NoLease:
         pass
 
 
+class _NotStarted:
+    """The server of a group that has not needed one yet (every request answered from the cache)."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def death(self) -> Optional[str]:
+        return None
+
+    def request_counters(self) -> Dict[str, float]:
+        return {}
+
+
 class _Live:
     """An engine group's server and its lease, as they are now (a restart replaces both)."""
 
@@ -159,47 +172,88 @@ class GroupRunner:
             self._run_group(group, pending, session)
 
     def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
-        progress, engine = self.progress, self.plan.engine
         record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
         self.servers.append(record)
+        fingerprint = engine_fingerprint(group.engine_args)
+        # An engine configuration the request cache has answers of starts its server only on the first
+        # request the cache cannot answer: an identical rerun starts none (perf always talks to one).
+        lazy = (
+            self.cache is not None
+            and self.cache.has_engine(fingerprint)
+            and not any(self.plan.dataset(s).evaluator.mode == "perf" for s in pending)
+        )
+        live = _Live(_NotStarted(group.engine_args["host"]), _NoLease())
+        try:
+            if lazy:
+                self.progress.log(
+                    f"group {group.index}: the request cache has answers of this engine configuration; its "
+                    "server starts on the first request the cache cannot answer"
+                )
+            elif not self._bring_up(group, record, pending, live):
+                return
+            endpoint = Endpoint(
+                host=client_host(live.server.host),
+                port=record.port,
+                served_model=record.served_model or str(group.engine_args.get("served_model_name") or ""),
+                model_path=str(group.engine_args["model_path"]),
+                max_model_len=record.max_model_len or group.engine_args["max_model_len"],
+            )
+
+            def start_upstream():  # the relay's first miss, when lazy
+                if not self._bring_up(group, record, pending, live, fail_pending=False):
+                    return None
+                return client_host(live.server.host), record.port
+
+            with Relay(
+                endpoint.host,
+                endpoint.port,
+                cache=self.cache,
+                engine=fingerprint,
+                start_upstream=start_upstream if lazy else None,
+            ) as relay:
+                self._evaluate_all(session, group, record, live, endpoint, relay, pending)
+        finally:
+            if not isinstance(live.server, _NotStarted):
+                self._stop(live.server, group, record)
+            live.lease.release()  # only once the server's processes are gone
+
+    def _bring_up(
+        self,
+        group: EngineGroup,
+        record: ServerRecord,
+        pending: List[str],
+        live: _Live,
+        fail_pending: bool = True,
+    ) -> bool:
+        """Start the group's server and check it runs as planned; False (with the datasets failed, unless
+        the caller records them) when it does not."""
+        progress, engine = self.progress, self.plan.engine
         with progress.phase(
             f"starting server for group {group.index} ({', '.join(pending)})", self.index[pending[0]]
         ):
             try:
-                live = _Live(*self._start_server(group, record, pending))
+                live.server, live.lease = self._start_server(group, record, pending)
             except ComponentError as error:
                 record.error = error.reason
                 progress.log(f"group {group.index} failed: {error.reason}")
-                self._fail_all(pending, group, record, error.reason, error.log_tail)
-                return
-        try:
-            planned = group.engine_args["max_model_len"]
-            if record.max_model_len != planned:
-                reason = (
-                    f"server runs with max_model_len {record.max_model_len}, planned {planned}; "
-                    "not evaluating at the wrong context"
-                )
-                record.error = reason
-                self._fail_all(pending, group, record, reason)
-                return
-            devices = f", devices {record.devices}" if record.devices else ""
-            progress.log(
-                f"group {group.index}: server ready in {record.ready_after_s} s on port {record.port}"
-                f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
+                if fail_pending:
+                    self._fail_all(pending, group, record, error.reason, error.log_tail)
+                return False
+        planned = group.engine_args["max_model_len"]
+        if record.max_model_len != planned:
+            record.error = (
+                f"server runs with max_model_len {record.max_model_len}, planned {planned}; "
+                "not evaluating at the wrong context"
             )
-            endpoint = Endpoint(
-                host=client_host(live.server.host),
-                port=record.port,
-                served_model=record.served_model or "",
-                model_path=str(group.engine_args["model_path"]),
-                max_model_len=record.max_model_len,
-            )
-            engine = engine_fingerprint(group.engine_args)
-            with Relay(endpoint.host, endpoint.port, cache=self.cache, engine=engine) as relay:
-                self._evaluate_all(session, group, record, live, endpoint, relay, pending)
-        finally:
-            self._stop(live.server, group, record)
-            live.lease.release()  # only once the server's processes are gone
+            if fail_pending:
+                self._fail_all(pending, group, record, record.error)
+            return False
+        devices = f", devices {record.devices}" if record.devices else ""
+        progress.log(
+            f"group {group.index}: server ready in {record.ready_after_s} s on port {record.port}"
+            f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
+        )
+        return True
 
     def _evaluate_all(
         self,

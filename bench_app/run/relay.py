@@ -21,7 +21,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
 from bench_app.run.cache import RequestCache
@@ -64,8 +64,13 @@ class Relay:
         cut_in_thinking: str = "no_answer",
         cache: Optional[RequestCache] = None,
         engine: str = "",
+        start_upstream: Optional[Callable[[], Optional[Tuple[str, int]]]] = None,
     ):
         self.upstream = (upstream_host, upstream_port)
+        # Set: the server is not started yet; the first request the cache cannot answer starts it
+        # (returns its host and port, or None when it did not come up).
+        self._start_upstream = start_upstream
+        self._starting = threading.Lock()
         # Answers already given by this engine configuration (bench_app.run.cache), and its fingerprint.
         self.cache, self.engine = cache, engine
         self.cut_in_thinking = cut_in_thinking
@@ -102,6 +107,16 @@ class Relay:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by record_to
+
+    def ensure_upstream(self) -> bool:
+        """Start the server if it waits for its first request; False when it did not come up."""
+        with self._starting:
+            if self._start_upstream is not None:
+                started = self._start_upstream()
+                if started is None:
+                    return False
+                self.upstream, self._start_upstream = started, None
+        return True
 
     def write(self, record: Dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
@@ -185,6 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"Content-Type": "application/json"}, json.dumps(cached).encode())
                 return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+        if not relay.ensure_upstream():
+            message = json.dumps({"error": "the server did not start (see the engine log)"}).encode()
+            self._send(502, {"Content-Type": "application/json"}, message)
+            return
         try:
             upstream = http.client.HTTPConnection(*relay.upstream)
             upstream.request(self.command, self.path, body=raw, headers=headers)
