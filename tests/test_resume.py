@@ -120,3 +120,17 @@ def test_an_identical_rerun_with_a_shared_cache_starts_no_server(workdir):
     )
     stats = run_cli(["cache", "stats", str(workdir / "shared")], workdir)
     assert stats.returncode == 0 and "4 answer(s) of 1 engine configuration(s)" in stats.stdout
+
+
+def test_a_requeued_slurm_job_continues_its_run_from_its_answers(workdir):
+    """SLURM requeues a job after its time limit or a preemption (--requeue): the job starts again in the
+    same run folder and continues from its saved answers instead of refusing the folder or starting over."""
+    dies = {"FAKE_ENGINE_DIE_AFTER": "2", "FAKE_ENGINE_DIED_MARK": str(workdir / "died")}
+    cut = _stand_in(workdir, "job", "execution.server_restarts=0", env={**dies, "SLURM_JOB_ID": "7"})
+    assert cut.returncode == 1  # the job's first run ends early (here: its server dies, no restart)
+    plain = _stand_in(workdir, "job", env=dies)
+    assert plain.returncode == 2 and "already holds a run" in plain.stdout + plain.stderr
+    requeued = _stand_in(workdir, "job", env={**dies, "SLURM_JOB_ID": "7", "SLURM_RESTART_COUNT": "1"})
+    assert requeued.returncode == 0, (requeued.stdout + requeued.stderr)[-3000:]
+    result = load(workdir / "outputs/job/results.yaml")["datasets"]["sample_gsm8k"]
+    assert result["status"] == "ok" and result["answers"] == {"reused": 2, "generated": 2}

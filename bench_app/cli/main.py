@@ -160,6 +160,7 @@ def preflight(argv: List[str]) -> None:
             )
     values = {o.key_or_group: o.value() for o in overrides if not o.is_sweep_override()}
     name, resuming = values.get("benchmark.name"), values.get("resume") is True
+    resuming = resuming or slurm.requeued(os.environ)  # a requeued SLURM job continues its own run
     if isinstance(name, str) and not resuming and not args.multirun:
         run_dir = Path("outputs") / name
         if RunFolder(run_dir).holds_run():

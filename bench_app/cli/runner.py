@@ -17,6 +17,7 @@ from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.reports import text as report
+from bench_app.run import slurm
 from bench_app.run.budget import budget_lines, check_context
 from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
@@ -102,7 +103,9 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         plan = build_plan(config)
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))
-        already_ok = _previous_results(run_dir, plan, config.resume)  # cheap checks first
+        # A SLURM job requeued after its time limit or a preemption continues its run from its answers.
+        resume = config.resume or slurm.requeued(os.environ) and RunFolder(run_dir).holds_run()
+        already_ok = _previous_results(run_dir, plan, resume)  # cheap checks first
         for warning in plan.warnings:
             console.print(styled("warning:", "yellow", f" {warning}"))
         budgets = check_context(plan, config.execution.context_check)

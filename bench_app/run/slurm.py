@@ -46,6 +46,11 @@ def in_job(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("SLURM_JOB_ID"))
 
 
+def requeued(environ: Mapping[str, str]) -> bool:
+    """A SLURM job started again after a time limit or a preemption (--requeue): it continues its run."""
+    return in_job(environ) and int(environ.get("SLURM_RESTART_COUNT") or 0) > 0
+
+
 def job_id(environ: Mapping[str, str]) -> Optional[str]:
     """The id squeue/sacct/scancel show: <array id>_<task> for a task of a job array."""
     array, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
