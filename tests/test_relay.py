@@ -3,6 +3,8 @@ recorded as it arrives (finish reason, answer and reasoning apart, usage), and a
 thinking reaches the evaluator empty."""
 
 import json
+import subprocess
+import sys
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -169,3 +171,52 @@ def test_a_cache_that_cannot_be_used_is_set_aside_with_a_warning(tmp_path):
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION + 1),))
     assert open_cache(newer, said.append) is None and "written by a newer bench_app" in said[1]
+
+
+def test_every_change_that_changes_an_answer_is_another_key(tmp_path):
+    """max_out_len (max_tokens), temperature, seed, thinking: in the request; the rope override and the
+    model files: in the engine's fingerprint."""
+
+    from bench_app.run.cache import RequestCache, engine_fingerprint
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"rope_theta": 100000}')
+    (model / "model.safetensors").write_bytes(b"0" * 10)
+    args = {"model_path": str(model), "max_model_len": 2048, "rope_scaling": None}
+    engine = engine_fingerprint(args)
+    body = {"messages": [{"role": "user", "content": "q"}], "max_tokens": 96, "temperature": 0.0, "seed": 1}
+    key = RequestCache.key(engine, body)
+    changed = [
+        RequestCache.key(engine, {**body, "max_tokens": 128}),
+        RequestCache.key(engine, {**body, "temperature": 0.6}),
+        RequestCache.key(engine, {**body, "seed": 2}),
+        RequestCache.key(engine, {**body, "chat_template_kwargs": {"enable_thinking": False}}),
+        RequestCache.key(
+            engine_fingerprint({**args, "rope_scaling": {"rope_type": "yarn", "factor": 2.0}}), body
+        ),
+    ]
+    (model / "config.json").write_text('{"rope_theta": 1000000}')  # another model file
+    changed.append(RequestCache.key(engine_fingerprint(args), body))
+    (model / "model.safetensors").write_bytes(b"0" * 11)  # other weights
+    changed.append(RequestCache.key(engine_fingerprint(args), body))
+    assert len({key, *changed}) == 1 + len(changed)
+    assert RequestCache.key(engine, {**body, "stream_options": {"include_usage": True}}) == key
+
+
+def test_two_processes_sharing_one_cache_lose_no_entry(tmp_path):
+    """The jobs of a sweep write one shared cache at once."""
+    from bench_app.run.cache import RequestCache
+
+    script = (
+        "import sys; from pathlib import Path; from bench_app.run.cache import RequestCache\n"
+        "cache = RequestCache(Path(sys.argv[1]))\n"
+        "for i in range(200):\n"
+        "    cache.put(f'{sys.argv[2]}-{i}', 'engine', {'choices': [{'message': {'content': str(i)}}]})\n"
+    )
+    path = tmp_path / "requests.sqlite"
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), name]) for name in ("a", "b", "c")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    cache = RequestCache(path)
+    assert cache.stats()["answers"] == 600 and cache.get("b-199")["choices"][0]["message"]["content"] == "199"
+    cache.close()

@@ -75,7 +75,7 @@ def _stand_in(workdir, name, *extra, env=None):
     )
 
 
-def test_a_server_that_dies_mid_dataset_is_started_again_and_the_dataset_finishes(workdir):
+def test_a_server_that_dies_mid_dataset_is_started_again_and_the_dataset_finishes(workdir, browser):
     dies = {"FAKE_ENGINE_DIE_AFTER": "2", "FAKE_ENGINE_DIED_MARK": str(workdir / "died")}
     done = _stand_in(workdir, "restarted", env=dies)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
@@ -87,6 +87,12 @@ def test_a_server_that_dies_mid_dataset_is_started_again_and_the_dataset_finishe
     (restart,) = results["servers"][0]["restarts"]
     assert restart["dataset"] == "sample_gsm8k" and "exited with code 9" in restart["reason"]
     assert result["server_restarts"] == [restart["reason"]]
+    # report.html: the restart on the timeline, the answers reused and generated in the scores table
+    assert browser.open(workdir / "outputs/restarted/report.html") == []
+    traces = browser.js("return document.getElementById('chart-timeline').data.map((t) => t.name)")
+    assert any(name.startswith("restart: ") for name in traces), traces
+    cells = browser.js("return [...document.querySelectorAll('#scores td')].map((c) => c.textContent)")
+    assert "2 / 2" in cells
 
 
 def test_restarts_used_up_fail_the_dataset_and_a_resume_finishes_it(workdir):

@@ -104,6 +104,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 "prompts": entry.get("prompts") or {},
                 "samples_error": entry.get("samples_error"),
                 "reasoning": entry.get("reasoning") or {},
+                "answers": entry.get("answers") or {},
                 "cut_in_thinking_policy": (document.get("aisbench") or {}).get(
                     "cut_in_thinking", "no_answer"
                 ),
@@ -132,7 +133,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
         },
         "datasets": datasets,
         "servers": [
-            {k: s.get(k) for k in ("group", "started_at", "ready_after_s", "stopped_at", "error")}
+            {k: s.get(k) for k in ("group", "started_at", "ready_after_s", "stopped_at", "error", "restarts")}
             for s in servers
         ],
         "samples": samples,

@@ -127,11 +127,13 @@
   const scoreChart = el("div", { id: "chart-scores", class: "chart" });
   section("scores", "Scores",
     scoreChart,
-    table(["dataset", "AISBench dataset", "status", "metrics", "prompts done", "samples", "evaluation s", "reason"],
+    table(["dataset", "AISBench dataset", "status", "metrics", "prompts done", "samples", "answers reused / generated",
+      "evaluation s", "reason"],
       datasets.map((d) => [d.short, d.name, el("span", { class: "status-" + d.status, text: d.status }),
         Object.entries(d.metrics).map(([k, v]) => k + " " + fmt(v)).join(", "),
         d.prompts.done === undefined ? "" : d.prompts.done + " / " + (d.prompts.total || "?"),
         d.samples === null || d.samples === undefined ? (d.samples_error || "") : d.samples,
+        d.answers.reused === undefined ? "" : d.answers.reused + " / " + d.answers.generated,
         d.evaluation_s, d.reason || ""])));
   const scored = datasets.filter((d) => primary(d.metrics)[0] !== null);
   Plotly.newPlot(scoreChart, [{
@@ -198,6 +200,10 @@
     const ready = new Date(start.getTime() + 1000 * (s.ready_after_s || 0));
     lanes.push({ lane: "group " + s.group + " server", phase: "server start", from: start, to: ready });
     if (s.stopped_at) lanes.push({ lane: "group " + s.group + " server", phase: "server up", from: ready, to: new Date(s.stopped_at) });
+    for (const r of s.restarts || []) {  // the server died and was started again
+      const at = new Date(r.at);
+      lanes.push({ lane: "group " + s.group + " server", phase: "restart: " + r.reason, from: at, to: new Date(at.getTime() + 2000) });
+    }
   }
   for (const d of datasets) {
     if (!d.evaluation_started_at) continue;
@@ -210,6 +216,7 @@
   if (lanes.length) {
     const phases = [...new Set(lanes.map((l) => l.phase))];
     const colours = { "server start": "#bf8700", "server up": "#8c959f" };
+    for (const phase of phases) if (phase.startsWith("restart")) colours[phase] = "#8250df";
     Plotly.newPlot(timeline, phases.map((phase) => {
       const items = lanes.filter((l) => l.phase === phase);
       return { type: "bar", orientation: "h", name: phase, y: items.map((l) => l.lane),
