@@ -379,3 +379,73 @@ def test_a_killed_sweep_takes_its_jobs_servers_and_workers_with_it(tmp_path):
     wait_until(lambda: not _processes_with_env(owner), 60, "the joblib workers to end")
     for job in (tmp_path / "sweep").glob("[0-9]*"):
         assert load(job / "configs" / "metadata.yaml")["run"]["status"] == "interrupted"
+
+
+def test_resume_true_continues_a_killed_sweep_from_its_saved_answers(tmp_path):
+    """kill -9 of a joblib sweep while both jobs answer slowly; the same command with resume=true continues
+    each job from its own saved answers and writes the sweep summary."""
+    from conftest import FAKES_CONF
+
+    command = [
+        PYTHON,
+        "-m",
+        "bench_app",
+        *sweep_args(
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=reasoning",
+            "dataset=[sample_gsm8k]",
+            "aisbench.batch_size=1",
+            "++aisbench.generation_kwargs.seed=1,2",
+        ),
+    ]
+    slow = dict(os.environ, FAKE_ENGINE_SHAPE="tags", FAKE_ENGINE_DELAY_S="2")
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    answers = [tmp_path / "sweep" / str(n) / "sample_gsm8k" / "requests.jsonl" for n in (0, 1)]
+    wait_until(
+        lambda: all(a.exists() and a.read_text().strip() for a in answers), 120, "an answer in each job"
+    )
+    process.kill()
+    process.wait()
+    wait_until(lambda: not _processes_with_env(f" {process.pid} "), 60, "the killed sweep's workers to end")
+    resumed = subprocess.run(
+        [*command, "resume=true"],
+        cwd=tmp_path,
+        env=dict(slow, FAKE_ENGINE_DELAY_S="0"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    results = load(tmp_path / "sweep" / "results.yaml")
+    assert results["sweep"]["status"] == "completed"
+    for n in (0, 1):
+        dataset = load(tmp_path / "sweep" / str(n) / "results.yaml")["datasets"]["sample_gsm8k"]
+        assert dataset["status"] == "ok" and dataset["answers"]["reused"] >= 1
+        assert dataset["answers"]["reused"] + dataset["answers"]["generated"] == 4
+
+
+def test_two_jobs_sharing_one_cache_at_once_lose_no_answer(tmp_path):
+    from conftest import FAKES_CONF
+
+    done = run_cli(
+        sweep_args(
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=reasoning",
+            "dataset=[sample_gsm8k]",
+            f"execution.cache={tmp_path / 'shared'}",
+            "++aisbench.generation_kwargs.seed=1,2",  # two repeats: their answers are two sets of keys
+        ),
+        tmp_path,
+        env={"FAKE_ENGINE_SHAPE": "tags"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = run_cli(["cache", "stats", str(tmp_path / "shared")], tmp_path)
+    assert "8 answer(s) of 1 engine configuration(s)" in stats.stdout, stats.stdout

@@ -19,7 +19,13 @@ from hydra.experimental.callback import Callback
 
 from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
 from bench_app.rundir.layout import RunFolder
-from bench_app.sweeps.jobs import SWEEP_OWNER_ENV, collect_jobs, mark_interrupted, owner_value
+from bench_app.sweeps.jobs import (
+    SWEEP_OWNER_ENV,
+    clear_interrupted,
+    collect_jobs,
+    mark_interrupted,
+    owner_value,
+)
 from bench_app.sweeps.summary import write_sweep_summary
 
 
@@ -59,12 +65,15 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         self.started = time.monotonic()
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        if (self.sweep_dir / "multirun.yaml").exists() or collect_jobs(self.sweep_dir):
+        if config.get("resume") and collect_jobs(self.sweep_dir):
+            # resume=true continues an interrupted sweep: each job continues its own run folder.
+            clear_interrupted(self.sweep_dir)
+        elif (self.sweep_dir / "multirun.yaml").exists() or collect_jobs(self.sweep_dir):
             # Its jobs would refuse their existing run folders one by one, and the summary would be replaced.
             print(
                 f"bench_app: error: sweep folder {self.sweep_dir} already holds a sweep; it is never "
                 "overwritten. "
-                "Choose another hydra.sweep.dir.",
+                "Choose another hydra.sweep.dir, or add resume=true to continue its jobs.",
                 file=sys.stderr,
             )
             sys.exit(2)

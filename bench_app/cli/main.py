@@ -195,6 +195,7 @@ def _run_sweep_job(cfg: DictConfig, run) -> None:
         sweep.write_job_record(job_dir, num, overrides, 130, "not started: the sweep was interrupted")
         return
     error = None
+    RunFolder(job_dir).error_file.unlink(missing_ok=True)  # an earlier attempt's (resume=true)
     watch = sweep.OwnerWatch.for_job(job_dir.parent)  # a joblib worker outliving a killed sweep stops
     if watch is not None:
         watch.idle.clear()

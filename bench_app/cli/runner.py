@@ -33,11 +33,11 @@ def _discard_new_run_dir(run_dir: Path) -> None:
             shutil.rmtree(run_dir)
 
 
-def _previous_results(run_dir: Path, plan: RunPlan, resume: bool) -> Dict[str, dict]:
+def _previous_results(run_dir: Path, plan: RunPlan, resume: bool, sweep_job: bool = False) -> Dict[str, dict]:
     """Refuse to overwrite an existing run; with resume=true return its datasets that are already ok."""
     folder = RunFolder(run_dir)
     if not folder.metadata_file.exists():
-        if resume:
+        if resume and not sweep_job:  # a resumed sweep's job that never started simply runs
             raise UserError(f"resume=true, but {run_dir} holds no run to resume (no configs/metadata.yaml).")
         return {}
     if not resume:
@@ -105,7 +105,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             raise UserError("refusing to start: " + " ".join(plan.problems))
         # A SLURM job requeued after its time limit or a preemption continues its run from its answers.
         resume = config.resume or slurm.requeued(os.environ) and RunFolder(run_dir).holds_run()
-        already_ok = _previous_results(run_dir, plan, resume)  # cheap checks first
+        already_ok = _previous_results(run_dir, plan, resume, info.get("job_num") is not None)  # cheap first
         for warning in plan.warnings:
             console.print(styled("warning:", "yellow", f" {warning}"))
         budgets = check_context(plan, config.execution.context_check)

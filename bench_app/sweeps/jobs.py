@@ -103,6 +103,10 @@ def mark_interrupted(sweep_dir: Path) -> None:
     (sweep_dir / INTERRUPT_MARKER).touch()
 
 
+def clear_interrupted(sweep_dir: Path) -> None:
+    (sweep_dir / INTERRUPT_MARKER).unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- reading a sweep
 @dataclass
 class JobSummary:

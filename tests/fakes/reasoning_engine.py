@@ -8,11 +8,13 @@ SHAPE: tags    the thinking inside the answer, <think>...</think> (no reasoning 
 Each request body is appended to FAKE_ENGINE_REQUESTS (a file), when set. With FAKE_ENGINE_DIE_AFTER=N and
 FAKE_ENGINE_DIED_MARK=<file>, the server dies (exit 9, as an OOM kill) at its request N+1 unless that
 file exists, which it writes first: it dies once, and serves every request after its restart.
+FAKE_ENGINE_DELAY_S: seconds each answer takes (a slow model, for tests that stop a run in the middle).
 """
 
 import json
 import os
 import sys
+import time
 from http.server import ThreadingHTTPServer
 
 from stand_in import StandInHandler  # beside this script
@@ -52,6 +54,7 @@ class Handler(StandInHandler):
         if os.environ.get("FAKE_ENGINE_REQUESTS"):
             with open(os.environ["FAKE_ENGINE_REQUESTS"], "a") as handle:
                 handle.write(json.dumps(body) + "\n")
+        time.sleep(float(os.environ.get("FAKE_ENGINE_DELAY_S") or 0))
         question = body["messages"][-1]["content"]
         thinking, answer, finish = next((v for k, v in ANSWERS.items() if k in question), ("?", "?", "stop"))
         if shape == "tags":
