@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -87,10 +88,16 @@ def copy_with_siblings(path: Path, into: Path, pattern: str = "*.py") -> List[Pa
     return copies
 
 
-def copy_python_tree(source: Path, into: Path) -> Dict[str, str]:
-    """Every .py file under source copied to the same place under into; {relative path: sha256}."""
-    import hashlib
+def file_sha256(path: Path) -> Optional[str]:
+    """The file's sha256 (hex); None when it cannot be read."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
+
+def copy_python_tree(source: Path, into: Path) -> Dict[str, Optional[str]]:
+    """Every .py file under source copied to the same place under into; {relative path: sha256}."""
     copied = {}
     for path in sorted(source.rglob("*.py")):
         if "__pycache__" in path.parts:
@@ -98,7 +105,7 @@ def copy_python_tree(source: Path, into: Path) -> Dict[str, str]:
         relative = path.relative_to(source)
         (into / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, into / relative)
-        copied[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        copied[str(relative)] = file_sha256(path)
     return copied
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from bench_app.common.files import file_sha256
 from bench_app.config.hub import model_folder
 
 CACHE_SCHEMA_VERSION = 1
@@ -34,10 +35,10 @@ def model_identity(model_path: str) -> Dict[str, Any]:
     folder = model_folder(model_path)
     if folder is None:
         return {"path": model_path}
-    identity: Dict[str, Any] = {"path": model_path, "config": _sha256(folder / "config.json")}
+    identity: Dict[str, Any] = {"path": model_path, "config": file_sha256(folder / "config.json")}
     indexes = sorted(folder.glob("*.index.json"))
     if indexes:
-        identity["weights_index"] = {p.name: _sha256(p) for p in indexes}
+        identity["weights_index"] = {p.name: file_sha256(p) for p in indexes}
     else:
         identity["weights"] = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
     if "snapshots" in folder.parts:
@@ -48,13 +49,6 @@ def model_identity(model_path: str) -> Dict[str, Any]:
 def engine_fingerprint(engine_args: Mapping[str, Any]) -> str:
     record = {"engine_args": dict(engine_args), "model": model_identity(str(engine_args.get("model_path")))}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _sha256(path: Path) -> Optional[str]:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 class CacheError(Exception):

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bench_app.common.errors import UserError
+from bench_app.common.files import file_sha256
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import (
     AISBENCH_MODES,
@@ -276,10 +277,3 @@ def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
     if plan.evaluator.config_file:  # what the file says decides the result, wherever it lies
         settings["config_file_sha256"] = file_sha256(Path(plan.evaluator.config_file))
     return {"name": plan.name, "vllm": engine_args, "evaluator": settings}
-
-
-def file_sha256(path: Path) -> Optional[str]:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None

@@ -25,6 +25,7 @@ from bench_app.common.files import (
     copy_python_tree,
     copy_with_siblings,
     dump_yaml,
+    file_sha256,
     first_config_file,
     now_iso,
     read_yaml,
@@ -36,7 +37,7 @@ from bench_app.config.resolvers import PROJECT_ROOT
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
 from bench_app.run import slurm
-from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint, file_sha256
+from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.reproduce import reproduce_script
