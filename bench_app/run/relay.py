@@ -14,7 +14,6 @@ Perf mode does not use the relay: latency is what it measures.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import threading
@@ -46,12 +45,6 @@ def split_reasoning(content: str, reasoning: str) -> Tuple[str, str, bool]:
         before, _, after = content.partition(THINK_OPEN)
         return before.strip(), after.strip(), False
     return content, "", True
-
-
-def request_key(body: Dict[str, Any]) -> str:
-    """Everything in the request body that decides the answer, hashed (the model name aside)."""
-    decisive = {k: v for k, v in body.items() if k not in ("model", "stream_options")}
-    return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Relay:
@@ -144,7 +137,6 @@ class Relay:
         cut = finish_reason == "length" and bool(reasoning) and not ended
         self.write(
             {
-                "key": request_key(body),
                 "messages": body.get("messages"),
                 "settings": {k: v for k, v in body.items() if k not in _NOT_SETTINGS},
                 "status": status,
