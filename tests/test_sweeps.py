@@ -35,6 +35,24 @@ def sweep_args(tmp_path, *args):
     return ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args]
 
 
+def start_never_healthy_sweep(tmp_path, *extra, output=subprocess.PIPE):
+    """A two-job sweep whose stand-in servers never become healthy (their pids in tmp_path/pids)."""
+    engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
+    return subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "bench_app",
+            *sweep_args(tmp_path, "dataset=[sample_gsm8k]", "vllm.max_num_seqs=4,8", *extra, *engine),
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, **env),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_joblib_sweep_of_dry_runs_gives_every_job_the_full_layout_and_a_sweep_summary(tmp_path):
     done = run_cli(
         sweep_args(
@@ -161,26 +179,7 @@ def test_submitit_local_sweep_and_reproduce_sh_of_one_job(tmp_path):
 
 
 def test_ctrl_c_stops_the_running_job_skips_the_rest_and_still_writes_the_summary(tmp_path):
-    engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
-    process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "bench_app",
-            *sweep_args(
-                tmp_path,
-                "dataset=[sample_gsm8k]",
-                "vllm.max_num_seqs=4,8",
-                "execution.server_start_timeout_s=120",
-                *engine,
-            ),
-        ],
-        cwd=tmp_path,
-        env=dict(os.environ, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_never_healthy_sweep(tmp_path, "execution.server_start_timeout_s=120")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (tmp_path / "pids").exists():
         time.sleep(0.2)
@@ -344,26 +343,12 @@ def _processes_with_env(text: str):
 def test_a_killed_sweep_takes_its_jobs_servers_and_workers_with_it(tmp_path):
     """kill -9 of a joblib sweep's main process while two jobs run: every server and worker ends within
     seconds and each job's metadata says interrupted."""
-    engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
-    process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "bench_app",
-            *sweep_args(
-                tmp_path,
-                "hydra/launcher=joblib",
-                "hydra.launcher.n_jobs=2",
-                "dataset=[sample_gsm8k]",
-                "vllm.max_num_seqs=4,8",
-                "execution.server_start_timeout_s=300",
-                *engine,
-            ),
-        ],
-        cwd=tmp_path,
-        env=dict(os.environ, **env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = start_never_healthy_sweep(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "execution.server_start_timeout_s=300",
+        output=subprocess.DEVNULL,
     )
     owner = f" {process.pid} "
     wait_until(
