@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -59,15 +58,6 @@ def read_yaml_if_exists(path: Path, default: Any = None) -> Any:
 
 
 SAMPLES_FILE = "samples.jsonl"  # outputs/<run>/<dataset>/samples.jsonl: one record per sample
-
-
-def read_samples(run_dir: Path, short: str) -> Optional[List[Dict[str, Any]]]:
-    """A dataset's per-sample records in file order; None when the run has none for it."""
-    path = run_dir / short / SAMPLES_FILE
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def first_config_file(group: str, option: str, folders: Iterable[Path]) -> Optional[Path]:
