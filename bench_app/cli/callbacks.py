@@ -115,3 +115,11 @@ class SweepCallback(Callback):
             print(f"report: {write_report(sweep_dir, job_reports=False)}")
         except Exception as error:  # noqa: BLE001 - the summary above is written; say why, go on
             print(f"warning: sweep report.html not written: {type(error).__name__}: {error}")
+        execution = config.get("execution") or {}
+        if execution.get("export"):  # the sweep as a parent run, its jobs as children
+            from bench_app.exports.mlflow import export_finished
+
+            for line in export_finished(
+                sweep_dir, execution.get("export"), execution.get("mlflow_tracking_uri")
+            ):
+                print(line)

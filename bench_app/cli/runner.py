@@ -16,11 +16,13 @@ from omegaconf import DictConfig
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
+from bench_app.exports.mlflow import check_trackers, export_finished
 from bench_app.reports import text as report
 from bench_app.run import slurm
 from bench_app.run.budget import budget_lines, check_context
 from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
+from bench_app.rundir.index import record_run
 from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.snapshot import Snapshot, chosen_files, hydra_info_from_config, mark_abandoned_runs
 
@@ -101,6 +103,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         config, resolved = resolve_with_document(cfg)
         anchor_config_files(config, resolved, info)
         plan = build_plan(config)
+        check_trackers(config.execution.export)
         if plan.problems and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems))
         # A SLURM job requeued after its time limit or a preemption continues its run from its answers.
@@ -143,4 +146,16 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             report.write_reports(run_dir, config, plan, outcome)
         html = report.write_html_report(run_dir, console)  # also after a crash: what the folder holds
     report.print_summary(console, run_dir, plan, outcome, html)
+    _after_run(config, run_dir, console, sweep_job=info.get("job_num") is not None)
     return outcome.exit_code
+
+
+def _after_run(config, run_dir: Path, console, sweep_job: bool) -> None:
+    """The run history learns of the run; a run (not a sweep's job: the sweep exports as a whole) goes
+    to the trackers of execution.export. Neither can fail the run."""
+    problem = record_run(run_dir)
+    if problem:
+        console.print(styled("warning:", "yellow", f" {problem}"))
+    if config.execution.export and not sweep_job:
+        for line in export_finished(run_dir, config.execution.export, config.execution.mlflow_tracking_uri):
+            console.print(line, highlight=False)

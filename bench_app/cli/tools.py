@@ -16,58 +16,17 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
+from bench_app.cli.across_runs import (
+    compare,
+    compare_args,
+    export,
+    export_args,
+    runs,
+    runs_args,
+)
+from bench_app.cli.parsing import Parser
+from bench_app.cli.parsing import fail as _fail
 from bench_app.common.errors import UserError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the closest flags named for one that does not exist."""
-
-    def error(self, message: str):
-        hint = ""
-        unknown = re.search(r"unrecognized arguments: (.+)", message)
-        if unknown:
-            flags = [flag for action in self._actions for flag in action.option_strings]
-            words = [w.split("=")[0] for w in unknown.group(1).split() if w.startswith("-")]
-            close = dict.fromkeys(c for w in words for c in difflib.get_close_matches(w, flags, 3, 0.5))
-            hint = f" Closest: {', '.join(close)}." if close else ""
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}.{hint}\n")
-
-
-def _fail(verb: str, error: object) -> int:
-    print(f"bench-app {verb}: error: {error}", file=sys.stderr)
-    return 2
-
-
-# ------------------------------------------------------------------------------------------ compare
-def _compare_args(parser: Parser) -> None:
-    parser.add_argument("run_a", type=Path, help="a run folder (or a per_dataset/*.yaml file)")
-    parser.add_argument("run_b", type=Path, help="a second run folder (or file) to compare with the first")
-    parser.add_argument("--html", type=Path, metavar="FILE", help="also write a comparison page")
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from bench_app.reports import compare
-
-    a, b = args.run_a, args.run_b
-    if args.html is not None and not (a.is_dir() and b.is_dir()):
-        return _fail("compare", "--html compares two run folders")
-    try:
-        if a.is_file() and b.is_file():
-            lines = compare.compare_files(a, b)
-        elif a.is_dir() and b.is_dir():
-            lines = compare.compare_runs(a, b)
-        else:
-            raise compare.BadInput(f"give two run folders or two files: {a} and {b}")
-    except (compare.BadInput, UserError, OSError, ValueError) as error:
-        return _fail("compare", error)
-    if args.html is not None:
-        print(f"comparison report: {compare.write_html(a, b, lines, args.html)}")
-    if not lines:
-        print(f"identical: {a} and {b} (configs, environment and scores)")
-        return 0
-    print("\n".join(lines))
-    return 1
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -233,11 +192,11 @@ class Verb(NamedTuple):
 
 VERBS: Dict[str, Verb] = {
     "compare": Verb(
-        "what differs between two runs: configs, environment, scores, paired samples "
-        "(exit 0 identical, 1 different, 2 bad input)",
-        "bench-app compare outputs/tiny_a outputs/tiny_b --html compare.html",
-        _compare_args,
-        _compare,
+        "runs against a baseline: two runs -> what differs (exit 0 identical, 1 different); more runs, "
+        "sweeps, --matrix -> datasets x runs with paired tests (Holm); --gate -> exit 1 on a real drop",
+        "bench-app compare outputs/bf16 outputs/w8a8 outputs/w4a4 --html compare.html --gate 'max_drop=1.0'",
+        compare_args,
+        compare,
     ),
     "report": Verb(
         "(re)write the report.html of a run or a sweep",
@@ -268,6 +227,18 @@ VERBS: Dict[str, Verb] = {
         "bench-app catalog gsm8k",
         _catalog_args,
         _catalog,
+    ),
+    "runs": Verb(
+        "the run history: every run under outputs/ (and --root folders), newest first, with filters",
+        "bench-app runs --model qwen3 --dataset gsm8k --status ok --since 2026-11-01",
+        runs_args,
+        runs,
+    ),
+    "export": Verb(
+        "export runs and sweeps to a tracker (MLflow): params, metrics, tags, artifacts; again = update",
+        "bench-app export mlflow outputs/bf16 outputs/w8a8 --tracking-uri sqlite:///mlflow.db",
+        export_args,
+        export,
     ),
     "cache": Verb(
         "the request cache of a run or a shared one: what it holds (stats), or drop old answers (prune)",

@@ -12,6 +12,7 @@ from rich.text import Text
 from bench_app.common.files import atomic_write
 from bench_app.run.outcome import RunOutcome
 from bench_app.run.progress import styled
+from bench_app.rundir.index import model_identity
 from bench_app.rundir.layout import RunFolder
 
 if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
@@ -78,6 +79,7 @@ def markdown_cell(text: Any) -> str:
 def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, Any]:
     return {
         "benchmark": {"name": config.benchmark.name, "timestamp": config.benchmark.timestamp},
+        "model": model_identity(config.vllm),  # what `bench-app runs` lists without the snapshot
         "status": outcome.status,
         "wall_time_s": round(outcome.wall_s, 1),
         "server_starts": outcome.server_starts,

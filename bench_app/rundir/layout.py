@@ -61,6 +61,7 @@ class RunResults(TypedDict, total=False):
 
     schema_version: int
     benchmark: Dict[str, Any]  # name, timestamp
+    model: Dict[str, Any]  # name, path, dtype, quantization, kv_cache_dtype (bench_app.rundir.index)
     status: str  # completed | failed | interrupted
     wall_time_s: float
     server_starts: int
@@ -157,6 +158,10 @@ class RunFolder:
     def read_results(self) -> RunResults:
         """results.yaml ({} when the run wrote none); refuses a schema newer than this bench_app reads."""
         document = read_yaml_if_exists(self.results_file, {}) or {}
+        self.check_schema_version(document)
+        return document  # type: ignore[return-value]
+
+    def check_schema_version(self, document: Dict[str, Any]) -> None:
         version = document.get("schema_version", 1)
         if not isinstance(version, int) or version > RESULTS_SCHEMA_VERSION:
             raise UserError(
@@ -164,7 +169,6 @@ class RunFolder:
                 f"one reads up to version {RESULTS_SCHEMA_VERSION}. Read it with the bench_app that wrote it "
                 "(configs/metadata.yaml names its git commit), or update this checkout."
             )
-        return document  # type: ignore[return-value]
 
     def write_results(self, document: Dict[str, Any]) -> None:
         atomic_write(self.results_file, dump_yaml({"schema_version": RESULTS_SCHEMA_VERSION, **document}))

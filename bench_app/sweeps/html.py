@@ -9,7 +9,7 @@ from typing import Any, Dict
 from bench_app.common.files import atomic_write, read_yaml_if_exists
 from bench_app.reports.html import REPORT_FILE, numbers, render, write_run_report
 from bench_app.rundir.layout import RunFolder
-from bench_app.sweeps.jobs import collect_jobs
+from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
 from bench_app.sweeps.statistics import repeat_statistics
 
 
@@ -38,12 +38,6 @@ def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
         ],
         "repeats": repeat_statistics(jobs),
     }
-
-
-def is_sweep_folder(path: Path) -> bool:
-    return not RunFolder(path).holds_run() and any(
-        (p / ".hydra").is_dir() for p in path.iterdir() if p.is_dir()
-    )
 
 
 def write_report(folder: Path, job_reports: bool = True) -> Path:

@@ -135,6 +135,15 @@ def _job_dirs(sweep_dir: Path) -> List[Path]:
     )
 
 
+def is_sweep_folder(path: Path) -> bool:
+    """A folder of job folders (each with Hydra's .hydra/), not itself a run."""
+    return (
+        path.is_dir()
+        and not RunFolder(path).holds_run()
+        and any((p / ".hydra").is_dir() for p in path.iterdir() if p.is_dir())
+    )
+
+
 def read_job(job_dir: Path) -> JobSummary:
     job = read_yaml(job_dir / JOB_FILE) if (job_dir / JOB_FILE).exists() else {}
     overrides = job.get("overrides")

@@ -35,13 +35,13 @@ def describe(values: Sequence[float]) -> Dict[str, Any]:
     }
 
 
-def _override_key(override: str) -> str:
+def override_key(override: str) -> str:
     parsed = _parse_override(override)
     return parsed.key_or_group if parsed is not None else override.split("=", 1)[0]
 
 
 def _seed_of(job: JobSummary) -> str:
-    override = next(o for o in job.overrides if _override_key(o) in REPEAT_KEYS)
+    override = next(o for o in job.overrides if override_key(o) in REPEAT_KEYS)
     parsed = _parse_override(override)
     return parsed.get_value_element_as_str() if parsed is not None else override.split("=", 1)[1]
 
@@ -50,10 +50,10 @@ def repeat_groups(jobs: Sequence[JobSummary]) -> List[Tuple[List[str], List[JobS
     """Jobs that differ only in a seed override, grouped by everything else (2+ jobs per group)."""
     groups: Dict[Tuple[str, ...], List[JobSummary]] = {}
     for job in jobs:
-        seeds = [o for o in job.overrides if _override_key(o) in REPEAT_KEYS]
+        seeds = [o for o in job.overrides if override_key(o) in REPEAT_KEYS]
         if not seeds:
             continue
-        rest = tuple(sorted(o for o in job.overrides if _override_key(o) not in REPEAT_KEYS))
+        rest = tuple(sorted(o for o in job.overrides if override_key(o) not in REPEAT_KEYS))
         groups.setdefault(rest, []).append(job)
     return [(list(config), members) for config, members in groups.items() if len(members) > 1]
 

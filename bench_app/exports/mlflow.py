@@ -1,0 +1,216 @@
+"""Run folders -> MLflow runs: `bench-app export mlflow RUN...`, and `execution.export: [mlflow]`.
+
+What one run becomes: params flattened from configs/config_snapshot.yaml; metrics per dataset and
+subset (`sample_gsm8k/accuracy`, `sample_ceval/ceval-computer_network/accuracy`); tags for the model,
+its precision, the git commit, the run's status and bench_app's run id; artifacts configs/,
+report.html, results.yaml and each dataset's samples.jsonl (under samples/).
+
+Exporting a run again updates the MLflow run found by its `bench_app.run_id` tag instead of making a
+second one. A sweep becomes a parent run (its results.yaml and summary) with one child per job.
+The tracking URI: --tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db (MLflow's
+SQLite store; its file store is deprecated). Credentials belong in MLFLOW_TRACKING_USERNAME /
+MLFLOW_TRACKING_PASSWORD, never in a URI that a snapshot would record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import read_yaml_if_exists
+from bench_app.reports.compare import flatten
+from bench_app.rundir.index import read_row
+from bench_app.rundir.layout import RunFolder
+from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
+
+RUN_ID_TAG = "bench_app.run_id"
+EXPERIMENT = "bench_app"
+_PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param's value
+_BATCH = 100  # MLflow's log_batch takes at most 100 params per call
+
+
+def tracking_uri(given: Optional[str], root: Path) -> str:
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", uri):
+        raise UserError(
+            "the MLflow tracking URI holds a password; give it in MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD instead (bench_app never writes secrets into its outputs)"
+        )
+    return uri
+
+
+def run_id_of(run_dir: Path) -> str:
+    """bench_app's own id of a run: its name (sweep/job for a sweep's job), host and start time."""
+    metadata = RunFolder(run_dir).read_metadata()
+    run = metadata.get("run") or {}
+    name = f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name.isdigit() else run_dir.name
+    return f"{name}@{run.get('host', '?')}:{run.get('started', '?')}"
+
+
+def _metric_key(*parts: str) -> str:
+    return "/".join(re.sub(r"[^\w\-. /]", "_", str(p)) for p in parts)
+
+
+def run_metrics(results: Dict[str, Any]) -> Dict[str, float]:
+    metrics: Dict[str, float] = {}
+    for short, entry in (results.get("datasets") or {}).items():
+        for name, value in (entry.get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[_metric_key(short, name)] = float(value)
+            elif name == "subsets" and isinstance(value, dict):
+                for subset, values in value.items():
+                    for metric, number in (values or {}).items():
+                        if isinstance(number, (int, float)) and not isinstance(number, bool):
+                            metrics[_metric_key(short, subset, metric)] = float(number)
+        if entry.get("evaluation_s") is not None:
+            metrics[_metric_key(short, "evaluation_s")] = float(entry["evaluation_s"])
+    if results.get("wall_time_s") is not None:
+        metrics["wall_time_s"] = float(results["wall_time_s"])
+    return metrics
+
+
+def run_params(snapshot: Dict[str, Any]) -> Dict[str, str]:
+    params = {}
+    for key, value in flatten(snapshot).items():
+        text = "" if value is None else str(value)
+        params[key[:250]] = text[:_PARAM_VALUE_LIMIT]
+    return params
+
+
+class Exporter:
+    """One MLflow tracking store and experiment."""
+
+    def __init__(self, uri: str, experiment: str = EXPERIMENT):
+        try:
+            from mlflow import MlflowClient
+        except ImportError:
+            raise UserError(
+                "MLflow is not installed in this environment: `make setup` installs it "
+                "(or pip install 'bench_app[mlflow]')"
+            ) from None
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its schema-migration chatter on first use
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            location = None
+            if uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
+                location = Path(uri[len("sqlite:///") :]).parent.joinpath("mlartifacts").resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+
+    def _find_or_create(self, run_id: str, name: str, parent: Optional[str]) -> Tuple[str, bool]:
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1
+        )
+        if found:
+            return found[0].info.run_id, False
+        tags = {RUN_ID_TAG: run_id, "mlflow.runName": name}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        return self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id, True
+
+    def _log(self, mlflow_run: str, params: Dict[str, str], metrics: Dict[str, float], tags: Dict[str, str]):
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        existing = self.client.get_run(mlflow_run).data.params
+        fresh = [Param(k, v) for k, v in params.items() if existing.get(k) != v]
+        changed = [p.key for p in fresh if p.key in existing]  # MLflow's params are write-once
+        fresh = [p for p in fresh if p.key not in existing]
+        metric_list = [Metric(k, v, now, 0) for k, v in metrics.items()]
+        tag_list = [RunTag(k, v) for k, v in tags.items()]
+        for start in range(0, max(len(fresh), len(metric_list), 1), _BATCH):
+            self.client.log_batch(
+                mlflow_run,
+                metrics=metric_list[start : start + _BATCH],
+                params=fresh[start : start + _BATCH],
+                tags=tag_list if start == 0 else [],
+            )
+        return changed
+
+    def export_run(self, run_dir: Path, parent: Optional[str] = None) -> Tuple[str, bool, List[str]]:
+        """One run folder -> (MLflow run id, created, params that differ from an earlier export)."""
+        folder = RunFolder(run_dir)
+        if not folder.is_run_folder():
+            raise UserError(f"{run_dir} is not a bench_app run folder (no configs/config_snapshot.yaml)")
+        results = folder.read_results()
+        row = read_row(run_dir, run_dir.parent)
+        mlflow_run, created = self._find_or_create(run_id_of(run_dir), row.name, parent)
+        tags = {
+            "model": row.model,
+            "precision": row.precision,
+            "git_commit": str((folder.read_metadata().get("git") or {}).get("commit") or ""),
+            "status": row.status,
+            "bench_app.run_folder": str(run_dir.resolve()),
+        }
+        changed = self._log(mlflow_run, run_params(folder.read_snapshot()), run_metrics(results), tags)
+        self.client.log_artifacts(mlflow_run, str(folder.configs), "configs")
+        for document in (folder.report_file, folder.results_file):
+            if document.is_file():
+                self.client.log_artifact(mlflow_run, str(document))
+        for short in results.get("datasets") or {}:
+            if folder.samples_file(short).is_file():
+                self.client.log_artifact(mlflow_run, str(folder.samples_file(short)), f"samples/{short}")
+        status = "FINISHED" if row.status == "completed" else "FAILED" if row.status != "running" else None
+        if status:
+            self.client.set_terminated(mlflow_run, status)
+        return mlflow_run, created, changed
+
+    def export_sweep(self, sweep_dir: Path) -> List[Tuple[str, str, bool, List[str]]]:
+        """A sweep -> a parent run and its jobs as children: [(what, MLflow run id, created, changed)]."""
+        sweep_id = f"sweep:{sweep_dir.resolve()}"
+        parent, created = self._find_or_create(sweep_id, sweep_dir.name, None)
+        summary = read_yaml_if_exists(sweep_dir / "results.yaml", {}) or {}
+        self.client.set_tag(parent, "status", str(summary.get("status", "unknown")))
+        for name in ("results.yaml", "summary.md", "report.html"):
+            if (sweep_dir / name).is_file():
+                self.client.log_artifact(parent, str(sweep_dir / name))
+        exported = [(str(sweep_dir), parent, created, [])]
+        for job in collect_jobs(sweep_dir):
+            if RunFolder(Path(job.dir)).is_run_folder():
+                exported.append((job.dir, *self.export_run(Path(job.dir), parent=parent)))
+        self.client.set_terminated(parent, "FINISHED" if summary.get("status") == "completed" else "FAILED")
+        return exported
+
+    def export(self, path: Path) -> List[Tuple[str, str, bool, List[str]]]:
+        if is_sweep_folder(path):
+            return self.export_sweep(path)
+        return [(str(path), *self.export_run(path))]
+
+
+# ------------------------------------------------------------------ execution.export: at the end of a run
+TRACKERS = ("mlflow",)
+
+
+def check_trackers(names) -> None:
+    """execution.export names only trackers bench_app knows (checked before anything starts)."""
+    unknown = [n for n in names or [] if n not in TRACKERS]
+    if unknown:
+        raise UserError(
+            f"execution.export: {', '.join(map(repr, unknown))} unknown. Valid: {', '.join(TRACKERS)}."
+        )
+
+
+def export_finished(path: Path, trackers, uri_setting: Optional[str]) -> List[str]:
+    """Export a run or sweep that just ended; lines to print. Never raises: a failed export is reported
+    and the run keeps its own exit code (the run folder holds everything; export again later)."""
+    lines = []
+    for tracker in trackers or []:
+        try:
+            exporter = Exporter(tracking_uri(uri_setting, path.resolve().parent))
+            exported = exporter.export(path)
+            lines.append(f"exported to MLflow ({exporter.uri}): {len(exported)} run(s)")
+        except Exception as error:  # noqa: BLE001 - whatever the tracker raised, the run is not failed by it
+            lines.append(
+                f"warning: export to {tracker} failed ({type(error).__name__}: {error}); the run is "
+                f"unchanged; export it later with: bench-app export {tracker} {path}"
+            )
+    return lines

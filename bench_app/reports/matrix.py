@@ -1,0 +1,361 @@
+"""Many runs against one baseline: datasets x runs, each cell a paired test on the shared questions.
+
+`bench-app compare BASE RUN [RUN ...]` answers "which precision can ship?": for every dataset and run,
+the score, its delta against the baseline, and whether the delta is more than noise.
+
+- A side (the baseline or a column) is one run, or the repeats of one configuration pooled.
+- Cells pair the samples both sides scored with the same prompt. One run against one run, right/wrong:
+  the exact McNemar test (bench_app.reports.paired). A pooled side scores each question by its share of
+  right answers over the repeats (a graded score); those cells use a paired bootstrap of the mean
+  difference, whose percentile interval also gives the p-value (p < 0.05 iff the 95% interval misses 0).
+- Testing many datasets at once inflates false alarms; Holm's step-down correction adjusts each
+  column's p-values, and a cell is significant when its adjusted p is below 0.05.
+- The aggregate is the mean over datasets of the paired deltas, with a bootstrap interval that resamples
+  each dataset's questions (stratified), so a large dataset does not drown a small one.
+- A cell whose dataset configuration differs from the baseline's (prompt, subsets, generation settings,
+  the AISBench config file) is flagged with the keys that differ: it is shown, never silently compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from bench_app.common.errors import UserError
+from bench_app.config.schema import EvaluatorSettings
+from bench_app.reports.compare import diff_mappings
+from bench_app.reports.paired import SIGNIFICANCE, mcnemar_exact_p
+from bench_app.rundir.layout import RunFolder
+
+BOOTSTRAP_SAMPLES = 4000
+BOOTSTRAP_SEED = 0  # the same folders always give the same intervals
+# Evaluator settings that change how fast answers come, not which questions are asked or how.
+_OPERATIONAL = {"max_num_workers", "batch_size", "retry", "num_warmups", "dump_eval_details", "mode"}
+
+
+@dataclass
+class Side:
+    """The baseline or one column: a run, or the repeats of one configuration (pooled)."""
+
+    label: str
+    runs: List[Path]
+
+    @property
+    def pooled(self) -> bool:
+        return len(self.runs) > 1
+
+
+def headline(metrics: Dict[str, Any]) -> Optional[Tuple[str, float]]:
+    """The dataset's main metric: accuracy when it has one, else its first number."""
+    numbers = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+    if not numbers:
+        return None
+    name = "accuracy" if "accuracy" in numbers else next(iter(numbers))
+    return name, numbers[name]
+
+
+def _evaluator_defaults() -> Dict[str, Any]:
+    return {
+        f.name: f.default
+        for f in fields(EvaluatorSettings)
+        if f.default is not MISSING and f.name not in EvaluatorSettings.MODEL_CONFIG_FIELDS
+    }
+
+
+def dataset_config(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
+    """What decides the questions and how they are asked (not the engine, not the evaluator's pace).
+    A setting a run recorded no value for (written before bench_app had it) counts at its default."""
+    recorded = {**_evaluator_defaults(), **(per_dataset.get("aisbench") or {})}
+    aisbench = {k: v for k, v in recorded.items() if k not in _OPERATIONAL}
+    return {
+        "dataset.name": (per_dataset.get("dataset") or {}).get("name"),
+        "aisbench": aisbench,
+        "model_config": per_dataset.get("model_config") or {},
+        "config_file.sha256": (per_dataset.get("config_file") or {}).get("sha256"),
+    }
+
+
+@dataclass
+class SideData:
+    """What a side holds per dataset: scores, per-question values (0..1) and prompts, its config."""
+
+    side: Side
+    scores: Dict[str, List[float]] = field(default_factory=dict)  # headline of each ok run
+    metric: Dict[str, str] = field(default_factory=dict)
+    failed: Dict[str, str] = field(default_factory=dict)  # dataset -> status/reason where no run is ok
+    values: Dict[str, Dict[Tuple[str, Any], float]] = field(default_factory=dict)
+    prompts: Dict[str, Dict[Tuple[str, Any], Any]] = field(default_factory=dict)
+    config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, side: Side) -> SideData:
+        data = cls(side)
+        sums: Dict[str, Dict[Tuple[str, Any], List[float]]] = {}
+        for run in side.runs:
+            folder = RunFolder(run)
+            if not folder.is_run_folder():
+                raise UserError(f"{run} is not a bench_app run folder (no configs/config_snapshot.yaml)")
+            per_dataset = folder.read_per_dataset()
+            for short, entry in folder.dataset_results().items():
+                data.config.setdefault(short, dataset_config(per_dataset.get(short, {})))
+                main = headline(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
+                if main is None:
+                    data.failed.setdefault(
+                        short, f"{entry.get('status', 'no result')}: {entry.get('reason', '')}"
+                    )
+                    continue
+                data.metric.setdefault(short, main[0])
+                data.scores.setdefault(short, []).append(main[1])
+                for record in folder.read_samples(short) or []:
+                    if record.get("correct") is None:
+                        continue
+                    key = (str(record.get("subset")), record.get("id"))
+                    if data.prompts.setdefault(short, {}).setdefault(key, record.get("prompt")) != record.get(
+                        "prompt"
+                    ):
+                        continue  # a repeat asked another prompt under this id: not the same question
+                    sums.setdefault(short, {}).setdefault(key, []).append(float(bool(record["correct"])))
+        for short in data.scores:
+            data.failed.pop(short, None)
+        data.values = {s: {k: sum(v) / len(v) for k, v in by_key.items()} for s, by_key in sums.items()}
+        return data
+
+    def score(self, short: str) -> Optional[float]:
+        values = self.scores.get(short)
+        return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Cell:
+    """One dataset x run: the scores, the paired test on the shared questions, and flags."""
+
+    dataset: str
+    metric: Optional[str] = None
+    base_score: Optional[float] = None
+    score: Optional[float] = None
+    paired: int = 0
+    right_to_wrong: int = 0  # single runs: right in the baseline, wrong in the run
+    wrong_to_right: int = 0
+    prompt_differs: int = 0
+    diff: Optional[float] = None  # paired mean difference, points (run - baseline)
+    ci: Optional[Tuple[float, float]] = None
+    test: Optional[str] = None  # mcnemar | bootstrap
+    p_value: Optional[float] = None
+    p_holm: Optional[float] = None
+    config_differs: List[str] = field(default_factory=list)
+    missing: Optional[str] = None  # why there is no comparison
+    _replicates: Any = None  # bootstrap means of the difference (for the aggregate)
+
+    @property
+    def delta(self) -> Optional[float]:
+        return None if self.score is None or self.base_score is None else self.score - self.base_score
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm is not None and self.p_holm < SIGNIFICANCE
+
+    @property
+    def worse(self) -> bool:
+        return self.significant and (self.diff or 0.0) < 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        rounded = lambda x: None if x is None else round(x, 4)  # noqa: E731
+        return {
+            "metric": self.metric,
+            "base_score": rounded(self.base_score),
+            "score": rounded(self.score),
+            "delta": rounded(self.delta),
+            "paired": self.paired,
+            "right_to_wrong": self.right_to_wrong,
+            "wrong_to_right": self.wrong_to_right,
+            "prompt_differs": self.prompt_differs,
+            "paired_delta": rounded(self.diff),
+            "ci95": None if self.ci is None else [rounded(self.ci[0]), rounded(self.ci[1])],
+            "test": self.test,
+            "p_value": rounded(self.p_value),
+            "p_holm": rounded(self.p_holm),
+            "significant": self.significant,
+            "worse": self.worse,
+            "config_differs": self.config_differs,
+            "missing": self.missing,
+        }
+
+
+@dataclass
+class Column:
+    side: Side
+    cells: Dict[str, Cell]
+    aggregate: Dict[str, Any]
+
+
+@dataclass
+class Matrix:
+    base: Side
+    datasets: List[str]
+    columns: List[Column]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "baseline": {"label": self.base.label, "runs": [str(r) for r in self.base.runs]},
+            "alpha": SIGNIFICANCE,
+            "correction": "holm",
+            "datasets": self.datasets,
+            "runs": [
+                {
+                    "label": c.side.label,
+                    "runs": [str(r) for r in c.side.runs],
+                    "cells": {s: cell.to_dict() for s, cell in c.cells.items()},
+                    "aggregate": c.aggregate,
+                }
+                for c in self.columns
+            ],
+        }
+
+
+def bootstrap_means(differences, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED):
+    """Means of `samples` resamples (with replacement) of the paired differences."""
+    import numpy as np
+
+    values = np.asarray(differences, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    chunk = max(1, 4_000_000 // max(1, len(values)))  # bounded memory for large datasets
+    for start in range(0, samples, chunk):
+        stop = min(samples, start + chunk)
+        means[start:stop] = values[rng.integers(0, len(values), (stop - start, len(values)))].mean(axis=1)
+    return means
+
+
+def percentile_ci(replicates) -> Tuple[float, float]:
+    import numpy as np
+
+    low, high = np.percentile(replicates, [100 * SIGNIFICANCE / 2, 100 * (1 - SIGNIFICANCE / 2)])
+    return float(low), float(high)
+
+
+def bootstrap_p(replicates) -> float:
+    """Two-sided percentile-bootstrap p-value: twice the share of resamples on the far side of 0."""
+    import numpy as np
+
+    below, above = float(np.mean(replicates <= 0)), float(np.mean(replicates >= 0))
+    return min(1.0, 2 * min(below, above))
+
+
+def holm(p_values: Sequence[float]) -> List[float]:
+    """Holm's step-down adjusted p-values (family-wise error control, any dependence)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def compare_cell(short: str, base: SideData, run: SideData) -> Cell:
+    cell = Cell(short, metric=base.metric.get(short) or run.metric.get(short))
+    cell.base_score, cell.score = base.score(short), run.score(short)
+    if short in base.config and short in run.config:
+        cell.config_differs = [k for k, _, _ in diff_mappings(base.config[short], run.config[short])]
+    if cell.base_score is None or cell.score is None:
+        cell.missing = base.failed.get(short) if cell.base_score is None else run.failed.get(short)
+        cell.missing = f"{'baseline' if cell.base_score is None else 'run'} {cell.missing or 'has no result'}"
+        return cell
+    x_values, y_values = base.values.get(short, {}), run.values.get(short, {})
+    x_prompts, y_prompts = base.prompts.get(short, {}), run.prompts.get(short, {})
+    shared = [k for k in x_values if k in y_values]
+    same = [k for k in shared if x_prompts.get(k) == y_prompts.get(k)]
+    cell.prompt_differs = len(shared) - len(same)
+    cell.paired = len(same)
+    if not same:
+        cell.missing = "no questions both answered with the same prompt (samples.jsonl)"
+        return cell
+    differences = [100.0 * (y_values[k] - x_values[k]) for k in same]
+    cell.diff = sum(differences) / len(differences)
+    cell._replicates = bootstrap_means(differences)
+    cell.ci = percentile_ci(cell._replicates)
+    if not (base.side.pooled or run.side.pooled):
+        cell.right_to_wrong = sum(1 for k in same if x_values[k] > y_values[k])
+        cell.wrong_to_right = sum(1 for k in same if x_values[k] < y_values[k])
+        cell.test, cell.p_value = "mcnemar", mcnemar_exact_p(cell.right_to_wrong, cell.wrong_to_right)
+    else:
+        cell.test, cell.p_value = "bootstrap", bootstrap_p(cell._replicates)
+    return cell
+
+
+def aggregate(cells: List[Cell]) -> Dict[str, Any]:
+    """Mean over the datasets with a paired test: scores, delta, and its stratified bootstrap CI."""
+    tested = [c for c in cells if c.diff is not None]
+    if not tested:
+        return {"datasets": 0}
+    replicates = sum(c._replicates for c in tested) / len(tested)
+    mean = lambda xs: round(sum(xs) / len(xs), 4)  # noqa: E731
+    low, high = percentile_ci(replicates)
+    return {
+        "datasets": len(tested),
+        "base_score": mean([c.base_score for c in tested]),
+        "score": mean([c.score for c in tested]),
+        "paired_delta": mean([c.diff for c in tested]),
+        "ci95": [round(low, 4), round(high, 4)],
+    }
+
+
+def build(base: Side, sides: Sequence[Side]) -> Matrix:
+    base_data = SideData.read(base)
+    columns = []
+    datasets = list(base_data.config)
+    for side in sides:
+        data = SideData.read(side)
+        datasets += [s for s in data.config if s not in datasets]
+        cells = {s: compare_cell(s, base_data, data) for s in datasets}
+        tested = [c for c in cells.values() if c.p_value is not None]
+        for cell, adjusted in zip(tested, holm([c.p_value for c in tested]), strict=True):
+            cell.p_holm = adjusted
+        columns.append(Column(side, cells, aggregate(list(cells.values()))))
+    for column in columns:  # a dataset only a later column has is missing in the earlier ones
+        for short in datasets:
+            column.cells.setdefault(short, Cell(short, missing="run has no result"))
+    return Matrix(base, datasets, columns)
+
+
+# ---------------------------------------------------------------------------------------- gate
+GATE_KEYS = {"max_drop": "the largest drop, in points, a release may show (significant drops beyond it fail)"}
+
+
+def parse_gate(text: str) -> Dict[str, float]:
+    """'max_drop=1.0' -> {'max_drop': 1.0}; a wrong key or value is a UserError naming the valid ones."""
+    gate: Dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if key.strip() not in GATE_KEYS or not sep:
+            valid = "; ".join(f"{k}: {why}" for k, why in GATE_KEYS.items())
+            raise UserError(f"--gate {part!r}: give KEY=VALUE with KEY one of: {valid}")
+        try:
+            gate[key.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--gate {part!r}: {value!r} is not a number of points") from None
+    if "max_drop" not in gate or gate["max_drop"] < 0:
+        raise UserError(f"--gate {text!r}: needs max_drop=POINTS (>= 0), e.g. --gate 'max_drop=1.0'")
+    return gate
+
+
+def gate_failures(matrix: Matrix, gate: Dict[str, float]) -> List[str]:
+    """Why the release cannot ship, one line per column x dataset; empty when it can."""
+    failures = []
+    for column in matrix.columns:
+        for short in matrix.datasets:
+            cell = column.cells[short]
+            where = f"{column.side.label} {short}"
+            if cell.missing:
+                failures.append(f"{where}: not compared ({cell.missing})")
+            elif cell.config_differs:
+                failures.append(
+                    f"{where}: dataset config differs from the baseline's ({', '.join(cell.config_differs)})"
+                )
+            elif cell.worse and -(cell.diff or 0.0) > gate["max_drop"]:
+                failures.append(
+                    f"{where}: {cell.diff:+.2f} points (95% CI {cell.ci[0]:+.2f}..{cell.ci[1]:+.2f}), "
+                    f"Holm p = {cell.p_holm:.3g}: significantly worse by more than {gate['max_drop']:g}"
+                )
+    return failures
