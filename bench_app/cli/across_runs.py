@@ -18,7 +18,12 @@ def compare_args(parser: Parser) -> None:
         "base", type=Path, help="the baseline: a run folder, a sweep folder of repeats, or a file"
     )
     parser.add_argument(
-        "runs", type=Path, nargs="+", help="runs to compare with it (run or sweep folders; or one file)"
+        "runs", type=Path, nargs="*", help="runs to compare with it (run or sweep folders; or one file)"
+    )
+    parser.add_argument(
+        "--levels",
+        action="store_true",
+        help="BASE is a run with execution.load_levels: compare its levels with its lowest one",
     )
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write a comparison page")
     parser.add_argument("--json", action="store_true", help="the matrix as JSON on stdout, for scripts")
@@ -38,6 +43,12 @@ def compare(args: argparse.Namespace) -> int:
     from bench_app.rundir.layout import RunFolder
 
     a, runs = args.base, args.runs
+    if args.levels or not runs:
+        if not args.levels:
+            return _fail("compare", "give a baseline and at least one run (or --levels with one run)")
+        if runs:
+            return _fail("compare", "--levels compares the load levels of one run: give only that run")
+        return compare_matrix(args)
     two_runs = len(runs) == 1 and a.is_dir() and runs[0].is_dir()
     if len(runs) == 1 and a.is_file() and runs[0].is_file():
         if args.html or args.json or args.gate:
@@ -72,21 +83,25 @@ def compare_matrix(args: argparse.Namespace) -> int:
     import json
 
     from bench_app.reports import matrix, matrix_view
-    from bench_app.sweeps.sides import sides_of
+    from bench_app.sweeps.sides import level_sides, sides_of
 
     try:
         gate = matrix.parse_gate(args.gate) if args.gate else None
-        bases = sides_of(args.base)
-        if len(bases) != 1:
-            raise UserError(
-                f"the baseline {args.base} holds {len(bases)} configurations "
-                f"({', '.join(s.label for s in bases)}); give one run folder or a sweep of repeats"
-            )
-        sides = [side for path in args.runs for side in sides_of(path)]
-        built = matrix.build(bases[0], sides)
+        if args.levels:  # one run's load levels against its lowest
+            base, *sides = level_sides(args.base)
+        else:
+            bases = sides_of(args.base)
+            if len(bases) != 1:
+                raise UserError(
+                    f"the baseline {args.base} holds {len(bases)} configurations "
+                    f"({', '.join(s.label for s in bases)}); give one run folder or a sweep of repeats"
+                )
+            base, sides = bases[0], [side for path in args.runs for side in sides_of(path)]
+        built = matrix.build(base, sides)
     except (UserError, OSError, ValueError) as error:
         return _fail("compare", error)
     failures = matrix.gate_failures(built, gate) if gate is not None else []
+    notes = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the document
     if args.json:
         document = built.to_dict()
         if gate is not None:
@@ -95,15 +110,9 @@ def compare_matrix(args: argparse.Namespace) -> int:
     else:
         matrix_view.print_matrix(built)
     if args.html is not None:
-        print(
-            f"comparison report: {matrix_view.write_html(built, args.html)}",
-            file=sys.stderr if args.json else sys.stdout,
-        )
+        print(f"comparison report: {matrix_view.write_html(built, args.html)}", file=notes)
     if gate is not None:
-        print(
-            "\n".join(matrix_view.gate_lines(failures, args.gate)),
-            file=sys.stderr if args.json else sys.stdout,
-        )
+        print("\n".join(matrix_view.gate_lines(failures, args.gate)), file=notes)
         return 1 if failures else 0
     return 0
 

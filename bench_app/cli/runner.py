@@ -128,6 +128,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         snapshot.finalize("dry_run")
         return 0
     report.print_budget(console, budget_lines(budgets) if budgets else [])
+    report.print_load_levels(console, plan)
 
     from bench_app.run.execute import execute  # the engine/evaluator code is only needed for real runs
 

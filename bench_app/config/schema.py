@@ -159,6 +159,10 @@ class ExecutionConf:
     # A server that dies during a dataset (a crash, an OOM kill) is started again with the same argv up
     # to this many times per engine group; the dataset continues from its saved answers.
     server_restarts: int = 1
+    # Accuracy under load: each dataset runs once per level on the same server, with that many requests in
+    # flight (the evaluator's batch_size), in a shuffled order; e.g. [1, 4, 16]. The lowest level is the
+    # reference every other level is compared with. null: each dataset once, at aisbench.batch_size.
+    load_levels: Optional[List[int]] = None
     # Trackers a run is exported to when it ends (a sweep: when all its jobs have, as a parent run with
     # its jobs as children); a failed export is reported and never fails the run. Known: mlflow.
     export: List[str] = field(default_factory=list)

@@ -138,6 +138,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
         ],
         "samples": samples,
         "text_limit": TEXT_LIMIT,
+        "load": results.get("load_sweep"),  # execution.load_levels: the frontier section
     }
 
 

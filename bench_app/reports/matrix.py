@@ -26,6 +26,7 @@ from bench_app.common.errors import UserError
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.reports.compare import diff_mappings
 from bench_app.reports.paired import SIGNIFICANCE, mcnemar_exact_p
+from bench_app.run.load_levels import split_short
 from bench_app.rundir.layout import RunFolder
 
 BOOTSTRAP_SAMPLES = 4000
@@ -40,6 +41,8 @@ class Side:
 
     label: str
     runs: List[Path]
+    # execution.load_levels: only this level's datasets (`<short>@c<level>`), named without the level
+    level: Optional[int] = None
 
     @property
     def pooled(self) -> bool:
@@ -97,8 +100,13 @@ class SideData:
             if not folder.is_run_folder():
                 raise UserError(f"{run} is not a bench_app run folder (no configs/config_snapshot.yaml)")
             per_dataset = folder.read_per_dataset()
-            for short, entry in folder.dataset_results().items():
-                data.config.setdefault(short, dataset_config(per_dataset.get(short, {})))
+            for recorded, entry in folder.dataset_results().items():
+                short, level = split_short(recorded)
+                if level != side.level:
+                    if side.level is not None or level is None:
+                        continue
+                    short = recorded  # a load sweep's levels compared with a plain run: each level apart
+                data.config.setdefault(short, dataset_config(per_dataset.get(recorded, {})))
                 main = headline(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
                 if main is None:
                     data.failed.setdefault(
@@ -107,7 +115,7 @@ class SideData:
                     continue
                 data.metric.setdefault(short, main[0])
                 data.scores.setdefault(short, []).append(main[1])
-                for record in folder.read_samples(short) or []:
+                for record in folder.read_samples(recorded) or []:
                     if record.get("correct") is None:
                         continue
                     key = (str(record.get("subset")), record.get("id"))

@@ -10,6 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bench_app.common.files import atomic_write
+from bench_app.reports.load import load_sweep
+from bench_app.reports.load import summary_lines as load_summary_lines
+from bench_app.run.load_levels import split_short
 from bench_app.run.outcome import RunOutcome
 from bench_app.run.progress import styled
 from bench_app.rundir.index import model_identity
@@ -24,6 +27,8 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
         f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {len(plan.groups)} engine group(s) = "
         "server start(s)"
     )
+    print_load_levels(console, plan)
+
     for group in plan.groups:
         console.print(
             styled(f"\nengine group {group.index}", "bold", f"  datasets: {', '.join(group.datasets)}")
@@ -41,6 +46,21 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
         shadowed = ", ".join(plan.shadowed)
         console.print(styled("  overrides:", "bold yellow", f" {shadowed} (evaluator.override_modules)"))
     console.print(f"\nsnapshot written to {RunFolder(run_dir).configs}; dry run, nothing started.")
+
+
+def print_load_levels(console, plan: RunPlan) -> None:
+    """execution.load_levels: the levels and each dataset's (shuffled) order, before anything starts."""
+    orders: Dict[str, list] = {}
+    for dataset in plan.datasets:
+        if dataset.load_level is not None:
+            orders.setdefault(split_short(dataset.short)[0], []).append(dataset.load_level)
+    if orders:
+        levels = sorted({level for order in orders.values() for level in order})
+        console.print(
+            f"load levels {levels} (requests in flight = the evaluator's batch_size; reference {levels[0]}), "
+            "in this order on each dataset's server: "
+            + "; ".join(f"{base} {' -> '.join(map(str, order))}" for base, order in orders.items())
+        )
 
 
 def print_budget(console, lines) -> None:
@@ -128,10 +148,23 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_has_levels(plan: RunPlan) -> bool:
+    return any(dataset.load_level is not None for dataset in plan.datasets)
+
+
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
     folder = RunFolder(run_dir)
-    folder.write_results(results_document(config, plan, outcome))
-    atomic_write(folder.summary_file, summary_markdown(config, plan, outcome))
+    document = results_document(config, plan, outcome)
+    folder.write_results(document)
+    summary = summary_markdown(config, plan, outcome)
+    try:  # execution.load_levels: each level from its own records, written above
+        sweep = load_sweep(run_dir)
+    except Exception as error:  # noqa: BLE001 - the results are written; the load table says why it is missing
+        sweep = {"error": f"{type(error).__name__}: {error}"} if plan_has_levels(plan) else None
+    if sweep is not None:
+        folder.write_results({**document, "load_sweep": sweep})
+        summary += "\n".join(load_summary_lines(sweep)) + "\n"
+    atomic_write(folder.summary_file, summary)
 
 
 def write_html_report(run_dir: Path, console=None) -> Optional[Path]:
@@ -179,6 +212,15 @@ def print_summary(
                 f"{r.answers['generated']} generated"
             )
     folder = RunFolder(run_dir)
+    sweep = folder.read_results().get("load_sweep") if folder.results_file.exists() else None
+    for base, data in (sweep or {}).get("datasets", {}).items():
+        levels = ", ".join(
+            f"{row['level']}: {row.get('score')} ({row.get('output_tokens_per_s') or '-'} tok/s"
+            + (f", {row['changed_predictions']} changed" if "changed_predictions" in row else "")
+            + ")"
+            for row in data["levels"]
+        )
+        console.print(f"load {base}: {levels}; knee {data['knee']['level']} ({data['knee']['reason']})")
     console.print(
         f"results: {folder.results_file} · summary: {folder.summary_file} · configs: {folder.configs}"
     )

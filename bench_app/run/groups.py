@@ -289,7 +289,9 @@ class GroupRunner:
             dataset = self.plan.dataset(short)
             perf = dataset.evaluator.mode == "perf"  # latency is measured: straight to the server
             relay.record_to(
-                None if perf else self.folder.requests_file(short), dataset.evaluator.cut_in_thinking
+                None if perf else self.folder.requests_file(short),
+                dataset.evaluator.cut_in_thinking,
+                f"|load{dataset.load_level}" if dataset.load_level else "",
             )
             with progress.phase(f"evaluating {short}", self.index[short]) as phase:
                 result = self._evaluate(

@@ -33,6 +33,7 @@ from bench_app.config.schema import (
 )
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
+from bench_app.run import load_levels
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
 
@@ -48,6 +49,8 @@ class DatasetPlan:
     group: int = -1
     # Filled by bench_app.run.budget before the snapshot: prompt token counts against max_model_len.
     context_budget: Optional[Dict[str, Any]] = None
+    # execution.load_levels: the requests in flight of this level (short = <dataset>@c<level>).
+    load_level: Optional[int] = None
 
 
 @dataclass
@@ -218,6 +221,9 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
                 evaluator=evaluator_settings(config, dataset),
             )
         )
+    if config.execution.load_levels:
+        levels = load_levels.check_levels(config.execution.load_levels, {p.evaluator.mode for p in plans})
+        plans = load_levels.expand(plans, levels, f"{config.benchmark.name} {config.benchmark.timestamp}")
     shadowed = evaluator.shadowed_modules()  # before anything loads the user's modules
     evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))

@@ -70,6 +70,8 @@ class Relay:
         if cut_in_thinking not in CUT_IN_THINKING_POLICIES:
             raise ValueError(f"cut_in_thinking {cut_in_thinking!r}: one of {CUT_IN_THINKING_POLICIES}")
         self._file = None
+        # Added to the cache key of the dataset being recorded: a load level's answers are its own.
+        self.cache_scope = ""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -89,11 +91,14 @@ class Relay:
         self._server.shutdown()
         self._server.server_close()
 
-    def record_to(self, path: Optional[Path], cut_in_thinking: Optional[str] = None) -> None:
+    def record_to(
+        self, path: Optional[Path], cut_in_thinking: Optional[str] = None, cache_scope: str = ""
+    ) -> None:
         """Append the records of the requests that complete from now on to path (None: record nothing),
-        with the dataset's cut_in_thinking policy."""
+        with the dataset's cut_in_thinking policy and cache scope."""
         with self._lock:
             self.cut_in_thinking = cut_in_thinking or self.cut_in_thinking
+            self.cache_scope = cache_scope
             if self._file is not None:
                 self._file.close()
             self._file = None
@@ -125,6 +130,7 @@ class Relay:
         response: Dict[str, Any],
         started: float,
         cached: bool = False,
+        first_token_s: Optional[float] = None,
     ) -> bool:
         """Record one non-streamed chat completion; True when its answer must reach the evaluator empty."""
         choice = (response.get("choices") or [{}])[0]
@@ -146,7 +152,10 @@ class Relay:
                 "cut_in_thinking": cut,
                 "usage": response.get("usage"),
                 "error": None if status == 200 else (response.get("error") or response.get("message")),
+                # when it arrived (epoch s) and how long it took: throughput and concurrency per load level
+                "started_at": round(time.time() - (time.monotonic() - started), 3),
                 "seconds": round(time.monotonic() - started, 3),
+                "first_token_s": first_token_s,  # streamed answers: time to the first token
                 "cached": cached,  # answered from the request cache, not by the server
             }
         )
@@ -184,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         key = None
         if body is not None and relay.cache is not None and not body.get("stream"):
-            key = relay.cache.key(relay.engine, body)
+            key = relay.cache.key(relay.engine + relay.cache_scope, body)
             cached = relay.cache.get(key)
             if cached is not None:
                 if relay.answered(body, 200, cached, started, cached=True):
@@ -236,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         content, reasoning, finish_reason, usage, pending = [], [], None, None, b""
+        first_token_s = None
         while True:
             chunk = response.read1(65536)
             if not chunk:
@@ -255,10 +265,14 @@ class _Handler(BaseHTTPRequestHandler):
                 usage = event.get("usage") or usage
                 for choice in event.get("choices") or []:
                     delta = choice.get("delta") or {}
+                    if first_token_s is None and (delta.get("content") or delta.get("reasoning_content")):
+                        first_token_s = round(time.monotonic() - started, 4)
                     content.append(delta.get("content") or "")
                     reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
                     finish_reason = choice.get("finish_reason") or finish_reason
         assembled = {"content": "".join(content), "reasoning_content": "".join(reasoning)}
         answer = {"choices": [{"message": assembled, "finish_reason": finish_reason}], "usage": usage}
-        relay.answered(body, response.status, answer, started)  # recorded before the evaluator has it
+        relay.answered(
+            body, response.status, answer, started, first_token_s=first_token_s
+        )  # before the evaluator
         self.wfile.write(b"0\r\n\r\n")

@@ -13,6 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.reports.matrix import Side
+from bench_app.run.load_levels import split_short
 from bench_app.rundir.layout import RunFolder
 from bench_app.sweeps.jobs import REPEAT_KEYS, JobSummary, collect_jobs, is_sweep_folder
 from bench_app.sweeps.statistics import override_key
@@ -53,3 +54,17 @@ def sides_of(path: Path) -> List[Side]:
         label = path.name if len(configurations) == 1 else f"{path.name}[{','.join(overrides)}]"
         sides.append(Side(f"{label} x{len(runs)}" if len(runs) > 1 else label, runs))
     return sides
+
+
+def level_sides(path: Path) -> List[Side]:
+    """A run with execution.load_levels -> one side per level, the lowest (the reference) first."""
+    if not RunFolder(path).is_run_folder():
+        raise UserError(f"--levels: {path} is not a bench_app run folder (no configs/config_snapshot.yaml)")
+    levels = sorted(
+        {level for short in RunFolder(path).dataset_results() for level in [split_short(short)[1]] if level}
+    )
+    if len(levels) < 2:
+        raise UserError(
+            f"--levels: {path} was not run with execution.load_levels (no <dataset>@c<level> results)"
+        )
+    return [Side(f"{path.name}@c{level}", [path], level=level) for level in levels]

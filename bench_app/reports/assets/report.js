@@ -184,6 +184,37 @@
       xaxis: { title: { text: "reasoning tokens" } }, yaxis: { title: { text: "answers" } }, height: 320 }, plotConfig);
   }
 
+  // Accuracy under load (execution.load_levels): the frontier of score against throughput, per dataset
+  if (data.load && data.load.datasets) {
+    const frontier = el("div", { id: "chart-frontier", class: "chart" });
+    const levels = Object.entries(data.load.datasets);
+    const ci = (r) => r.ci95 ? " (" + fmt(r.ci95[0]) + " .. " + fmt(r.ci95[1]) + ")" : "";
+    const pair = (a, b) => (a === undefined || a === null) ? "-" : fmt(a) + " / " + fmt(b);
+    section("load", "Accuracy under load",
+      el("p", { class: "muted", text: "Each dataset ran once per level (requests in flight) on the same " +
+        "server, in the order shown. Score with its 95% interval against output tokens per second; every " +
+        "level is compared with the lowest on the same questions (changed predictions, exact McNemar test, " +
+        "Holm-adjusted). The knee: the last level before accuracy changes significantly or throughput " +
+        "rises by less than 5%." }),
+      frontier,
+      table(["dataset", "level", "score (95% CI)", "out tok/s", "req/s", "e2e p50 / p95 s", "TTFT p50 / p95 s",
+        "max in flight", "changed vs lowest", "right->wrong / wrong->right", "Holm p"],
+        levels.flatMap(([base, d]) => d.levels.map((r) => [base, r.level, fmt(r.score) + ci(r),
+          r.output_tokens_per_s, r.requests_per_s, pair(r.e2e_s_p50, r.e2e_s_p95), pair(r.ttft_s_p50, r.ttft_s_p95),
+          r.max_in_flight, r.changed_predictions === undefined ? "(reference)" : r.changed_predictions,
+          r.p_value === undefined ? "-" : r.right_to_wrong + " / " + r.wrong_to_right,
+          r.p_holm === undefined ? "-" : r.p_holm.toPrecision(3) + (r.significant ? " *" : "")]))),
+      el("ul", {}, ...levels.map(([base, d]) => el("li", {}, el("b", { text: base + ": knee " + d.knee.level }),
+        " (" + d.knee.reason + "); order " + d.order.join(" -> ")))));
+    Plotly.newPlot(frontier, levels.map(([base, d]) => ({ type: "scatter", mode: "lines+markers+text", name: base,
+      x: d.levels.map((r) => r.output_tokens_per_s), y: d.levels.map((r) => r.score),
+      text: d.levels.map((r) => "c" + r.level), textposition: "top center",
+      error_y: { type: "data", symmetric: false, array: d.levels.map((r) => r.ci95 ? r.ci95[1] - r.score : 0),
+        arrayminus: d.levels.map((r) => r.ci95 ? r.score - r.ci95[0] : 0) } })),
+    { margin: { t: 20 }, height: 380, xaxis: { title: { text: "output tokens per second" } },
+      yaxis: { title: { text: "score" } } }, plotConfig);
+  }
+
   // Failures
   const failed = datasets.filter((d) => d.status !== "ok");
   if (failed.length) {
