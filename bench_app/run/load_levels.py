@@ -15,12 +15,9 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from typing import TYPE_CHECKING, List, Optional, Sequence, Set, Tuple
+from typing import Any, List, Optional, Sequence, Set, Tuple
 
 from bench_app.common.errors import UserError
-
-if TYPE_CHECKING:
-    from bench_app.run.plan import DatasetPlan
 
 SEPARATOR = "@c"
 _LEVEL_SHORT = re.compile(rf"^(?P<base>.+){re.escape(SEPARATOR)}(?P<level>\d+)$")
@@ -54,8 +51,9 @@ def check_levels(levels: Sequence[int], modes: Set[str]) -> List[int]:
     return sorted(levels)
 
 
-def expand(plans: List[DatasetPlan], levels: Sequence[int], seed: str) -> List[DatasetPlan]:
-    """One plan per dataset and level, each dataset's levels in a shuffled order (seeded)."""
+def expand(plans: List[Any], levels: Sequence[int], seed: str) -> List[Any]:
+    """One DatasetPlan (bench_app.run.plan, which imports this module) per dataset and level, each
+    dataset's levels in a shuffled order (seeded)."""
     shuffle = random.Random(seed)
     expanded = []
     for plan in plans:
