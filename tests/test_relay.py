@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -118,6 +119,9 @@ def test_as_is_keeps_cut_answers_and_streams_pass_through(upstream, tmp_path):
         "3 + 4 = 7",
         "stop",
     )
+    # timing for the load levels: when it started, how long, and (streamed only) the first token
+    assert 0 <= stream["first_token_s"] <= stream["seconds"] + 0.001 and cut["first_token_s"] is None
+    assert abs(stream["started_at"] - time.time()) < 60
 
 
 def test_a_server_that_is_gone_is_a_failed_request(tmp_path):

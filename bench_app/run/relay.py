@@ -266,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
                 for choice in event.get("choices") or []:
                     delta = choice.get("delta") or {}
                     if first_token_s is None and (delta.get("content") or delta.get("reasoning_content")):
-                        first_token_s = round(time.monotonic() - started, 4)
+                        first_token_s = round(time.monotonic() - started, 3)
                     content.append(delta.get("content") or "")
                     reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
                     finish_reason = choice.get("finish_reason") or finish_reason
