@@ -151,7 +151,7 @@ def test_export_writes_params_metrics_tags_and_artifacts_and_updates_on_a_second
 
 def test_credentials_never_go_in_the_uri_and_a_failed_export_never_fails_the_run(tmp_path):
     with pytest.raises(UserError, match="MLFLOW_TRACKING_PASSWORD"):
-        tracking_uri("https://user:secret@mlflow.example.com", tmp_path)
+        tracking_uri("https://user:secret@mlflow.example.com")
     run = write_run(tmp_path, "done", ANSWERS)
     (tmp_path / "a_file").write_text("a file where the store's folder would be\n")
     lines = export_finished(run, ["mlflow"], f"sqlite:///{tmp_path}/a_file/mlflow.db")

@@ -183,7 +183,7 @@ def export_args(parser: Parser) -> None:
     parser.add_argument(
         "--tracking-uri",
         help="MLflow's tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
-        "in the folder that holds the first run)",
+        "in the current directory)",
     )
     parser.add_argument(
         "--experiment", default="bench_app", help="the MLflow experiment (default: bench_app)"
@@ -197,7 +197,7 @@ def export(args: argparse.Namespace) -> int:
         if not path.is_dir():
             return _fail("export", f"{path} is not a folder (give run folders or sweep folders)")
     try:
-        exporter = Exporter(tracking_uri(args.tracking_uri, args.runs[0].resolve().parent), args.experiment)
+        exporter = Exporter(tracking_uri(args.tracking_uri), args.experiment)
         for path in args.runs:
             for what, mlflow_run, created, changed in exporter.export(path):
                 print(f"{'created' if created else 'updated'} MLflow run {mlflow_run}: {what}")

@@ -166,8 +166,8 @@ class ExecutionConf:
     # Trackers a run is exported to when it ends (a sweep: when all its jobs have, as a parent run with
     # its jobs as children); a failed export is reported and never fails the run. Known: mlflow.
     export: List[str] = field(default_factory=list)
-    # MLflow's tracking URI for execution.export; null = MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
-    # in the folder that holds the run (outputs/). Credentials go in MLFLOW_TRACKING_USERNAME/PASSWORD.
+    # MLflow's tracking URI for execution.export; null = MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in
+    # the current directory (MLflow's default). Credentials go in MLFLOW_TRACKING_USERNAME/PASSWORD.
     mlflow_tracking_uri: Optional[str] = None
 
 

@@ -7,9 +7,9 @@ report.html, results.yaml and each dataset's samples.jsonl (under samples/).
 
 Exporting a run again updates the MLflow run found by its `bench_app.run_id` tag instead of making a
 second one. A sweep becomes a parent run (its results.yaml and summary) with one child per job.
-The tracking URI: --tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db (MLflow's
-SQLite store; its file store is deprecated). Credentials belong in MLFLOW_TRACKING_USERNAME /
-MLFLOW_TRACKING_PASSWORD, never in a URI that a snapshot would record.
+The tracking URI: --tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the current
+directory (MLflow's own default: its SQLite store; its file store is deprecated). Credentials belong in
+MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, never in a URI that a snapshot would record.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ _PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param's value
 _BATCH = 100  # MLflow's log_batch takes at most 100 params per call
 
 
-def tracking_uri(given: Optional[str], root: Path) -> str:
-    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+def tracking_uri(given: Optional[str]) -> str:
+    """--tracking-uri / execution.mlflow_tracking_uri, else MLFLOW_TRACKING_URI, else MLflow's own default:
+    sqlite:///mlflow.db in the current directory (where `mlflow ui` looks)."""
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
     if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", uri):
         raise UserError(
             "the MLflow tracking URI holds a password; give it in MLFLOW_TRACKING_USERNAME and "
@@ -205,7 +207,7 @@ def export_finished(path: Path, trackers, uri_setting: Optional[str]) -> List[st
     lines = []
     for tracker in trackers or []:
         try:
-            exporter = Exporter(tracking_uri(uri_setting, path.resolve().parent))
+            exporter = Exporter(tracking_uri(uri_setting))
             exported = exporter.export(path)
             lines.append(f"exported to MLflow ({exporter.uri}): {len(exported)} run(s)")
         except Exception as error:  # noqa: BLE001 - whatever the tracker raised, the run is not failed by it
