@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bench_app.reports.matrix import headline, holm
+from bench_app.reports.matrix import holm
 from bench_app.reports.paired import SIGNIFICANCE, load_samples, pair
 from bench_app.run.load_levels import split_short
-from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.layout import RunFolder, headline
 
 THROUGHPUT_GAIN = 1.05  # a level that adds less than 5% output throughput has stopped paying
 

@@ -27,7 +27,7 @@ from bench_app.config.schema import EvaluatorSettings
 from bench_app.reports.compare import diff_mappings
 from bench_app.reports.paired import SIGNIFICANCE, mcnemar_exact_p
 from bench_app.run.load_levels import split_short
-from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.layout import RunFolder, headline
 
 BOOTSTRAP_SAMPLES = 4000
 BOOTSTRAP_SEED = 0  # the same folders always give the same intervals
@@ -47,15 +47,6 @@ class Side:
     @property
     def pooled(self) -> bool:
         return len(self.runs) > 1
-
-
-def headline(metrics: Dict[str, Any]) -> Optional[Tuple[str, float]]:
-    """The dataset's main metric: accuracy when it has one, else its first number."""
-    numbers = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
-    if not numbers:
-        return None
-    name = "accuracy" if "accuracy" in numbers else next(iter(numbers))
-    return name, numbers[name]
 
 
 def _evaluator_defaults() -> Dict[str, Any]:

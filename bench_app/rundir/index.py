@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml_if_exists, yaml_loads
 from bench_app.common.processes import process_alive
-from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.layout import RunFolder, headline
 
 INDEX_FILE = ".bench_app_runs.sqlite"
 INDEX_VERSION = 1  # the rows' layout; another one is rebuilt
@@ -71,10 +71,9 @@ def precision_label(model: Dict[str, Any]) -> str:
     return "/".join(parts) or "-"
 
 
-def _headline(metrics: Dict[str, Any]) -> Optional[float]:
-    numbers = [(k, v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))]
-    chosen = dict(numbers).get("accuracy", numbers[0][1] if numbers else None)
-    return None if chosen is None else round(float(chosen), 4)
+def _headline_score(metrics: Dict[str, Any]) -> Optional[float]:
+    main = headline(metrics)
+    return None if main is None else round(main[1], 4)
 
 
 _ROW_KEYS = ("schema_version", "benchmark", "model", "status", "datasets")
@@ -136,7 +135,7 @@ def read_row(run_dir: Path, root: Path) -> RunRow:
     run = metadata.get("run") or {}
     status = results.get("status") or run.get("status") or "unknown"
     scores = {
-        short: _headline(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
+        short: _headline_score(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
         for short, entry in (results.get("datasets") or {}).items()
     }
     return RunRow(

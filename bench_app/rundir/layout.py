@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, TypedDict
+from typing import Any, Dict, List, Optional, Tuple, TypedDict
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
@@ -98,6 +98,15 @@ class SampleRecord(TypedDict, total=False):
     error: Optional[str]
     ttft_ms: float  # perf mode
     tpot_ms: float  # perf mode
+
+
+def headline(metrics: Dict[str, Any]) -> Optional[Tuple[str, float]]:
+    """A dataset's main metric in results.yaml: accuracy when it has one, else its first number."""
+    numbers = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+    if not numbers:
+        return None
+    name = "accuracy" if "accuracy" in numbers else next(iter(numbers))
+    return name, numbers[name]
 
 
 @dataclass(frozen=True)
