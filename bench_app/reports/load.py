@@ -119,10 +119,11 @@ def knee(levels: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def load_sweep(run_dir: Path) -> Optional[Dict[str, Any]]:
-    """The run's load levels per dataset (None for a run without execution.load_levels)."""
+def load_sweep(run_dir: Path, entries: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """The run's load levels per dataset (None for a run without execution.load_levels); `entries`: the
+    datasets' results when the caller holds them (else read from the run folder)."""
     folder = RunFolder(run_dir)
-    entries = folder.dataset_results()
+    entries = folder.dataset_results() if entries is None else entries
     by_base: Dict[str, Dict[int, str]] = {}
     for short in entries:
         base, level = split_short(short)

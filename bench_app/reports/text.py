@@ -155,11 +155,11 @@ def plan_has_levels(plan: RunPlan) -> bool:
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
     folder = RunFolder(run_dir)
     document = results_document(config, plan, outcome)
-    folder.write_results(document)
+    folder.write_results(document)  # first: reading every level's samples below can take a while
     summary = summary_markdown(config, plan, outcome)
-    try:  # execution.load_levels: each level from its own records, written above
-        sweep = load_sweep(run_dir)
-    except Exception as error:  # noqa: BLE001 - the results are written; the load table says why it is missing
+    try:  # execution.load_levels: each level from its own samples and requests
+        sweep = load_sweep(run_dir, document["datasets"])
+    except Exception as error:  # noqa: BLE001 - the results stand without it; the table says why
         sweep = {"error": f"{type(error).__name__}: {error}"} if plan_has_levels(plan) else None
     if sweep is not None:
         folder.write_results({**document, "load_sweep": sweep})

@@ -60,9 +60,7 @@ def level_sides(path: Path) -> List[Side]:
     """A run with execution.load_levels -> one side per level, the lowest (the reference) first."""
     if not RunFolder(path).is_run_folder():
         raise UserError(f"--levels: {path} is not a bench_app run folder (no configs/config_snapshot.yaml)")
-    levels = sorted(
-        {level for short in RunFolder(path).dataset_results() for level in [split_short(short)[1]] if level}
-    )
+    levels = sorted({split_short(short)[1] for short in RunFolder(path).dataset_results()} - {None})
     if len(levels) < 2:
         raise UserError(
             f"--levels: {path} was not run with execution.load_levels (no <dataset>@c<level> results)"
