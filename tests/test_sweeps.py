@@ -35,6 +35,22 @@ def sweep_args(tmp_path, *args):
     return ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args]
 
 
+def reasoning_repeats_sweep(tmp_path, *extra):
+    """Two repeats of sample_gsm8k, two joblib workers at once, on the reasoning stand-in engine."""
+    from conftest import FAKES_CONF
+
+    return sweep_args(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.searchpath=[file://{FAKES_CONF}]",
+        "engine=reasoning",
+        "dataset=[sample_gsm8k]",
+        *extra,
+        "++aisbench.generation_kwargs.seed=1,2",
+    )
+
+
 def start_never_healthy_sweep(tmp_path, *extra, output=subprocess.PIPE):
     """A two-job sweep whose stand-in servers never become healthy (their pids in tmp_path/pids)."""
     engine, env = broken_engine_args("never_healthy", tmp_path / "pids")
@@ -369,23 +385,7 @@ def test_a_killed_sweep_takes_its_jobs_servers_and_workers_with_it(tmp_path):
 def test_resume_true_continues_a_killed_sweep_from_its_saved_answers(tmp_path):
     """kill -9 of a joblib sweep while both jobs answer slowly; the same command with resume=true continues
     each job from its own saved answers and writes the sweep summary."""
-    from conftest import FAKES_CONF
-
-    command = [
-        PYTHON,
-        "-m",
-        "bench_app",
-        *sweep_args(
-            tmp_path,
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            f"hydra.searchpath=[file://{FAKES_CONF}]",
-            "engine=reasoning",
-            "dataset=[sample_gsm8k]",
-            "aisbench.batch_size=1",
-            "++aisbench.generation_kwargs.seed=1,2",
-        ),
-    ]
+    command = [PYTHON, "-m", "bench_app", *reasoning_repeats_sweep(tmp_path, "aisbench.batch_size=1")]
     slow = dict(os.environ, FAKE_ENGINE_SHAPE="tags", FAKE_ENGINE_DELAY_S="2")
     process = subprocess.Popen(
         command, cwd=tmp_path, env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -415,19 +415,9 @@ def test_resume_true_continues_a_killed_sweep_from_its_saved_answers(tmp_path):
 
 
 def test_two_jobs_sharing_one_cache_at_once_lose_no_answer(tmp_path):
-    from conftest import FAKES_CONF
-
     done = run_cli(
-        sweep_args(
-            tmp_path,
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            f"hydra.searchpath=[file://{FAKES_CONF}]",
-            "engine=reasoning",
-            "dataset=[sample_gsm8k]",
-            f"execution.cache={tmp_path / 'shared'}",
-            "++aisbench.generation_kwargs.seed=1,2",  # two repeats: their answers are two sets of keys
-        ),
+        # two repeats: their answers are two sets of keys
+        reasoning_repeats_sweep(tmp_path, f"execution.cache={tmp_path / 'shared'}"),
         tmp_path,
         env={"FAKE_ENGINE_SHAPE": "tags"},
     )
