@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,8 @@ class StandIn(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         StandIn.seen.append(body)
-        content, reasoning, finish = ANSWERS[body["messages"][-1]["content"]]
+        text = body["messages"][-1]["content"]
+        content, reasoning, finish = ANSWERS.get(text, (f"echo:{text}", None, "stop"))
         if body.get("stream"):
             events = [{"choices": [{"delta": {"reasoning_content": reasoning}}]}] if reasoning else []
             events += [{"choices": [{"delta": {"content": c}}]} for c in (content or "")]
@@ -62,9 +64,14 @@ class StandIn(BaseHTTPRequestHandler):
         self._send(json.dumps(answer).encode())
 
 
+class Upstream(ThreadingHTTPServer):
+    request_queue_size = 2048  # as a real server's (uvicorn's): the relay passes the concurrency on
+    daemon_threads = True
+
+
 @pytest.fixture
 def upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    server = Upstream(("127.0.0.1", 0), StandIn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
     server.shutdown()
@@ -223,4 +230,185 @@ def test_two_processes_sharing_one_cache_lose_no_entry(tmp_path):
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
     cache = RequestCache(path)
     assert cache.stats()["answers"] == 600 and cache.get("b-199")["choices"][0]["message"]["content"] == "199"
+    cache.close()
+
+
+# ------------------------------------------------------------------ at an evaluator's full concurrency
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """An upstream that hangs (path /hang) or breaks off its answer half-way (any other path)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path.startswith("/hang"):
+            time.sleep(30)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b'{"choices": [')  # and the connection closes
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.fixture
+def misbehaving():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_a_hung_or_broken_upstream_is_a_502_with_the_reason(misbehaving):
+    import http.client
+
+    with Relay("127.0.0.1", misbehaving, upstream_timeout_s=0.5) as relay:
+        connection = http.client.HTTPConnection("127.0.0.1", relay.port, timeout=10)
+        started = time.monotonic()
+        connection.request("POST", "/hang/v1/chat/completions", body=b"{}")
+        hung = connection.getresponse()
+        assert hung.status == 502 and "did not answer within 0.5 s" in hung.read().decode()
+        assert time.monotonic() - started < 5
+        connection.request("POST", "/v1/chat/completions", body=b"{}")  # the same connection goes on
+        broken = connection.getresponse()
+        assert broken.status == 502 and "the server failed" in broken.read().decode()
+
+
+def test_a_chunked_request_body_is_read_whole_and_the_connection_stays_usable(upstream, tmp_path):
+    import http.client
+
+    out = tmp_path / "requests.jsonl"
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "parsed"}]}).encode()
+    with Relay("127.0.0.1", upstream) as relay:
+        relay.record_to(out)
+        connection = http.client.HTTPConnection("127.0.0.1", relay.port, timeout=10)
+        for _ in range(2):  # no Content-Length: chunked, then a second request on the same connection
+            connection.request(
+                "POST", "/v1/chat/completions", body=iter([body[:10], body[10:]]), encode_chunked=True
+            )
+            reply = connection.getresponse()
+            assert reply.status == 200 and json.loads(reply.read())["choices"][0]["message"]["content"]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["answer"] for r in records] == ["answer:7", "answer:7"]
+
+
+def test_a_restarted_server_on_another_port_takes_over(upstream, tmp_path):
+    with Relay("127.0.0.1", 9) as relay:
+        with pytest.raises(urllib.error.HTTPError):
+            post(relay.port, "parsed")
+        relay.upstream = ("127.0.0.1", upstream)  # what the run does after a restart
+        assert json.loads(post(relay.port, "parsed"))["choices"][0]["message"]["content"] == "answer:7"
+
+
+def _concurrent_posts(port, texts, concurrency):
+    import asyncio
+
+    import aiohttp
+
+    async def main():
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one(text):
+                body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+                async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as r:
+                    return r.status, (await r.json())["choices"][0]["message"]["content"]
+
+            return await asyncio.gather(*(one(t) for t in texts))
+
+    return asyncio.run(main())
+
+
+def test_a_thousand_connections_at_once_are_all_answered_and_recorded(upstream, tmp_path):
+    from bench_app.run.cache import RequestCache
+
+    cache = RequestCache(tmp_path / "requests.sqlite")
+    out = tmp_path / "requests.jsonl"
+    texts = [f"q{i}" for i in range(1000)]
+    with Relay("127.0.0.1", upstream, cache=cache, engine="e") as relay:
+        relay.record_to(out)
+        answers = _concurrent_posts(relay.port, texts, 1000)
+        again = _concurrent_posts(relay.port, texts[:100], 100)  # all from the cache now
+        assert relay.write_error is None
+    assert answers == [(200, f"echo:{t}") for t in texts] and again == answers[:100]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 1100 and sum(r["cached"] for r in records) == 100
+    assert cache.stats()["answers"] == 1000
+    cache.close()
+
+
+RELAY_PROCESS = """
+import sys, threading, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_relay import StandIn, Upstream
+from bench_app.run.cache import RequestCache
+from bench_app.run.relay import Relay
+server = Upstream(("127.0.0.1", 0), StandIn)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+folder = Path(sys.argv[1])
+with Relay("127.0.0.1", server.server_address[1], cache=RequestCache(folder / "requests.sqlite"),
+           engine="e") as relay:
+    relay.record_to(folder / "requests.jsonl")
+    print(relay.port, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_kill_9_loses_no_answer_the_evaluator_was_given(tmp_path):
+    """Every answer that reached the evaluator is in the cache and in requests.jsonl, whenever the relay's
+    process is killed."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench_app.run.cache import RequestCache
+
+    relay = subprocess.Popen(
+        [sys.executable, "-c", RELAY_PROCESS, str(tmp_path), str(Path(__file__).parent)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = int(relay.stdout.readline())
+    given, stop = [], threading.Event()
+
+    def client(worker):
+        for i in range(10_000):
+            if stop.is_set():
+                return
+            try:
+                text = f"w{worker}-{i}"
+                if json.loads(post(port, text))["choices"][0]["message"]["content"] == f"echo:{text}":
+                    given.append(text)
+            except OSError:  # the relay is gone
+                return
+
+    with ThreadPoolExecutor(16) as pool:
+        for worker in range(16):
+            pool.submit(client, worker)
+        wait_for = time.monotonic() + 30
+        while len(given) < 300 and time.monotonic() < wait_for:
+            time.sleep(0.05)
+        os.kill(relay.pid, signal.SIGKILL)  # mid-flight: requests are in every stage of the relay
+        relay.wait()
+        stop.set()
+    assert len(given) >= 300
+    recorded = {
+        json.loads(line)["messages"][-1]["content"]
+        for line in (tmp_path / "requests.jsonl").read_text().splitlines()
+        if line.endswith("}")  # a line cut by the kill was never acknowledged
+    }
+    assert set(given) <= recorded
+    cache = RequestCache(tmp_path / "requests.sqlite")
+    for text in given:
+        body = {"model": "m", "messages": [{"role": "user", "content": text}], "temperature": 0.6}
+        assert cache.lookup(RequestCache.key("e", body)) is not None, text
     cache.close()

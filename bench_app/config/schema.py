@@ -137,6 +137,9 @@ class ExecutionConf:
     server_start_timeout_s: float = 600.0
     server_stop_timeout_s: float = 30.0
     evaluation_timeout_s: float = 3600.0
+    # How long the relay waits for the server's answer to one request before it answers 502 (a hung
+    # server holds no connection for ever); long: a reasoning answer under load takes minutes.
+    upstream_timeout_s: float = 3600.0
     # Before any server starts: do all prompts + max_out_len fit max_model_len? error | warn | off.
     context_check: str = "error"
     # One server per dataset, as the original design did (for comparison only).

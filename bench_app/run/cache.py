@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from bench_app.common.files import file_sha256
 from bench_app.config.hub import model_folder
@@ -56,12 +56,16 @@ class CacheError(Exception):
 
 
 class RequestCache:
+    """Answers by key. Reads use a connection of the reading thread's own (WAL: readers never wait for
+    the writer); writes are serialised by one lock and go in whole batches (write_many)."""
+
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
+        self._readers = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+            self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute(
@@ -79,18 +83,51 @@ class RequestCache:
                 f"request cache {path} was written by a newer bench_app (schema {version}, this one reads "
                 f"{CACHE_SCHEMA_VERSION})"
             )
+        self._readers.db = self._db
+        self._connections = [self._db]
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
 
     @staticmethod
     def key(engine: str, body: Mapping[str, Any]) -> str:
         request = {k: v for k, v in body.items() if k not in ("stream_options",)}
         return hashlib.sha256(json.dumps([engine, request], sort_keys=True, default=str).encode()).hexdigest()
 
-    def get(self, key: str) -> Optional[Dict[str, Any]]:
-        with self._lock:
-            row = self._db.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                self._db.execute("UPDATE answers SET used = ? WHERE key = ?", (time.time(), key))
+    def lookup(self, key: str) -> Optional[Dict[str, Any]]:
+        """The stored answer, or None; marks nothing as used (write_many does, in the writer's batch)."""
+        reader = getattr(self._readers, "db", None)
+        if reader is None:
+            reader = self._readers.db = self._connect()
+            with self._lock:
+                self._connections.append(reader)
+        row = reader.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        answer = self.lookup(key)
+        if answer is not None:
+            self.write_many([], [key])
+        return answer
+
+    def put(self, key: str, engine: str, response: Dict[str, Any]) -> None:
+        self.write_many([(key, engine, json.dumps(response, ensure_ascii=False))], [])
+
+    def write_many(self, answers: Sequence[Tuple[str, str, str]], used: Sequence[str] = ()) -> None:
+        """Store answers (key, engine, response JSON) and mark keys used, in one transaction."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
+                    [(key, engine, now, now, response) for key, engine, response in answers],
+                )
+                self._db.executemany("UPDATE answers SET used = ? WHERE key = ?", [(now, k) for k in used])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def has_engine(self, engine: str) -> bool:
         """Whether any answer of this engine configuration is stored."""
@@ -98,13 +135,6 @@ class RequestCache:
             return (
                 self._db.execute("SELECT 1 FROM answers WHERE engine = ? LIMIT 1", (engine,)).fetchone()
                 is not None
-            )
-
-    def put(self, key: str, engine: str, response: Dict[str, Any]) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
-                (key, engine, time.time(), time.time(), json.dumps(response, ensure_ascii=False)),
             )
 
     def stats(self) -> Dict[str, Any]:
@@ -129,7 +159,8 @@ class RequestCache:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            for connection in self._connections:
+                connection.close()
 
 
 def open_cache(path: Path, warn: Callable[[str], None]) -> Optional[RequestCache]:
