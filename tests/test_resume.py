@@ -95,6 +95,28 @@ def test_a_server_that_dies_mid_dataset_is_started_again_and_the_dataset_finishe
     assert "2 / 2" in cells
 
 
+def test_a_server_started_lazily_mid_dataset_and_killed_is_restarted_and_counted(workdir):
+    """The cache answers the first prompt; the server starts at the first miss, dies on its first request,
+    is started again, and the dataset finishes. Its counters are the started server's, not a placeholder's."""
+    shared = f"execution.cache={workdir / 'shared'}"
+    first = _stand_in(workdir, "first", shared, "aisbench.num_prompts=1")
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    dies = {"FAKE_ENGINE_DIE_AFTER": "0", "FAKE_ENGINE_DIED_MARK": str(workdir / "died")}
+    done = _stand_in(workdir, "lazy", shared, env=dies)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "starts on the first request the cache cannot answer" in done.stdout
+    assert "starting it again (1 of 1)" in done.stdout
+    results = load(workdir / "outputs/lazy/results.yaml")
+    result = results["datasets"]["sample_gsm8k"]
+    assert result["status"] == "ok" and result["metrics"]["accuracy"] == 50.0
+    assert result["answers"] == {"reused": 1, "generated": 3}
+    assert len(results["servers"][0]["restarts"]) == 1
+    # the restarted server answered three: one cut at max_out_len (the eggs), two stopped
+    assert result["finished_requests"] == {"length": 1, "stop": 2}
+    assert result["prompts"]["done"] == 3
+    assert "1 of 3 answer(s) were cut at max_out_len" in result["reason"]
+
+
 def test_restarts_used_up_fail_the_dataset_and_a_resume_finishes_it(workdir):
     dies = {"FAKE_ENGINE_DIE_AFTER": "2", "FAKE_ENGINE_DIED_MARK": str(workdir / "died")}
     failed = _stand_in(workdir, "gave_up", "execution.server_restarts=0", env=dies)

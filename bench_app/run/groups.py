@@ -210,6 +210,7 @@ class GroupRunner:
                 cache=self.cache,
                 engine=fingerprint,
                 start_upstream=start_upstream if lazy else None,
+                upstream_timeout_s=self.config.execution.upstream_timeout_s,
             ) as relay:
                 self._evaluate_all(session, group, record, live, endpoint, relay, pending)
         finally:
@@ -275,8 +276,7 @@ class GroupRunner:
             short = pending[position]
             if self.cancel.is_set():
                 return
-            server = live.server
-            death = server.death()
+            death = live.server.death()
             if death:
                 self._fail_all(
                     pending[position:],
@@ -299,13 +299,14 @@ class GroupRunner:
                     dataset,
                     group,
                     record,
-                    server,
+                    live,
                     endpoint if perf else relayed,
                     lambda: self._interrupted() or _died(live.server),
                     phase.update,
                 )
             relay.record_to(None)
-            death = server.death()
+            # live.server, not a copy from before the dataset: a lazy start replaces it during the dataset
+            death = live.server.death()
             if (
                 result.status != "ok"
                 and death
@@ -352,7 +353,7 @@ class GroupRunner:
         dataset: DatasetPlan,
         group: EngineGroup,
         record: ServerRecord,
-        server: EngineServer,
+        live: _Live,
         endpoint: Endpoint,
         stop_reason: Callable[[], Optional[str]],
         show_progress: Callable[[str], None] = lambda detail: None,
@@ -368,7 +369,10 @@ class GroupRunner:
         )
         started = time.monotonic()
         result.evaluation_started_at = now_iso()
-        watch = RequestProgress(server.request_counters, expected_prompts(dataset), show_progress)
+        # Counters of the server as it is now: one started lazily during the dataset counts from its start.
+        watch = RequestProgress(
+            lambda: live.server.request_counters(), expected_prompts(dataset), show_progress
+        )
         before = watch.before
 
         def stop_reason_and_progress() -> Optional[str]:  # polled by the evaluation's wait loop
@@ -395,7 +399,7 @@ class GroupRunner:
                 result.samples, result.samples_error = error.samples.count, error.samples.error
         finally:
             result.evaluation_s = round(time.monotonic() - started, 1)
-        note_finished_requests(result, before, server.request_counters())
+        note_finished_requests(result, before, live.server.request_counters())
         if result.finished_requests or watch.total:
             result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
         return result

@@ -9,6 +9,7 @@ Each request body is appended to FAKE_ENGINE_REQUESTS (a file), when set. With F
 FAKE_ENGINE_DIED_MARK=<file>, the server dies (exit 9, as an OOM kill) at its request N+1 unless that
 file exists, which it writes first: it dies once, and serves every request after its restart.
 FAKE_ENGINE_DELAY_S: seconds each answer takes (a slow model, for tests that stop a run in the middle).
+/metrics counts the finished requests by finish reason, as vLLM's `vllm:request_success_total` does.
 """
 
 import json
@@ -39,10 +40,24 @@ ANSWERS = {
 
 
 ANSWERED = []
+FINISHED = {}  # finish reason -> requests answered with it
 
 
 class Handler(StandInHandler):
     served_model, max_model_len, version = served, max_model_len, "0.0.0-reasoning-stand-in"
+
+    def do_GET(self):
+        if self.path != "/metrics":
+            return super().do_GET()
+        text = "".join(
+            f'vllm:request_success_total{{engine="0",finished_reason="{reason}"}} {count}.0\n'
+            for reason, count in FINISHED.items()
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -62,6 +77,7 @@ class Handler(StandInHandler):
             message = {"role": "assistant", "content": f"<think>{thinking}{closed}{answer}"}
         else:
             message = {"role": "assistant", "content": answer or None, "reasoning_content": thinking}
+        FINISHED[finish] = FINISHED.get(finish, 0) + 1
         tokens = len(thinking.split()) + len(answer.split())
         usage = {"prompt_tokens": 50, "completion_tokens": tokens, "total_tokens": 50 + tokens}
         self._json(
