@@ -67,6 +67,9 @@ class RequestCache:
         try:
             self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
+            # A commit is in the OS before the evaluator has the answer: it survives the process being
+            # killed; only a power loss could drop the last ones (no fsync per commit on the hot path).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, engine TEXT, stored REAL, "
