@@ -19,13 +19,15 @@ import json
 import sqlite3
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from bench_app.common.files import file_sha256
 from bench_app.config.hub import model_folder
 
-CACHE_SCHEMA_VERSION = 1
+# 2: answers are stored zlib-compressed (a reasoning answer shrinks 3-5x); rows of 1 (plain JSON) still read.
+CACHE_SCHEMA_VERSION = 2
 CACHE_FILE = "requests.sqlite"
 
 
@@ -79,6 +81,10 @@ class RequestCache:
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),)
             )
             (version,) = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if int(version) < CACHE_SCHEMA_VERSION:  # compressed rows from now on: older readers must refuse
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(CACHE_SCHEMA_VERSION),)
+                )
         except sqlite3.DatabaseError as error:
             raise CacheError(f"request cache {path} cannot be read ({error})") from None
         if int(version) > CACHE_SCHEMA_VERSION:
@@ -105,7 +111,10 @@ class RequestCache:
             with self._lock:
                 self._connections.append(reader)
         row = reader.execute("SELECT response FROM answers WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        stored = row[0]
+        return json.loads(zlib.decompress(stored) if isinstance(stored, bytes) else stored)
 
     def get(self, key: str) -> Optional[Dict[str, Any]]:
         answer = self.lookup(key)
@@ -124,7 +133,7 @@ class RequestCache:
             try:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
-                    [(key, engine, now, now, response) for key, engine, response in answers],
+                    [(key, engine, now, now, _packed(response)) for key, engine, response in answers],
                 )
                 self._db.executemany("UPDATE answers SET used = ? WHERE key = ?", [(now, k) for k in used])
             except BaseException:
@@ -164,6 +173,10 @@ class RequestCache:
         with self._lock:
             for connection in self._connections:
                 connection.close()
+
+
+def _packed(response: str) -> bytes:
+    return zlib.compress(response.encode(), 6)
 
 
 def open_cache(path: Path, warn: Callable[[str], None]) -> Optional[RequestCache]:

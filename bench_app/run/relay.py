@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import resource
 import threading
 import time
@@ -34,10 +33,11 @@ import aiohttp
 from aiohttp import web
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
+from bench_app.run.answers import StreamedAnswer, empty_answer, split_reasoning
 from bench_app.run.cache import RequestCache
+from bench_app.run.record_writer import RecordWriter
 
 REQUESTS_FILE = "requests.jsonl"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 # Headers that belong to one connection, not to the request or response being relayed. Bodies are passed
 # on decoded, so their encoding goes too.
 _HOP_HEADERS = {
@@ -58,107 +58,12 @@ LISTEN_BACKLOG = 4096
 DEFAULT_UPSTREAM_TIMEOUT_S = 3600.0
 
 
-def split_reasoning(content: str, reasoning: str) -> Tuple[str, str, bool]:
-    """(answer, reasoning, reasoning_ended): from a parser's separate field, or from <think> tags
-    left in the answer. A reasoning that never closed is all reasoning and no answer."""
-    if reasoning:
-        return content, reasoning, bool(content) or THINK_CLOSE in content
-    if THINK_CLOSE in content:
-        before, _, after = content.rpartition(THINK_CLOSE)
-        return after.strip(), before.replace(THINK_OPEN, "", 1).strip(), True
-    if THINK_OPEN in content:
-        before, _, after = content.partition(THINK_OPEN)
-        return before.strip(), after.strip(), False
-    return content, "", True
-
-
 def _raise_open_files_limit(wanted: int = 65536) -> None:
     """Thousands of connections both ways need more descriptors than a shell's default soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-class _Writer:
-    """The one thread that writes records and cache entries. Each job is a list of operations and a
-    callback called once they are written (lines flushed to the OS, cache transaction committed); jobs
-    queued while a batch is written go together in the next, so a commit serves many requests."""
-
-    def __init__(self, cache: Optional[RequestCache]):
-        self.cache = cache
-        self._jobs: queue.Queue[Optional[Tuple[List[tuple], Callable[[], None]]]] = queue.Queue()
-        self._file = None
-        self.error: Optional[str] = None
-        self._thread = threading.Thread(target=self._loop, name="relay-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, operations: List[tuple], done: Callable[[], None]) -> None:
-        self._jobs.put((operations, done))
-
-    def call(self, operations: List[tuple]) -> None:
-        """Submit and wait until written (for callers outside the event loop)."""
-        written = threading.Event()
-        self.submit(operations, written.set)
-        written.wait()
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            jobs = [self._jobs.get()]
-            while True:
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            stop = None in jobs
-            done = self._write([job for job in jobs if job is not None])
-            for callback in done:
-                callback()
-            if stop:
-                self._switch(None)
-                return
-
-    def _write(self, jobs) -> List[Callable[[], None]]:
-        lines: List[str] = []
-        puts: List[Tuple[str, str, str]] = []
-        touched: List[str] = []
-        for operations, _ in jobs:
-            for operation in operations:
-                kind = operation[0]
-                if kind == "line":
-                    lines.append(operation[1])
-                elif kind == "put":
-                    puts.append(operation[1:])
-                elif kind == "touch":
-                    touched.append(operation[1])
-                elif kind == "switch":  # lines before it belong to the file before it
-                    self._flush(lines)
-                    lines = []
-                    self._switch(operation[1])
-        try:
-            if self.cache is not None and (puts or touched):
-                self.cache.write_many(puts, touched)
-            self._flush(lines)
-        except Exception as error:  # noqa: BLE001 - reported by the run; the answers still go out
-            self.error = f"{type(error).__name__}: {error}"
-        return [callback for _, callback in jobs]
-
-    def _flush(self, lines: List[str]) -> None:
-        if lines and self._file is not None:
-            self._file.write("".join(lines))
-            self._file.flush()
-
-    def _switch(self, path: Optional[Path]) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._file = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the next switch
 
 
 class Relay:
@@ -189,7 +94,7 @@ class Relay:
         self._port = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
-        self._writer: Optional[_Writer] = None
+        self._writer: Optional[RecordWriter] = None
         self._runner: Optional[web.AppRunner] = None
         self._session: Optional[aiohttp.ClientSession] = None
         self._start_lock: Optional[asyncio.Lock] = None
@@ -205,7 +110,7 @@ class Relay:
 
     def __enter__(self) -> Relay:
         _raise_open_files_limit()
-        self._writer = _Writer(self.cache)
+        self._writer = RecordWriter(self.cache)
         self._loop = _new_event_loop()
         ready = threading.Event()
         failure: List[BaseException] = []
@@ -355,7 +260,7 @@ class Relay:
             if cached is not None:
                 line, empty = self.record(body, 200, cached, started, cached=True)
                 await self._written([("line", line), ("touch", key)])
-                data = json.dumps(_empty_answer(cached) if empty else cached).encode()
+                data = json.dumps(empty_answer(cached) if empty else cached).encode()
                 return web.Response(status=200, body=data, content_type="application/json")
         if not await self._ensure_upstream():
             return _error(502, "the server did not start (see the engine log)")
@@ -387,14 +292,14 @@ class Relay:
                 operations.append(("put", key, self.engine, stored))
             await self._written(operations)  # stored before the evaluator has it
             if empty:
-                data = json.dumps(_empty_answer(answer)).encode()
+                data = json.dumps(empty_answer(answer)).encode()
         return web.Response(status=status, body=data, headers=reply_headers)
 
     async def _stream(self, request, reply, headers, body, started) -> web.StreamResponse:
         """Pass the server-sent events through as they come; record the assembled answer at the end."""
         response = web.StreamResponse(status=reply.status, headers=headers)
         await response.prepare(request)
-        events, status = _StreamedAnswer(started), reply.status
+        events, status = StreamedAnswer(started), reply.status
         try:
             async for chunk in reply.content.iter_any():
                 await response.write(chunk)
@@ -405,51 +310,6 @@ class Relay:
         await self._written([("line", line)])  # before the evaluator has the end of the stream
         await response.write_eof()
         return response
-
-
-class _StreamedAnswer:
-    """A streamed chat completion assembled from its server-sent events, as they pass."""
-
-    def __init__(self, started: float):
-        self.started = started
-        self.content: List[str] = []
-        self.reasoning: List[str] = []
-        self.finish_reason: Optional[str] = None
-        self.usage: Optional[Dict[str, Any]] = None
-        self.first_token_s: Optional[float] = None
-        self.error: Optional[str] = None
-        self._pending = b""
-
-    def feed(self, chunk: bytes) -> None:
-        *lines, self._pending = (self._pending + chunk).split(b"\n")
-        for line in lines:
-            text = line.decode(errors="replace").strip()
-            if not text.startswith("data:") or text == "data: [DONE]":
-                continue
-            try:
-                event = json.loads(text[5:])
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            self.usage = event.get("usage") or self.usage
-            for choice in event.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if self.first_token_s is None and (delta.get("content") or delta.get("reasoning_content")):
-                    self.first_token_s = round(time.monotonic() - self.started, 3)
-                self.content.append(delta.get("content") or "")
-                self.reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
-                self.finish_reason = choice.get("finish_reason") or self.finish_reason
-
-    def answer(self) -> Dict[str, Any]:
-        assembled = {"content": "".join(self.content), "reasoning_content": "".join(self.reasoning)}
-        answer: Dict[str, Any] = {
-            "choices": [{"message": assembled, "finish_reason": self.finish_reason}],
-            "usage": self.usage,
-        }
-        if self.error:
-            answer["error"] = self.error
-        return answer
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -468,13 +328,3 @@ def _resolve(future: asyncio.Future) -> None:
 
 def _error(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=json.dumps({"error": reason}), content_type="application/json")
-
-
-def _empty_answer(response: Dict[str, Any]) -> Dict[str, Any]:
-    for choice in response.get("choices") or []:
-        message = choice.get("message") or {}
-        message["content"] = ""
-        for key in ("reasoning_content", "reasoning"):
-            if key in message:
-                message[key] = None
-    return response

@@ -1,0 +1,79 @@
+"""What a chat completion says, as the relay reads it: the answer and the reasoning apart, a streamed answer
+assembled from its events, and an answer emptied (cut inside its thinking)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(content: str, reasoning: str) -> Tuple[str, str, bool]:
+    """(answer, reasoning, reasoning_ended): from a parser's separate field, or from <think> tags
+    left in the answer. A reasoning that never closed is all reasoning and no answer."""
+    if reasoning:
+        return content, reasoning, bool(content) or THINK_CLOSE in content
+    if THINK_CLOSE in content:
+        before, _, after = content.rpartition(THINK_CLOSE)
+        return after.strip(), before.replace(THINK_OPEN, "", 1).strip(), True
+    if THINK_OPEN in content:
+        before, _, after = content.partition(THINK_OPEN)
+        return before.strip(), after.strip(), False
+    return content, "", True
+
+
+class StreamedAnswer:
+    """A streamed chat completion assembled from its server-sent events, as they pass."""
+
+    def __init__(self, started: float):
+        self.started = started
+        self.content: List[str] = []
+        self.reasoning: List[str] = []
+        self.finish_reason: Optional[str] = None
+        self.usage: Optional[Dict[str, Any]] = None
+        self.first_token_s: Optional[float] = None
+        self.error: Optional[str] = None
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        for line in lines:
+            text = line.decode(errors="replace").strip()
+            if not text.startswith("data:") or text == "data: [DONE]":
+                continue
+            try:
+                event = json.loads(text[5:])
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            self.usage = event.get("usage") or self.usage
+            for choice in event.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if self.first_token_s is None and (delta.get("content") or delta.get("reasoning_content")):
+                    self.first_token_s = round(time.monotonic() - self.started, 3)
+                self.content.append(delta.get("content") or "")
+                self.reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
+                self.finish_reason = choice.get("finish_reason") or self.finish_reason
+
+    def answer(self) -> Dict[str, Any]:
+        assembled = {"content": "".join(self.content), "reasoning_content": "".join(self.reasoning)}
+        answer: Dict[str, Any] = {
+            "choices": [{"message": assembled, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+        }
+        if self.error:
+            answer["error"] = self.error
+        return answer
+
+
+def empty_answer(response: Dict[str, Any]) -> Dict[str, Any]:
+    for choice in response.get("choices") or []:
+        message = choice.get("message") or {}
+        message["content"] = ""
+        for key in ("reasoning_content", "reasoning"):
+            if key in message:
+                message[key] = None
+    return response
