@@ -20,8 +20,9 @@ SAMPLE_FIELDS = {
     "error",
     # as the server gave it (bench_app's relay): its finish_reason, the answer and reasoning apart
     "finish_reason_from",
+    "request_line",  # the relay's record of the answer, in requests.jsonl
     "answer",
-    "reasoning",
+    "reasoning_chars",  # the reasoning's text stays in requests.jsonl: each answer is stored once
     "answer_tokens",
     "reasoning_tokens",
     "cut_in_thinking",
@@ -84,7 +85,9 @@ def test_embedded_default_end_to_end(workdir, browser):
         records = [json.loads(line) for line in lines]
         assert len(records) == prompts == entry["samples"], (short, records)
         for record in records:
-            assert set(record) == SAMPLE_FIELDS and record["error"] is None
+            # an output that is the answer is not stored twice: output_from says how to put it together
+            assert set(record) - {"output_from"} == SAMPLE_FIELDS and record["error"] is None
+            assert record.get("output_from") == "{answer}" or record["output"]
             assert record["finish_reason_from"] == "server" and record["cut_in_thinking"] is False
             assert record["cached"] is False  # a first run: every answer generated
             assert isinstance(record["correct"], bool) and record["prediction"] is not None

@@ -1,13 +1,13 @@
 """Reasoning models: AISBench's own model config (aisbench.model) is what the task file starts from,
 thinking is a setting per run and per dataset, and vLLM's reasoning parser is an engine argument."""
 
-import json
 
 import pytest
 from conftest import load, plan_for, run_cli
 
 from bench_app.evaluators.aisbench.task import request_kwargs, task_config_text
 from bench_app.run.plan import config_fingerprint, effective_dataset_record
+from bench_app.rundir.layout import RunFolder
 
 DRY = ["execution.dry_run=true"]
 
@@ -153,9 +153,7 @@ def _reasoning_run(workdir, shape, name, *extra):
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     run = workdir / "outputs" / name
-    samples = {
-        r["id"]: r for r in map(json.loads, (run / "sample_gsm8k/samples.jsonl").read_text().splitlines())
-    }
+    samples = {r["id"]: r for r in RunFolder(run).read_samples("sample_gsm8k", texts=True)}
     return done, load(run / "results.yaml")["datasets"]["sample_gsm8k"], samples
 
 
@@ -188,6 +186,14 @@ def test_real_aisbench_scores_a_reasoning_model_without_its_thinking(workdir, sh
     right = samples[2]
     assert (right["answer"], right["correct"]) == ("answer:12", True) and "answer:11" in right["reasoning"]
     assert right["reasoning_tokens"] > right["answer_tokens"] > 0
+    # Each answer stored once: the thinking is in requests.jsonl only; AISBench's output (the thinking and
+    # the answer joined) is put together again from it.
+    run = workdir / "outputs" / f"r_{shape}"
+    assert "answer:11" not in (run / "sample_gsm8k/samples.jsonl").read_text()
+    assert "answer:11" in (run / "sample_gsm8k/requests.jsonl").read_text()
+    joined = {"tags": "<think>{reasoning}</think>{answer}", "parsed": "{reasoning}</think>{answer}"}[shape]
+    assert right["output_from"] == joined and right["output"].endswith("</think>answer:12")
+    assert right["reasoning_chars"] == len(right["reasoning"])
     # report.html: the reasoning table and the histogram of reasoning tokens, no console error
     report = workdir / "outputs" / f"r_{shape}" / "report.html"
     assert browser.open(report, "#reasoning") == []

@@ -412,3 +412,28 @@ def test_kill_9_loses_no_answer_the_evaluator_was_given(tmp_path):
         body = {"model": "m", "messages": [{"role": "user", "content": text}], "temperature": 0.6}
         assert cache.lookup(RequestCache.key("e", body)) is not None, text
     cache.close()
+
+
+def test_answers_are_stored_compressed_and_a_cache_of_plain_json_rows_still_reads(tmp_path):
+    import sqlite3
+
+    from bench_app.run.cache import CACHE_SCHEMA_VERSION, RequestCache
+
+    old = tmp_path / "old.sqlite"  # as the first schema wrote it: the answer as JSON text
+    with sqlite3.connect(old) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        db.execute(
+            "CREATE TABLE answers (key TEXT PRIMARY KEY, engine TEXT, stored REAL, used REAL, response TEXT)"
+        )
+        db.execute("INSERT INTO answers VALUES ('k', 'e', 0, 0, ?)", (json.dumps({"choices": [1]}),))
+    cache = RequestCache(old)
+    assert cache.lookup("k") == {"choices": [1]}
+    long_answer = {"choices": [{"message": {"reasoning_content": "step by step, " * 600}}]}
+    cache.put("long", "e", long_answer)
+    assert cache.lookup("long") == long_answer
+    cache.close()
+    with sqlite3.connect(old) as db:  # older readers must now refuse it: it holds compressed rows
+        assert db.execute("SELECT value FROM meta").fetchone()[0] == str(CACHE_SCHEMA_VERSION)
+        (stored,) = db.execute("SELECT response FROM answers WHERE key = 'long'").fetchone()
+    assert isinstance(stored, bytes) and len(stored) < len(json.dumps(long_answer)) / 10

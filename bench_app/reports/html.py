@@ -17,15 +17,24 @@ from bench_app.rundir.layout import RunFolder
 
 REPORT_FILE = "report.html"
 ASSETS = Path(__file__).with_name("assets")
-# Longer texts (long-context prompts) are cut in the page, head and tail kept; samples.jsonl has them whole.
+# Longer texts (long-context prompts, reasoning) are cut in the page, head and tail kept; the run folder has
+# them whole. The page embeds every sample, so the limit shrinks with their number: all texts together stay
+# near TEXT_BUDGET characters and a 14,000-sample run opens as fast as a small one.
 TEXT_LIMIT = 4000
+TEXT_FLOOR = 300
+TEXT_BUDGET = 6_000_000
 
 
-def clip(text: Any) -> Any:
-    if not isinstance(text, str) or len(text) <= TEXT_LIMIT:
+def text_limit(samples: int) -> int:
+    """Characters kept of each text (a prompt and an output per sample) for a page of that many samples."""
+    return max(TEXT_FLOOR, min(TEXT_LIMIT, TEXT_BUDGET // max(1, 2 * samples)))
+
+
+def clip(text: Any, limit: int = TEXT_LIMIT) -> Any:
+    if not isinstance(text, str) or len(text) <= limit:
         return text
-    half = TEXT_LIMIT // 2
-    left_out = f"[... {len(text) - TEXT_LIMIT} characters left out: see samples.jsonl ...]"
+    half = limit // 2
+    left_out = f"[... {len(text) - limit} characters left out: see samples.jsonl / requests.jsonl ...]"
     return f"{text[:half]}\n{left_out}\n{text[-half:]}"
 
 
@@ -35,16 +44,19 @@ def numbers(metrics: Dict[str, Any]) -> Dict[str, float]:
     }
 
 
-def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
+def _samples(run_dir: Path, short: str, limit: int = TEXT_LIMIT) -> List[Dict[str, Any]]:
+    def shorten(text: Any) -> Any:
+        return clip(text, limit)
+
     return [
         {
             "d": short,
             "s": r.get("subset"),
             "i": r.get("id"),
-            "p": clip(r.get("prompt")),
-            "o": clip(r.get("output")),
-            "x": clip(r.get("prediction")),
-            "g": clip(r.get("gold")),
+            "p": shorten(r.get("prompt")),
+            "o": r.get("output"),  # already shortened as it was put together
+            "x": shorten(r.get("prediction")),
+            "g": shorten(r.get("gold")),
             "c": r.get("correct"),
             "pt": r.get("prompt_tokens"),
             "ot": r.get("output_tokens"),
@@ -56,7 +68,7 @@ def _samples(run_dir: Path, short: str) -> List[Dict[str, Any]]:
             # perf mode: the request's own timing (ms)
             **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
         }
-        for r in RunFolder(run_dir).read_samples(short) or []
+        for r in RunFolder(run_dir).read_samples(short, texts=True, shorten=shorten) or []
     ]
 
 
@@ -79,6 +91,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
     by_group = {s.get("group"): s for s in servers}
     datasets, samples = [], []
     entries = results.get("datasets") or {short: {} for short in per_dataset}
+    limit = text_limit(sum(int(e.get("samples") or 0) for e in entries.values()))
     for short, entry in entries.items():
         document = per_dataset.get(short, {})
         metrics = entry.get("metrics") or {}
@@ -117,7 +130,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 },
             }
         )
-        samples.extend(_samples(run_dir, short))
+        samples.extend(_samples(run_dir, short, limit))
     snapshot = metadata.get("run") or {}
     return {
         "run": {
@@ -137,7 +150,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
             for s in servers
         ],
         "samples": samples,
-        "text_limit": TEXT_LIMIT,
+        "text_limit": limit,
         "load": results.get("load_sweep"),  # execution.load_levels: the frontier section
     }
 

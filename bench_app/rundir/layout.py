@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, TypedDict
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypedDict
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
@@ -88,16 +88,28 @@ class SampleRecord(TypedDict, total=False):
     id: Any
     subset: str
     prompt: Any
-    output: Optional[str]
+    output: Optional[str]  # absent when output_from says how to put it together from the answer
     prediction: Any
     gold: Any
     correct: Optional[bool]
     prompt_tokens: Optional[int]
     output_tokens: Optional[int]
     finish_reason: Optional[str]
+    finish_reason_from: Optional[str]
     error: Optional[str]
+    # the relay's record of the answer (<short>/requests.jsonl, that line): where the reasoning's text is
+    request_line: int
+    output_from: str  # e.g. "{reasoning}</think>{answer}"
+    answer: str
+    reasoning: str  # only from read_samples(texts=True); samples.jsonl keeps it in requests.jsonl
+    answer_tokens: Optional[int]
+    reasoning_chars: int
+    reasoning_tokens: int
+    cut_in_thinking: bool
+    cached: bool
     ttft_ms: float  # perf mode
     tpot_ms: float  # perf mode
+    e2el_ms: float  # perf mode
 
 
 def headline(metrics: Dict[str, Any]) -> Optional[Tuple[str, float]]:
@@ -199,10 +211,39 @@ class RunFolder:
             return dict(self.read_results().get("datasets") or {})
         return {short: doc.get("result", {}) for short, doc in self.read_per_dataset().items()}
 
-    def read_samples(self, short: str) -> Optional[List[SampleRecord]]:
-        """A dataset's per-sample records in file order; None when the run has none for it."""
+    def read_samples(
+        self, short: str, texts: bool = False, shorten: Callable[[str], str] = lambda text: text
+    ) -> Optional[List[SampleRecord]]:
+        """A dataset's per-sample records in file order; None when the run has none for it. texts: with
+        the reasoning and the output put back from the relay's records (each answer is stored once, in
+        requests.jsonl), each through shorten (the report keeps only a head and a tail)."""
         path = self.samples_file(short)
         if not path.is_file():
             return None
         with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            records = [json.loads(line) for line in handle if line.strip()]
+        if texts:
+            wanted = {r["request_line"] for r in records if isinstance(r.get("request_line"), int)}
+            recorded = self._request_texts(short, wanted)
+            for record in records:
+                answer, reasoning = recorded.get(record.get("request_line"), (record.get("answer") or "", ""))
+                record["reasoning"] = shorten(reasoning)
+                if record.get("output_from"):
+                    assembled = record["output_from"].replace("{reasoning}", reasoning)
+                    record["output"] = shorten(assembled.replace("{answer}", answer))
+                elif isinstance(record.get("output"), str):
+                    record["output"] = shorten(record["output"])
+        return records
+
+    def _request_texts(self, short: str, lines: Set[int]) -> Dict[int, Tuple[str, str]]:
+        """(answer, reasoning) of the relay's records on those lines of <short>/requests.jsonl."""
+        found: Dict[int, Tuple[str, str]] = {}
+        path = self.requests_file(short)
+        if not lines or not path.is_file():
+            return found
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                if number in lines:
+                    record = json.loads(line)
+                    found[number] = (record.get("answer") or "", record.get("reasoning") or "")
+        return found

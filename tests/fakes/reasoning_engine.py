@@ -78,7 +78,7 @@ class Handler(StandInHandler):
         else:
             message = {"role": "assistant", "content": answer or None, "reasoning_content": thinking}
         FINISHED[finish] = FINISHED.get(finish, 0) + 1
-        tokens = len(thinking.split()) + len(answer.split())
+        tokens = (len(thinking) + len(answer)) // 3 + 1  # about as many as a tokenizer makes of them
         usage = {"prompt_tokens": 50, "completion_tokens": tokens, "total_tokens": 50 + tokens}
         self._json(
             200,

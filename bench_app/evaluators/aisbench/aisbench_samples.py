@@ -8,9 +8,16 @@ extracted prediction, the reference and whether it is correct, in the order of t
 Writes OUT_FILE (JSON lines, atomically), one record per prompt:
     id, subset, prompt (chat template applied by the model's tokenizer, as the server does), output,
     prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error, and, from the
-    answers bench_app's relay recorded as the server gave them (WORK_DIR/requests.jsonl): answer and
-    reasoning apart, answer_tokens, reasoning_tokens, cut_in_thinking (the length limit came before
-    the reasoning ended), cached (answered from the request cache), and the server's own finish_reason
+    answers bench_app's relay recorded as the server gave them (WORK_DIR/requests.jsonl): request_line
+    (that record's line, from 0), answer, answer_tokens, reasoning_chars, reasoning_tokens, cut_in_thinking
+    (the length limit came before the reasoning ended), cached (answered from the request cache), and the
+    server's own finish_reason.
+Each answer is stored once: the reasoning's text stays in requests.jsonl (request_line says where), and an
+output that is the recorded answer put together (AISBench's prediction of a reasoning model is its thinking,
+`</think>`, then the answer) is left out, `output_from` saying how to put it together again
+(bench_app.rundir.layout.RunFolder.read_samples(texts=True) does). Token counts of a recorded answer are the
+server's (usage; the reasoning's is the completion's less the answer's unless the server reports it):
+tokenizing every long answer again would cost more than the evaluation.
 In perf mode the records come from `performances/<model>/<subset>_details.jsonl` and the request time
 points AISBench stores beside it (db_data/*.db), and add ttft_ms, tpot_ms and e2el_ms per request, computed
 as AISBench's own summary computes them (first chunk - sent; (last - first) / (output tokens - 1); last -
@@ -92,16 +99,65 @@ def _message_key(messages) -> str:
 
 class Answers:
     """The answers the relay recorded, by the messages they answered (the last one of each, as a
-    retried request's last answer is the one AISBench kept)."""
+    retried request's last answer is the one AISBench kept), with the line each is on."""
 
     def __init__(self, work_dir: Path):
         self.by_messages = {}
         path = work_dir / REQUESTS_FILE
-        for record in read_jsonl(path) if path.exists() else []:
-            self.by_messages[_message_key(record.get("messages"))] = record
+        if path.exists():
+            with open(path, encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle):
+                    if line.strip():
+                        record = json.loads(line)
+                        record["line"] = line_number
+                        self.by_messages[_message_key(record.get("messages"))] = record
 
     def of(self, messages):
         return self.by_messages.get(_message_key(messages))
+
+
+# How AISBench's output is put together from a recorded answer, tried in order: the answer alone (no
+# reasoning, or a parser's answer), then the thinking with the answer as AISBench's API models join them.
+OUTPUT_FORMS = (
+    "{answer}",
+    "{reasoning}</think>{answer}",
+    "<think>{reasoning}</think>{answer}",
+    "<think>\n{reasoning}\n</think>\n\n{answer}",
+    "{reasoning}{answer}",
+)
+
+
+def assemble(form: str, answer: str, reasoning: str) -> str:
+    return form.replace("{reasoning}", reasoning).replace("{answer}", answer)
+
+
+def recorded_fields(recorded: dict, output, tokens: "Tokens") -> dict:
+    """A sample's fields from the relay's record of its answer: texts by reference, tokens from usage."""
+    answer, reasoning = recorded.get("answer") or "", recorded.get("reasoning") or ""
+    usage = recorded.get("usage") or {}
+    answer_tokens = tokens.count(answer)
+    completion = usage.get("completion_tokens")
+    reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    if reasoning_tokens is None and reasoning:
+        reasoning_tokens = (
+            max(0, completion - answer_tokens)
+            if isinstance(completion, int) and answer_tokens is not None
+            else tokens.count(reasoning)
+        )
+    fields = {
+        "request_line": recorded.get("line"),
+        "answer": answer,
+        "answer_tokens": answer_tokens,
+        "reasoning_chars": len(reasoning),
+        "reasoning_tokens": reasoning_tokens or 0,
+        "cut_in_thinking": bool(recorded.get("cut_in_thinking")),
+        "cached": bool(recorded.get("cached")),  # from the request cache, not generated now
+    }
+    if isinstance(output, str):
+        form = next((f for f in OUTPUT_FORMS if assemble(f, answer, reasoning) == output), None)
+        if form is not None and (reasoning or form == "{answer}"):
+            fields["output_from"] = form
+    return fields
 
 
 def subset_records(
@@ -125,25 +181,22 @@ def subset_records(
         messages = messages_of(item.get("origin_prompt") or item.get("input") or "")
         prompt, prompt_tokens = tokens.prompt(messages)
         output = answer.get("prediction") if answer else None
-        output_tokens = tokens.count(output)
-        finish_reason, finish_from = None, None
-        if output_tokens is not None:
-            finish_reason = "length" if max_out_len and output_tokens >= max_out_len else "stop"
-            finish_from = "inferred"
         recorded = answers.of(messages) if answers is not None else None
         reasoning = {}
         if recorded is not None:
             finish_reason, finish_from = recorded.get("finish_reason"), "server"
-            usage = recorded.get("usage") or {}
-            output_tokens = usage.get("completion_tokens", output_tokens)
-            reasoning = {
-                "answer": recorded.get("answer"),
-                "reasoning": recorded.get("reasoning") or None,
-                "answer_tokens": tokens.count(recorded.get("answer")),
-                "reasoning_tokens": tokens.count(recorded["reasoning"]) if recorded.get("reasoning") else 0,
-                "cut_in_thinking": bool(recorded.get("cut_in_thinking")),
-                "cached": bool(recorded.get("cached")),  # from the request cache, not generated now
-            }
+            output_tokens = (recorded.get("usage") or {}).get("completion_tokens")
+            if output_tokens is None:
+                output_tokens = tokens.count(output)
+            reasoning = recorded_fields(recorded, output, tokens)
+        else:
+            output_tokens = tokens.count(output)
+            finish_reason, finish_from = None, None
+            if output_tokens is not None:
+                finish_reason = "length" if max_out_len and output_tokens >= max_out_len else "stop"
+                finish_from = "inferred"
+        if "output_from" in reasoning:
+            output = None  # put together again from the recorded answer (see OUTPUT_FORMS)
         records.append(
             {
                 "id": item.get("id"),
