@@ -10,7 +10,6 @@ before a run (/health, /v1/models, /version, /metrics). aiohttp on uvloop: the s
 
 import asyncio
 import hashlib
-import json
 import os
 import sys
 

@@ -78,7 +78,11 @@ def measured(command: list, cwd: Path, env=None) -> tuple:
 
 
 def size_of(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
 
 
 def split_sizes(run: Path) -> tuple:
@@ -89,7 +93,11 @@ def split_sizes(run: Path) -> tuple:
             continue
         relative = path.relative_to(run)
         in_dataset = len(relative.parts) > 1 and (run / relative.parts[0] / "aisbench_task.py").exists()
-        if in_dataset and relative.parts[1] not in BENCH_APP_FILES and re.fullmatch(r"\d{8}_\d{6}", relative.parts[1]):
+        if (
+            in_dataset
+            and relative.parts[1] not in BENCH_APP_FILES
+            and re.fullmatch(r"\d{8}_\d{6}", relative.parts[1])
+        ):
             aisbench += path.stat().st_size
         else:
             kind = path.name if in_dataset else str(relative.parts[0])
@@ -123,7 +131,8 @@ def straight(run: Path, short: str, work: Path, env: dict) -> tuple:
         folder.mkdir()
         task_file = folder / "aisbench_task.py"
         task_file.write_text(re.sub(r"'host_port': \d+", f"'host_port': {port}", task))
-        argv = [AIS_BENCH, str(task_file), "--work-dir", str(folder), "--mode", "all", "--max-num-workers", "1",
+        argv = [AIS_BENCH, str(task_file), "--work-dir", str(folder), "--mode", "all",
+                "--max-num-workers", "1",
                 "--num-warmups", "0", "--dump-eval-details"]  # fmt: skip
         seconds, rss, _ = measured(argv, folder, env)
         return seconds, size_of(folder) - task_file.stat().st_size
@@ -158,7 +167,8 @@ def main() -> None:
                 f"datasets.sample_mmlu.data_path={tmp / 'data' / 'mmlu'}",
                 f"aisbench.batch_size={options.batch}"]  # fmt: skip
         print(
-            f"FAST STAND-IN server ({options.delay_ms:g} ms per answer, {options.reasoning_chars} characters of "
+            f"FAST STAND-IN server ({options.delay_ms:g} ms per answer, "
+            f"{options.reasoning_chars} characters of "
             f"reasoning each); GSM8K format {options.gsm8k} prompts, MMLU format {options.mmlu}, batch "
             f"{options.batch}",
             flush=True,
@@ -166,14 +176,15 @@ def main() -> None:
         wall, rss, _ = measured(argv, tmp, env)
         run = tmp / "outputs" / "scale"
         results = yaml.safe_load((run / "results.yaml").read_text())
-        print(f"bench_app run: {wall:.1f} s wall, peak RSS {rss:.0f} MB (the runner process)")
+        print(f"bench_app run: {wall:.1f} s wall, peak RSS {rss:.0f} MB (its largest process)")
         for short, entry in results["datasets"].items():
             if entry["status"] != "ok":
                 sys.exit(f"{short}: {entry['status']} {entry.get('reason')}")
             straight_s, straight_bytes = straight(run, short, tmp, env)
             evaluation = entry["evaluation_s"]
             print(
-                f"  {short}: {entry.get('samples')} samples; evaluation {evaluation:.1f} s through bench_app, "
+                f"  {short}: {entry.get('samples')} samples; evaluation {evaluation:.1f} s "
+                "through bench_app, "
                 f"{straight_s:.1f} s straight: {evaluation / straight_s:.2f}x (target <= 1.05x); AISBench's "
                 f"own output straight {straight_bytes / 1e6:.0f} MB",
                 flush=True,
@@ -182,7 +193,8 @@ def main() -> None:
         total = aisbench + sum(own.values())
         print(
             f"run folder {total / 1e6:.0f} MB: AISBench's own output {aisbench / 1e6:.0f} MB, bench_app's "
-            f"{sum(own.values()) / 1e6:.0f} MB; folder / AISBench's = {total / aisbench:.2f}x (target <= 1.5x)"
+            f"{sum(own.values()) / 1e6:.0f} MB; folder / AISBench's = {total / aisbench:.2f}x "
+            "(target <= 1.5x)"
         )
         for kind, size in sorted(own.items(), key=lambda item: -item[1])[:8]:
             print(f"    {kind}: {size / 1e6:.1f} MB")
@@ -205,7 +217,10 @@ def main() -> None:
             browser = Browser()
             started = time.perf_counter()
             errors = browser.open(report)
-            print(f"  opened in headless Chromium in {time.perf_counter() - started:.1f} s, {len(errors)} error(s)")
+            print(
+                f"  opened in headless Chromium in {time.perf_counter() - started:.1f} s, "
+                f"{len(errors)} error(s)"
+            )
             browser.close()
     finally:
         if options.keep:

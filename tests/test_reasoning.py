@@ -1,6 +1,7 @@
 """Reasoning models: AISBench's own model config (aisbench.model) is what the task file starts from,
 thinking is a setting per run and per dataset, and vLLM's reasoning parser is an engine argument."""
 
+import json
 
 import pytest
 from conftest import load, plan_for, run_cli
@@ -186,11 +187,15 @@ def test_real_aisbench_scores_a_reasoning_model_without_its_thinking(workdir, sh
     right = samples[2]
     assert (right["answer"], right["correct"]) == ("answer:12", True) and "answer:11" in right["reasoning"]
     assert right["reasoning_tokens"] > right["answer_tokens"] > 0
-    # Each answer stored once: the thinking is in requests.jsonl only; AISBench's output (the thinking and
-    # the answer joined) is put together again from it.
+    # Each answer stored once besides AISBench's files: the thinking is in the run's request cache only (the
+    # relay's record names its key, length and hash); AISBench's output (the thinking and the answer
+    # joined) is put together again from it.
     run = workdir / "outputs" / f"r_{shape}"
     assert "answer:11" not in (run / "sample_gsm8k/samples.jsonl").read_text()
-    assert "answer:11" in (run / "sample_gsm8k/requests.jsonl").read_text()
+    recorded = json.loads(
+        (run / "sample_gsm8k/requests.jsonl").read_text().splitlines()[right["request_line"]]
+    )
+    assert recorded["reasoning"] is None and recorded["cache_key"] and "answer:11" not in json.dumps(recorded)
     joined = {"tags": "<think>{reasoning}</think>{answer}", "parsed": "{reasoning}</think>{answer}"}[shape]
     assert right["output_from"] == joined and right["output"].endswith("</think>answer:12")
     assert right["reasoning_chars"] == len(right["reasoning"])

@@ -437,3 +437,44 @@ def test_answers_are_stored_compressed_and_a_cache_of_plain_json_rows_still_read
         assert db.execute("SELECT value FROM meta").fetchone()[0] == str(CACHE_SCHEMA_VERSION)
         (stored,) = db.execute("SELECT response FROM answers WHERE key = 'long'").fetchone()
     assert isinstance(stored, bytes) and len(stored) < len(json.dumps(long_answer)) / 10
+
+
+def test_with_the_runs_own_cache_a_record_refers_to_it_for_the_reasoning(upstream, tmp_path):
+    """Each answer stored once in the run folder: the cache holds the text, the record its length and hash
+    (and a cache off or shared: the record keeps the text)."""
+    from bench_app.run.answers import reasoning_of, text_sha256
+    from bench_app.run.cache import RequestCache
+
+    cache = RequestCache(tmp_path / "requests.sqlite")
+    own, shared = tmp_path / "own.jsonl", tmp_path / "shared.jsonl"
+    with Relay("127.0.0.1", upstream, cache=cache, engine="e", reasoning_in_cache=True) as relay:
+        relay.record_to(own)
+        post(relay.port, "parsed")
+        post(relay.port, "parsed")  # from the cache: the same reference
+    with Relay("127.0.0.1", upstream, cache=cache, engine="e2") as relay:
+        relay.record_to(shared)
+        post(relay.port, "parsed")
+    for record in map(json.loads, own.read_text().splitlines()):
+        assert record["reasoning"] is None and record["answer"] == "answer:7"
+        assert record["reasoning_chars"] == 9 and record["reasoning_sha256"] == text_sha256("3 + 4 = 7")
+        assert reasoning_of(cache.lookup(record["cache_key"])) == "3 + 4 = 7"
+    (kept,) = map(json.loads, shared.read_text().splitlines())
+    assert kept["reasoning"] == "3 + 4 = 7" and "cache_key" not in kept
+    cache.close()
+
+
+def test_a_runs_own_cache_is_never_pruned(tmp_path):
+    from conftest import run_cli
+
+    from bench_app.run.cache import RequestCache
+
+    run = tmp_path / "outputs" / "run"
+    (run / "configs").mkdir(parents=True)
+    cache = RequestCache(run / "requests.sqlite")
+    cache.put("k", "e", {"choices": [{"message": {"content": "a"}}]})
+    cache.close()
+    refused = run_cli(["cache", "prune", str(run), "--older-than-days", "0"], tmp_path)
+    assert refused.returncode == 2 and "is a run folder" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    stats = run_cli(["cache", "stats", str(run)], tmp_path)
+    assert stats.returncode == 0 and "1 answer(s)" in stats.stdout

@@ -167,6 +167,15 @@ def _cache(args: argparse.Namespace) -> int:
         cache = RequestCache(path)
     except CacheError as error:
         return _fail("cache", error)
+    run_folder = (args.folder / "results.yaml").exists() or (args.folder / "configs").is_dir()
+    if args.action == "prune" and run_folder:
+        cache.close()
+        return _fail(
+            "cache",
+            f"{args.folder} is a run folder: its request cache holds that run's answers (the reasoning's "
+            "text among them), which resume and its samples read; only a shared cache (execution.cache) "
+            "is pruned",
+        )
     if args.action == "prune":
         removed = cache.prune(args.older_than_days * 86400)
         print(f"pruned {removed} answer(s) unused for {args.older_than_days:g} day(s)")

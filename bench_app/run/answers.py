@@ -3,11 +3,24 @@ assembled from its events, and an answer emptied (cut inside its thinking)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def text_sha256(text: str) -> str:
+    """What a record keeps of a text stored elsewhere, to find it or check it again."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def reasoning_of(response: Dict[str, Any]) -> str:
+    """The reasoning of a stored chat completion, as the relay recorded it."""
+    message = ((response.get("choices") or [{}])[0]).get("message") or {}
+    content = message.get("content") or ""
+    return split_reasoning(content, message.get("reasoning_content") or message.get("reasoning") or "")[1]
 
 
 def split_reasoning(content: str, reasoning: str) -> Tuple[str, str, bool]:

@@ -211,6 +211,8 @@ class GroupRunner:
                 engine=fingerprint,
                 start_upstream=start_upstream if lazy else None,
                 upstream_timeout_s=self.config.execution.upstream_timeout_s,
+                # the run folder's own cache holds the reasoning's text; a shared one may be pruned
+                reasoning_in_cache=self.cache is not None and self.cache.path == self.folder.cache_file,
             ) as relay:
                 self._evaluate_all(session, group, record, live, endpoint, relay, pending)
         finally:

@@ -15,6 +15,8 @@ from typing import Callable, List, Optional, Tuple
 
 from bench_app.run.cache import RequestCache
 
+REQUESTS_FILE = "requests.jsonl"  # <dataset>/requests.jsonl: the relay's record of every request
+
 
 class RecordWriter:
     """Operations: ("line", text) appends to the current file; ("put", key, engine, response JSON) stores

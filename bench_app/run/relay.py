@@ -33,11 +33,10 @@ import aiohttp
 from aiohttp import web
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
-from bench_app.run.answers import StreamedAnswer, empty_answer, split_reasoning
+from bench_app.run.answers import StreamedAnswer, empty_answer, split_reasoning, text_sha256
 from bench_app.run.cache import RequestCache
 from bench_app.run.record_writer import RecordWriter
 
-REQUESTS_FILE = "requests.jsonl"
 # Headers that belong to one connection, not to the request or response being relayed. Bodies are passed
 # on decoded, so their encoding goes too.
 _HOP_HEADERS = {
@@ -78,6 +77,7 @@ class Relay:
         engine: str = "",
         start_upstream: Optional[Callable[[], Optional[Tuple[str, int]]]] = None,
         upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
+        reasoning_in_cache: bool = False,
     ):
         self.upstream = (upstream_host, upstream_port)
         # Set: the server is not started yet; the first request the cache cannot answer starts it
@@ -91,6 +91,8 @@ class Relay:
         # Added to the cache key of the dataset being recorded: a load level's answers are its own.
         self.cache_scope = ""
         self.upstream_timeout_s = float(upstream_timeout_s)
+        # The cache is the run folder's own: a record refers to it for the reasoning's text.
+        self.reasoning_in_cache = reasoning_in_cache and cache is not None
         self._port = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
@@ -154,7 +156,10 @@ class Relay:
         )
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=300)
+        # The evaluator is done (or being stopped) when the relay closes: in-flight requests get 2 s, not 60.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=300, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=LISTEN_BACKLOG)
         await site.start()
@@ -193,8 +198,11 @@ class Relay:
         started: float,
         cached: bool = False,
         first_token_s: Optional[float] = None,
+        key: Optional[str] = None,
     ) -> Tuple[str, bool]:
-        """One chat completion's record line, and whether its answer must reach the evaluator empty."""
+        """One chat completion's record line, and whether its answer must reach the evaluator empty. key:
+        the answer is in the run's own request cache under it, which then holds the reasoning's text (each
+        answer stored once in the run folder); the line keeps its length and hash."""
         choice = (response.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         content = message.get("content") or ""
@@ -204,6 +212,7 @@ class Relay:
         finish_reason = choice.get("finish_reason")
         cut = finish_reason == "length" and bool(reasoning) and not ended
         seconds = time.monotonic() - started
+        stored = key is not None and self.reasoning_in_cache and bool(reasoning)
         line = json.dumps(
             {
                 "messages": body.get("messages"),
@@ -211,7 +220,9 @@ class Relay:
                 "status": status,
                 "finish_reason": finish_reason,
                 "answer": answer,
-                "reasoning": reasoning,
+                "reasoning": None if stored else reasoning,
+                "reasoning_chars": len(reasoning),
+                **({"reasoning_sha256": text_sha256(reasoning), "cache_key": key} if stored else {}),
                 "cut_in_thinking": cut,
                 "usage": response.get("usage"),
                 "error": None if status == 200 else (response.get("error") or response.get("message")),
@@ -258,7 +269,7 @@ class Relay:
             key = self.cache.key(self.engine + self.cache_scope, body)
             cached = self.cache.lookup(key)
             if cached is not None:
-                line, empty = self.record(body, 200, cached, started, cached=True)
+                line, empty = self.record(body, 200, cached, started, cached=True, key=key)
                 await self._written([("line", line), ("touch", key)])
                 data = json.dumps(empty_answer(cached) if empty else cached).encode()
                 return web.Response(status=200, body=data, content_type="application/json")
@@ -285,11 +296,11 @@ class Relay:
                 answer = {"error": data[:500].decode(errors="replace")}
             if not isinstance(answer, dict):
                 answer = {"error": str(answer)[:500]}
-            line, empty = self.record(body, status, answer, started)
+            keep = key is not None and status == 200 and bool(answer.get("choices"))
+            line, empty = self.record(body, status, answer, started, key=key if keep else None)
             operations: List[tuple] = [("line", line)]
-            if key is not None and status == 200 and answer.get("choices"):
-                stored = json.dumps(answer, ensure_ascii=False)
-                operations.append(("put", key, self.engine, stored))
+            if keep:
+                operations.append(("put", key, self.engine, json.dumps(answer, ensure_ascii=False)))
             await self._written(operations)  # stored before the evaluator has it
             if empty:
                 data = json.dumps(empty_answer(answer)).encode()

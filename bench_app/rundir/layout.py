@@ -28,8 +28,9 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypedDict
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
-from bench_app.run.cache import CACHE_FILE
-from bench_app.run.relay import REQUESTS_FILE
+from bench_app.run.answers import reasoning_of
+from bench_app.run.cache import CACHE_FILE, RequestCache
+from bench_app.run.record_writer import REQUESTS_FILE
 
 # 1: the first versioned layout (the same documents as before versions were written down).
 RESULTS_SCHEMA_VERSION = 1
@@ -236,14 +237,29 @@ class RunFolder:
         return records
 
     def _request_texts(self, short: str, lines: Set[int]) -> Dict[int, Tuple[str, str]]:
-        """(answer, reasoning) of the relay's records on those lines of <short>/requests.jsonl."""
+        """(answer, reasoning) of the relay's records on those lines of <short>/requests.jsonl; a reasoning
+        the record left in the run's own request cache (cache_key) is read from there."""
         found: Dict[int, Tuple[str, str]] = {}
         path = self.requests_file(short)
         if not lines or not path.is_file():
             return found
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle):
-                if number in lines:
+        cache = None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle):
+                    if number not in lines:
+                        continue
                     record = json.loads(line)
-                    found[number] = (record.get("answer") or "", record.get("reasoning") or "")
+                    reasoning = record.get("reasoning") or ""
+                    if record.get("cache_key") and record.get("reasoning") is None:
+                        if cache is None and self.cache_file.is_file():
+                            cache = RequestCache(self.cache_file)
+                        stored = cache.lookup(record["cache_key"]) if cache is not None else None
+                        reasoning = (
+                            reasoning_of(stored) if stored else "[not found in the run's request cache]"
+                        )
+                    found[number] = (record.get("answer") or "", reasoning)
+        finally:
+            if cache is not None:
+                cache.close()
         return found

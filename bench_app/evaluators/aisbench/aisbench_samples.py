@@ -12,9 +12,10 @@ Writes OUT_FILE (JSON lines, atomically), one record per prompt:
     (that record's line, from 0), answer, answer_tokens, reasoning_chars, reasoning_tokens, cut_in_thinking
     (the length limit came before the reasoning ended), cached (answered from the request cache), and the
     server's own finish_reason.
-Each answer is stored once: the reasoning's text stays in requests.jsonl (request_line says where), and an
-output that is the recorded answer put together (AISBench's prediction of a reasoning model is its thinking,
-`</think>`, then the answer) is left out, `output_from` saying how to put it together again
+Each answer is stored once: the reasoning's text stays where the relay put it (requests.jsonl, or the run's
+own request cache, which the record names by key; request_line says which record), and an output that is
+the recorded answer put together (AISBench's prediction of a reasoning model is its thinking, `</think>`,
+then the answer) is left out, `output_from` saying how to put it together again
 (bench_app.rundir.layout.RunFolder.read_samples(texts=True) does). Token counts of a recorded answer are the
 server's (usage; the reasoning's is the completion's less the answer's unless the server reports it):
 tokenizing every long answer again would cost more than the evaluation.
@@ -27,6 +28,7 @@ when the output reached MAX_OUT_LEN tokens, else "stop" (finish_reason_from says
 Prints {"samples": N} or {"error": ...}; exit 0 unless nothing could be written.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -127,35 +129,50 @@ OUTPUT_FORMS = (
 )
 
 
-def assemble(form: str, answer: str, reasoning: str) -> str:
-    return form.replace("{reasoning}", reasoning).replace("{answer}", answer)
+def is_assembled(form: str, output: str, answer: str, recorded: dict) -> bool:
+    """Whether output is the recorded answer put together by form. The reasoning's text may be in the
+    run's request cache only: then its length and hash in the record tell."""
+    head, found, tail = form.partition("{reasoning}")
+    head, tail = head.replace("{answer}", answer), tail.replace("{answer}", answer)
+    if not found:
+        return head == output
+    reasoning = recorded.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        return head + reasoning + tail == output
+    chars, digest = recorded.get("reasoning_chars") or 0, recorded.get("reasoning_sha256")
+    if not chars or not digest or len(output) != len(head) + chars + len(tail):
+        return False
+    if not (output.startswith(head) and output.endswith(tail)):
+        return False
+    return hashlib.sha256(output[len(head) : len(head) + chars].encode()).hexdigest() == digest
 
 
 def recorded_fields(recorded: dict, output, tokens: "Tokens") -> dict:
     """A sample's fields from the relay's record of its answer: texts by reference, tokens from usage."""
     answer, reasoning = recorded.get("answer") or "", recorded.get("reasoning") or ""
+    chars = recorded.get("reasoning_chars", len(reasoning))
     usage = recorded.get("usage") or {}
     answer_tokens = tokens.count(answer)
     completion = usage.get("completion_tokens")
     reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    if reasoning_tokens is None and reasoning:
+    if reasoning_tokens is None and chars:
         reasoning_tokens = (
             max(0, completion - answer_tokens)
             if isinstance(completion, int) and answer_tokens is not None
-            else tokens.count(reasoning)
+            else (tokens.count(reasoning) if reasoning else None)
         )
     fields = {
         "request_line": recorded.get("line"),
         "answer": answer,
         "answer_tokens": answer_tokens,
-        "reasoning_chars": len(reasoning),
+        "reasoning_chars": chars,
         "reasoning_tokens": reasoning_tokens or 0,
         "cut_in_thinking": bool(recorded.get("cut_in_thinking")),
         "cached": bool(recorded.get("cached")),  # from the request cache, not generated now
     }
     if isinstance(output, str):
-        form = next((f for f in OUTPUT_FORMS if assemble(f, answer, reasoning) == output), None)
-        if form is not None and (reasoning or form == "{answer}"):
+        form = next((f for f in OUTPUT_FORMS if is_assembled(f, output, answer, recorded)), None)
+        if form is not None and (chars or form == "{answer}"):
             fields["output_from"] = form
     return fields
 
