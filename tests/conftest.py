@@ -61,6 +61,7 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
 
 
 FAKES_CONF = Path(__file__).parent / "fakes" / "conf"
+PROJECT_MODEL = Path(__file__).parents[1] / "models" / "SmolLM2-135M-Instruct"  # made by `make setup`
 
 
 def broken_engine_args(mode, pidfile):

@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,9 @@ def test_export_writes_params_metrics_tags_and_artifacts_and_updates_on_a_second
     )
     assert w8a8.data.params["vllm.dtype"] == "bfloat16" and w8a8.data.params["vllm.quantization"] == "w8a8"
     assert w8a8.data.metrics["d_math/accuracy"] == 75.0 and w8a8.info.status == "FINISHED"
+    # the run's own start and end (metadata.yaml), not the export's
+    started = datetime.fromisoformat("2026-11-20T09:00:00").timestamp() * 1000
+    assert (w8a8.info.start_time, w8a8.info.end_time) == (started, started + 90_000)
     artifacts = {a.path for a in client.list_artifacts(w8a8.info.run_id)}
     assert {"configs", "results.yaml", "samples"} <= artifacts
     assert [a.path for a in client.list_artifacts(w8a8.info.run_id, "samples/d_math")] == [

@@ -188,7 +188,8 @@ def test_every_change_that_changes_an_answer_is_another_key(tmp_path):
     """max_out_len (max_tokens), temperature, seed, thinking: in the request; the rope override and the
     model files: in the engine's fingerprint."""
 
-    from bench_app.run.cache import RequestCache, engine_fingerprint
+    from bench_app.run.cache import RequestCache
+    from bench_app.run.identity import engine_fingerprint
 
     model = tmp_path / "model"
     model.mkdir()
@@ -211,6 +212,23 @@ def test_every_change_that_changes_an_answer_is_another_key(tmp_path):
     changed.append(RequestCache.key(engine_fingerprint(args), body))
     (model / "model.safetensors").write_bytes(b"0" * 11)  # other weights
     changed.append(RequestCache.key(engine_fingerprint(args), body))
+    # every file that shapes the prompt or the defaults: the server builds the prompt from the messages
+    for name, text in (
+        ("chat_template.jinja", "{{ messages }}"),
+        ("tokenizer.json", '{"model": {}}'),
+        ("tokenizer_config.json", '{"bos_token": "<s>"}'),
+        ("generation_config.json", '{"temperature": 0.7}'),
+    ):
+        unchanged = RequestCache.key(engine_fingerprint(args), body)
+        assert RequestCache.key(engine_fingerprint(args), body) == unchanged  # nothing changed: a hit
+        (model / name).write_text(text)
+        changed.append(RequestCache.key(engine_fingerprint(args), body))
+    template = tmp_path / "template.jinja"  # --chat-template given as an engine argument
+    template.write_text("{{ a }}")
+    with_template = {**args, "extra_args": {"chat_template": str(template)}}
+    changed.append(RequestCache.key(engine_fingerprint(with_template), body))
+    template.write_text("{{ b }}")
+    changed.append(RequestCache.key(engine_fingerprint(with_template), body))
     assert len({key, *changed}) == 1 + len(changed)
     assert RequestCache.key(engine, {**body, "stream_options": {"include_usage": True}}) == key
 
@@ -478,3 +496,28 @@ def test_a_runs_own_cache_is_never_pruned(tmp_path):
     assert "Traceback" not in refused.stderr
     stats = run_cli(["cache", "stats", str(run)], tmp_path)
     assert stats.returncode == 0 and "1 answer(s)" in stats.stdout
+
+
+def test_a_miss_says_what_changed_since_the_answers_it_did_not_reuse(tmp_path):
+    from bench_app.run.cache import RequestCache
+    from bench_app.run.identity import engine_identity, fingerprint_of
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "chat_template.jinja").write_text("{{ messages }}")
+    args = {"model_path": str(model), "max_model_len": 2048}
+    cache = RequestCache(tmp_path / "requests.sqlite")
+    before = engine_identity(args)
+    cache.remember_engine(fingerprint_of(before), before)
+    cache.put("k", fingerprint_of(before), {"choices": []})
+    assert cache.why_not_reused(fingerprint_of(before), before) is None  # its own answers: reused
+    (model / "chat_template.jinja").write_text("{{ other }}")
+    after = engine_identity({**args, "max_model_len": 4096})
+    said = cache.why_not_reused(fingerprint_of(after), after)
+    assert "1 cached answer(s) of this model are not reused" in said
+    assert "chat_template.jinja changed" in said and "engine_args.max_model_len: 2048 -> 4096" in said
+    cache.put("old", "an-earlier-release-fingerprint", {"choices": []})  # no identity recorded
+    other = engine_identity({"model_path": str(tmp_path / "another"), "max_model_len": 2048})
+    assert "come from an earlier bench_app" in cache.why_not_reused(fingerprint_of(other), other)
+    cache.close()

@@ -162,3 +162,47 @@ def test_a_requeued_slurm_job_continues_its_run_from_its_answers(workdir):
     assert requeued.returncode == 0, (requeued.stdout + requeued.stderr)[-3000:]
     result = load(workdir / "outputs/job/results.yaml")["datasets"]["sample_gsm8k"]
     assert result["status"] == "ok" and result["answers"] == {"reused": 2, "generated": 2}
+
+
+def test_a_changed_chat_template_is_never_answered_from_the_cache(workdir):
+    """The request body holds the messages, not the prompt the server builds from them: a model copy whose
+    chat template changed must get new answers, and the run says why the cached ones were not reused."""
+    import shutil
+
+    from conftest import PROJECT_MODEL
+
+    model = workdir / "model"
+    model.mkdir()
+    for source in PROJECT_MODEL.iterdir():
+        if source.suffix == ".safetensors":
+            (model / source.name).symlink_to(source)  # the weights' identity: names and sizes
+        elif source.is_file():
+            shutil.copy(source, model / source.name)
+    shared = [f"execution.cache={workdir / 'shared'}", f"vllm.model_path={model}"]
+    first = _stand_in(workdir, "first", *shared)
+    again = _stand_in(workdir, "again", *shared)
+    assert first.returncode == 0 and again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert load(workdir / "outputs/again/results.yaml")["server_starts"] == 0  # nothing changed: all reused
+    template = model / "chat_template.jinja"
+    template.write_text(template.read_text().replace("You are a helpful AI assistant", "You are terse"))
+    changed = _stand_in(workdir, "changed", *shared)
+    assert changed.returncode == 0, (changed.stdout + changed.stderr)[-3000:]
+    result = load(workdir / "outputs/changed/results.yaml")["datasets"]["sample_gsm8k"]
+    assert result["answers"] == {"reused": 0, "generated": 4}
+    assert "4 cached answer(s) of this model are not reused" in changed.stdout
+    assert "chat_template.jinja changed" in changed.stdout
+    stats = run_cli(["cache", "stats", str(workdir / "shared")], workdir)
+    assert (
+        stats.returncode == 0
+        and "since the configuration before: chat_template.jinja changed" in stats.stdout
+    )
+    # Every file of the run folder as any new file of the user's (umask), results.yaml included.
+    from bench_app.common.files import _umask
+
+    run = workdir / "outputs/changed"
+    modes = {
+        str(path.relative_to(run)): oct(path.stat().st_mode & 0o777)
+        for path in run.rglob("*")
+        if path.is_file() and path.name != "reproduce.sh"
+    }
+    assert set(modes.values()) == {oct(0o666 & ~_umask())}, modes

@@ -179,7 +179,7 @@ def _cache(args: argparse.Namespace) -> int:
     if args.action == "prune":
         removed = cache.prune(args.older_than_days * 86400)
         print(f"pruned {removed} answer(s) unused for {args.older_than_days:g} day(s)")
-    stats = cache.stats()
+    stats, engines = cache.stats(), cache.engine_identities()
     cache.close()
     when = {
         k: datetime.fromtimestamp(stats[k]).isoformat(timespec="seconds") if stats[k] else "-"
@@ -189,7 +189,28 @@ def _cache(args: argparse.Namespace) -> int:
         f"{path}: {stats['answers']} answer(s) of {stats['engines']} engine configuration(s), "
         f"{stats['bytes'] / 1e6:.1f} MB; stored {when['oldest']} .. {when['newest']}"
     )
+    _print_engines(engines)
     return 0
+
+
+def _print_engines(engines) -> None:
+    """Each engine configuration, and what differs from the one before it of the same model: why answers
+    of that model were not reused."""
+    from datetime import datetime
+
+    from bench_app.run.identity import changes
+
+    last_of_model = {}
+    for identity, count, stored in engines:
+        day = datetime.fromtimestamp(stored).isoformat(timespec="seconds") if stored else "-"
+        if not identity:
+            print(f"  {count} answer(s) of an earlier bench_app (no identity recorded: never reused), {day}")
+            continue
+        model = (identity.get("model") or {}).get("path")
+        print(f"  {model}: {count} answer(s), last {day}")
+        if model in last_of_model:
+            print(f"    since the configuration before: {'; '.join(changes(last_of_model[model], identity))}")
+        last_of_model[model] = identity
 
 
 class Verb(NamedTuple):

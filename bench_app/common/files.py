@@ -18,16 +18,30 @@ from bench_app.common.redact import scrub_text
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets one to read it: not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def atomic_write(path: Path, text: str, secrets: Iterable[str] = (), mode: Optional[int] = None) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file; secrets scrubbed."""
+    """Write via a temporary file and rename, so a reader never sees half a file; secrets scrubbed. The
+    file gets the permissions any new file gets (0666 less the umask), not the temporary file's 0600, so a
+    teammate reads every file of a run folder alike."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = scrub_text(text, secrets)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

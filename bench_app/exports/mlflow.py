@@ -54,6 +54,16 @@ def run_id_of(run_dir: Path) -> str:
     return f"{name}@{run.get('host', '?')}:{run.get('started', '?')}"
 
 
+def _epoch_ms(stamp: Any) -> Optional[int]:
+    """A time as metadata.yaml writes it (ISO, local time) in ms since the epoch; None if not one."""
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(str(stamp)).timestamp() * 1000) if stamp else None
+    except ValueError:
+        return None
+
+
 def _metric_key(*parts: str) -> str:
     return "/".join(re.sub(r"[^\w\-. /]", "_", str(p)) for p in parts)
 
@@ -108,7 +118,9 @@ class Exporter:
                 location = Path(uri[len("sqlite:///") :]).parent.joinpath("mlartifacts").resolve().as_uri()
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
 
-    def _find_or_create(self, run_id: str, name: str, parent: Optional[str]) -> Tuple[str, bool]:
+    def _find_or_create(
+        self, run_id: str, name: str, parent: Optional[str], start_ms: Optional[int] = None
+    ) -> Tuple[str, bool]:
         found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1
         )
@@ -117,7 +129,8 @@ class Exporter:
         tags = {RUN_ID_TAG: run_id, "mlflow.runName": name}
         if parent:
             tags["mlflow.parentRunId"] = parent
-        return self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id, True
+        created = self.client.create_run(self.experiment_id, start_time=start_ms, tags=tags, run_name=name)
+        return created.info.run_id, True
 
     def _log(self, mlflow_run: str, params: Dict[str, str], metrics: Dict[str, float], tags: Dict[str, str]):
         from mlflow.entities import Metric, Param, RunTag
@@ -145,7 +158,9 @@ class Exporter:
             raise UserError(f"{run_dir} is not a bench_app run folder (no configs/config_snapshot.yaml)")
         results = folder.read_results()
         row = read_row(run_dir, run_dir.parent)
-        mlflow_run, created = self._find_or_create(run_id_of(run_dir), row.name, parent)
+        times = folder.read_metadata().get("run") or {}  # the run's own times, not the export's
+        start_ms, end_ms = _epoch_ms(times.get("started")), _epoch_ms(times.get("ended"))
+        mlflow_run, created = self._find_or_create(run_id_of(run_dir), row.name, parent, start_ms)
         tags = {
             "model": row.model,
             "precision": row.precision,
@@ -163,7 +178,7 @@ class Exporter:
                 self.client.log_artifact(mlflow_run, str(folder.samples_file(short)), f"samples/{short}")
         status = "FINISHED" if row.status == "completed" else "FAILED" if row.status != "running" else None
         if status:
-            self.client.set_terminated(mlflow_run, status)
+            self.client.set_terminated(mlflow_run, status, end_time=end_ms)
         return mlflow_run, created, changed
 
     def export_sweep(self, sweep_dir: Path) -> List[Tuple[str, str, bool, List[str]]]:

@@ -1,10 +1,13 @@
 """The request cache: every answer the server gave, keyed by everything that decides it.
 
-A key is the engine's fingerprint (its effective engine arguments, the rope override among them, and the
-model files' identity: config.json and the weights' index or names and sizes, or the hub revision) with the
-whole request body (messages, sampling settings, seed, max tokens, chat template kwargs). The relay answers
-a request from here when the key is known, and stores every new answer as it arrives, so an interrupted
-dataset resumes by re-sending only what has no answer, and an identical rerun asks the server nothing.
+A key is the engine's fingerprint (bench_app.run.identity: its effective engine arguments, the rope override
+among them, and the content of every file that shapes the prompt or the defaults: tokenizer, chat template,
+generation config, config.json, with the weights' identity) with the whole request body (messages, sampling
+settings, seed, max tokens, chat template kwargs). Each engine configuration's identity is kept beside its
+answers, so a run that finds none of its own can say what changed since the answers it did not reuse.
+The relay answers a request from here when the key is known, and stores every new answer as it arrives,
+so an interrupted dataset resumes by re-sending only what has no answer, and an identical rerun asks the
+server nothing.
 Streamed requests are never cached: their latency is the measurement.
 
 One SQLite file (standard library; safe for the runs of a sweep that share it). It is inside the run folder
@@ -21,36 +24,13 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from bench_app.common.files import file_sha256
-from bench_app.config.hub import model_folder
+from bench_app.run.identity import IDENTITY_VERSION, changes
 
 # 2: answers are stored zlib-compressed (a reasoning answer shrinks 3-5x); rows of 1 (plain JSON) still read.
 CACHE_SCHEMA_VERSION = 2
 CACHE_FILE = "requests.sqlite"
-
-
-def model_identity(model_path: str) -> Dict[str, Any]:
-    """What tells a model's files apart: its path, config.json's hash, and the weights' index hash or
-    the weight files' names and sizes (a hub snapshot's folder name is its revision)."""
-    folder = model_folder(model_path)
-    if folder is None:
-        return {"path": model_path}
-    identity: Dict[str, Any] = {"path": model_path, "config": file_sha256(folder / "config.json")}
-    indexes = sorted(folder.glob("*.index.json"))
-    if indexes:
-        identity["weights_index"] = {p.name: file_sha256(p) for p in indexes}
-    else:
-        identity["weights"] = {p.name: p.stat().st_size for p in sorted(folder.glob("*.safetensors"))}
-    if "snapshots" in folder.parts:
-        identity["revision"] = folder.name
-    return identity
-
-
-def engine_fingerprint(engine_args: Mapping[str, Any]) -> str:
-    record = {"engine_args": dict(engine_args), "model": model_identity(str(engine_args.get("model_path")))}
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class CacheError(Exception):
@@ -76,6 +56,10 @@ class RequestCache:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, engine TEXT, stored REAL, "
                 "used REAL, response TEXT)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS engines "
+                "(fingerprint TEXT PRIMARY KEY, identity TEXT, stored REAL)"
             )
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),)
@@ -148,6 +132,54 @@ class RequestCache:
                 self._db.execute("SELECT 1 FROM answers WHERE engine = ? LIMIT 1", (engine,)).fetchone()
                 is not None
             )
+
+    def remember_engine(self, fingerprint: str, identity: Mapping[str, Any]) -> None:
+        """Keep an engine configuration's identity beside its answers (what a later miss is explained by)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO engines VALUES (?, ?, ?)",
+                (fingerprint, json.dumps(identity, sort_keys=True, default=str), time.time()),
+            )
+
+    def why_not_reused(self, fingerprint: str, identity: Mapping[str, Any]) -> Optional[str]:
+        """Why this engine configuration finds no answers though the cache holds some of its model's (or of
+        an earlier bench_app's): what changed. None when it has answers, or when nothing is related."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM answers WHERE engine = ? LIMIT 1", (fingerprint,)).fetchone():
+                return None
+            known = self._db.execute(
+                "SELECT e.identity, COUNT(a.key), MAX(a.stored) FROM engines e JOIN answers a "
+                "ON a.engine = e.fingerprint GROUP BY e.fingerprint ORDER BY MAX(a.stored) DESC"
+            ).fetchall()
+            (unknown,) = self._db.execute(
+                "SELECT COUNT(*) FROM answers WHERE engine NOT IN (SELECT fingerprint FROM engines)"
+            ).fetchone()
+        path = (identity.get("model") or {}).get("path")
+        for text, count, _ in known:
+            earlier = json.loads(text)
+            if (earlier.get("model") or {}).get("path") == path:
+                changed = changes(earlier, identity)
+                return (
+                    f"{count} cached answer(s) of this model are not reused: since they were given, "
+                    + "; ".join(changed[:8])
+                    + (f" (and {len(changed) - 8} more)" if len(changed) > 8 else "")
+                )
+        if unknown:
+            return (
+                f"{unknown} cached answer(s) come from an earlier bench_app, whose cache identity did not "
+                f"cover the tokenizer, the chat template and the generation config (identity version "
+                f"{IDENTITY_VERSION} does): they are never reused"
+            )
+        return None
+
+    def engine_identities(self) -> List[Tuple[Dict[str, Any], int, float]]:
+        """Each engine configuration with answers: (its identity, {} if unknown; answers; last stored)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.identity, COUNT(a.key), MAX(a.stored) FROM answers a LEFT JOIN engines e "
+                "ON a.engine = e.fingerprint GROUP BY a.engine ORDER BY MAX(a.stored)"
+            ).fetchall()
+        return [(json.loads(text) if text else {}, count, last) for text, count, last in rows]
 
     def stats(self) -> Dict[str, Any]:
         with self._lock:

@@ -15,7 +15,8 @@ from bench_app.common.files import now_iso, tail
 from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
-from bench_app.run.cache import CACHE_FILE, RequestCache, engine_fingerprint, open_cache
+from bench_app.run.cache import CACHE_FILE, RequestCache, open_cache
+from bench_app.run.identity import engine_identity, fingerprint_of
 from bench_app.run.outcome import (
     DatasetResult,
     ServerRecord,
@@ -174,7 +175,13 @@ class GroupRunner:
     def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
         record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
         self.servers.append(record)
-        fingerprint = engine_fingerprint(group.engine_args)
+        identity = engine_identity(group.engine_args)
+        fingerprint = fingerprint_of(identity)
+        if self.cache is not None:
+            not_reused = self.cache.why_not_reused(fingerprint, identity)
+            if not_reused:
+                self.progress.log(f"group {group.index}: {not_reused}")
+            self.cache.remember_engine(fingerprint, identity)
         # An engine configuration the request cache has answers of starts its server only on the first
         # request the cache cannot answer: an identical rerun starts none (perf always talks to one).
         lazy = (

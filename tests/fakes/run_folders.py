@@ -44,7 +44,16 @@ def write_run(
     )
     dump(
         run / "configs/metadata.yaml",
-        {"git": {"commit": commit}, "run": {"status": status, "started": timestamp, "host": "h", "pid": 1}},
+        {
+            "git": {"commit": commit},
+            "run": {
+                "status": status,
+                "started": timestamp,
+                "ended": _later(timestamp, 90),
+                "host": "h",
+                "pid": 1,
+            },
+        },
     )
     entries = {}
     for short, answers in datasets.items():
@@ -93,3 +102,10 @@ def write_sweep(root: Path, name: str, jobs: List[Dict]) -> Path:
         (run / ".hydra/overrides.yaml").write_text(yaml.safe_dump(overrides))
         (run / "job.yaml").write_text(yaml.safe_dump({"num": num, "overrides": overrides, "exit_code": 0}))
     return sweep
+
+
+def _later(stamp, seconds):
+    """An ISO time (as metadata.yaml writes it) that many seconds later."""
+    from datetime import datetime, timedelta
+
+    return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
