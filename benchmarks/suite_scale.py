@@ -19,7 +19,6 @@ Everything lands in a temporary folder, removed at the end (--keep DIR keeps it 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 import yaml
+from resume import write_dataset as write_gsm8k  # beside this script: GSM8K's layout
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -40,17 +40,6 @@ MODEL = ROOT / "models" / "SmolLM2-135M-Instruct"
 SUBJECTS = ("high_school_geography", "computer_security")
 # bench_app's own files in a run folder; everything else under <dataset>/ is AISBench's output.
 BENCH_APP_FILES = ("samples.jsonl", "requests.jsonl", "aisbench_task.py")
-
-
-def write_gsm8k(folder: Path, count: int) -> None:
-    folder.mkdir(parents=True)
-    rows = [
-        {"question": f"Sam has {a} marbles and finds {b} more. How many marbles does Sam have now?",
-         "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
-        for a, b in ((3 + i, 2 * i + 1) for i in range(count))
-    ]  # fmt: skip
-    for split in ("train", "test"):
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def write_mmlu(folder: Path, count: int) -> None:

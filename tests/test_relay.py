@@ -521,3 +521,12 @@ def test_a_miss_says_what_changed_since_the_answers_it_did_not_reuse(tmp_path):
     other = engine_identity({"model_path": str(tmp_path / "another"), "max_model_len": 2048})
     assert "come from an earlier bench_app" in cache.why_not_reused(fingerprint_of(other), other)
     cache.close()
+
+
+def test_a_record_that_cannot_be_written_never_holds_an_answer_back(upstream, tmp_path):
+    blocked = tmp_path / "is_a_folder"
+    blocked.mkdir()
+    with Relay("127.0.0.1", upstream) as relay:
+        relay.record_to(blocked)  # cannot be opened as a file
+        assert json.loads(post(relay.port, "parsed"))["choices"][0]["message"]["content"] == "answer:7"
+        assert "IsADirectoryError" in relay.write_error

@@ -314,6 +314,8 @@ class GroupRunner:
                     phase.update,
                 )
             relay.record_to(None)
+            if relay.write_error:  # the answers went out; a record or cache entry of them may not have
+                progress.log(f"warning: {short}: the relay could not write a record ({relay.write_error})")
             # live.server, not a copy from before the dataset: a lazy start replaces it during the dataset
             death = live.server.death()
             if (

@@ -51,15 +51,17 @@ class RecordWriter:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            stop = None in jobs
-            done = self._write([job for job in jobs if job is not None])
-            for callback in done:
-                callback()
-            if stop:
-                self._switch(None)
+            waiting = [job for job in jobs if job is not None]
+            try:
+                self._write(waiting)
+            finally:  # whatever failed, nobody waits for ever: the failure is in self.error
+                for _, callback in waiting:
+                    callback()
+            if None in jobs:
+                self._guarded(self._switch, None)
                 return
 
-    def _write(self, jobs) -> List[Callable[[], None]]:
+    def _write(self, jobs) -> None:
         lines: List[str] = []
         puts: List[Tuple[str, str, str]] = []
         touched: List[str] = []
@@ -73,16 +75,20 @@ class RecordWriter:
                 elif kind == "touch":
                     touched.append(operation[1])
                 elif kind == "switch":  # lines before it belong to the file before it
-                    self._flush(lines)
+                    self._guarded(self._flush, lines)
                     lines = []
-                    self._switch(operation[1])
+                    self._guarded(self._switch, operation[1])
+        if self.cache is not None and (puts or touched):
+            self._guarded(self.cache.write_many, puts, touched)
+        self._guarded(self._flush, lines)
+
+    def _guarded(self, write: Callable[..., None], *args) -> None:
+        """One write; a failure (a full disk, a locked cache) is kept for the run to report, and the other
+        writes of the batch still happen."""
         try:
-            if self.cache is not None and (puts or touched):
-                self.cache.write_many(puts, touched)
-            self._flush(lines)
-        except Exception as error:  # noqa: BLE001 - reported by the run; the answers still go out
+            write(*args)
+        except Exception as error:  # noqa: BLE001 - reported by the run (Relay.write_error)
             self.error = f"{type(error).__name__}: {error}"
-        return [callback for _, callback in jobs]
 
     def _flush(self, lines: List[str]) -> None:
         if lines and self._file is not None:
