@@ -247,7 +247,9 @@ def test_two_processes_sharing_one_cache_lose_no_entry(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-c", script, str(path), name]) for name in ("a", "b", "c")]
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
     cache = RequestCache(path)
-    assert cache.stats()["answers"] == 600 and cache.get("b-199")["choices"][0]["message"]["content"] == "199"
+    assert (
+        cache.stats()["answers"] == 600 and cache.lookup("b-199")["choices"][0]["message"]["content"] == "199"
+    )
     cache.close()
 
 

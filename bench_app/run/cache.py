@@ -100,12 +100,6 @@ class RequestCache:
         stored = row[0]
         return json.loads(zlib.decompress(stored) if isinstance(stored, bytes) else stored)
 
-    def get(self, key: str) -> Optional[Dict[str, Any]]:
-        answer = self.lookup(key)
-        if answer is not None:
-            self.write_many([], [key])
-        return answer
-
     def put(self, key: str, engine: str, response: Dict[str, Any]) -> None:
         self.write_many([(key, engine, json.dumps(response, ensure_ascii=False))], [])
 
@@ -144,9 +138,9 @@ class RequestCache:
     def why_not_reused(self, fingerprint: str, identity: Mapping[str, Any]) -> Optional[str]:
         """Why this engine configuration finds no answers though the cache holds some of its model's (or of
         an earlier bench_app's): what changed. None when it has answers, or when nothing is related."""
+        if self.has_engine(fingerprint):
+            return None
         with self._lock:
-            if self._db.execute("SELECT 1 FROM answers WHERE engine = ? LIMIT 1", (fingerprint,)).fetchone():
-                return None
             known = self._db.execute(
                 "SELECT e.identity, COUNT(a.key), MAX(a.stored) FROM engines e JOIN answers a "
                 "ON a.engine = e.fingerprint GROUP BY e.fingerprint ORDER BY MAX(a.stored) DESC"
