@@ -67,20 +67,31 @@ def test_a_config_that_cannot_load_is_refused_with_its_file_and_line(user_folder
 
 
 def test_a_module_that_shadows_the_evaluators_own_needs_override_modules(user_folder):
-    (
-        user_folder / "my_code" / "pip"
-    ).mkdir()  # a package the evaluator's environment has (AISBench needs none)
+    # a package the evaluator's environment has (AISBench needs none)
+    (user_folder / "my_code" / "pip").mkdir()
     (user_folder / "my_code" / "pip" / "__init__.py").write_text("")
     refused = run_cli(args(user_folder, "benchmark.name=s", *DRY), user_folder)
-    assert (
-        refused.returncode == 2 and "shadows module(s) of the evaluator's environment: pip" in refused.stdout
-    )
-    allowed = run_cli(
-        args(user_folder, "benchmark.name=t", "evaluator.override_modules=true", *DRY), user_folder
-    )
-    assert allowed.returncode == 0 and "overrides: pip (evaluator.override_modules)" in allowed.stdout
-    recorded = load(user_folder / "outputs/t/configs/metadata.yaml")["python_path"][0]
+    assert refused.returncode == 2, refused.stdout
+    assert "shadows module(s) of the evaluator's environment: pip" in refused.stdout
+    assert "'++evaluator.override_modules={pip: " in refused.stdout  # the line to write
+    named = "++evaluator.override_modules={pip:my_code/pip/__init__.py}"
+    allowed = run_cli(args(user_folder, "benchmark.name=t", named, *DRY), user_folder)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "overrides: pip <- " in allowed.stdout and "(evaluator.override_modules)" in allowed.stdout
+    metadata = load(user_folder / "outputs/t/configs/metadata.yaml")
+    recorded = metadata["python_path"][0]
     assert recorded["overrides"] == ["pip"] and "bench_loaders.py" in recorded["files"]
+    kept = metadata["override_modules"]["pip"]
+    assert kept["copy"] == "override_modules/pip.py" and len(kept["sha256"]) == 64
+    # a file that is not there, and a module the environment does not have, are named
+    for bad, said in (
+        ("{pip:my_code/nope.py}", "my_code/nope.py does not exist"),
+        ("{no_such_module.x:my_code/pip/__init__.py}", "no_such_module.x is not a module of the evaluator"),
+    ):
+        refused = run_cli(
+            args(user_folder, "benchmark.name=u", f"++evaluator.override_modules={bad}", *DRY), user_folder
+        )
+        assert refused.returncode == 2 and said in refused.stdout + refused.stderr, refused.stdout
 
 
 @pytest.mark.e2e

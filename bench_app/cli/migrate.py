@@ -10,10 +10,14 @@ For each suite it writes, into FOLDER (default ./migrated_conf; the project's co
   experiment/<suite>.yaml  the suite: model, datasets and the run-wide AISBench settings
   aisbench/...             every .py file under SOURCE (its patch folder: AISBench dataset configs and code
                            that users copied into the installed AISBench), at the same relative place
-A task naming an AISBench config that one of those files defines gets `config_file:` pointing at it; the
-folders of the other .py files (loaders, evaluators) go on the experiment's evaluator.python_path. A task
-naming a config that neither AISBench nor the carried files define is reported UNMAPPED, with the closest
-stock names and the line to edit.
+A task naming an AISBench config that one of those files defines gets `config_file:` pointing at it. A
+file that mirrors a module of AISBench's own package (same path under ais_bench/benchmark/, e.g.
+patch/datasets/livecodebench.py) replaces that module (evaluator.override_modules); the folders of the
+other .py files (loaders, evaluators) go on evaluator.python_path. Then every carried config is loaded in
+the evaluator's environment as planning loads it: an import of a module or name the installed AISBench
+keeps elsewhere is rewritten in the copy (said as `mended`); any other failure is reported BROKEN with
+file, line and error. A task naming a config that neither AISBench nor the carried files define is
+reported UNMAPPED, with the stock configs that read the same data and the line to edit.
 Run it with `python -m bench_app --config-dir FOLDER +experiment=<suite>`. Every field that has no
 equivalent is reported with the reason, never dropped silently; existing files are never overwritten.
 """
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from bench_app.cli.migrate_check import Proof, prove
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml
 from bench_app.config.schema import AisbenchConf, VllmArgs
@@ -50,6 +55,7 @@ class Carried:
 
     files: Dict[str, Path] = field(default_factory=dict)  # relative path -> the copy
     configs_used: List[Path] = field(default_factory=list)  # copies tasks name as their dataset config
+    overrides: Dict[str, Path] = field(default_factory=dict)  # AISBench module -> the copy mirroring it
 
     def config(self, name: str) -> Optional[Path]:
         return next((copy for copy in self.files.values() if copy.stem == name), None)
@@ -57,7 +63,8 @@ class Carried:
     def code_folders(self) -> List[Path]:
         """Folders of carried files that are not the dataset configs tasks use: the python_path."""
         used = {copy.parent for copy in self.configs_used}
-        return sorted({copy.parent for copy in self.files.values()} - used)
+        code = set(self.files.values()) - set(self.overrides.values())
+        return sorted({copy.parent for copy in code} - used)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Report:
     written: List[Path] = field(default_factory=list)
     unmapped: List[Tuple[str, str, str]] = field(default_factory=list)  # (file, field, why)
     mapped: List[Tuple[str, str, str]] = field(default_factory=list)  # (file, field, where to)
+    proof: Proof = field(default_factory=Proof)  # the carried configs loaded in the evaluator's environment
 
     def skip(self, source: Path, key: str, why: str) -> None:
         self.unmapped.append((source.name, key, why))
@@ -106,6 +114,10 @@ def _vllm_block(task: Dict[str, Any], path: Path, report: Report) -> Dict[str, A
 
 
 def _carry(source: Path, out: Path, report: Report) -> Carried:
+    from bench_app.cli.migrate_check import evaluator_for
+    from bench_app.evaluators.aisbench.relocate import mirrored_module, package_root
+
+    root = package_root(evaluator_for([], {}).command)
     carried = Carried()
     for path in sorted(source.rglob("*.py")):
         if "__pycache__" in path.parts:
@@ -114,6 +126,11 @@ def _carry(source: Path, out: Path, report: Report) -> Carried:
         copy = out / CARRIED / relative
         _write(copy, path.read_text(encoding="utf-8"), report)
         carried.files[str(relative)] = copy
+        module = mirrored_module(relative, root) if root is not None else None
+        if module is not None:
+            carried.overrides[module] = copy
+            where = f"evaluator.override_modules: {module} (replaces AISBench's own)"
+            report.mapped.append((str(relative), "patch module", where))
     return carried
 
 
@@ -122,7 +139,9 @@ def _line_of(path: Path, text: str) -> int:
     return next((number for number, line in enumerate(lines, 1) if text in line), 1)
 
 
-def _dataset_config(name: str, path: Path, out: Path, carried: Carried, report: Report) -> Dict[str, Any]:
+def _dataset_config(
+    name: str, short: str, path: Path, out: Path, carried: Carried, report: Report
+) -> Dict[str, Any]:
     """`name:` of a stock AISBench config, or `config_file:` of a carried one; UNMAPPED when neither."""
     from bench_app.evaluators.aisbench import catalog
 
@@ -134,15 +153,16 @@ def _dataset_config(name: str, path: Path, out: Path, carried: Carried, report: 
         return {"config_file": str(relative)}
     stock = catalog.stock_configs()
     if stock and name not in stock:
-        import difflib
+        from bench_app.evaluators.aisbench.relocate import same_data_configs
 
-        close = difflib.get_close_matches(name, list(stock), 3, 0.5)
+        same = same_data_configs(name, stock)
         report.skip(
             path,
             "aisbench.dataset",
             f"{name!r}: neither the installed AISBench nor the carried files define it"
-            + (f"; closest stock configs: {', '.join(close)}" if close else "")
-            + f". Edit line {_line_of(path, name)} of {path} (or the migrated dataset file's name:)",
+            + (f"; stock configs that read the same data: {', '.join(same[:6])}" if same else "")
+            + f". Edit `name:` in {out / 'dataset' / (short + '.yaml')} (from line {_line_of(path, name)} "
+            f"of {path})",
         )
     return {"name": name}
 
@@ -200,7 +220,7 @@ def migrate_suite(
         override = {k: v for k, v in engine.items() if model.get(k) != v}
         override.update({k: None for k in model if k not in engine and k != "extra_args"})
         document: Dict[str, Any] = {
-            **_dataset_config(config_name, path, out, carried, report),
+            **_dataset_config(config_name, short, path, out, carried, report),
             "description": f"migrated from {path.name}",
             "model_config": {"max_out_len": aisbench.pop("max_out_len", 512)},
             "vllm_config_override": override,
@@ -252,6 +272,9 @@ def migrate_suite(
     if code:  # the carried loaders and evaluators, importable by the carried configs
         experiment["evaluator"] = {"python_path": code}
         report.mapped.append((suite_file.name, "patch code", f"evaluator.python_path: {', '.join(code)}"))
+    if carried.overrides:  # the carried fixes of AISBench's own modules, loaded in their place
+        files = {module: str(copy.resolve()) for module, copy in carried.overrides.items()}
+        experiment.setdefault("evaluator", {})["override_modules"] = files
     comment = "".join(f"# {k}: {suite[k]}\n" for k in ("description", "type") if k in suite)
     _write(
         out / "experiment" / f"{name}.yaml",
@@ -279,4 +302,7 @@ def migrate(source: Path, out: Path) -> Tuple[List[str], Report]:
     report = Report()
     carried = _carry(source, out, report)
     names = [n for n in (migrate_suite(source, suite, out, report, carried) for suite in suites) if n]
+    code = [str(folder.resolve()) for folder in carried.code_folders()]
+    overrides = {module: str(copy.resolve()) for module, copy in carried.overrides.items()}
+    report.proof = prove(sorted(set(carried.configs_used)), out / CARRIED, code, overrides)
     return names, report

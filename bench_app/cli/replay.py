@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import List
 
 from bench_app.common.files import dump_yaml
-from bench_app.rundir.snapshot import (
-    CONFIG_COPIES,
-    PYTHON_PATH_COPIES,
-    load_snapshot_config,
-    python_path_copy,
-)
+from bench_app.rundir.snapshot import CONFIG_COPIES, load_snapshot_config
+from bench_app.rundir.user_code import frozen_user_code
 
 # What conf/config.yaml sets for Hydra, carried here so a replay does not depend on conf/.
 HYDRA_SETTINGS = {
@@ -42,13 +38,8 @@ def frozen_primary_config(snapshot_file: Path) -> dict:
         if dataset.get("config_file"):
             kept = snapshot_file.parent / CONFIG_COPIES / short / Path(dataset["config_file"]).name
             dataset["config_file"] = str(kept) if kept.is_file() else dataset["config_file"]
-    # So does the user's own evaluator code (evaluator.python_path).
-    folders = config.get("evaluator", {}).get("python_path") or []
-    copies = [
-        snapshot_file.parent / PYTHON_PATH_COPIES / python_path_copy(i, f) for i, f in enumerate(folders)
-    ]
-    if folders and all(copy.is_dir() for copy in copies):
-        config["evaluator"]["python_path"] = [str(copy) for copy in copies]
+    # So does the user's own evaluator code (evaluator.python_path, evaluator.override_modules).
+    frozen_user_code(config.setdefault("evaluator", {}), snapshot_file.parent)
     config["benchmark"]["timestamp"] = "${now:%Y-%m-%dT%H:%M:%S}"
     config["frozen_from"] = str(snapshot_file)
     config["resume"] = False

@@ -62,12 +62,16 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool, sweep_job: boo
 
 def anchor_config_files(config, resolved: Dict[str, Any], info: Dict[str, Any]) -> None:
     """A dataset's own config_file, relative to the config folder its dataset file came from, and the
-    evaluator's python_path, relative to the run's directory, made absolute (in the config and in the
-    document the snapshot records)."""
+    evaluator's python_path and override_modules files, relative to the run's directory, made absolute
+    (in the config and in the document the snapshot records)."""
     folders_given = list(config.evaluator.get("python_path") or [])
     if folders_given:  # relative to where the run starts
         absolute = [str(Path(os.path.expanduser(f)).resolve()) for f in folders_given]
         config.evaluator["python_path"] = resolved["evaluator"]["python_path"] = absolute
+    overrides = config.evaluator.get("override_modules")
+    if overrides and hasattr(overrides, "items"):  # files relative to where the run starts, too
+        files = {m: str(Path(os.path.expanduser(str(f))).resolve()) for m, f in overrides.items()}
+        config.evaluator["override_modules"] = resolved["evaluator"]["override_modules"] = files
     given = {short: d.config_file for short, d in config.datasets.items() if d.config_file}
     if not given:
         return

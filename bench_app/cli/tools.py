@@ -141,6 +141,18 @@ def _migrate(args: argparse.Namespace) -> int:
         print(f"mapped   {source}: {key} -> {where}")
     for source, key, why in report.unmapped:
         print(f"UNMAPPED {source}: {key}: {why}")
+    proof = report.proof
+    for change in proof.mended:
+        print(f"mended   {change}")
+    for config, problem in proof.broken:
+        print(f"BROKEN   {config}: {problem}")
+    if proof.not_checked:
+        print(f"not checked: the carried configs could not be loaded: {proof.not_checked}")
+    elif proof.loaded or proof.broken:
+        print(
+            f"loaded   {len(proof.loaded)} of {len(proof.loaded) + len(proof.broken)} carried dataset "
+            "configs in AISBench's environment"
+        )
     for name in names:
         print(f"run: bench-app --config-dir {out.resolve()} +experiment={name}")
     return 0

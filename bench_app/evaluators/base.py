@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import SAMPLES_FILE, tail
@@ -21,6 +21,9 @@ from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.samples import answer_sources, reasoning_summary
 
+# The folder of the sitecustomize.py that loads evaluator.override_modules, and the variable it reads.
+OVERLAY = str(Path(__file__).parent / "overlay")
+OVERRIDES_VARIABLE = "BENCH_APP_OVERRIDE_MODULES"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
 
@@ -94,9 +97,11 @@ class Evaluator(ABC):
     # dataset configs import), put first on the evaluator's import path. Relative to the directory the
     # run starts in; the run keeps a copy of them in configs/python_path/.
     python_path: List[str] = field(default_factory=list)
-    # A module of python_path named like one the evaluator's environment already has shadows it:
-    # refused unless set (then the plan names the modules, and each dataset runs in its own process).
-    override_modules: bool = False
+    # Modules of the evaluator's environment replaced by your files: {dotted module name: .py file}, e.g.
+    # {ais_bench.benchmark.datasets.livecodebench: fixes/livecodebench.py}. The file loads under that name
+    # (its relative imports resolve in the installed package). A python_path module named like an
+    # installed one is refused unless named here. The plan lists them; each dataset runs in its own process.
+    override_modules: Dict[str, str] = field(default_factory=dict)
 
     name: ClassVar[str] = "evaluator"
     label: ClassVar[str] = "evaluator"
@@ -170,27 +175,49 @@ class Evaluator(ABC):
         env = dict(os.environ)
         env.update(OFFLINE_ENV)
         env.update({k: str(v) for k, v in self.env.items()})
-        if self.python_path:
-            env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
+        front = [OVERLAY] if self.override_modules else []
+        if self.python_path or front:
+            inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+            env["PYTHONPATH"] = os.pathsep.join([*front, *self.python_path, *inherited])
+        if self.override_modules:
+            files = {module: str(Path(file).resolve()) for module, file in self.override_modules.items()}
+            env[OVERRIDES_VARIABLE] = json.dumps(files)
         return env
 
     def shadowed_modules(self) -> List[str]:
-        """At planning: the top-level modules of python_path that the evaluator's environment also has
-        (raises UserError for a folder that is missing, or for shadowing not allowed by override_modules)."""
+        """At planning: the modules used in place of the evaluator environment's own (override_modules).
+        Raises UserError for a python_path folder that is missing, an override file that is missing or a
+        module the environment does not have, and a python_path module that shadows an installed one
+        without being named in override_modules."""
+        if not isinstance(self.override_modules, Mapping):
+            raise UserError(
+                f"evaluator.override_modules must map module names to files, got {self.override_modules!r}; "
+                "e.g. '++evaluator.override_modules={ais_bench.benchmark.datasets.gsm8k: fixes/gsm8k.py}'"
+            )
         site = sorted(Path(self.command[0]).resolve().parent.parent.glob("lib/python3*/site-packages"))
         installed = {p.name.split(".")[0] for p in site[0].iterdir()} if site else set()
+        for module, file in self.override_modules.items():
+            if not Path(file).is_file():
+                raise UserError(f"evaluator.override_modules: {module}: the file {file} does not exist.")
+            if site and not installed_module_file(site[0], module):
+                raise UserError(
+                    f"evaluator.override_modules: {module} is not a module of the evaluator's environment "
+                    f"({site[0]}); put a new module on evaluator.python_path instead."
+                )
         shadowed = []
         for folder in map(Path, self.python_path):
             if not folder.is_dir():
                 raise UserError(f"evaluator.python_path: {folder} is not a folder.")
             shadowed += sorted(name for name in top_level_modules(folder) if name in installed)
-        if shadowed and not self.override_modules:
+        unnamed = [name for name in shadowed if name not in self.override_modules]
+        if unnamed:
+            example = Path(self.python_path[0]) / f"{unnamed[0]}.py"
             raise UserError(
                 "evaluator.python_path shadows module(s) of the evaluator's environment: "
-                f"{', '.join(shadowed)}. "
-                "Rename them, or set evaluator.override_modules=true to use yours in their place."
+                f"{', '.join(unnamed)}. Rename them, or name each in evaluator.override_modules to use yours "
+                f"in its place (e.g. '++evaluator.override_modules={{{unnamed[0]}: {example}}}')."
             )
-        return shadowed
+        return sorted(self.override_modules)
 
     def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
         """Run the task in its own process group; bounded in time; stopped as soon as stop_reason()
@@ -279,6 +306,12 @@ class EvaluationSession:
 
     def close(self) -> None:
         """Stop whatever the session started; must not raise."""
+
+
+def installed_module_file(site_packages: Path, module: str) -> Optional[Path]:
+    """The file of an installed module (name.py or name/__init__.py) under site-packages, if any."""
+    base = site_packages.joinpath(*module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
 
 
 def top_level_modules(folder: Path) -> List[str]:

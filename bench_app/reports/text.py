@@ -42,9 +42,10 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
             console.print(f"  evaluator: {short}: {' '.join(preview)}")
     if plan.evaluator.python_path:
         console.print(f"\nevaluator.python_path: {', '.join(plan.evaluator.python_path)}")
-    if plan.shadowed:
-        shadowed = ", ".join(plan.shadowed)
-        console.print(styled("  overrides:", "bold yellow", f" {shadowed} (evaluator.override_modules)"))
+    for module in plan.shadowed:
+        file = plan.evaluator.override_modules[module]
+        said = f" {module} <- {file} (evaluator.override_modules)"
+        console.print(styled("  overrides:", "bold yellow", said))
     console.print(f"\nsnapshot written to {RunFolder(run_dir).configs}; dry run, nothing started.")
 
 

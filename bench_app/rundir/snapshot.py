@@ -22,7 +22,6 @@ from typing import Any, Dict, List, Optional
 
 from bench_app.common.files import (
     atomic_write,
-    copy_python_tree,
     copy_with_siblings,
     dump_yaml,
     file_sha256,
@@ -41,18 +40,11 @@ from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerp
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.reproduce import reproduce_script
+from bench_app.rundir.user_code import keep_overrides, keep_python_path
 
 SNAPSHOT_FORMAT = 2
 # configs/dataset_configs/<short>/: each dataset's own AISBench config file with the .py files beside it.
 CONFIG_COPIES = "dataset_configs"
-# configs/python_path/<n>_<folder>/: the .py files of each evaluator.python_path folder.
-PYTHON_PATH_COPIES = "python_path"
-
-
-def python_path_copy(index: int, folder: str) -> str:
-    return f"{index}_{Path(folder).name}"
-
-
 # Format 1 snapshots predate `_target_`: they always ran these components.
 _FORMAT_1_TARGETS = {
     "engine": "bench_app.engines.vllm.VllmEngine",
@@ -291,22 +283,12 @@ class Snapshot:
             "fingerprint": config_fingerprint(self.plan),
         }
         if evaluator.python_path:  # the user's own evaluator code, kept with the run (--frozen uses it)
-            self.metadata["python_path"] = [
-                {
-                    "source": folder,
-                    "copy": f"{PYTHON_PATH_COPIES}/{python_path_copy(index, folder)}",
-                    "files": copy_python_tree(
-                        Path(folder),
-                        self.folder.configs / PYTHON_PATH_COPIES / python_path_copy(index, folder),
-                    ),
-                    "overrides": [
-                        m
-                        for m in self.plan.shadowed
-                        if (Path(folder) / m).exists() or (Path(folder) / f"{m}.py").exists()
-                    ],
-                }
-                for index, folder in enumerate(evaluator.python_path)
-            ]
+            self.metadata["python_path"] = keep_python_path(
+                evaluator.python_path, self.plan.shadowed, self.folder.configs
+            )
+        if evaluator.override_modules:
+            kept = keep_overrides(evaluator.override_modules, self.folder.configs)
+            self.metadata["override_modules"] = kept
         allocation = slurm.allocation(os.environ)
         if allocation:
             self.metadata["slurm"] = allocation

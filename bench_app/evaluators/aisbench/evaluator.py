@@ -175,16 +175,23 @@ class AisbenchEvaluator(Evaluator):
         name = catalog.stream_variant(settings.model, folder) if settings.mode == "perf" else settings.model
         return catalog.model_module(name or settings.model, folder)
 
+    def load_config_files(self, paths: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """Each dataset config file loaded in the evaluator's environment as AISBench loads it:
+        {path: {"variables": [...]}} or {path: {"error": ..., "file": ..., "line": N}}."""
+        env = super().environment(Path(tempfile.gettempdir()))
+        return check_config_files(self.command, list(paths), env)
+
     def check_config_files(self, paths: Sequence[str]) -> None:
         unknown = [p for p in paths if p not in self.custom]
         if not unknown:
             return
-        env = super().environment(Path(tempfile.gettempdir()))
-        for path, found in check_config_files(self.command, unknown, env).items():
+        for path, found in self.load_config_files(unknown).items():
             if "variables" in found:
                 self.custom[path] = found["variables"]
                 continue
-            at = f"{path}, line {found['line']}" if found.get("line") else path
+            file = found.get("file") or path
+            at = f"{file}, line {found['line']}" if found.get("line") else file
+            at += "" if file == path else f" (imported by {path})"
             raise UserError(
                 f"dataset config file {at}: {found['error']}. AISBench loads it like its own dataset configs "
                 "(mmengine: `with read_base():` imports, classes imported from AISBench or your "
@@ -220,7 +227,7 @@ class AisbenchEvaluator(Evaluator):
         command = self.command
         if (
             self.task_host
-            and not (self.override_modules and self.shadowed_modules())  # a fresh process imports yours
+            and not self.override_modules  # a fresh process imports yours
             and len(command) == 1
             and Path(command[0]).name == "ais_bench"
             and (Path(command[0]).with_name("python").exists())
@@ -330,6 +337,9 @@ class AisbenchEvaluator(Evaluator):
         data = [Path(settings.data_path)] if settings.data_path else []
         if settings.config_file:  # the dataset's own config and what it may import beside it
             data += sorted(Path(settings.config_file).parent.glob("*.py"))
+        # the user's code that may load or shape the data: loaders, fixed modules of AISBench
+        data += [p for folder in self.python_path for p in sorted(Path(folder).rglob("*.py"))]
+        data += [Path(file) for _, file in sorted(self.override_modules.items())]
         env_root = Path(evaluator_python(self.command)).parent.parent
         package = [p / "__init__.py" for p in env_root.glob("lib/python3*/site-packages/ais_bench")]
         package.append(Path(__file__).with_name(PROMPTS_SCRIPT))  # how prompts are rendered and counted

@@ -39,7 +39,7 @@ print(json.dumps(found))
 # Loads users' own dataset config files the way AISBench does (mmengine), every lazy import built, and says
 # which `*_datasets` lists each defines, or what failed where (run with the evaluator environment's python).
 _CHECK_CONFIGS_SCRIPT = r"""
-import json, re, sys, traceback, warnings
+import json, os, re, sys, traceback, warnings
 warnings.filterwarnings("ignore")
 from mmengine.config import Config
 
@@ -52,17 +52,22 @@ def walk(value):
             walk(item)
 
 def where(path, error):
+    # (file, line) of the failure: mmengine's lazy imports name them (in FILE, line N), else the
+    # deepest frame in the config, else a line the message points at.
+    found = re.search(r" in (\S+), line (\d+)", str(error))
+    if found and os.path.isfile(found.group(1)):
+        return found.group(1), int(found.group(2))
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         if frame.filename == path:
-            return frame.lineno
+            return path, frame.lineno
     found = re.search(r"line (\d+)", str(error))
     if found:
-        return int(found.group(1))
+        return path, int(found.group(1))
     for module in re.findall(r"from (\S+) import", str(error)):
         for number, text in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
             if module in text:
-                return number
-    return None
+                return path, number
+    return path, None
 
 out = {}
 for path in sys.argv[1:]:
@@ -76,14 +81,16 @@ for path in sys.argv[1:]:
         out[path] = {"variables": names} if names else missing
     except BaseException as error:
         first = (str(error).splitlines() or [""])[0][:300]
-        out[path] = {"error": f"{type(error).__name__}: {first}", "line": where(path, error)}
+        file, line = where(path, error)
+        out[path] = {"error": f"{type(error).__name__}: {first}", "file": file, "line": line}
 print(json.dumps(out))
 """
 CUSTOM_CONFIG_FOLDER = "dataset_config"  # <work dir>/dataset_config/: a dataset's own config and its siblings
 
 
 def check_config_files(command: List[str], paths: Sequence[str], env: Dict[str, str]) -> Dict[str, dict]:
-    """{path: {"variables": [...]}} or {path: {"error": ..., "line": N}} for each config file."""
+    """{path: {"variables": [...]}} or {path: {"error": ..., "file": where, "line": N}} for each config
+    file (the file that failed may be one it imports)."""
     done = subprocess.run(
         [evaluator_python(command), "-c", _CHECK_CONFIGS_SCRIPT, *paths],
         capture_output=True,
