@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 
 def client_host(host: str) -> str:
@@ -28,37 +28,47 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def http_get_json(url: str, timeout: float = 5.0) -> Optional[Any]:
+def http_get_json(
+    url: str, timeout: float = 5.0, headers: Optional[Mapping[str, str]] = None
+) -> Optional[Any]:
     """The decoded JSON body of a GET, or None when the server is unreachable or answers garbage."""
     import urllib.error  # urllib.request costs ~25 ms to import; a dry run never needs it
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout
+        ) as response:
             return json.loads(response.read().decode() or "null")
     except (urllib.error.URLError, OSError, ValueError):
         return None
 
 
-def http_get_text(url: str, timeout: float = 5.0) -> Optional[str]:
+def http_get_text(
+    url: str, timeout: float = 5.0, headers: Optional[Mapping[str, str]] = None
+) -> Optional[str]:
     """The body of a GET as text, or None when nothing answers."""
     import urllib.error
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout
+        ) as response:
             return response.read().decode(errors="replace")
     except (urllib.error.URLError, OSError):
         return None
 
 
-def http_status(url: str, timeout: float = 5.0) -> Optional[int]:
+def http_status(url: str, timeout: float = 5.0, headers: Optional[Mapping[str, str]] = None) -> Optional[int]:
     """The HTTP status of a GET, or None when nothing answers."""
     import urllib.error
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=dict(headers or {})), timeout=timeout
+        ) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code

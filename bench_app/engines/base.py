@@ -51,6 +51,8 @@ class Engine(ABC):
     # Reported versions: key in metadata.yaml `versions` -> distribution names tried in the engine env.
     version_packages: ClassVar[Dict[str, Tuple[str, ...]]] = {}
     health_path: ClassVar[str] = "/health"
+    # False for an engine whose server runs already (engine=external): no lease, no start, no stop.
+    starts_server: ClassVar[bool] = True
 
     @abstractmethod
     def argv(self, engine_args: Mapping[str, Any], where: str) -> List[str]:
@@ -67,6 +69,19 @@ class Engine(ABC):
     def launch_problems(self, engine_args: Mapping[str, Any], where: str) -> List[str]:
         """What would make the server run other than planned (a dry run shows them, a run refuses)."""
         return []
+
+    def planned_args(self, engine_args: Dict[str, Any]) -> Dict[str, Any]:
+        """At planning: the engine args as the server will have them (a running server's own values)."""
+        return engine_args
+
+    def cache_identity(self, engine_args: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+        """What the request cache keys this engine's answers on; None: the model files and engine args
+        (bench_app.run.identity)."""
+        return None
+
+    def headers(self) -> Dict[str, str]:
+        """Headers every request to the server needs (e.g. an API key); never written to outputs."""
+        return {}
 
     def environment(self, base: Mapping[str, str]) -> Dict[str, str]:
         env = dict(base)

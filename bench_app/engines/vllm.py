@@ -61,6 +61,17 @@ def installed_reasoning_parsers(vllm_executable: str) -> Optional[Tuple[str, ...
     return tuple(sorted(set(names))) or None
 
 
+def finished_requests(metrics: str) -> Dict[str, float]:
+    """Totals of finished requests by reason from vLLM's /metrics (Prometheus text:
+    vllm:request_success_total{engine="0",finished_reason="length",...} 3.0)."""
+    totals: Dict[str, float] = {}
+    for line in metrics.splitlines():
+        match = _REQUEST_SUCCESS.match(line)
+        if match:
+            totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(2))
+    return totals
+
+
 def parse_rope_scaling(value: Any, where: str) -> Optional[Dict[str, Any]]:
     """Rope scaling as a dict (None when unset). `where` names the config for error messages."""
     if value is None or value == "" or value == {}:
@@ -224,13 +235,7 @@ class VllmEngine(Engine):
         return super().environment(env)
 
     def request_counters(self, base_url: str) -> Dict[str, float]:
-        # Prometheus text: vllm:request_success_total{engine="0",finished_reason="length",...} 3.0
-        totals: Dict[str, float] = {}
-        for line in (http_get_text(base_url + "/metrics") or "").splitlines():
-            match = _REQUEST_SUCCESS.match(line)
-            if match:
-                totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(2))
-        return totals
+        return finished_requests(http_get_text(base_url + "/metrics", headers=self.headers()) or "")
 
     def read_back(self, base_url: str) -> ServerFacts:
         models = http_get_json(base_url + "/v1/models") or {}

@@ -23,10 +23,9 @@ if TYPE_CHECKING:  # the sweep summary uses this module without planning anythin
 
 
 def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
-    console.print(
-        f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {len(plan.groups)} engine group(s) = "
-        "server start(s)"
-    )
+    started = "server start(s)" if plan.engine.starts_server else f"{plan.engine.label}, nothing started"
+    groups = f"{len(plan.groups)} engine group(s) = {started}"
+    console.print(f"Plan for {run_dir} — {len(plan.datasets)} dataset(s), {groups}")
     print_load_levels(console, plan)
 
     for group in plan.groups:

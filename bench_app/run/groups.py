@@ -17,6 +17,7 @@ from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
 from bench_app.run.cache import CACHE_FILE, RequestCache, open_cache
 from bench_app.run.identity import engine_identity, fingerprint_of
+from bench_app.run.live import Live, NoLease, NotStarted
 from bench_app.run.outcome import (
     DatasetResult,
     ServerRecord,
@@ -33,31 +34,6 @@ def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
     """How many prompts the dataset sends, from its context budget (None without one)."""
     prompts = (dataset.context_budget or {}).get("prompts")
     return int(prompts) if prompts else None
-
-
-class _NoLease:
-    def release(self) -> None:
-        pass
-
-
-class _NotStarted:
-    """The server of a group that has not needed one yet (every request answered from the cache)."""
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-
-    def death(self) -> Optional[str]:
-        return None
-
-    def request_counters(self) -> Dict[str, float]:
-        return {}
-
-
-class _Live:
-    """An engine group's server and its lease, as they are now (a restart replaces both)."""
-
-    def __init__(self, server: EngineServer, lease) -> None:
-        self.server, self.lease = server, lease
 
 
 def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
@@ -123,26 +99,29 @@ class GroupRunner:
     def _start_server(self, group: EngineGroup, record: ServerRecord, pending: List[str]):
         """Lease resources, start the server and wait until it is ready; returns (server, lease)."""
         execution, engine, args = self.config.execution, self.plan.engine, group.engine_args
-        lease = self.pool.acquire(
-            args["host"],
-            int(args["port"]),
-            int(args.get("tensor_parallel_size") or 1),
-            execution.resource_wait_timeout_s,
-            self.cancel.is_set,
-            lambda message: self.progress.log(f"group {group.index}: {message}"),
-        )
+        lease = NoLease()  # a server that runs already (engine=external) takes no devices and no port
+        if engine.starts_server:
+            lease = self.pool.acquire(
+                args["host"],
+                int(args["port"]),
+                int(args.get("tensor_parallel_size") or 1),
+                execution.resource_wait_timeout_s,
+                self.cancel.is_set,
+                lambda message: self.progress.log(f"group {group.index}: {message}"),
+            )
         record.__dict__.update(lease.record())
         record.log_file = str(self.folder.engine_log(group.index))
         server = engine.server(
             group.argv,
             args["host"],
-            lease.port,
+            lease.port or int(args["port"]),
             {**engine.environment(os.environ), **lease.environment()},
             Path(record.log_file),
             execution.server_start_timeout_s,
             execution.server_stop_timeout_s,
         )
         record.argv = server.argv
+        record.external = None if engine.starts_server else server.base_url
         record.started_at = now_iso()
         try:
             server.start()
@@ -155,6 +134,8 @@ class GroupRunner:
         return server, lease
 
     def _stop(self, server: EngineServer, group: EngineGroup, record: ServerRecord) -> None:
+        if record.external:  # not ours to stop
+            return
         with self.progress.phase(f"stopping server of group {group.index}"):
             try:
                 server.stop()
@@ -175,7 +156,7 @@ class GroupRunner:
     def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
         record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
         self.servers.append(record)
-        identity = engine_identity(group.engine_args)
+        identity = self.plan.engine.cache_identity(group.engine_args) or engine_identity(group.engine_args)
         fingerprint = fingerprint_of(identity)
         if self.cache is not None:
             not_reused = self.cache.why_not_reused(fingerprint, identity)
@@ -189,12 +170,13 @@ class GroupRunner:
             and self.cache.has_engine(fingerprint)
             and not any(self.plan.dataset(s).evaluator.mode == "perf" for s in pending)
         )
-        live = _Live(_NotStarted(group.engine_args["host"]), _NoLease())
+        live = Live(NotStarted(group.engine_args["host"]), NoLease())
         try:
             if lazy:
+                when = "starts" if self.plan.engine.starts_server else "is asked"
                 self.progress.log(
                     f"group {group.index}: the request cache has answers of this engine configuration; its "
-                    "server starts on the first request the cache cannot answer"
+                    f"server {when} on the first request the cache cannot answer"
                 )
             elif not self._bring_up(group, record, pending, live):
                 return
@@ -217,13 +199,15 @@ class GroupRunner:
                 cache=self.cache,
                 engine=fingerprint,
                 start_upstream=start_upstream if lazy else None,
+                upstream_base=getattr(self.plan.engine, "base_url", None),
+                upstream_headers=self.plan.engine.headers(),
                 upstream_timeout_s=self.config.execution.upstream_timeout_s,
                 # the run folder's own cache holds the reasoning's text; a shared one may be pruned
                 reasoning_in_cache=self.cache is not None and self.cache.path == self.folder.cache_file,
             ) as relay:
                 self._evaluate_all(session, group, record, live, endpoint, relay, pending)
         finally:
-            if not isinstance(live.server, _NotStarted):
+            if not isinstance(live.server, NotStarted):
                 self._stop(live.server, group, record)
             live.lease.release()  # only once the server's processes are gone
 
@@ -232,15 +216,15 @@ class GroupRunner:
         group: EngineGroup,
         record: ServerRecord,
         pending: List[str],
-        live: _Live,
+        live: Live,
         fail_pending: bool = True,
     ) -> bool:
         """Start the group's server and check it runs as planned; False (with the datasets failed, unless
         the caller records them) when it does not."""
         progress, engine = self.progress, self.plan.engine
-        with progress.phase(
-            f"starting server for group {group.index} ({', '.join(pending)})", self.index[pending[0]]
-        ):
+        doing = "starting server" if engine.starts_server else f"connecting to {engine.label}"
+        what = f"{doing} for group {group.index} ({', '.join(pending)})"
+        with progress.phase(what, self.index[pending[0]]):
             try:
                 live.server, live.lease = self._start_server(group, record, pending)
             except ComponentError as error:
@@ -259,6 +243,13 @@ class GroupRunner:
                 self._fail_all(pending, group, record, record.error)
             return False
         devices = f", devices {record.devices}" if record.devices else ""
+        if record.external:
+            progress.log(
+                f"group {group.index}: {engine.label} {record.external} answers, serving "
+                f"{record.served_model} (max_model_len {record.max_model_len}, version {record.version}); "
+                "not started by bench_app"
+            )
+            return True
         progress.log(
             f"group {group.index}: server ready in {record.ready_after_s} s on port {record.port}"
             f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
@@ -270,7 +261,7 @@ class GroupRunner:
         session: EvaluationSession,
         group: EngineGroup,
         record: ServerRecord,
-        live: _Live,
+        live: Live,
         endpoint: Endpoint,
         relay: Relay,
         pending: List[str],
@@ -334,7 +325,7 @@ class GroupRunner:
             position += 1
 
     def _restart(
-        self, group: EngineGroup, record: ServerRecord, live: _Live, short: str, death: str, left: List[str]
+        self, group: EngineGroup, record: ServerRecord, live: Live, short: str, death: str, left: List[str]
     ) -> bool:
         """Stop what is left of a dead server and start it again with the same argv; False (the datasets
         left failed) when it does not come back."""
@@ -350,7 +341,7 @@ class GroupRunner:
             try:
                 live.server, live.lease = self._start_server(group, record, left)
             except ComponentError as error:
-                live.lease = _NoLease()
+                live.lease = NoLease()
                 record.error = error.reason
                 self._fail_all(
                     left, group, record, f"server did not come back: {error.reason}", error.log_tail
@@ -364,7 +355,7 @@ class GroupRunner:
         dataset: DatasetPlan,
         group: EngineGroup,
         record: ServerRecord,
-        live: _Live,
+        live: Live,
         endpoint: Endpoint,
         stop_reason: Callable[[], Optional[str]],
         show_progress: Callable[[str], None] = lambda detail: None,

@@ -29,6 +29,9 @@ class ServerRecord:
     waited_for_resources_s: Optional[float] = None
     # Each time the server died during a dataset and was started again: dataset, reason, at.
     restarts: List[Dict[str, str]] = field(default_factory=list)
+    # The address of a server bench_app did not start (engine=external): started_at is when it was
+    # first used, and nothing was started or stopped.
+    external: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -76,7 +79,7 @@ class RunOutcome:
 
     @property
     def server_starts(self) -> int:
-        return sum(1 for s in self.servers if s.started_at)
+        return sum(1 for s in self.servers if s.started_at and not s.external)
 
     @property
     def server_versions(self) -> Dict[str, Any]:

@@ -190,13 +190,20 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
         raise UserError("No dataset selected. Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'.")
     engine = instantiate_component(config.engine, Engine, "engine")
     evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
-    model_args = asdict(config.vllm)  # typed by the schema when Hydra composed the config
+    # typed by the schema when Hydra composed the config; a running server's own values (engine=external)
+    model_args = engine.planned_args(asdict(config.vllm))
     engine.argv(model_args, "vllm")  # checks the model's own args (e.g. rope_scaling) once
     validated: Dict[str, Dict[str, Any]] = {}  # by override: suites share a few (e.g. one YaRN bundle)
     plans: List[DatasetPlan] = []
     for short, dataset in config.datasets.items():
         override = copy.deepcopy(dict(dataset.vllm_config_override or {}))
         where = f"dataset {short} (vllm_config_override)"
+        if override and not engine.starts_server:
+            raise UserError(
+                f"dataset {short}: its vllm_config_override ({', '.join(sorted(override))}) needs a server "
+                f"started with other arguments, but the {engine.label} runs as it is (engine={engine.name}). "
+                "Leave the dataset out, or give it a run with its own server."
+            )
         if override:  # untyped in the schema (Dict[str, Any]): checked here, once per distinct override
             key = fingerprint(override)
             if key not in validated:

@@ -78,8 +78,14 @@ class Relay:
         start_upstream: Optional[Callable[[], Optional[Tuple[str, int]]]] = None,
         upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
         reasoning_in_cache: bool = False,
+        upstream_base: Optional[str] = None,
+        upstream_headers: Optional[Dict[str, str]] = None,
     ):
         self.upstream = (upstream_host, upstream_port)
+        # A server bench_app did not start: its own address (https, a path prefix) and what every request
+        # to it carries (an API key; never recorded).
+        self.upstream_base = upstream_base
+        self.upstream_headers = dict(upstream_headers or {})
         # Set: the server is not started yet; the first request the cache cannot answer starts it
         # (returns its host and port, or None when it did not come up).
         self._start_upstream = start_upstream
@@ -276,8 +282,9 @@ class Relay:
         if not await self._ensure_upstream():
             return _error(502, "the server did not start (see the engine log)")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers.update(self.upstream_headers)
         host, port = self.upstream
-        url = f"http://{host}:{port}{request.rel_url}"
+        url = f"{self.upstream_base or f'http://{host}:{port}'}{request.rel_url}"
         try:
             async with self._session.request(request.method, url, data=raw or None, headers=headers) as reply:
                 reply_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_HEADERS}

@@ -93,7 +93,8 @@ def _read_packages(site_packages: Path) -> Dict[str, str]:
 def environment_versions(
     engine_command: List[str], evaluator_command: List[str]
 ) -> Dict[str, Dict[str, str]]:
-    engine = installed_packages(site_packages_of(engine_command[0]))
+    # An engine that starts no server (engine=external) has no environment here.
+    engine = installed_packages(site_packages_of(engine_command[0])) if engine_command else {}
     evaluator = installed_packages(site_packages_of(evaluator_command[0]))
     return {"engine": engine, "evaluator": evaluator}
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from bench_app.config.overrides import quote_body, quote_value
 from bench_app.config.resolvers import PROJECT_ROOT
 
 
 def reproduce_script(
-    run_name: str, overrides: List[str], started: str, search_path: Sequence[str] = ()
+    run_name: str,
+    overrides: List[str],
+    started: str,
+    search_path: Sequence[str] = (),
+    external_server: Optional[str] = None,
 ) -> str:
     """reproduce.sh: every value is shell-quoted; arguments given to it are appended as overrides.
     User config folders (hydra.searchpath, --config-dir) are passed on as hydra.searchpath."""
@@ -24,6 +28,12 @@ def reproduce_script(
     # The new run's name for Hydra: the name's own characters quoted for its override grammar.
     hydra_base = shlex.quote(quote_body(f"{run_name}_repro_"))
     root = shlex.quote(str(PROJECT_ROOT))
+    external_note = (
+        f"\n# The run evaluated a server bench_app did not start ({json.dumps(external_server)}): it must be"
+        "\n# running again, serving the same model, before this script is."
+        if external_server
+        else ""
+    )
     return f"""#!/usr/bin/env bash
 # Reproduction script for benchmark run {json.dumps(run_name, ensure_ascii=False)}
 # Generated: {started}
@@ -31,7 +41,7 @@ def reproduce_script(
 #   ./reproduce.sh --frozen        re-run from config_snapshot.yaml alone (works after conf/ changed)
 #   ./reproduce.sh KEY=VALUE ...   the same, with extra overrides appended (e.g. vllm.max_num_seqs=128)
 # It works from any directory. Results always go to a NEW run folder, ./outputs/<name>_repro_<time>[_N] of
-# the directory it is called from; the original is never overwritten.
+# the directory it is called from; the original is never overwritten.{external_note}
 set -euo pipefail
 
 # Its own real folder, also when called through a symlink or a relative path.

@@ -289,6 +289,12 @@ class Snapshot:
         if evaluator.override_modules:
             kept = keep_overrides(evaluator.override_modules, self.folder.configs)
             self.metadata["override_modules"] = kept
+        if not engine.starts_server:  # evaluated as it runs: a replay needs that server up again
+            self.metadata["external_server"] = {
+                "base_url": getattr(engine, "base_url", None),
+                "started_by_bench_app": False,
+                "note": "reproduce.sh needs this server running, serving the same model",
+            }
         allocation = slurm.allocation(os.environ)
         if allocation:
             self.metadata["slurm"] = allocation
@@ -320,7 +326,10 @@ class Snapshot:
         search_path = user_config_folders(
             self.hydra_info.get("config_folders") or [], self.hydra_info.get("config_dir")
         )
-        script = reproduce_script(name, self.hydra_info.get("overrides", []), self.started, search_path)
+        external = None if self.plan.engine.starts_server else getattr(self.plan.engine, "base_url", None)
+        script = reproduce_script(
+            name, self.hydra_info.get("overrides", []), self.started, search_path, external
+        )
         atomic_write(self.folder.reproduce_file, script, self.secrets, mode=0o755)
 
     def record_dataset(self, short: str, extra: Dict[str, Any]) -> None:
