@@ -46,6 +46,7 @@ slurm:
 lint: $(APP_STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
+	.venv/bin/python -m pytest -q -p no:cacheprovider tests/test_docs.py  # the documents' links resolve
 
 format: $(APP_STAMP)
 	.venv/bin/ruff format .
