@@ -8,7 +8,7 @@ ENGINE_STAMP := .venv-engine/.bench_app_ready
 MODEL_STAMP := models/SmolLM2-135M-Instruct/.bench_app_ready
 ARGS ?=
 
-.PHONY: setup run test lint format dry-run clean-envs browser slurm
+.PHONY: setup run test test-fast lint format dry-run clean-envs browser slurm
 setup: $(APP_STAMP) $(ENGINE_STAMP) $(MODEL_STAMP)
 
 $(APP_STAMP): requirements/app.txt setup.cfg scripts/setup.sh
@@ -32,7 +32,11 @@ dry-run: $(APP_STAMP)
 
 # Lint first (seconds): a style or import error fails fast, before the minutes of real runs.
 test: setup lint browser slurm
-	.venv/bin/python -m pytest $(ARGS)
+	.venv/bin/python -m pytest --durations=25 $(ARGS)
+
+# The inner loop: every test that starts no real server (no e2e, no session server); a few minutes.
+test-fast: setup lint
+	.venv/bin/python -m pytest -m "not e2e and not server" --durations=10 $(ARGS)
 
 # The report tests open the HTML reports in a real headless Chromium (a no-op once installed).
 browser:

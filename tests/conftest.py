@@ -193,6 +193,13 @@ class RemoteVllmServer:
         self.log.close()
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the session's server is marked `server` (make test-fast leaves those out)."""
+    for item in items:
+        if "vllm_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     if not PROJECT_MODEL.is_dir():
@@ -200,3 +207,28 @@ def vllm_server(tmp_path_factory):
     server = RemoteVllmServer(tmp_path_factory.mktemp("vllm_server") / "server.log")
     yield server
     server.stop()
+
+
+# ------------------------------------------------- every document a writer produced, read strictly
+def assert_documents_typed(run_dir):
+    """Every document of a run folder reads into its record type with no undeclared key
+    (bench_app.rundir.records; strict=True raises UndeclaredFields naming the key a writer added)."""
+    import json
+
+    from bench_app.rundir.records import DatasetEntry, RunMetadata, RunResults, SampleRecord, ServerEntry
+
+    run_dir = Path(run_dir)
+    checked = []
+    if (run_dir / "results.yaml").exists():
+        RunResults.from_dict(load(run_dir / "results.yaml"), strict=True)
+        checked.append("results.yaml")
+    RunMetadata.from_dict(load(run_dir / "configs" / "metadata.yaml"), strict=True)
+    for per_dataset in sorted((run_dir / "configs" / "per_dataset").glob("*.yaml")):
+        document = load(per_dataset)
+        DatasetEntry.from_dict(document.get("result"), strict=True)
+        ServerEntry.from_dict(document.get("server"), strict=True)
+    for samples in sorted(run_dir.glob("*/samples.jsonl")):
+        for line in samples.read_text().splitlines():
+            SampleRecord.from_dict(json.loads(line), strict=True)
+        checked.append(str(samples.relative_to(run_dir)))
+    return checked

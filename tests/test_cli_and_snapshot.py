@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, load, run_cli
+from conftest import PYTHON, assert_documents_typed, load, run_cli
 
 from bench_app.config.resolvers import PROJECT_ROOT
 
@@ -56,6 +56,7 @@ def test_dry_run_writes_the_documented_layout(workdir):
     ):
         assert (configs / name).is_file(), name
     assert os.stat(configs / "reproduce.sh").st_mode & stat.S_IXUSR
+    assert_documents_typed(configs.parent)  # metadata.yaml and per_dataset/ of a dry run: every field typed
     snapshot = load(configs / "config_snapshot.yaml")
     assert snapshot["benchmark"]["name"] == "doc" and snapshot["benchmark"]["timestamp"]
     assert snapshot["vllm"]["max_model_len"] == 32768 and snapshot["vllm"]["tensor_parallel_size"] == 2

@@ -1,7 +1,6 @@
 """The context budget: prompts rendered as AISBench sends them (chat template applied by the model's
 tokenizer) are counted and compared with max_model_len before any server starts."""
 
-import pytest
 from conftest import load, run_cli
 
 DRY = ["execution.dry_run=true"]
@@ -60,16 +59,15 @@ def test_only_the_prompts_that_will_be_sent_are_budgeted(workdir):
     )
 
 
-@pytest.mark.e2e
-def test_answers_cut_at_max_out_len_are_counted_and_shown_as_a_reason(workdir):
-    args = [
+def test_answers_cut_at_max_out_len_are_counted_and_shown_as_a_reason(workdir, vllm_server):
+    args = vllm_server.args(
         "benchmark.name=cut",
         "dataset=[sample_gsm8k]",
         "aisbench.num_prompts=2",
         "datasets.sample_gsm8k.model_config.max_out_len=4",
         "execution.progress=false",
-    ]
-    done = run_cli(args, workdir, timeout=600)
+    )
+    done = run_cli(args, workdir, env=vllm_server.env(), timeout=600)
     results = load(workdir / "outputs/cut/results.yaml")
     entry = results["datasets"]["sample_gsm8k"]
     assert entry["finished_requests"] == {"length": 2}, (done.stdout[-2000:], entry)

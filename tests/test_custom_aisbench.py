@@ -94,9 +94,11 @@ def test_a_module_that_shadows_the_evaluators_own_needs_override_modules(user_fo
         assert refused.returncode == 2 and said in refused.stdout + refused.stderr, refused.stdout
 
 
-@pytest.mark.e2e
-def test_a_custom_config_and_loader_run_for_real_and_replay_frozen_without_the_folder(user_folder):
-    done = run_cli(args(user_folder, "benchmark.name=custom"), user_folder, timeout=900)
+def test_a_custom_config_and_loader_run_for_real_and_replay_frozen_without_the_folder(
+    user_folder, vllm_server
+):
+    real = args(user_folder, "benchmark.name=custom", *vllm_server.args())
+    done = run_cli(real, user_folder, env=vllm_server.env(), timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     run = user_folder / "outputs" / "custom"
     result = load(run / "results.yaml")["datasets"]["mine"]
@@ -114,7 +116,7 @@ def test_a_custom_config_and_loader_run_for_real_and_replay_frozen_without_the_f
     frozen = subprocess.run(
         [str(run / "configs/reproduce.sh"), "--frozen", "benchmark.name=frozen"],
         cwd=user_folder,
-        env={**__import__("os").environ, "BENCH_APP_PYTHON": PYTHON},
+        env={**__import__("os").environ, "BENCH_APP_PYTHON": PYTHON, **vllm_server.env()},
         capture_output=True,
         text=True,
         timeout=900,

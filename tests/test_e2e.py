@@ -4,7 +4,10 @@ import json
 import re
 from pathlib import Path
 
-from conftest import load, run_cli
+import pytest
+from conftest import assert_documents_typed, load, run_cli
+
+pytestmark = pytest.mark.e2e
 
 SAMPLE_FIELDS = {
     "id",
@@ -46,6 +49,7 @@ def test_embedded_default_end_to_end(workdir, browser):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
     run_dir = workdir / "outputs/e2e"
+    assert len(assert_documents_typed(run_dir)) == 5  # results.yaml and four samples.jsonl, all typed
     results = load(run_dir / "results.yaml")
     assert results["status"] == "completed" and results["server_starts"] == 2
     for short in ("sample_ceval", "sample_mmlu", "sample_gsm8k", "sample_longbenchv2"):

@@ -2,10 +2,7 @@
 evaluated as it is: no lease, no start, no stop; its own model id and max_model_len; the relay, the
 request cache, samples and reports as for a started server; the key never written anywhere."""
 
-import pytest
-from conftest import load, run_cli
-
-pytestmark = pytest.mark.server
+from conftest import assert_documents_typed, load, run_cli
 
 
 def _files_holding(folder, text):
@@ -34,7 +31,10 @@ def test_a_running_server_is_evaluated_as_it_is(vllm_server, tmp_path):
     }
     assert "a server bench_app did not start" in (run / "configs" / "reproduce.sh").read_text()
     assert len((run / "sample_gsm8k" / "requests.jsonl").read_text().splitlines()) == 4
+    assert "sample_gsm8k/samples.jsonl" in assert_documents_typed(run)  # every field a writer wrote is typed
     assert _files_holding(run, vllm_server.key) == []  # the API key is nowhere in the run folder
+    # while the variable's name is kept (a replay reads the key from it again)
+    assert load(run / "configs" / "config_snapshot.yaml")["engine"]["api_key_env"] == vllm_server.KEY_ENV
     assert vllm_server.process.poll() is None  # and the server runs on: not ours to stop
     # The same server again: answered from the shared cache, keyed on what the server reports.
     again = run_cli([*args[:-2], "benchmark.name=ext2", args[-1]], tmp_path, env=vllm_server.env())

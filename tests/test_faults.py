@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli
 
@@ -26,6 +27,7 @@ def assert_no_leftovers(pidfile: Path):
         assert not pid_alive(pid), f"process {pid} of the stand-in engine survived"
 
 
+@pytest.mark.e2e  # the real vLLM, failing
 def test_engine_exits_at_start_with_bad_model_path(workdir):
     done = run_cli(
         ["benchmark.name=badpath", "dataset=[sample_gsm8k]", "vllm.model_path=/nonexistent/model", *FAST],

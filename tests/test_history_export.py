@@ -141,6 +141,10 @@ def test_export_writes_params_metrics_tags_and_artifacts_and_updates_on_a_second
     assert again.returncode == 0 and f"updated MLflow run {w8a8.info.run_id}" in again.stdout, again.stderr
     assert len(exported_runs(client)) == 2
 
+    from bench_app.sweeps.summary import write_sweep_summary
+
+    # the sweep's results.yaml, as its last job writes it
+    assert write_sweep_summary(outputs / "sweeps/20261130_120000")[0] == "completed"
     sweep = run_cli(
         ["export", "mlflow", str(outputs / "sweeps/20261130_120000"), "--tracking-uri", uri], history
     )
@@ -151,6 +155,7 @@ def test_export_writes_params_metrics_tags_and_artifacts_and_updates_on_a_second
         r for r in exported_runs(client) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     ]
     assert sorted(r.data.tags["mlflow.runName"] for r in children) == ["0", "1"]
+    assert parent.data.tags["status"] == "completed" and parent.info.status == "FINISHED"
 
 
 def test_credentials_never_go_in_the_uri_and_a_failed_export_never_fails_the_run(tmp_path):

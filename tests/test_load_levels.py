@@ -136,16 +136,21 @@ def test_a_server_that_answers_differently_under_load_is_caught(tmp_path, browse
     browser.screenshot(tmp_path / "load_report.png")
 
 
-@pytest.mark.e2e
-def test_the_tiny_model_on_vllm_cpu_at_levels_1_2_4(tmp_path, browser):
+def test_the_tiny_model_on_vllm_cpu_at_levels_1_2_4(tmp_path, browser, vllm_server):
     done = run_cli(
-        ["benchmark.name=load", "execution.load_levels=[1,2,4]", "execution.progress=false"],
+        vllm_server.args(
+            "benchmark.name=load",
+            "dataset=[sample_gsm8k,sample_mmlu]",
+            "execution.load_levels=[1,2,4]",
+            "execution.progress=false",
+        ),
         tmp_path,
+        env=vllm_server.env(),
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     results = load(tmp_path / "outputs/load/results.yaml")
-    assert results["server_starts"] == 2  # one server per engine group serves all three levels
+    assert results["server_starts"] == 0  # the session's one server serves all three levels
     sweep = results["load_sweep"]
     assert sweep["levels"] == [1, 2, 4]
     for base, data in sweep["datasets"].items():
@@ -163,4 +168,4 @@ def test_the_tiny_model_on_vllm_cpu_at_levels_1_2_4(tmp_path, browser):
             )
         assert data["knee"]["level"] in (1, 2, 4)
     assert browser.open(tmp_path / "outputs/load/report.html") == []
-    assert browser.js("return document.querySelectorAll('#load tbody tr').length") == 3 * 4
+    assert browser.js("return document.querySelectorAll('#load tbody tr').length") == 3 * 2

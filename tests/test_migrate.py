@@ -141,7 +141,7 @@ def _migrated_fixture(tmp_path):
 GSM8K_SHORTS = ("tiny_custom_acc__gsm8k_test_only", "tiny_custom_acc__gsm8k_first_number")
 
 
-def _tiny(out, *extra):
+def _tiny(out, *extra, engine=("engine=vllm_cpu", "vllm.port=0")):
     """The migrated suite's GSM8K datasets on the tiny model here (the tasks name /models/...), reading
     the fixture's folder that holds only test.jsonl."""
     data = FIXTURE / "data" / "gsm8k_test_only"
@@ -151,9 +151,8 @@ def _tiny(out, *extra):
         "+experiment=tiny_custom_acc",
         f"dataset=[{','.join(GSM8K_SHORTS)}]",
         *(f"datasets.{short}.data_path={data}" for short in GSM8K_SHORTS),
-        "engine=vllm_cpu",
+        *engine,
         f"vllm.model_path={PROJECT_ROOT / 'models' / 'SmolLM2-135M-Instruct'}",
-        "vllm.port=0",
         *extra,
     ]
 
@@ -280,10 +279,14 @@ def test_a_name_aisbench_defines_elsewhere_gets_the_line_to_write(tmp_path):
     assert mend_for(nowhere, config, 1, root) is None
 
 
-@pytest.mark.e2e
-def test_the_migrated_custom_configs_loader_and_module_fix_run_for_real(tmp_path):
+def test_the_migrated_custom_configs_loader_and_module_fix_run_for_real(tmp_path, vllm_server):
     out, _ = _migrated_fixture(tmp_path)
-    done = run_cli(_tiny(out, "benchmark.name=real"), tmp_path, timeout=900)
+    done = run_cli(
+        _tiny(out, "benchmark.name=real", engine=vllm_server.args()),
+        tmp_path,
+        env=vllm_server.env(),
+        timeout=900,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     results = load(tmp_path / "outputs/real/results.yaml")["datasets"]
     for short in GSM8K_SHORTS:  # the mended import and the carried gsm8k.py, in AISBench's own run

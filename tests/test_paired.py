@@ -6,11 +6,12 @@ import pytest
 from scipy.stats import binomtest
 
 from bench_app.reports.paired import load_samples, mcnemar_exact_p, pair
+from bench_app.rundir.records import SampleRecord
 
 
 def records(correct, prompt="q"):
     return {
-        ("s", i): {"subset": "s", "id": i, "prompt": f"{prompt}{i}", "correct": c}
+        ("s", i): SampleRecord.from_dict({"subset": "s", "id": i, "prompt": f"{prompt}{i}", "correct": c})
         for i, c in enumerate(correct)
     }
 

@@ -8,15 +8,14 @@ import json
 import pytest
 from conftest import load, run_cli
 
-pytestmark = pytest.mark.e2e
 
-
-def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browser):
-    common = ["dataset=[sample_gsm8k]", "execution.progress=false"]
+def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browser, vllm_server):
+    common = vllm_server.args("dataset=[sample_gsm8k]", "execution.progress=false")
     for name, temperature in (("t0", 0.0), ("t07", 0.7)):
         done = run_cli(
             [f"benchmark.name={name}", f"++aisbench.generation_kwargs.temperature={temperature}", *common],
             workdir,
+            env=vllm_server.env(),
             timeout=900,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -77,6 +76,7 @@ def test_two_real_runs_that_differ_are_compared_sample_by_sample(workdir, browse
     assert unknown.returncode == 2 and "Datasets of this run: sample_gsm8k" in unknown.stderr
 
 
+@pytest.mark.e2e
 def test_perf_run_records_each_requests_timing_and_the_report_draws_their_distributions(workdir, browser):
     done = run_cli(
         [

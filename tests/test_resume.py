@@ -164,6 +164,7 @@ def test_a_requeued_slurm_job_continues_its_run_from_its_answers(workdir):
     assert result["status"] == "ok" and result["answers"] == {"reused": 2, "generated": 2}
 
 
+@pytest.mark.e2e
 def test_a_changed_chat_template_is_never_answered_from_the_cache(workdir):
     """The request body holds the messages, not the prompt the server builds from them: a model copy whose
     chat template changed must get new answers, and the run says why the cached ones were not reused."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import assert_documents_typed, run_cli
 
 from bench_app.common.errors import UserError
 from bench_app.reports.html import report_data
@@ -28,11 +28,13 @@ def test_a_folder_from_before_the_schema_version_still_reads(old_run, tmp_path):
     folder = RunFolder(old_run)
     assert "schema_version" not in yaml.safe_load(folder.results_file.read_text())
     results = folder.read_results()
-    assert results["status"] == "completed"
+    assert results.status == "completed"
     shorts = {"sample_ceval", "sample_mmlu", "sample_gsm8k", "sample_longbenchv2"}
-    assert {short: e["status"] for short, e in results["datasets"].items()} == dict.fromkeys(shorts, "ok")
-    assert results["datasets"]["sample_gsm8k"]["metrics"]["accuracy"] == 25.0
-    assert folder.read_metadata()["run"]["status"] == "completed"
+    assert {short: e.status for short, e in results.datasets.items()} == dict.fromkeys(shorts, "ok")
+    assert results.datasets["sample_gsm8k"].metrics["accuracy"] == 25.0
+    assert results.servers[0].max_model_len == 2048
+    assert folder.read_metadata().run.status == "completed"
+    assert assert_documents_typed(old_run)  # the previous release's documents: every field declared
     assert set(folder.read_per_dataset()) == shorts
     assert len(folder.read_samples("sample_gsm8k")) == 4 and folder.read_samples("sample_mmlu") is None
     data = report_data(old_run)
@@ -89,7 +91,8 @@ def test_rescore_applies_todays_postprocessors_to_a_run_made_before(old_run, tmp
     assert done.returncode == 0, done.stdout + done.stderr
     samples = {r["id"]: r for r in RunFolder(old_run).read_samples("sample_gsm8k")}
     assert (samples[0]["correct"], samples[1]["correct"]) == (False, True)
-    assert RunFolder(old_run).read_results()["datasets"]["sample_gsm8k"]["metrics"]["accuracy"] == 25.0
+    assert RunFolder(old_run).read_results().datasets["sample_gsm8k"].metrics["accuracy"] == 25.0
+    assert assert_documents_typed(old_run)  # what rescore added (rescored_at, metadata rescored) is typed
     task = old_run / "sample_gsm8k" / "aisbench_task.py"
     assert "vllm_api_general_chat import models as _stock_models" in task.read_text()
     (kept,) = task.parent.glob("aisbench_task_before_rescore_*.py")

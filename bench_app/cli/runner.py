@@ -47,7 +47,7 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool, sweep_job: boo
             f"run folder {run_dir} already holds a run; it is never overwritten. "
             "Choose another benchmark.name, or add resume=true to re-run its datasets that are not ok."
         )
-    recorded = folder.read_metadata().get("fingerprint", {})
+    recorded = folder.read_metadata().fingerprint
     current = config_fingerprint(plan)
     differing = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
     if differing:
@@ -57,7 +57,7 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool, sweep_job: boo
             "Compare with `bench-app compare`, or start a new run with another benchmark.name."
         )
     previous = folder.dataset_results()  # from per_dataset/ when the runner died before its reports
-    return {short: entry for short, entry in previous.items() if entry.get("status") == "ok"}
+    return {short: entry for short, entry in previous.items() if entry.status == "ok"}
 
 
 def anchor_config_files(config, resolved: Dict[str, Any], info: Dict[str, Any]) -> None:

@@ -15,9 +15,13 @@ _SECRET_NAME = re.compile(
 )
 
 
+# A setting that names the environment variable holding a secret (engine.api_key_env) is not one itself.
+_NAMES_A_VARIABLE = re.compile(r"[_.-]env$", re.I)
+
+
 @functools.lru_cache(maxsize=4096)  # the same few hundred keys, in every document written
 def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(str(name)))
+    return bool(_SECRET_NAME.search(str(name))) and not _NAMES_A_VARIABLE.search(str(name))
 
 
 def redact_mapping(data: Any) -> Any:

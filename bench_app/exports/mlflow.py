@@ -26,6 +26,7 @@ from bench_app.common.files import read_yaml_if_exists
 from bench_app.reports.compare import flatten
 from bench_app.rundir.index import read_row
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import RunResults
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
 
 RUN_ID_TAG = "bench_app.run_id"
@@ -48,10 +49,9 @@ def tracking_uri(given: Optional[str]) -> str:
 
 def run_id_of(run_dir: Path) -> str:
     """bench_app's own id of a run: its name (sweep/job for a sweep's job), host and start time."""
-    metadata = RunFolder(run_dir).read_metadata()
-    run = metadata.get("run") or {}
+    run = RunFolder(run_dir).read_metadata().run
     name = f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name.isdigit() else run_dir.name
-    return f"{name}@{run.get('host', '?')}:{run.get('started', '?')}"
+    return f"{name}@{run.host or '?'}:{run.started or '?'}"
 
 
 def _epoch_ms(stamp: Any) -> Optional[int]:
@@ -68,10 +68,10 @@ def _metric_key(*parts: str) -> str:
     return "/".join(re.sub(r"[^\w\-. /]", "_", str(p)) for p in parts)
 
 
-def run_metrics(results: Dict[str, Any]) -> Dict[str, float]:
+def run_metrics(results: RunResults) -> Dict[str, float]:
     metrics: Dict[str, float] = {}
-    for short, entry in (results.get("datasets") or {}).items():
-        for name, value in (entry.get("metrics") or {}).items():
+    for short, entry in results.datasets.items():
+        for name, value in entry.metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics[_metric_key(short, name)] = float(value)
             elif name == "subsets" and isinstance(value, dict):
@@ -79,10 +79,10 @@ def run_metrics(results: Dict[str, Any]) -> Dict[str, float]:
                     for metric, number in (values or {}).items():
                         if isinstance(number, (int, float)) and not isinstance(number, bool):
                             metrics[_metric_key(short, subset, metric)] = float(number)
-        if entry.get("evaluation_s") is not None:
-            metrics[_metric_key(short, "evaluation_s")] = float(entry["evaluation_s"])
-    if results.get("wall_time_s") is not None:
-        metrics["wall_time_s"] = float(results["wall_time_s"])
+        if entry.evaluation_s is not None:
+            metrics[_metric_key(short, "evaluation_s")] = float(entry.evaluation_s)
+    if results.wall_time_s is not None:
+        metrics["wall_time_s"] = float(results.wall_time_s)
     return metrics
 
 
@@ -158,13 +158,14 @@ class Exporter:
             raise UserError(f"{run_dir} is not a bench_app run folder (no configs/config_snapshot.yaml)")
         results = folder.read_results()
         row = read_row(run_dir, run_dir.parent)
-        times = folder.read_metadata().get("run") or {}  # the run's own times, not the export's
-        start_ms, end_ms = _epoch_ms(times.get("started")), _epoch_ms(times.get("ended"))
+        metadata = folder.read_metadata()
+        times = metadata.run  # the run's own times, not the export's
+        start_ms, end_ms = _epoch_ms(times.started), _epoch_ms(times.ended)
         mlflow_run, created = self._find_or_create(run_id_of(run_dir), row.name, parent, start_ms)
         tags = {
             "model": row.model,
             "precision": row.precision,
-            "git_commit": str((folder.read_metadata().get("git") or {}).get("commit") or ""),
+            "git_commit": str(metadata.git.get("commit") or ""),
             "status": row.status,
             "bench_app.run_folder": str(run_dir.resolve()),
         }
@@ -173,7 +174,7 @@ class Exporter:
         for document in (folder.report_file, folder.results_file):
             if document.is_file():
                 self.client.log_artifact(mlflow_run, str(document))
-        for short in results.get("datasets") or {}:
+        for short in results.datasets:
             if folder.samples_file(short).is_file():
                 self.client.log_artifact(mlflow_run, str(folder.samples_file(short)), f"samples/{short}")
         status = "FINISHED" if row.status == "completed" else "FAILED" if row.status != "running" else None
@@ -186,7 +187,8 @@ class Exporter:
         sweep_id = f"sweep:{sweep_dir.resolve()}"
         parent, created = self._find_or_create(sweep_id, sweep_dir.name, None)
         summary = read_yaml_if_exists(sweep_dir / "results.yaml", {}) or {}
-        self.client.set_tag(parent, "status", str(summary.get("status", "unknown")))
+        status = str((summary.get("sweep") or {}).get("status", "unknown"))  # bench_app.sweeps.summary
+        self.client.set_tag(parent, "status", status)
         for name in ("results.yaml", "summary.md", "report.html"):
             if (sweep_dir / name).is_file():
                 self.client.log_artifact(parent, str(sweep_dir / name))
@@ -194,7 +196,7 @@ class Exporter:
         for job in collect_jobs(sweep_dir):
             if RunFolder(Path(job.dir)).is_run_folder():
                 exported.append((job.dir, *self.export_run(Path(job.dir), parent=parent)))
-        self.client.set_terminated(parent, "FINISHED" if summary.get("status") == "completed" else "FAILED")
+        self.client.set_terminated(parent, "FINISHED" if status == "completed" else "FAILED")
         return exported
 
     def export(self, path: Path) -> List[Tuple[str, str, bool, List[str]]]:

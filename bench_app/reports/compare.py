@@ -16,6 +16,7 @@ from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml
 from bench_app.reports.paired import pair_runs
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import RunMetadata, RunResults
 
 _IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
 _UNSET = object()
@@ -68,19 +69,19 @@ def _effective(document: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in document.items() if k not in ("server", "result")}
 
 
-def _environment(metadata: Dict[str, Any]) -> Dict[str, Any]:
+def _environment(metadata: RunMetadata) -> Dict[str, Any]:
     return {
-        "versions": metadata.get("versions"),
-        "git": {k: v for k, v in (metadata.get("git") or {}).items() if k != "diff_file"},
-        "accelerator": metadata.get("accelerator"),
+        "versions": metadata.versions,
+        "git": {k: v for k, v in metadata.git.items() if k != "diff_file"},
+        "accelerator": metadata.accelerator,
     }
 
 
-def _scores(results: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+def _scores(results: RunResults) -> Dict[str, Dict[str, Any]]:
     scores = {}
-    for short, entry in (results.get("datasets") or {}).items():
-        metrics = {k: v for k, v in (entry.get("metrics") or {}).items() if isinstance(v, (int, float))}
-        scores[short] = {"status": entry.get("status"), **metrics}
+    for short, entry in results.datasets.items():
+        metrics = {k: v for k, v in entry.metrics.items() if isinstance(v, (int, float))}
+        scores[short] = {"status": entry.status, **metrics}
     return scores
 
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from bench_app.common.files import atomic_write
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import DatasetEntry, ServerEntry
 
 REPORT_FILE = "report.html"
 ASSETS = Path(__file__).with_name("assets")
@@ -51,22 +52,26 @@ def _samples(run_dir: Path, short: str, limit: int = TEXT_LIMIT) -> List[Dict[st
     return [
         {
             "d": short,
-            "s": r.get("subset"),
-            "i": r.get("id"),
-            "p": shorten(r.get("prompt")),
-            "o": r.get("output"),  # already shortened as it was put together
-            "x": shorten(r.get("prediction")),
-            "g": shorten(r.get("gold")),
-            "c": r.get("correct"),
-            "pt": r.get("prompt_tokens"),
-            "ot": r.get("output_tokens"),
-            "f": r.get("finish_reason"),
-            "e": r.get("error"),
+            "s": r.subset,
+            "i": r.id,
+            "p": shorten(r.prompt),
+            "o": r.output,  # already shortened as it was put together
+            "x": shorten(r.prediction),
+            "g": shorten(r.gold),
+            "c": r.correct,
+            "pt": r.prompt_tokens,
+            "ot": r.output_tokens,
+            "f": r.finish_reason,
+            "e": r.error,
             # a reasoning model's answer (recorded as the server gave it): thinking tokens, cut in it
-            "rt": r.get("reasoning_tokens"),
-            "cut": r.get("cut_in_thinking"),
+            "rt": r.reasoning_tokens,
+            "cut": r.cut_in_thinking,
             # perf mode: the request's own timing (ms)
-            **{k: r[k] for k in ("ttft_ms", "tpot_ms", "e2el_ms") if r.get(k) is not None},
+            **{
+                k: v
+                for k, v in (("ttft_ms", r.ttft_ms), ("tpot_ms", r.tpot_ms), ("e2el_ms", r.e2el_ms))
+                if v is not None
+            },
         }
         for r in RunFolder(run_dir).read_samples(short, texts=True, shorten=shorten) or []
     ]
@@ -87,71 +92,62 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
     results = folder.read_results()
     metadata = folder.read_metadata()
     per_dataset = folder.read_per_dataset()
-    servers = results.get("servers") or []
-    by_group = {s.get("group"): s for s in servers}
+    by_group = {s.group: s for s in results.servers}
     datasets, samples = [], []
-    entries = results.get("datasets") or {short: {} for short in per_dataset}
-    limit = text_limit(sum(int(e.get("samples") or 0) for e in entries.values()))
+    # a run that wrote no results.yaml yet: its planned datasets
+    entries = results.datasets or {short: DatasetEntry() for short in per_dataset}
+    limit = text_limit(sum(int(e.samples or 0) for e in entries.values()))
     for short, entry in entries.items():
         document = per_dataset.get(short, {})
-        metrics = entry.get("metrics") or {}
         subsets = {
             name: next(iter(numbers(values).values()), None)
-            for name, values in (metrics.get("subsets") or {}).items()
+            for name, values in (entry.metrics.get("subsets") or {}).items()
         }
-        group = entry.get("group", (document.get("engine") or {}).get("group"))
-        server = by_group.get(group, {})
+        group = entry.group if entry.group is not None else (document.get("engine") or {}).get("group")
+        server = by_group.get(group, ServerEntry())
+        shown = ("port", "max_model_len", "version", "served_model", "ready_after_s", "error")
         datasets.append(
             {
                 "short": short,
-                "name": entry.get("name") or (document.get("dataset") or {}).get("name"),
-                "status": entry.get("status", "not run"),
+                "name": entry.name or (document.get("dataset") or {}).get("name"),
+                "status": entry.status or "not run",
                 "group": group,
-                "metrics": numbers(metrics),
+                "metrics": numbers(entry.metrics),
                 "subsets": subsets,
-                "reason": entry.get("reason"),
-                "log_tail": clip(entry.get("log_tail")),
-                "evaluation_started_at": entry.get("evaluation_started_at"),
-                "evaluation_s": entry.get("evaluation_s"),
-                "samples": entry.get("samples"),
-                "prompts": entry.get("prompts") or {},
-                "samples_error": entry.get("samples_error"),
-                "reasoning": entry.get("reasoning") or {},
-                "answers": entry.get("answers") or {},
+                "reason": entry.reason,
+                "log_tail": clip(entry.log_tail),
+                "evaluation_started_at": entry.evaluation_started_at,
+                "evaluation_s": entry.evaluation_s,
+                "samples": entry.samples,
+                "prompts": entry.prompts,
+                "samples_error": entry.samples_error,
+                "reasoning": entry.reasoning,
+                "answers": entry.answers,
                 "cut_in_thinking_policy": (document.get("aisbench") or {}).get(
                     "cut_in_thinking", "no_answer"
                 ),
-                "finished_requests": entry.get("finished_requests") or {},
+                "finished_requests": entry.finished_requests,
                 "engine": _engine_table(document),
-                "server": {
-                    k: server.get(k)
-                    for k in ("port", "max_model_len", "version", "served_model", "ready_after_s", "error")
-                    if server.get(k) is not None
-                },
+                "server": {k: getattr(server, k) for k in shown if getattr(server, k) is not None},
             }
         )
         samples.extend(_samples(run_dir, short, limit))
-    snapshot = metadata.get("run") or {}
+    timeline = ("group", "started_at", "ready_after_s", "stopped_at", "error", "restarts")
     return {
         "run": {
             "name": run_dir.name,
-            "status": results.get("status") or snapshot.get("status") or "unknown",
-            "wall_time_s": results.get("wall_time_s"),
-            "started": (metadata.get("runtime") or {}).get("timestamp"),
-            "host": (metadata.get("runtime") or {}).get("hostname"),
-            "git": metadata.get("git") or {},
-            "versions": {
-                k: v for k, v in (metadata.get("versions") or {}).items() if not isinstance(v, dict)
-            },
+            "status": results.status or metadata.run.status or "unknown",
+            "wall_time_s": results.wall_time_s,
+            "started": metadata.runtime.get("timestamp"),
+            "host": metadata.runtime.get("hostname"),
+            "git": metadata.git,
+            "versions": {k: v for k, v in metadata.versions.items() if not isinstance(v, dict)},
         },
         "datasets": datasets,
-        "servers": [
-            {k: s.get(k) for k in ("group", "started_at", "ready_after_s", "stopped_at", "error", "restarts")}
-            for s in servers
-        ],
+        "servers": [{k: getattr(s, k) for k in timeline} for s in results.servers],
         "samples": samples,
         "text_limit": limit,
-        "load": results.get("load_sweep"),  # execution.load_levels: the frontier section
+        "load": results.load_sweep,  # execution.load_levels: the frontier section
     }
 
 

@@ -21,6 +21,7 @@ from bench_app.reports.matrix import holm
 from bench_app.reports.paired import SIGNIFICANCE, load_samples, pair
 from bench_app.run.load_levels import split_short
 from bench_app.rundir.layout import RunFolder, headline
+from bench_app.rundir.records import DatasetEntry
 
 THROUGHPUT_GAIN = 1.05  # a level that adds less than 5% output throughput has stopped paying
 
@@ -119,7 +120,7 @@ def knee(levels: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def load_sweep(run_dir: Path, entries: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None) -> Optional[Dict[str, Any]]:
     """The run's load levels per dataset (None for a run without execution.load_levels); `entries`: the
     datasets' results when the caller holds them (else read from the run folder)."""
     folder = RunFolder(run_dir)
@@ -141,12 +142,12 @@ def load_sweep(run_dir: Path, entries: Optional[Dict[str, Any]] = None) -> Optio
             short, entry = shorts[level], entries[shorts[level]]
             samples = load_samples(run_dir, short) or {}
             scored = [r for r in samples.values() if r.get("correct") is not None]
-            main = headline(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
+            main = headline(entry.metrics) if entry.status == "ok" else None
             row: Dict[str, Any] = {
                 "level": level,
                 "dataset": short,
-                "status": entry.get("status"),
-                "started_at": entry.get("evaluation_started_at"),
+                "status": entry.status,
+                "started_at": entry.evaluation_started_at,
                 "metric": main[0] if main else None,
                 "score": main[1] if main else None,
                 "ci95": wilson(sum(1 for r in scored if r["correct"]), len(scored)),

@@ -98,23 +98,19 @@ class SideData:
                         continue
                     short = recorded  # a load sweep's levels compared with a plain run: each level apart
                 data.config.setdefault(short, dataset_config(per_dataset.get(recorded, {})))
-                main = headline(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
+                main = headline(entry.metrics) if entry.status == "ok" else None
                 if main is None:
-                    data.failed.setdefault(
-                        short, f"{entry.get('status', 'no result')}: {entry.get('reason', '')}"
-                    )
+                    data.failed.setdefault(short, f"{entry.status or 'no result'}: {entry.reason or ''}")
                     continue
                 data.metric.setdefault(short, main[0])
                 data.scores.setdefault(short, []).append(main[1])
                 for record in folder.read_samples(recorded) or []:
-                    if record.get("correct") is None:
+                    if record.correct is None:
                         continue
-                    key = (str(record.get("subset")), record.get("id"))
-                    if data.prompts.setdefault(short, {}).setdefault(key, record.get("prompt")) != record.get(
-                        "prompt"
-                    ):
+                    key = (str(record.subset), record.id)
+                    if data.prompts.setdefault(short, {}).setdefault(key, record.prompt) != record.prompt:
                         continue  # a repeat asked another prompt under this id: not the same question
-                    sums.setdefault(short, {}).setdefault(key, []).append(float(bool(record["correct"])))
+                    sums.setdefault(short, {}).setdefault(key, []).append(float(bool(record.correct)))
         for short in data.scores:
             data.failed.pop(short, None)
         data.values = {s: {k: sum(v) / len(v) for k, v in by_key.items()} for s, by_key in sums.items()}

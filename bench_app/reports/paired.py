@@ -14,17 +14,18 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import SampleRecord
 
 SIGNIFICANCE = 0.05
 SampleKey = Tuple[str, int]  # (subset, id)
 
 
-def load_samples(run_dir: Path, short: str) -> Optional[Dict[SampleKey, dict]]:
+def load_samples(run_dir: Path, short: str) -> Optional[Dict[SampleKey, SampleRecord]]:
     """The dataset's samples.jsonl records by (subset, id); None if the run has none for it."""
     records = RunFolder(run_dir).read_samples(short)
     if records is None:
         return None
-    return {(str(record.get("subset")), record.get("id")): record for record in records}
+    return {(str(record.subset), record.id): record for record in records}
 
 
 @dataclass
@@ -67,21 +68,21 @@ def mcnemar_exact_p(right_to_wrong: int, wrong_to_right: int) -> float:
     return float(binomtest(right_to_wrong, flips, 0.5, alternative="two-sided").pvalue)
 
 
-def pair(a: Dict[SampleKey, dict], b: Dict[SampleKey, dict]) -> PairedResult:
+def pair(a: Dict[SampleKey, SampleRecord], b: Dict[SampleKey, SampleRecord]) -> PairedResult:
     result = PairedResult()
     for key in sorted(set(a) & set(b), key=lambda k: (k[0], k[1] if isinstance(k[1], int) else -1)):
         x, y = a[key], b[key]
-        if x.get("correct") is None or y.get("correct") is None:
+        if x.correct is None or y.correct is None:
             continue
-        if x.get("prompt") != y.get("prompt"):
+        if x.prompt != y.prompt:
             result.prompt_differs += 1
             continue
         result.paired += 1
-        if x["correct"] and y["correct"]:
+        if x.correct and y.correct:
             result.both_right += 1
-        elif not x["correct"] and not y["correct"]:
+        elif not x.correct and not y.correct:
             result.both_wrong += 1
-        elif x["correct"]:
+        elif x.correct:
             result.right_to_wrong.append(key)
         else:
             result.wrong_to_right.append(key)

@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 
 from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
+from bench_app.common.redact import redact_argv, redact_mapping
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
@@ -48,7 +49,7 @@ def load_run(run_dir: Path):
 def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     evaluator, results = load_run(run_dir)
     folder = RunFolder(run_dir)
-    entries = results.get("datasets") or {}
+    entries = results.datasets
     unknown = [short for short in wanted if short not in entries]
     if unknown:
         raise UserError(f"no dataset {unknown} in {run_dir}. Datasets of this run: {', '.join(entries)}.")
@@ -63,48 +64,44 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
             settings = settings_of(per_dataset)
             work_dir = folder.dataset_dir(short)
             entry = entries[short]
-            previous[short] = {k: entry.get(k) for k in ("status", "metrics", "reason") if entry.get(k)}
+            was = {"status": entry.status, "metrics": entry.metrics, "reason": entry.reason}
+            previous[short] = {k: v for k, v in was.items() if v}
             say(f"re-scoring {short} from its stored predictions ...")
             try:
-                task = evaluator.rescore_task(short, entry.get("name", ""), settings, work_dir)
+                task = evaluator.rescore_task(short, entry.name or "", settings, work_dir)
                 task.model_path = str((per_dataset.get("vllm") or {}).get("model_path", ""))
                 session.run(task, RESCORE_TIMEOUT_S, lambda: None)
                 samples = session.write_samples(task, RESCORE_TIMEOUT_S, lambda: None)
                 verified = evaluator.verify(task)
-                if entry.get("status") != "ok":  # the failure it had is gone (an ok one's notes stay)
-                    for key in ("reason", "log_tail"):
-                        entry.pop(key, None)
-                entry.update(status="ok", metrics=verified.metrics, samples=samples.count)
-                if samples.error:
-                    entry["samples_error"] = samples.error
-                else:
-                    entry.pop("samples_error", None)
+                if entry.status != "ok":  # the failure it had is gone (an ok one's notes stay)
+                    entry.reason = entry.log_tail = None
+                entry.status, entry.metrics, entry.samples = "ok", verified.metrics, samples.count
+                entry.samples_error = samples.error or None
             except EvaluationError as error:
-                entry.update(status="failed", reason=f"re-scoring: {error.reason}", log_tail=error.log_tail)
+                entry.status, entry.reason = "failed", f"re-scoring: {error.reason}"
+                entry.log_tail = error.log_tail or None
                 failed.append(short)
-            entry["rescored_at"] = now_iso()
-            per_dataset["result"] = {**(per_dataset.get("result") or {}), **entry}
+            entry.rescored_at = now_iso()
+            per_dataset["result"] = {**(per_dataset.get("result") or {}), **entry.to_dict()}
             atomic_write(per_dataset_file, dump_yaml(per_dataset))
-            say(f"  {short}: {entry['status']} {entry.get('metrics') or entry.get('reason')}")
-    if any(e.get("status") != "ok" for e in entries.values()):
-        results["status"] = "failed" if results.get("status") == "completed" else results.get("status")
-    elif results.get("status") == "failed":
-        results["status"] = "completed"
+            say(f"  {short}: {entry.status} {entry.metrics or entry.reason}")
+    if any(e.status != "ok" for e in entries.values()):
+        results.status = "failed" if results.status == "completed" else results.status
+    elif results.status == "failed":
+        results.status = "completed"
     folder.write_results(results)
     summary = folder.summary_file
     if summary.exists():  # its table is the original run's: say what changed since
-        lines = [
-            f"- {s}: {entries[s]['status']} {entries[s].get('metrics') or entries[s].get('reason')}"
-            for s in shorts
-        ]
+        lines = [f"- {s}: {entries[s].status} {entries[s].metrics or entries[s].reason}" for s in shorts]
         note = f"\n## Re-scored {now_iso()} (bench-app rescore; results.yaml is current)\n" + "\n".join(lines)
         atomic_write(summary, summary.read_text() + note + "\n")
-    metadata_file = folder.metadata_file
     metadata = folder.read_metadata()
-    metadata.setdefault("rescored", []).append(
-        {"at": now_iso(), "datasets": shorts, "previous": previous, "command": sys.argv}
-    )
-    atomic_write(metadata_file, dump_yaml(metadata))
+    command = redact_argv(sys.argv)  # as the snapshot records commands: no secret in it
+    metadata.rescored = [
+        *(metadata.rescored or []),
+        {"at": now_iso(), "datasets": shorts, "previous": previous, "command": command},
+    ]
+    atomic_write(folder.metadata_file, dump_yaml(redact_mapping(metadata.to_dict())))
     from bench_app.reports.text import write_html_report
 
     html = write_html_report(run_dir)

@@ -17,6 +17,7 @@ from bench_app.run.outcome import RunOutcome
 from bench_app.run.progress import styled
 from bench_app.rundir.index import model_identity
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import DatasetEntry
 
 if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
     from bench_app.run.plan import RunPlan
@@ -158,7 +159,8 @@ def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> 
     folder.write_results(document)  # first: reading every level's samples below can take a while
     summary = summary_markdown(config, plan, outcome)
     try:  # execution.load_levels: each level from its own samples and requests
-        sweep = load_sweep(run_dir, document["datasets"])
+        entries = {short: DatasetEntry.from_dict(entry) for short, entry in document["datasets"].items()}
+        sweep = load_sweep(run_dir, entries)
     except Exception as error:  # noqa: BLE001 - the results stand without it; the table says why
         sweep = {"error": f"{type(error).__name__}: {error}"} if plan_has_levels(plan) else None
     if sweep is not None:
@@ -212,7 +214,7 @@ def print_summary(
                 f"{r.answers['generated']} generated"
             )
     folder = RunFolder(run_dir)
-    sweep = folder.read_results().get("load_sweep") if folder.results_file.exists() else None
+    sweep = folder.read_results().load_sweep if folder.results_file.exists() else None
     for base, data in (sweep or {}).get("datasets", {}).items():
         levels = ", ".join(
             f"{row['level']}: {row.get('score')} ({row.get('output_tokens_per_s') or '-'} tok/s"

@@ -80,7 +80,7 @@ def execute(
                 dataset.name,
                 "ok",
                 dataset.group,
-                metrics=previous.get("metrics", {}),
+                metrics=previous.metrics,
                 reason="kept from the resumed run",
             )
     todo = [(g, [s for s in g.datasets if s not in already_ok]) for g in plan.groups]

@@ -231,6 +231,12 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
     if config.execution.load_levels:
         levels = load_levels.check_levels(config.execution.load_levels, {p.evaluator.mode for p in plans})
         plans = load_levels.expand(plans, levels, f"{config.benchmark.name} {config.benchmark.timestamp}")
+    if engine.headers() and any(p.evaluator.mode == "perf" for p in plans):
+        raise UserError(
+            f"aisbench.mode=perf talks to the {engine.label} directly (its latency is the measurement), and "
+            "AISBench would need the API key written into its task file, which bench_app never does. "
+            "Measure perf against a server without a key (engine.api_key_env=null)."
+        )
     shadowed = evaluator.shadowed_modules()  # before anything loads the user's modules
     evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))

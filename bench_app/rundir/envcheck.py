@@ -16,6 +16,7 @@ from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import RunMetadata
 from bench_app.rundir.snapshot import snapshot_to_config
 
 
@@ -26,7 +27,7 @@ def _package_file(path: Path) -> Dict[str, str]:
 
 
 def differences(metadata_file: Path) -> List[str]:
-    recorded = read_yaml(metadata_file) or {}
+    recorded = RunMetadata.from_dict(read_yaml(metadata_file) or {})
     snapshot = read_yaml(RunFolder(metadata_file.parent.parent).snapshot_file) or {}
     try:
         config = snapshot_to_config(snapshot)
@@ -37,7 +38,7 @@ def differences(metadata_file: Path) -> List[str]:
     envs = meta.environment_versions(engine.command, evaluator.command)
     found: List[str] = []
     current_versions = meta.summary_versions(envs, engine.version_packages, evaluator.version_packages)
-    for key, value in (recorded.get("versions") or {}).items():
+    for key, value in recorded.versions.items():
         if key in current_versions and current_versions[key] != value:
             found.append(f"version {key}: recorded {value}, now {current_versions[key]}")
     for role in ("engine", "evaluator"):
@@ -49,7 +50,7 @@ def differences(metadata_file: Path) -> List[str]:
                     f"{role} package {name}: recorded {before.get(name, 'absent')}, now "
                     f"{now.get(name, 'absent')}"
                 )
-    git_now, git_then = meta.git_state(), recorded.get("git") or {}
+    git_now, git_then = meta.git_state(), recorded.git
     for key in ("commit", "dirty"):
         if git_then.get(key) != git_now.get(key):
             found.append(f"git {key}: recorded {git_then.get(key)}, now {git_now.get(key)}")

@@ -24,6 +24,7 @@ from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml_if_exists, yaml_loads
 from bench_app.common.processes import process_alive
 from bench_app.rundir.layout import RunFolder, headline
+from bench_app.rundir.records import RunResults
 
 INDEX_FILE = ".bench_app_runs.sqlite"
 INDEX_VERSION = 1  # the rows' layout; another one is rebuilt
@@ -104,11 +105,11 @@ def results_essentials(text: str) -> str:
     return "".join(kept)
 
 
-def _read_results_for_row(folder: RunFolder) -> Dict[str, Any]:
+def _read_results_for_row(folder: RunFolder) -> RunResults:
     try:
         text = folder.results_file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return RunResults()
     try:
         document = yaml_loads(results_essentials(text))
         if not isinstance(document, dict):
@@ -116,7 +117,7 @@ def _read_results_for_row(folder: RunFolder) -> Dict[str, Any]:
     except Exception:  # noqa: BLE001 - not the layout the cut expects: read it whole
         document = read_yaml_if_exists(folder.results_file, {}) or {}
     folder.check_schema_version(document)
-    return document
+    return RunResults.from_dict(document)
 
 
 def read_row(run_dir: Path, root: Path) -> RunRow:
@@ -126,17 +127,17 @@ def read_row(run_dir: Path, root: Path) -> RunRow:
     try:
         results = _read_results_for_row(folder)
     except UserError:
-        results = {"status": "unreadable (newer bench_app)"}  # listed, never fails the listing
+        results = RunResults(status="unreadable (newer bench_app)")  # listed, never fails the listing
     metadata = folder.read_metadata()
-    model = results.get("model")
+    model = results.model
     if not model:
         snapshot = read_yaml_if_exists(folder.snapshot_file, {}) or {}
         model = model_identity(snapshot.get("vllm") or {})
-    run = metadata.get("run") or {}
-    status = results.get("status") or run.get("status") or "unknown"
+    run = metadata.run
+    status = results.status or run.status or "unknown"
     scores = {
-        short: _headline_score(entry.get("metrics") or {}) if entry.get("status") == "ok" else None
-        for short, entry in (results.get("datasets") or {}).items()
+        short: _headline_score(entry.metrics) if entry.status == "ok" else None
+        for short, entry in results.datasets.items()
     }
     return RunRow(
         path=str(run_dir),
@@ -144,10 +145,10 @@ def read_row(run_dir: Path, root: Path) -> RunRow:
         model=str(model.get("name") or "?"),
         precision=precision_label(model),
         status=str(status),
-        started=str((results.get("benchmark") or {}).get("timestamp") or run.get("started") or ""),
-        commit=str((metadata.get("git") or {}).get("commit") or "")[:12],
+        started=str(results.benchmark.get("timestamp") or run.started or ""),
+        commit=str(metadata.git.get("commit") or "")[:12],
         scores=scores,
-        owner=f"{run.get('host')} {run.get('pid')} {run.get('pid_start')}" if status == "running" else "",
+        owner=f"{run.host} {run.pid} {run.pid_start}" if status == "running" else "",
     )
 
 

@@ -8,6 +8,7 @@
     configs/per_dataset/<short>.yaml   effective per-dataset config, engine argv, server, result
     requests.sqlite                the run's request cache: every answer, what resume=true answers from
     results.yaml                   every dataset's status and metrics (RunResults, schema_version)
+The documents' record types are in bench_app.rundir.records.
     summary.md, report.html        the same for people
     logs/                          engine and evaluator logs per engine group
     <short>/                       the evaluator's work folder; <short>/samples.jsonl per-sample records,
@@ -24,93 +25,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypedDict
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
 from bench_app.run.answers import reasoning_of
 from bench_app.run.cache import CACHE_FILE, RequestCache
 from bench_app.run.record_writer import REQUESTS_FILE
-
-# 1: the first versioned layout (the same documents as before versions were written down).
-RESULTS_SCHEMA_VERSION = 1
-
-
-class DatasetEntry(TypedDict, total=False):
-    """One dataset in results.yaml (bench_app.run.outcome.DatasetResult.to_dict)."""
-
-    name: str
-    status: str  # ok | failed | skipped
-    group: int
-    metrics: Dict[str, Any]
-    reason: str
-    log_tail: str
-    server_started_at: str
-    evaluation_started_at: str
-    evaluation_s: float
-    finished_requests: Dict[str, int]
-    output_dir: str
-    prompts: Dict[str, Optional[int]]
-    samples: int
-    samples_error: str
-    reasoning: Dict[str, Any]  # answers, finished, cut_in_thinking, score_all, score_finished, tokens
-    answers: Dict[str, int]  # reused (from the request cache), generated
-
-
-class RunResults(TypedDict, total=False):
-    """results.yaml."""
-
-    schema_version: int
-    benchmark: Dict[str, Any]  # name, timestamp
-    model: Dict[str, Any]  # name, path, dtype, quantization, kv_cache_dtype (bench_app.rundir.index)
-    status: str  # completed | failed | interrupted
-    wall_time_s: float
-    server_starts: int
-    datasets: Dict[str, DatasetEntry]
-    servers: List[Dict[str, Any]]
-
-
-class RunMetadata(TypedDict, total=False):
-    """configs/metadata.yaml."""
-
-    run: Dict[str, Any]  # status, started, ended, host, pid, ...
-    runtime: Dict[str, Any]  # timestamp, hostname, platform, ...
-    versions: Dict[str, Any]
-    git: Dict[str, Any]
-    accelerator: Dict[str, Any]
-    command: Dict[str, Any]
-    fingerprint: Dict[str, str]
-    environment: Dict[str, str]
-
-
-class SampleRecord(TypedDict, total=False):
-    """One line of <short>/samples.jsonl (written by evaluators/aisbench/aisbench_samples.py)."""
-
-    id: Any
-    subset: str
-    prompt: Any
-    output: Optional[str]  # absent when output_from says how to put it together from the answer
-    prediction: Any
-    gold: Any
-    correct: Optional[bool]
-    prompt_tokens: Optional[int]
-    output_tokens: Optional[int]
-    finish_reason: Optional[str]
-    finish_reason_from: Optional[str]
-    error: Optional[str]
-    # the relay's record of the answer (<short>/requests.jsonl, that line): where the reasoning's text is
-    request_line: int
-    output_from: str  # e.g. "{reasoning}</think>{answer}"
-    answer: str
-    reasoning: str  # only from read_samples(texts=True); samples.jsonl keeps it in requests.jsonl
-    answer_tokens: Optional[int]
-    reasoning_chars: int
-    reasoning_tokens: int
-    cut_in_thinking: bool
-    cached: bool
-    ttft_ms: float  # perf mode
-    tpot_ms: float  # perf mode
-    e2el_ms: float  # perf mode
+from bench_app.rundir.records import (
+    RESULTS_SCHEMA_VERSION,
+    DatasetEntry,
+    RunMetadata,
+    RunResults,
+    SampleRecord,
+)
 
 
 def headline(metrics: Dict[str, Any]) -> Optional[Tuple[str, float]]:
@@ -178,10 +106,10 @@ class RunFolder:
 
     # ------------------------------------------------------------------ documents
     def read_results(self) -> RunResults:
-        """results.yaml ({} when the run wrote none); refuses a schema newer than this bench_app reads."""
+        """results.yaml (empty when the run wrote none); refuses a schema newer than this bench_app reads."""
         document = read_yaml_if_exists(self.results_file, {}) or {}
         self.check_schema_version(document)
-        return document  # type: ignore[return-value]
+        return RunResults.from_dict(document)
 
     def check_schema_version(self, document: Dict[str, Any]) -> None:
         version = document.get("schema_version", 1)
@@ -192,11 +120,13 @@ class RunFolder:
                 "(configs/metadata.yaml names its git commit), or update this checkout."
             )
 
-    def write_results(self, document: Dict[str, Any]) -> None:
-        atomic_write(self.results_file, dump_yaml({"schema_version": RESULTS_SCHEMA_VERSION, **document}))
+    def write_results(self, document: Union[RunResults, Dict[str, Any]]) -> None:
+        data = document.to_dict() if isinstance(document, RunResults) else dict(document)
+        data.pop("schema_version", None)
+        atomic_write(self.results_file, dump_yaml({"schema_version": RESULTS_SCHEMA_VERSION, **data}))
 
     def read_metadata(self) -> RunMetadata:
-        return read_yaml_if_exists(self.metadata_file, {}) or {}
+        return RunMetadata.from_dict(read_yaml_if_exists(self.metadata_file, {}) or {})
 
     def read_snapshot(self) -> Dict[str, Any]:
         return read_yaml(self.snapshot_file)
@@ -209,8 +139,9 @@ class RunFolder:
         """Each dataset's result: from results.yaml, or, when the runner died before writing it, from
         the per_dataset files each finished dataset left."""
         if self.results_file.exists():
-            return dict(self.read_results().get("datasets") or {})
-        return {short: doc.get("result", {}) for short, doc in self.read_per_dataset().items()}
+            return dict(self.read_results().datasets)
+        per_dataset = self.read_per_dataset().items()
+        return {short: DatasetEntry.from_dict(doc.get("result")) for short, doc in per_dataset}
 
     def read_samples(
         self, short: str, texts: bool = False, shorten: Callable[[str], str] = lambda text: text
@@ -222,18 +153,18 @@ class RunFolder:
         if not path.is_file():
             return None
         with open(path, encoding="utf-8") as handle:
-            records = [json.loads(line) for line in handle if line.strip()]
+            records = [SampleRecord.from_dict(json.loads(line)) for line in handle if line.strip()]
         if texts:
-            wanted = {r["request_line"] for r in records if isinstance(r.get("request_line"), int)}
+            wanted = {r.request_line for r in records if isinstance(r.request_line, int)}
             recorded = self._request_texts(short, wanted)
             for record in records:
-                answer, reasoning = recorded.get(record.get("request_line"), (record.get("answer") or "", ""))
-                record["reasoning"] = shorten(reasoning)
-                if record.get("output_from"):
-                    assembled = record["output_from"].replace("{reasoning}", reasoning)
-                    record["output"] = shorten(assembled.replace("{answer}", answer))
-                elif isinstance(record.get("output"), str):
-                    record["output"] = shorten(record["output"])
+                answer, reasoning = recorded.get(record.request_line, (record.answer or "", ""))
+                record.reasoning = shorten(reasoning)
+                if record.output_from:
+                    assembled = record.output_from.replace("{reasoning}", reasoning)
+                    record.output = shorten(assembled.replace("{answer}", answer))
+                elif isinstance(record.output, str):
+                    record.output = shorten(record.output)
         return records
 
     def _request_texts(self, short: str, lines: Set[int]) -> Dict[int, Tuple[str, str]]:

@@ -27,6 +27,7 @@ from bench_app.common.processes import process_alive, process_start_time
 from bench_app.run import slurm
 from bench_app.run.slurm import SlurmJob, SlurmRecord
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import RunResults
 
 JOB_FILE = "job.yaml"
 INTERRUPT_MARKER = ".interrupted"
@@ -161,16 +162,15 @@ def read_job(job_dir: Path) -> JobSummary:
     try:
         results = folder.read_results()
     except UserError as error:  # written by a newer bench_app: the summary says so instead of failing
-        results, summary.error = {}, str(error)
+        results, summary.error = RunResults(), str(error)
     metadata = folder.read_metadata()
-    if results:
-        summary.status = results.get("status", "failed")
-        for short, entry in (results.get("datasets") or {}).items():
-            summary.datasets[short] = {
-                k: entry[k] for k in ("status", "metrics", "reason") if entry.get(k) not in (None, {})
-            }
-    elif metadata:
-        summary.status = metadata.get("run", {}).get("status", "failed")
+    if results.status or results.datasets:
+        summary.status = results.status or "failed"
+        for short, entry in results.datasets.items():
+            kept = {"status": entry.status, "metrics": entry.metrics, "reason": entry.reason}
+            summary.datasets[short] = {k: v for k, v in kept.items() if v not in (None, {})}
+    elif metadata.run.status or folder.metadata_file.exists():
+        summary.status = metadata.run.status or "failed"
         if summary.status == "running":  # the job died without finalising (killed)
             summary.status = "failed"
         for planned in sorted(folder.read_per_dataset()):

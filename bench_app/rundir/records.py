@@ -1,0 +1,267 @@
+"""The run folder's documents as typed records: results.yaml (RunResults, with DatasetEntry and ServerEntry),
+configs/metadata.yaml (RunMetadata), <dataset>/samples.jsonl (SampleRecord) and a sweep's results.yaml
+(SweepResults). Each field is declared once, here.
+
+`Record.from_dict(document)` reads a document as any release wrote it: a field it lacks is None (or empty),
+and a key this release does not declare is kept in `extra` and written back by `to_dict()`, so nothing a
+newer writer added is lost. `from_dict(document, strict=True)` refuses undeclared keys: the tests read every
+document the writers produce that way, so a writer cannot emit a field the types lack. Records also answer
+`record["key"]` and `record.get("key")` (the same fields) for readers not yet moved to attributes.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Type, TypeVar
+
+# results.yaml: 1 = the first versioned layout (the same documents as before versions were written down).
+RESULTS_SCHEMA_VERSION = 1
+
+R = TypeVar("R", bound="Record")
+
+
+class UndeclaredFields(ValueError):
+    """A document holds keys its record type does not declare (strict reading)."""
+
+
+@dataclass
+class Record:
+    extra: Dict[str, Any] = field(default_factory=dict, repr=False)
+    # Keys that are written even when null (null says something there, e.g. metadata run.ended).
+    KEEP_NULL: ClassVar[frozenset] = frozenset()
+
+    @classmethod
+    def from_dict(cls: Type[R], document: Optional[Mapping[str, Any]], strict: bool = False) -> R:
+        document = dict(document or {})
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        undeclared = sorted(set(document) - known)
+        if strict and undeclared:
+            raise UndeclaredFields(f"{cls.__name__} does not declare: {', '.join(map(str, undeclared))}")
+        values = {name: _convert(hints[name], document[name], strict) for name in known if name in document}
+        record = cls(**values)
+        record.extra = {key: document[key] for key in undeclared}
+        record._given = frozenset(document)
+        return record
+
+    def to_dict(self) -> Dict[str, Any]:
+        given = getattr(self, "_given", frozenset())
+        out: Dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.name not in given and f.name not in self.KEEP_NULL:
+                continue
+            out[f.name] = _plain(value)
+        out.update(self.extra)
+        return out
+
+    # Mapping-style reads, for readers that still walk documents as dicts.
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None) if key != "extra" else None
+        if value is None:
+            value = self.extra.get(key)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None and key not in self.to_dict():
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.to_dict()
+
+
+def _convert(hint: Any, value: Any, strict: bool) -> Any:
+    """A document value as the declared type: records inside mappings and lists become records."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, strict) if len(inner) == 1 else value
+    if isinstance(hint, type) and issubclass(hint, Record) and isinstance(value, Mapping):
+        return hint.from_dict(value, strict)
+    if origin in (dict, Dict) and len(args) == 2 and isinstance(value, Mapping):
+        return {k: _convert(args[1], v, strict) for k, v in value.items()}
+    if origin in (list, List) and args and isinstance(value, list):
+        return [_convert(args[0], v, strict) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------------------- results.yaml
+@dataclass
+class DatasetEntry(Record):
+    """results.yaml datasets.<short> (and configs/per_dataset/<short>.yaml `result`)."""
+
+    name: Optional[str] = None
+    status: Optional[str] = None  # ok | failed | skipped
+    group: Optional[int] = None
+    # The evaluator's metrics (numbers; `subsets`: the same per subset).
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    reason: Optional[str] = None
+    log_tail: Optional[str] = None
+    server_started_at: Optional[str] = None
+    evaluation_started_at: Optional[str] = None
+    evaluation_s: Optional[float] = None
+    finished_requests: Dict[str, int] = field(default_factory=dict)  # the server's, by finish reason
+    output_dir: Optional[str] = None
+    prompts: Dict[str, Optional[int]] = field(default_factory=dict)  # done, total
+    samples: Optional[int] = None  # records in samples.jsonl
+    samples_error: Optional[str] = None
+    # A reasoning model's answers: answers, finished, cut_in_thinking, score_all, score_finished,
+    # reasoning_tokens_median, reasoning_tokens_p95, longest_prompt_tokens.
+    reasoning: Dict[str, Any] = field(default_factory=dict)
+    answers: Dict[str, int] = field(default_factory=dict)  # reused (from the request cache), generated
+    server_restarts: List[str] = field(default_factory=list)
+    rescored_at: Optional[str] = None  # bench-app rescore scored it again
+
+    def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out
+        return {k: v for k, v in super().to_dict().items() if v not in (None, {}, "") or k in self.extra}
+
+
+@dataclass
+class ServerEntry(Record):
+    """results.yaml servers[]: one engine group's server, every key always written."""
+
+    group: Optional[int] = None
+    argv: List[str] = field(default_factory=list)
+    port: Optional[int] = None
+    started_at: Optional[str] = None
+    ready_after_s: Optional[float] = None
+    stopped_at: Optional[str] = None
+    served_model: Optional[str] = None
+    max_model_len: Optional[int] = None
+    version: Optional[str] = None
+    log_file: Optional[str] = None
+    error: Optional[str] = None
+    devices: List[str] = field(default_factory=list)
+    visible_devices_env: Optional[str] = None
+    cpu_slot: Optional[int] = None
+    waited_for_resources_s: Optional[float] = None
+    restarts: List[Dict[str, str]] = field(default_factory=list)  # dataset, reason, at
+    external: Optional[str] = None  # the address of a server bench_app did not start
+
+
+@dataclass
+class RunResults(Record):
+    """results.yaml of a run."""
+
+    schema_version: Optional[int] = None
+    benchmark: Dict[str, Any] = field(default_factory=dict)  # name, timestamp
+    model: Dict[str, Any] = field(default_factory=dict)  # name, path, dtype, quantization, kv_cache_dtype
+    status: Optional[str] = None  # completed | failed | interrupted
+    wall_time_s: Optional[float] = None
+    server_starts: Optional[int] = None
+    datasets: Dict[str, DatasetEntry] = field(default_factory=dict)
+    servers: List[ServerEntry] = field(default_factory=list)
+    # execution.load_levels: {levels, datasets: {<base>: {reference, order, levels: [...], knee}}} or {error}
+    load_sweep: Optional[Dict[str, Any]] = None
+
+
+# ----------------------------------------------------------------------------------- configs/metadata.yaml
+@dataclass
+class RunState(Record):
+    """metadata.yaml run: who runs it and how it ended."""
+
+    KEEP_NULL: ClassVar[frozenset] = frozenset({"ended", "pid_start"})
+    status: Optional[str] = None  # running | dry_run | completed | failed | interrupted | abandoned
+    started: Optional[str] = None
+    ended: Optional[str] = None
+    pid: Optional[int] = None
+    pid_start: Optional[Any] = None
+    host: Optional[str] = None
+    abandoned_found: Optional[str] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class RunMetadata(Record):
+    """configs/metadata.yaml."""
+
+    runtime: Dict[str, Any] = field(default_factory=dict)
+    versions: Dict[str, Any] = field(default_factory=dict)  # package versions; <engine>_server: per group
+    command: Dict[str, Any] = field(default_factory=dict)
+    git: Dict[str, Any] = field(default_factory=dict)
+    accelerator: Dict[str, Any] = field(default_factory=dict)
+    environment_variables: Dict[str, str] = field(default_factory=dict)
+    package_lists: Dict[str, str] = field(default_factory=dict)
+    run: RunState = field(default_factory=RunState)
+    fingerprint: Dict[str, str] = field(default_factory=dict)
+    python_path: Optional[List[Dict[str, Any]]] = None
+    override_modules: Optional[Dict[str, Dict[str, str]]] = None
+    external_server: Optional[Dict[str, Any]] = None
+    slurm: Optional[Dict[str, Any]] = None
+    sweep: Optional[Dict[str, Any]] = None
+    rescored: Optional[List[Dict[str, Any]]] = None
+
+
+# --------------------------------------------------------------------------- <dataset>/samples.jsonl
+@dataclass
+class SampleRecord(Record):
+    """One line of <dataset>/samples.jsonl."""
+
+    KEEP_NULL: ClassVar[frozenset] = frozenset()
+    id: Any = None
+    subset: Optional[str] = None
+    prompt: Any = None
+    output: Optional[str] = None  # null when output_from says how to put it together from the answer
+    prediction: Any = None
+    gold: Any = None
+    correct: Optional[bool] = None
+    prompt_tokens: Optional[int] = None
+    output_tokens: Optional[int] = None
+    finish_reason: Optional[str] = None
+    finish_reason_from: Optional[str] = None  # server | inferred
+    error: Optional[str] = None
+    request_line: Optional[int] = None  # its line of requests.jsonl (from 0)
+    output_from: Optional[str] = None  # e.g. "{reasoning}</think>{answer}"
+    answer: Optional[str] = None
+    reasoning: Optional[str] = None  # only when read with texts=True (requests.jsonl keeps it)
+    answer_tokens: Optional[int] = None
+    reasoning_chars: Optional[int] = None
+    reasoning_tokens: Optional[int] = None
+    cut_in_thinking: Optional[bool] = None
+    cached: Optional[bool] = None
+    ttft_ms: Optional[float] = None  # perf mode
+    tpot_ms: Optional[float] = None
+    e2el_ms: Optional[float] = None
+
+
+# --------------------------------------------------------------------------------- a sweep's results.yaml
+@dataclass
+class SweepJob(Record):
+    num: Optional[int] = None
+    dir: Optional[str] = None
+    overrides: List[str] = field(default_factory=list)
+    exit_code: Optional[int] = None
+    status: Optional[str] = None  # completed | failed | interrupted | dry_run | error | missing | skipped
+    error: Optional[str] = None
+    slurm_job_id: Optional[str] = None
+    slurm_state: Optional[str] = None
+    datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # status, metrics, reason
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {k: v for k, v in super().to_dict().items() if v not in ({}, []) or k in self.extra}
+
+
+@dataclass
+class SweepResults(Record):
+    """outputs/sweeps/<time>/results.yaml."""
+
+    sweep: Dict[str, Any] = field(default_factory=dict)  # dir, status, exit_code, jobs, job_status, wall
+    jobs: List[SweepJob] = field(default_factory=list)
+    repeats: Optional[List[Dict[str, Any]]] = None  # config, jobs, seeds, datasets (n, mean, std, ci95)
