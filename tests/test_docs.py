@@ -53,3 +53,17 @@ def test_the_readme_is_an_entry_point_that_links_every_guide():
     assert len(readme.splitlines()) <= 400
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"docs/{page.name}" in readme, f"README.md does not link docs/{page.name}"
+
+
+def test_the_run_folder_page_lists_every_field_of_the_record_types():
+    import importlib.util
+
+    script = ROOT / "scripts" / "record_reference.py"
+    spec = importlib.util.spec_from_file_location("record_reference", script)
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    page = reference.PAGE.read_text(encoding="utf-8")
+    assert page == reference.page_with_tables(page), (
+        "docs/run-folder.md differs from bench_app/rundir/records.py: run "
+        "`.venv/bin/python scripts/record_reference.py --write`"
+    )

@@ -185,13 +185,22 @@ def test_resume_reruns_only_datasets_that_are_not_ok(workdir):
     results_file = workdir / "outputs/res/results.yaml"
     results = load(results_file)
     # Pretend gsm8k had succeeded in the first run (what a partially failed real run leaves behind).
-    results["datasets"]["sample_gsm8k"] = {"status": "ok", "metrics": {"accuracy": 75.0}, "group": 0}
+    ok = {"status": "ok", "metrics": {"accuracy": 75.0}, "group": 0, "samples": 4, "evaluation_s": 9.5}
+    results["datasets"]["sample_gsm8k"] = ok
     results_file.write_text(yaml.safe_dump(results))
+    metadata_file = workdir / "outputs/res/configs/metadata.yaml"
+    metadata = load(metadata_file)
+    metadata["rescored"] = [{"at": "2026-12-01T10:00:00", "datasets": ["sample_gsm8k"], "previous": {}}]
+    metadata_file.write_text(yaml.safe_dump(metadata))
+    per_dataset = workdir / "outputs/res/configs/per_dataset/sample_gsm8k.yaml"
+    recorded = load(per_dataset)["result"]
     again = run_cli([*common, "resume=true"], workdir, env=env)
     assert again.returncode == 1
     resumed = load(results_file)["datasets"]
-    assert resumed["sample_gsm8k"]["status"] == "ok" and resumed["sample_gsm8k"]["metrics"] == {
-        "accuracy": 75.0
-    }
+    # nothing the earlier run recorded of a kept dataset is lost: its entry, its file, the folder's history
+    kept = resumed["sample_gsm8k"]
+    assert {k: kept[k] for k in ok} == ok and kept["reason"].startswith("kept from the resumed run")
+    assert load(per_dataset)["result"] == recorded
+    assert load(metadata_file)["rescored"] == metadata["rescored"]
     assert resumed["sample_mmlu"]["status"] == "failed"
     assert len(pids(workdir / "pids")) == 4  # two starts, one per invocation

@@ -26,7 +26,7 @@ from bench_app.common.files import read_yaml_if_exists
 from bench_app.reports.compare import flatten
 from bench_app.rundir.index import read_row
 from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import RunResults
+from bench_app.rundir.records import RunResults, SweepResults
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
 
 RUN_ID_TAG = "bench_app.run_id"
@@ -186,8 +186,8 @@ class Exporter:
         """A sweep -> a parent run and its jobs as children: [(what, MLflow run id, created, changed)]."""
         sweep_id = f"sweep:{sweep_dir.resolve()}"
         parent, created = self._find_or_create(sweep_id, sweep_dir.name, None)
-        summary = read_yaml_if_exists(sweep_dir / "results.yaml", {}) or {}
-        status = str((summary.get("sweep") or {}).get("status", "unknown"))  # bench_app.sweeps.summary
+        summary = SweepResults.from_dict(read_yaml_if_exists(sweep_dir / "results.yaml", {}))
+        status = str(summary.sweep.get("status", "unknown"))
         self.client.set_tag(parent, "status", status)
         for name in ("results.yaml", "summary.md", "report.html"):
             if (sweep_dir / name).is_file():

@@ -14,6 +14,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Dict, Iterator
 
@@ -75,13 +76,16 @@ def execute(
     for short, previous in already_ok.items():
         if short in {d.short for d in plan.datasets}:
             dataset = plan.dataset(short)
+            # everything the earlier run recorded of it (samples, answers, timings), not only its score
+            kept = {
+                f.name: getattr(previous, f.name)
+                for f in fields(DatasetResult)
+                if f.name not in ("short", "name", "status", "group", "reason")
+                and getattr(previous, f.name, None) is not None
+            }
+            said = "kept from the resumed run" + (f"; {previous.reason}" if previous.reason else "")
             groups.results[short] = DatasetResult(
-                short,
-                dataset.name,
-                "ok",
-                dataset.group,
-                metrics=previous.metrics,
-                reason="kept from the resumed run",
+                short, dataset.name, "ok", dataset.group, **kept, reason=said
             )
     todo = [(g, [s for s in g.datasets if s not in already_ok]) for g in plan.groups]
     todo = [(g, pending) for g, pending in todo if pending]

@@ -107,26 +107,26 @@ def _plain(value: Any) -> Any:
 class DatasetEntry(Record):
     """results.yaml datasets.<short> (and configs/per_dataset/<short>.yaml `result`)."""
 
-    name: Optional[str] = None
+    name: Optional[str] = None  # the AISBench dataset config
     status: Optional[str] = None  # ok | failed | skipped
-    group: Optional[int] = None
+    group: Optional[int] = None  # its engine group
     # The evaluator's metrics (numbers; `subsets`: the same per subset).
     metrics: Dict[str, Any] = field(default_factory=dict)
-    reason: Optional[str] = None
-    log_tail: Optional[str] = None
-    server_started_at: Optional[str] = None
+    reason: Optional[str] = None  # why it failed, or what to know about an ok one (answers cut, ...)
+    log_tail: Optional[str] = None  # the end of the log that says why
+    server_started_at: Optional[str] = None  # when its group's server started
     evaluation_started_at: Optional[str] = None
-    evaluation_s: Optional[float] = None
+    evaluation_s: Optional[float] = None  # the evaluator's time for it
     finished_requests: Dict[str, int] = field(default_factory=dict)  # the server's, by finish reason
-    output_dir: Optional[str] = None
+    output_dir: Optional[str] = None  # its folder, <run>/<dataset>
     prompts: Dict[str, Optional[int]] = field(default_factory=dict)  # done, total
     samples: Optional[int] = None  # records in samples.jsonl
-    samples_error: Optional[str] = None
+    samples_error: Optional[str] = None  # why samples.jsonl could not be written
     # A reasoning model's answers: answers, finished, cut_in_thinking, score_all, score_finished,
     # reasoning_tokens_median, reasoning_tokens_p95, longest_prompt_tokens.
     reasoning: Dict[str, Any] = field(default_factory=dict)
     answers: Dict[str, int] = field(default_factory=dict)  # reused (from the request cache), generated
-    server_restarts: List[str] = field(default_factory=list)
+    server_restarts: List[str] = field(default_factory=list)  # why its server was started again
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
     def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out
@@ -137,20 +137,20 @@ class DatasetEntry(Record):
 class ServerEntry(Record):
     """results.yaml servers[]: one engine group's server, every key always written."""
 
-    group: Optional[int] = None
-    argv: List[str] = field(default_factory=list)
+    group: Optional[int] = None  # the engine group
+    argv: List[str] = field(default_factory=list)  # the command that started it, with the leased port
     port: Optional[int] = None
-    started_at: Optional[str] = None
-    ready_after_s: Optional[float] = None
+    started_at: Optional[str] = None  # for an external server: when it was first used
+    ready_after_s: Optional[float] = None  # start to healthy
     stopped_at: Optional[str] = None
-    served_model: Optional[str] = None
-    max_model_len: Optional[int] = None
-    version: Optional[str] = None
-    log_file: Optional[str] = None
-    error: Optional[str] = None
-    devices: List[str] = field(default_factory=list)
-    visible_devices_env: Optional[str] = None
-    cpu_slot: Optional[int] = None
+    served_model: Optional[str] = None  # read back from /v1/models
+    max_model_len: Optional[int] = None  # read back from /v1/models
+    version: Optional[str] = None  # read back from /version
+    log_file: Optional[str] = None  # its output, logs/engine_group<N>.log
+    error: Optional[str] = None  # why it did not start, or could not be stopped
+    devices: List[str] = field(default_factory=list)  # the devices its lease gave it
+    visible_devices_env: Optional[str] = None  # the variable that exposed them
+    cpu_slot: Optional[int] = None  # on a machine without a device pool
     waited_for_resources_s: Optional[float] = None
     restarts: List[Dict[str, str]] = field(default_factory=list)  # dataset, reason, at
     external: Optional[str] = None  # the address of a server bench_app did not start
@@ -160,14 +160,14 @@ class ServerEntry(Record):
 class RunResults(Record):
     """results.yaml of a run."""
 
-    schema_version: Optional[int] = None
+    schema_version: Optional[int] = None  # the layout's version (RESULTS_SCHEMA_VERSION); absent: 1
     benchmark: Dict[str, Any] = field(default_factory=dict)  # name, timestamp
     model: Dict[str, Any] = field(default_factory=dict)  # name, path, dtype, quantization, kv_cache_dtype
     status: Optional[str] = None  # completed | failed | interrupted
-    wall_time_s: Optional[float] = None
-    server_starts: Optional[int] = None
-    datasets: Dict[str, DatasetEntry] = field(default_factory=dict)
-    servers: List[ServerEntry] = field(default_factory=list)
+    wall_time_s: Optional[float] = None  # the run's, start to end
+    server_starts: Optional[int] = None  # servers bench_app started (an external one is not)
+    datasets: Dict[str, DatasetEntry] = field(default_factory=dict)  # by short name, in plan order
+    servers: List[ServerEntry] = field(default_factory=list)  # one per engine group
     # execution.load_levels: {levels, datasets: {<base>: {reference, order, levels: [...], knee}}} or {error}
     load_sweep: Optional[Dict[str, Any]] = None
 
@@ -180,33 +180,33 @@ class RunState(Record):
     KEEP_NULL: ClassVar[frozenset] = frozenset({"ended", "pid_start"})
     status: Optional[str] = None  # running | dry_run | completed | failed | interrupted | abandoned
     started: Optional[str] = None
-    ended: Optional[str] = None
-    pid: Optional[int] = None
+    ended: Optional[str] = None  # null while it runs
+    pid: Optional[int] = None  # the runner's: with pid_start and host, tells a live run from a dead one
     pid_start: Optional[Any] = None
     host: Optional[str] = None
-    abandoned_found: Optional[str] = None
-    error: Optional[str] = None
+    abandoned_found: Optional[str] = None  # when a later command found it dead and still `running`
+    error: Optional[str] = None  # why a job crashed (Hydra's callback)
 
 
 @dataclass
 class RunMetadata(Record):
     """configs/metadata.yaml."""
 
-    runtime: Dict[str, Any] = field(default_factory=dict)
+    runtime: Dict[str, Any] = field(default_factory=dict)  # timestamp, hostname, platform, python, cwd
     versions: Dict[str, Any] = field(default_factory=dict)  # package versions; <engine>_server: per group
-    command: Dict[str, Any] = field(default_factory=dict)
-    git: Dict[str, Any] = field(default_factory=dict)
-    accelerator: Dict[str, Any] = field(default_factory=dict)
-    environment_variables: Dict[str, str] = field(default_factory=dict)
-    package_lists: Dict[str, str] = field(default_factory=dict)
+    command: Dict[str, Any] = field(default_factory=dict)  # executable, python, args (redacted), full_command
+    git: Dict[str, Any] = field(default_factory=dict)  # commit, branch, dirty, diff_file
+    accelerator: Dict[str, Any] = field(default_factory=dict)  # kind, devices or cpu_model and cpu_count
+    environment_variables: Dict[str, str] = field(default_factory=dict)  # the relevant ones, secrets redacted
+    package_lists: Dict[str, str] = field(default_factory=dict)  # engine, evaluator: their pip freeze files
     run: RunState = field(default_factory=RunState)
-    fingerprint: Dict[str, str] = field(default_factory=dict)
-    python_path: Optional[List[Dict[str, Any]]] = None
-    override_modules: Optional[Dict[str, Dict[str, str]]] = None
-    external_server: Optional[Dict[str, Any]] = None
-    slurm: Optional[Dict[str, Any]] = None
-    sweep: Optional[Dict[str, Any]] = None
-    rescored: Optional[List[Dict[str, Any]]] = None
+    fingerprint: Dict[str, str] = field(default_factory=dict)  # per dataset: its effective config's hash
+    python_path: Optional[List[Dict[str, Any]]] = None  # source, copy, files (sha256), overrides
+    override_modules: Optional[Dict[str, Dict[str, str]]] = None  # module: source, copy, sha256
+    external_server: Optional[Dict[str, Any]] = None  # base_url, started_by_bench_app (false), note
+    slurm: Optional[Dict[str, Any]] = None  # job ids, cluster, partition, node, cpus, gpus
+    sweep: Optional[Dict[str, Any]] = None  # a sweep's job: dir, job_num, job_overrides
+    rescored: Optional[List[Dict[str, Any]]] = None  # each bench-app rescore: at, datasets, previous
 
 
 # --------------------------------------------------------------------------- <dataset>/samples.jsonl
@@ -215,43 +215,43 @@ class SampleRecord(Record):
     """One line of <dataset>/samples.jsonl."""
 
     KEEP_NULL: ClassVar[frozenset] = frozenset()
-    id: Any = None
+    id: Any = None  # AISBench's id of the prompt within its subset
     subset: Optional[str] = None
-    prompt: Any = None
+    prompt: Any = None  # the prompt as sent (chat template applied)
     output: Optional[str] = None  # null when output_from says how to put it together from the answer
-    prediction: Any = None
-    gold: Any = None
-    correct: Optional[bool] = None
+    prediction: Any = None  # what the evaluator extracted from the output
+    gold: Any = None  # the reference answer
+    correct: Optional[bool] = None  # null where the evaluator does not score per sample
     prompt_tokens: Optional[int] = None
     output_tokens: Optional[int] = None
-    finish_reason: Optional[str] = None
+    finish_reason: Optional[str] = None  # stop | length | ...
     finish_reason_from: Optional[str] = None  # server | inferred
-    error: Optional[str] = None
+    error: Optional[str] = None  # the request's failure
     request_line: Optional[int] = None  # its line of requests.jsonl (from 0)
     output_from: Optional[str] = None  # e.g. "{reasoning}</think>{answer}"
-    answer: Optional[str] = None
+    answer: Optional[str] = None  # the answer without the thinking
     reasoning: Optional[str] = None  # only when read with texts=True (requests.jsonl keeps it)
     answer_tokens: Optional[int] = None
-    reasoning_chars: Optional[int] = None
+    reasoning_chars: Optional[int] = None  # the thinking's length
     reasoning_tokens: Optional[int] = None
-    cut_in_thinking: Optional[bool] = None
-    cached: Optional[bool] = None
-    ttft_ms: Optional[float] = None  # perf mode
-    tpot_ms: Optional[float] = None
-    e2el_ms: Optional[float] = None
+    cut_in_thinking: Optional[bool] = None  # max_out_len ended it inside its thinking
+    cached: Optional[bool] = None  # answered from the request cache
+    ttft_ms: Optional[float] = None  # perf mode: time to first token
+    tpot_ms: Optional[float] = None  # perf mode: time per output token
+    e2el_ms: Optional[float] = None  # perf mode: end-to-end latency
 
 
 # --------------------------------------------------------------------------------- a sweep's results.yaml
 @dataclass
 class SweepJob(Record):
-    num: Optional[int] = None
-    dir: Optional[str] = None
-    overrides: List[str] = field(default_factory=list)
+    num: Optional[int] = None  # Hydra's job number
+    dir: Optional[str] = None  # its run folder
+    overrides: List[str] = field(default_factory=list)  # what makes this job this job
     exit_code: Optional[int] = None
     status: Optional[str] = None  # completed | failed | interrupted | dry_run | error | missing | skipped
-    error: Optional[str] = None
+    error: Optional[str] = None  # why it did not run
     slurm_job_id: Optional[str] = None
-    slurm_state: Optional[str] = None
+    slurm_state: Optional[str] = None  # as SLURM ended it
     datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # status, metrics, reason
 
     def to_dict(self) -> Dict[str, Any]:

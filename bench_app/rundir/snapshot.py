@@ -311,14 +311,19 @@ class Snapshot:
                 copy_with_siblings(
                     Path(dataset.evaluator.config_file), self.folder.configs / CONFIG_COPIES / dataset.short
                 )
-            self._write(
-                self.folder.per_dataset_file(dataset.short),
-                per_dataset_document(dataset, self.plan.groups[dataset.group]),
-            )
+            path = self.folder.per_dataset_file(dataset.short)
+            document = per_dataset_document(dataset, self.plan.groups[dataset.group])
+            # resume=true: what the earlier run recorded of it stays until this run records anew
+            earlier = read_yaml(path) if path.is_file() else {}
+            document.update({k: earlier[k] for k in ("server", "result") if k in (earlier or {})})
+            self._write(path, document)
         for role, packages in envs.items():
             atomic_write(self.folder.packages_file(role), "".join(f"{n}=={v}\n" for n, v in packages.items()))
         if git.get("dirty"):
             atomic_write(self.folder.git_diff_file, meta.git_diff(), self.secrets)
+        earlier = read_yaml(self.folder.metadata_file) if self.folder.metadata_file.is_file() else {}
+        if (earlier or {}).get("rescored"):  # resume=true keeps the folder's history
+            self.metadata["rescored"] = earlier["rescored"]
         self._write(self.folder.metadata_file, self.metadata)
         name = self.resolved["benchmark"]["name"]
         if self.hydra_info.get("job_num") is not None:  # jobs of a sweep share benchmark.name

@@ -9,6 +9,7 @@ from typing import Any, Dict
 from bench_app.common.files import atomic_write, read_yaml_if_exists
 from bench_app.reports.html import REPORT_FILE, numbers, render, write_run_report
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.records import SweepResults
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
 from bench_app.sweeps.statistics import repeat_statistics
 
@@ -16,10 +17,10 @@ from bench_app.sweeps.statistics import repeat_statistics
 def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
     """Jobs x datasets (status and first metric) and the repeat groups' means with their 95% CIs."""
     jobs = collect_jobs(sweep_dir)
-    results = read_yaml_if_exists(sweep_dir / "results.yaml", {})
+    results = SweepResults.from_dict(read_yaml_if_exists(sweep_dir / "results.yaml", {}))
     return {
         "kind": "sweep",
-        "sweep": {"name": sweep_dir.name, **((results or {}).get("sweep") or {})},
+        "sweep": {"name": sweep_dir.name, **results.sweep},
         "jobs": [
             {
                 "num": job.label,

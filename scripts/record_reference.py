@@ -1,0 +1,77 @@
+"""The run folder's record types as markdown tables (docs/run-folder.md, between its `records` markers):
+each field, its type and the comment beside it in bench_app/rundir/records.py.
+
+    .venv/bin/python scripts/record_reference.py          print the tables
+    .venv/bin/python scripts/record_reference.py --write  put them into docs/run-folder.md
+tests/test_docs.py fails when the page and the types differ.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "bench_app" / "rundir" / "records.py"
+PAGE = ROOT / "docs" / "run-folder.md"
+BEGIN, END = "<!-- records:begin (scripts/record_reference.py --write) -->", "<!-- records:end -->"
+DOCUMENTS = [
+    ("RunResults", "results.yaml"),
+    ("DatasetEntry", "results.yaml `datasets.<dataset>` (and `per_dataset/<dataset>.yaml` `result`)"),
+    ("ServerEntry", "results.yaml `servers[]` (and `per_dataset/<dataset>.yaml` `server`)"),
+    ("RunMetadata", "configs/metadata.yaml"),
+    ("RunState", "configs/metadata.yaml `run`"),
+    ("SampleRecord", "`<dataset>/samples.jsonl`, one per line"),
+    ("SweepResults", "a sweep's results.yaml"),
+    ("SweepJob", "a sweep's results.yaml `jobs[]`"),
+]
+
+
+def _comments(lines, node, previous_end):
+    """The comment lines just above a field and the one at its end."""
+    above = []
+    for number in range(node.lineno - 2, previous_end - 1, -1):
+        text = lines[number].strip()
+        if not text.startswith("#"):
+            break
+        above.insert(0, text.lstrip("# ").strip())
+    line = lines[node.lineno - 1]
+    trailing = line.split("  # ", 1)[1].strip() if "  # " in line else ""
+    return " ".join([*above, trailing]).strip()
+
+
+def tables() -> str:
+    source = SOURCE.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    classes = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+    out = []
+    for name, where in DOCUMENTS:
+        node = classes[name]
+        out += [f"**{where}** (`{name}`)", "", "| field | type | what it holds |", "|---|---|---|"]
+        previous_end = node.body[0].end_lineno if isinstance(node.body[0], ast.Expr) else node.lineno
+        for item in node.body:
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                field_name = item.target.id
+                if field_name.isupper():  # class settings (KEEP_NULL), not fields
+                    previous_end = item.end_lineno
+                    continue
+                kind = ast.unparse(item.annotation).replace("|", "/")
+                said = _comments(lines, item, previous_end).replace("|", "/")
+                out.append(f"| `{field_name}` | `{kind}` | {said} |")
+            previous_end = getattr(item, "end_lineno", previous_end)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def page_with_tables(page: str) -> str:
+    head, _, rest = page.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{tables()}{END}{tail}"
+
+
+if __name__ == "__main__":
+    if "--write" in sys.argv:
+        PAGE.write_text(page_with_tables(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print(tables(), end="")
