@@ -31,12 +31,14 @@ dry-run: $(APP_STAMP)
 	.venv/bin/python -m bench_app execution.dry_run=true $(ARGS)
 
 # Lint first (seconds): a style or import error fails fast, before the minutes of real runs.
+# On both cores, one test file per worker at a time (a file's module fixtures, e.g. the SLURM cluster, stay
+# on one worker); the 25 slowest tests are printed.
 test: setup lint browser slurm
-	.venv/bin/python -m pytest --durations=25 $(ARGS)
+	.venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 $(ARGS)
 
-# The inner loop: every test that starts no real server (no e2e, no session server); a few minutes.
+# The inner loop: every test that starts no real server (no e2e, no session server).
 test-fast: setup lint
-	.venv/bin/python -m pytest -m "not e2e and not server" --durations=10 $(ARGS)
+	.venv/bin/python -m pytest -n 2 --dist loadfile -m "not e2e and not server" --durations=10 $(ARGS)
 
 # The report tests open the HTML reports in a real headless Chromium (a no-op once installed).
 browser:

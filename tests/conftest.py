@@ -193,11 +193,11 @@ class RemoteVllmServer:
         self.log.close()
 
 
-def pytest_collection_modifyitems(items):
-    """A test that uses the session's server is marked `server` (make test-fast leaves those out)."""
-    for item in items:
-        if "vllm_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.server)
+def pytest_itemcollected(item):
+    """A test that uses the session's server is marked `server` (make test-fast leaves those out). Under
+    pytest-xdist (make test: `-n 2 --dist loadfile`) each worker that runs such a test starts its own."""
+    if "vllm_server" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
