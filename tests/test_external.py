@@ -23,6 +23,8 @@ def test_a_running_server_is_evaluated_as_it_is(vllm_server, tmp_path):
     per_dataset = load(run / "configs" / "per_dataset" / "sample_gsm8k.yaml")
     assert per_dataset["server"]["external"] == vllm_server.base_url
     assert per_dataset["server"]["max_model_len"] == 2048  # read back from the server, as planning did
+    # of the vllm block only what a running server has; the rest (dtype, ...) is not claimed
+    assert per_dataset["vllm"]["max_model_len"] == 2048 and per_dataset["vllm"]["dtype"] is None
     metadata = load(run / "configs" / "metadata.yaml")
     assert metadata["external_server"] == {
         "base_url": vllm_server.base_url,

@@ -77,8 +77,11 @@ class ExternalEngine(Engine):
                 "is engine.base_url its address?). bench_app starts nothing here; start the server first."
             )
         self.facts = facts
+        # Only what is known of a running server: the rest of the vllm block (dtype, tensor parallel,
+        # ...) describes a server bench_app would start, not this one, so it is recorded as unknown.
         return {
-            **engine_args,
+            **dict.fromkeys(engine_args),
+            "model_path": engine_args.get("model_path"),  # where the context budget finds a tokenizer
             "host": self.host,
             "port": self.port,
             "served_model_name": facts.served_model,

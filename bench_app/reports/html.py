@@ -132,7 +132,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
             }
         )
         samples.extend(_samples(run_dir, short, limit))
-    timeline = ("group", "started_at", "ready_after_s", "stopped_at", "error", "restarts")
+    timeline = ("group", "started_at", "ready_after_s", "stopped_at", "error", "restarts", "external")
     return {
         "run": {
             "name": run_dir.name,

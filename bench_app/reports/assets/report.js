@@ -226,7 +226,7 @@
   // Timeline
   const lanes = [];
   for (const s of data.servers) {
-    if (!s.started_at) continue;
+    if (!s.started_at || s.external) continue;  // an external server was not started by this run
     const start = new Date(s.started_at);
     const ready = new Date(start.getTime() + 1000 * (s.ready_after_s || 0));
     lanes.push({ lane: "group " + s.group + " server", phase: "server start", from: start, to: ready });
