@@ -152,6 +152,13 @@ class ExecutionConf:
     devices: Optional[List[str]] = None
     # With no device pool (CPU): how many servers may run at once on this machine, across jobs.
     max_cpu_servers: int = 2
+    # With no device pool: the cores each server's threads are bound to (CPU slot k gets cores
+    # k*N .. k*N+N-1, through the engine's cpu_binding_env); null: unbound, servers share every core.
+    cpu_cores_per_server: Optional[int] = None
+    # Servers of one engine configuration behind one endpoint (the relay balances requests across
+    # them): an int, or auto = as many as the device pool (or CPU slots) holds at the group's devices
+    # per server (tensor x pipeline x data parallel size). Each has its own devices and port.
+    replicas: Any = 1
     # How long a server waits for devices / a CPU slot / its port before its group fails.
     resource_wait_timeout_s: float = 86400.0
     # Node-local folder of the lease files; null = <tmp>/bench_app-leases-<uid>.

@@ -44,6 +44,9 @@ class Engine(ABC):
     # Variable that exposes leased devices to the server (CUDA_VISIBLE_DEVICES, ASCEND_RT_VISIBLE_DEVICES);
     # null for an engine without a device pool (vLLM's CPU build).
     device_visibility_env: Optional[str] = None
+    # Variable that binds a server's threads to the cores of its CPU slot (execution.cpu_cores_per_server);
+    # null: the engine cannot be bound.
+    cpu_binding_env: Optional[str] = None
 
     # Short name used in records (metadata versions `<name>_server`) and a label for people.
     name: ClassVar[str] = "engine"

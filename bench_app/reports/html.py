@@ -127,12 +127,22 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                     "cut_in_thinking", "no_answer"
                 ),
                 "finished_requests": entry.finished_requests,
+                "replicas": entry.replicas,  # execution.replicas > 1: each replica's share
                 "engine": _engine_table(document),
                 "server": {k: getattr(server, k) for k in shown if getattr(server, k) is not None},
             }
         )
         samples.extend(_samples(run_dir, short, limit))
-    timeline = ("group", "started_at", "ready_after_s", "stopped_at", "error", "restarts", "external")
+    timeline = (
+        "group",
+        "started_at",
+        "ready_after_s",
+        "stopped_at",
+        "error",
+        "restarts",
+        "external",
+        "replicas",
+    )
     return {
         "run": {
             "name": run_dir.name,

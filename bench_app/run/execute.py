@@ -52,7 +52,13 @@ def resource_pool(config, plan: RunPlan, run_dir: Path) -> ResourcePool:
     )
     lease_dir = Path(config.execution.lease_dir) if config.execution.lease_dir else default_lease_dir()
     return ResourcePool(
-        lease_dir, devices, visibility_env, config.execution.max_cpu_servers, holder=str(run_dir)
+        lease_dir,
+        devices,
+        visibility_env,
+        config.execution.max_cpu_servers,
+        holder=str(run_dir),
+        cpu_cores_per_server=config.execution.cpu_cores_per_server,
+        cpu_binding_env=plan.engine.cpu_binding_env,
     )
 
 

@@ -5,35 +5,29 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from bench_app.common.errors import ComponentError, EngineError, EvaluationError
+from bench_app.common.errors import ComponentError, EngineError
 from bench_app.common.files import now_iso, tail
 from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
+from bench_app.run.balancer import counter_difference
 from bench_app.run.cache import CACHE_FILE, RequestCache, open_cache
+from bench_app.run.evaluate import evaluate_dataset
 from bench_app.run.identity import engine_identity, fingerprint_of
 from bench_app.run.live import Live, NoLease, NotStarted
 from bench_app.run.outcome import (
     DatasetResult,
     ServerRecord,
-    note_cut_in_thinking,
-    note_finished_requests,
 )
-from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan
-from bench_app.run.progress import Progress, RequestProgress
+from bench_app.run.plan import EngineGroup, RunPlan
+from bench_app.run.progress import Progress
 from bench_app.run.relay import Relay
-from bench_app.run.resources import ResourcePool
-
-
-def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
-    """How many prompts the dataset sends, from its context budget (None without one)."""
-    prompts = (dataset.context_budget or {}).get("prompts")
-    return int(prompts) if prompts else None
+from bench_app.run.replicas import ReplicaSet
+from bench_app.run.resources import ResourcePool, devices_per_server
 
 
 def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
@@ -99,12 +93,14 @@ class GroupRunner:
     def _start_server(self, group: EngineGroup, record: ServerRecord, pending: List[str]):
         """Lease resources, start the server and wait until it is ready; returns (server, lease)."""
         execution, engine, args = self.config.execution, self.plan.engine, group.engine_args
+        if group.replicas > 1:
+            return self._start_replicas(group, record)
         lease = NoLease()  # a server that runs already (engine=external) takes no devices and no port
         if engine.starts_server:
             lease = self.pool.acquire(
                 args["host"],
                 int(args["port"]),
-                int(args.get("tensor_parallel_size") or 1),
+                devices_per_server(args),
                 execution.resource_wait_timeout_s,
                 self.cancel.is_set,
                 lambda message: self.progress.log(f"group {group.index}: {message}"),
@@ -132,6 +128,27 @@ class GroupRunner:
             lease.release()
             raise
         return server, lease
+
+    def _start_replicas(self, group: EngineGroup, record: ServerRecord):
+        """execution.replicas: every server of the group's engine configuration; returns (set, set): the
+        set is its own lease."""
+        replicas = ReplicaSet(
+            self.plan.engine,
+            group,
+            self.pool,
+            self.plan.engine.environment(os.environ),
+            lambda index: self.folder.engine_log(group.index, index),
+            self.config.execution,
+            record.restarts,
+            lambda message: self.progress.log(f"group {group.index}: {message}"),
+        )
+        try:
+            replicas.start_into(record, self.cancel.is_set)
+        except BaseException:
+            self._stop(replicas, group, record)
+            replicas.release()
+            raise
+        return replicas, replicas
 
     def _stop(self, server: EngineServer, group: EngineGroup, record: ServerRecord) -> None:
         if record.external:  # not ours to stop
@@ -191,6 +208,9 @@ class GroupRunner:
             def start_upstream():  # the relay's first miss, when lazy
                 if not self._bring_up(group, record, pending, live, fail_pending=False):
                     return None
+                if isinstance(live.server, ReplicaSet):
+                    live.server.supervise(relay.balancer)
+                    return live.server.addresses()
                 return client_host(live.server.host), record.port
 
             with Relay(
@@ -205,6 +225,9 @@ class GroupRunner:
                 # the run folder's own cache holds the reasoning's text; a shared one may be pruned
                 reasoning_in_cache=self.cache is not None and self.cache.path == self.folder.cache_file,
             ) as relay:
+                if isinstance(live.server, ReplicaSet):
+                    relay.set_upstreams(live.server.addresses())
+                    live.server.supervise(relay.balancer)
                 self._evaluate_all(session, group, record, live, endpoint, relay, pending)
         finally:
             if not isinstance(live.server, NotStarted):
@@ -250,9 +273,16 @@ class GroupRunner:
                 "not started by bench_app"
             )
             return True
+        where = f"port {record.port}{devices}"
+        if record.replicas:
+            where = "ports " + ", ".join(
+                f"{r['port']}" + (f" (devices {','.join(r['devices'])})" if r.get("devices") else "")
+                for r in record.replicas
+            )
+        ready = f"{len(record.replicas)} replicas ready" if record.replicas else "server ready"
         progress.log(
-            f"group {group.index}: server ready in {record.ready_after_s} s on port {record.port}"
-            f"{devices} (max_model_len {record.max_model_len}, {engine.label} {record.version})"
+            f"group {group.index}: {ready} in {record.ready_after_s} s on {where} "
+            f"(max_model_len {record.max_model_len}, {engine.label} {record.version})"
         )
         return True
 
@@ -293,14 +323,19 @@ class GroupRunner:
                 dataset.evaluator.cut_in_thinking,
                 f"|load{dataset.load_level}" if dataset.load_level else "",
             )
+            if isinstance(live.server, ReplicaSet):
+                live.server.dataset = short
+            replicas_before = relay.balancer.counters()
             with progress.phase(f"evaluating {short}", self.index[short]) as phase:
-                result = self._evaluate(
+                result = evaluate_dataset(
                     session,
                     dataset,
-                    group,
-                    record,
+                    group.index,
+                    record.started_at,
                     live,
                     endpoint if perf else relayed,
+                    self.folder.dataset_dir(dataset.short),
+                    self.config.execution.evaluation_timeout_s,
                     lambda: self._interrupted() or _died(live.server),
                     phase.update,
                 )
@@ -316,9 +351,15 @@ class GroupRunner:
             ):
                 if self._restart(group, record, live, short, death, pending[position:]):
                     endpoint = replace(endpoint, port=record.port)  # perf talks to the new server directly
-                    relay.upstream = (endpoint.host, record.port)
+                    if isinstance(live.server, ReplicaSet):
+                        relay.set_upstreams(live.server.addresses())
+                        live.server.supervise(relay.balancer)
+                    else:
+                        relay.upstream = (endpoint.host, record.port)
                     continue  # the same dataset again, from its saved answers
                 return
+            if group.replicas > 1:  # each replica's share of this dataset: an uneven one shows
+                result.replicas = counter_difference(relay.balancer.counters(), replicas_before)
             result.server_restarts = [r["reason"] for r in record.restarts if r["dataset"] == short]
             self._record(result, record)
             progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
@@ -348,60 +389,3 @@ class GroupRunner:
                 )
                 return False
         return True
-
-    def _evaluate(
-        self,
-        session: EvaluationSession,
-        dataset: DatasetPlan,
-        group: EngineGroup,
-        record: ServerRecord,
-        live: Live,
-        endpoint: Endpoint,
-        stop_reason: Callable[[], Optional[str]],
-        show_progress: Callable[[str], None] = lambda detail: None,
-    ) -> DatasetResult:
-        work_dir = self.folder.dataset_dir(dataset.short)
-        result = DatasetResult(
-            dataset.short,
-            dataset.name,
-            "failed",
-            group.index,
-            server_started_at=record.started_at,
-            output_dir=str(work_dir),
-        )
-        started = time.monotonic()
-        result.evaluation_started_at = now_iso()
-        # Counters of the server as it is now: one started lazily during the dataset counts from its start.
-        watch = RequestProgress(
-            lambda: live.server.request_counters(), expected_prompts(dataset), show_progress
-        )
-        before = watch.before
-
-        def stop_reason_and_progress() -> Optional[str]:  # polled by the evaluation's wait loop
-            watch.poll()
-            return stop_reason()
-
-        try:
-            evaluated = session.evaluate(
-                dataset.short,
-                dataset.name,
-                dataset.evaluator,
-                endpoint,
-                work_dir,
-                self.config.execution.evaluation_timeout_s,
-                stop_reason_and_progress,
-            )
-            result.status, result.metrics = "ok", evaluated.metrics
-            result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
-            result.reasoning, result.answers = evaluated.samples.reasoning, evaluated.samples.answers
-            note_cut_in_thinking(result, dataset)
-        except EvaluationError as error:
-            result.reason, result.log_tail = error.reason, error.log_tail or None
-            if error.samples is not None:
-                result.samples, result.samples_error = error.samples.count, error.samples.error
-        finally:
-            result.evaluation_s = round(time.monotonic() - started, 1)
-        note_finished_requests(result, before, live.server.request_counters())
-        if result.finished_requests or watch.total:
-            result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
-        return result

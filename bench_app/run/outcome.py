@@ -26,12 +26,15 @@ class ServerRecord:
     devices: List[str] = field(default_factory=list)
     visible_devices_env: Optional[str] = None
     cpu_slot: Optional[int] = None
+    cpu_cores: Optional[str] = None
     waited_for_resources_s: Optional[float] = None
     # Each time the server died during a dataset and was started again: dataset, reason, at.
     restarts: List[Dict[str, str]] = field(default_factory=list)
     # The address of a server bench_app did not start (engine=external): started_at is when it was
     # first used, and nothing was started or stopped.
     external: Optional[str] = None
+    # execution.replicas > 1: each replica's port, devices, argv, log, times and restarts.
+    replicas: Optional[List[Dict[str, Any]]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -64,6 +67,8 @@ class DatasetResult:
     answers: Dict[str, int] = field(default_factory=dict)
     # Why the server was started again during this dataset (execution.server_restarts).
     server_restarts: List[str] = field(default_factory=list)
+    # execution.replicas > 1: per replica, this dataset's requests, failures, tokens and time busy.
+    replicas: Optional[List[Dict[str, Any]]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "short"}
@@ -79,7 +84,7 @@ class RunOutcome:
 
     @property
     def server_starts(self) -> int:
-        return sum(1 for s in self.servers if s.started_at and not s.external)
+        return sum(len(s.replicas or [None]) for s in self.servers if s.started_at and not s.external)
 
     @property
     def server_versions(self) -> Dict[str, Any]:

@@ -13,6 +13,7 @@ import copy
 import functools
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -33,7 +34,7 @@ from bench_app.config.schema import (
 )
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
-from bench_app.run import load_levels
+from bench_app.run import load_levels, resources
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
 
@@ -64,6 +65,8 @@ class EngineGroup:
     datasets: List[str] = field(default_factory=list)
     # Why this server would not run as planned; a real run refuses to start while there are any.
     problems: List[str] = field(default_factory=list)
+    # Servers of this engine configuration behind the relay (execution.replicas).
+    replicas: int = 1
 
 
 @dataclass
@@ -242,7 +245,38 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
+    plan_replicas(config, engine, groups, plans)
     return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator, shadowed=shadowed)
+
+
+def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGroup], plans) -> None:
+    """How many servers each engine group runs (execution.replicas), refused here when the devices or CPU
+    slots cannot hold them, before anything is written or started."""
+    execution = config.execution
+    if str(execution.replicas).strip() == "1":
+        return
+    if not engine.starts_server:
+        raise UserError(
+            f"execution.replicas={execution.replicas}: the {engine.label} runs as it is "
+            f"(engine={engine.name}); bench_app starts no servers for it. Leave execution.replicas at 1."
+        )
+    perf = sorted(p.short for p in plans if p.evaluator.mode == "perf")
+    if perf:
+        raise UserError(
+            f"execution.replicas={execution.replicas}: perf mode measures one server's latency and talks "
+            f"to it directly ({', '.join(perf)}); measure perf with execution.replicas=1."
+        )
+    pool, _ = resources.device_pool(execution.devices, engine.device_visibility_env, os.environ)
+    side_by_side = max(1, min(int(execution.parallel_groups), len(groups)))
+    for group in groups:
+        group.replicas = resources.replica_count(
+            execution.replicas,
+            resources.devices_per_server(group.engine_args),
+            pool,
+            execution.max_cpu_servers,
+            side_by_side,
+            execution.cpu_cores_per_server,
+        )
 
 
 def group_by_engine(plans: List[DatasetPlan], engine: Engine, restart_per_dataset: bool) -> List[EngineGroup]:

@@ -27,13 +27,14 @@ import resource
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import aiohttp
 from aiohttp import web
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
 from bench_app.run.answers import StreamedAnswer, empty_answer, split_reasoning, text_sha256
+from bench_app.run.balancer import Balancer
 from bench_app.run.cache import RequestCache
 from bench_app.run.record_writer import RecordWriter
 
@@ -75,13 +76,14 @@ class Relay:
         cut_in_thinking: str = "no_answer",
         cache: Optional[RequestCache] = None,
         engine: str = "",
-        start_upstream: Optional[Callable[[], Optional[Tuple[str, int]]]] = None,
+        start_upstream: Optional[Callable[[], Union[None, Tuple[str, int], List[Tuple[str, int]]]]] = None,
         upstream_timeout_s: float = DEFAULT_UPSTREAM_TIMEOUT_S,
         reasoning_in_cache: bool = False,
         upstream_base: Optional[str] = None,
         upstream_headers: Optional[Dict[str, str]] = None,
     ):
-        self.upstream = (upstream_host, upstream_port)
+        # The server, or the replicas of one engine configuration (set_upstreams), requests spread by load.
+        self.balancer = Balancer([(upstream_host, upstream_port)])
         # A server bench_app did not start: its own address (https, a path prefix) and what every request
         # to it carries (an API key; never recorded).
         self.upstream_base = upstream_base
@@ -110,6 +112,18 @@ class Relay:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def upstream(self) -> Tuple[str, int]:
+        return self.balancer.first
+
+    @upstream.setter
+    def upstream(self, address: Tuple[str, int]) -> None:
+        self.balancer.replace_all([address])
+
+    def set_upstreams(self, addresses: Sequence[Tuple[str, int]]) -> None:
+        """The replicas requests are spread over (each request to the one with fewest in flight)."""
+        self.balancer.replace_all(addresses)
 
     @property
     def write_error(self) -> Optional[str]:
@@ -193,7 +207,8 @@ class Relay:
             started = self._start_upstream()
             if started is None:
                 return False
-            self.upstream, self._start_upstream = started, None
+            self.set_upstreams(started if isinstance(started, list) else [started])
+            self._start_upstream = None
         return True
 
     def record(
@@ -205,6 +220,7 @@ class Relay:
         cached: bool = False,
         first_token_s: Optional[float] = None,
         key: Optional[str] = None,
+        replica: Optional[int] = None,
     ) -> Tuple[str, bool]:
         """One chat completion's record line, and whether its answer must reach the evaluator empty. key:
         the answer is in the run's own request cache under it, which then holds the reasoning's text (each
@@ -237,6 +253,8 @@ class Relay:
                 "seconds": round(seconds, 3),
                 "first_token_s": first_token_s,  # streamed answers: time to the first token
                 "cached": cached,  # answered from the request cache, not by the server
+                # which of the engine configuration's replicas answered (execution.replicas > 1)
+                **({"replica": replica} if replica is not None else {}),
             },
             ensure_ascii=False,
         )
@@ -283,19 +301,36 @@ class Relay:
             return _error(502, "the server did not start (see the engine log)")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         headers.update(self.upstream_headers)
-        host, port = self.upstream
-        url = f"{self.upstream_base or f'http://{host}:{port}'}{request.rel_url}"
-        try:
-            async with self._session.request(request.method, url, data=raw or None, headers=headers) as reply:
-                reply_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_HEADERS}
-                if body is not None and body.get("stream"):
-                    return await self._stream(request, reply, reply_headers, body, started)
-                data = await reply.read()
-                status = reply.status
-        except asyncio.TimeoutError:
-            return _error(502, f"the server did not answer within {self.upstream_timeout_s:g} s")
-        except (aiohttp.ClientError, OSError) as error:  # the server is gone: the evaluator sees a 502
-            return _error(502, f"the server failed: {type(error).__name__}: {error}")
+        several = len(self.balancer) > 1
+        tried: Set[int] = set()
+        failure = "no replica of the server is up (see the engine logs)"
+        while True:  # a replica that cannot be reached: the request goes to another live one
+            target = self.balancer.pick(tried)
+            if target is None:
+                return _error(502, failure)
+            tried.add(target.index)
+            url = f"{self.upstream_base or f'http://{target.host}:{target.port}'}{request.rel_url}"
+            replica = target.index if several else None
+            try:
+                async with self._session.request(
+                    request.method, url, data=raw or None, headers=headers
+                ) as reply:
+                    reply_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_HEADERS}
+                    if body is not None and body.get("stream"):
+                        return await self._stream(
+                            request, reply, reply_headers, body, started, target, replica
+                        )
+                    data = await reply.read()
+                    status = reply.status
+            except asyncio.TimeoutError:  # a hung server: the request is not sent again
+                target.end(answered=False)
+                return _error(502, f"the server did not answer within {self.upstream_timeout_s:g} s")
+            except (aiohttp.ClientError, OSError) as error:  # the server is gone: the evaluator sees a 502
+                target.end(answered=False)
+                failure = f"the server failed: {type(error).__name__}: {error}"
+                continue
+            break
+        answer: Dict[str, Any] = {}
         if body is not None:
             try:
                 answer = json.loads(data)
@@ -303,8 +338,12 @@ class Relay:
                 answer = {"error": data[:500].decode(errors="replace")}
             if not isinstance(answer, dict):
                 answer = {"error": str(answer)[:500]}
+        target.end(answered=True, usage=answer.get("usage"))
+        if body is not None:
             keep = key is not None and status == 200 and bool(answer.get("choices"))
-            line, empty = self.record(body, status, answer, started, key=key if keep else None)
+            line, empty = self.record(
+                body, status, answer, started, key=key if keep else None, replica=replica
+            )
             operations: List[tuple] = [("line", line)]
             if keep:
                 operations.append(("put", key, self.engine, json.dumps(answer, ensure_ascii=False)))
@@ -313,7 +352,7 @@ class Relay:
                 data = json.dumps(empty_answer(answer)).encode()
         return web.Response(status=status, body=data, headers=reply_headers)
 
-    async def _stream(self, request, reply, headers, body, started) -> web.StreamResponse:
+    async def _stream(self, request, reply, headers, body, started, target, replica) -> web.StreamResponse:
         """Pass the server-sent events through as they come; record the assembled answer at the end."""
         response = web.StreamResponse(status=reply.status, headers=headers)
         await response.prepare(request)
@@ -324,7 +363,11 @@ class Relay:
                 events.feed(chunk)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as failure:  # cut off mid-stream
             status, events.error = 502, f"the stream broke off: {type(failure).__name__}: {failure}"
-        line, _ = self.record(body, status, events.answer(), started, first_token_s=events.first_token_s)
+        answer = events.answer()
+        target.end(answered=status < 502, usage=answer.get("usage"))
+        line, _ = self.record(
+            body, status, answer, started, first_token_s=events.first_token_s, replica=replica
+        )
         await self._written([("line", line)])  # before the evaluator has the end of the stream
         await response.write_eof()
         return response

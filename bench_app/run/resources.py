@@ -6,6 +6,10 @@ Every server takes a lease before it starts and holds it until it has stopped:
     empty pool; there a server takes one of `execution.max_cpu_servers` slots instead, which bounds
     how many servers share the cores.
   * a port: the configured one, or with port 0 one the kernel reports free.
+  * with execution.cpu_cores_per_server on a CPU-only machine: the cores of its slot, bound through
+    the engine's cpu_binding_env (vLLM-CPU: VLLM_CPU_OMP_THREADS_BIND).
+The replicas of one engine configuration take their leases all at once or none (acquire(count=N)):
+two jobs that each hold part of what they need and wait for the rest would wait for ever.
 A lease is an exclusive `flock` on a file per device / slot / port in a node-local folder shared by
 every bench_app process of this user (parallel groups of one run, joblib and submitit_local jobs).
 The kernel drops a flock when its holder dies, so a crashed job never leaves a stale lease. A job
@@ -25,11 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from bench_app.common.errors import LeaseError
+from bench_app.common.errors import LeaseError, UserError
 from bench_app.common.net import free_port, port_is_free
 from bench_app.run import slurm
 
 VISIBILITY_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES")
+
+
+def devices_per_server(engine_args: Mapping[str, object]) -> int:
+    """Devices one server of these engine args occupies: tensor x pipeline x (vLLM's own) data parallel."""
+    extra = engine_args.get("extra_args") or {}
+    size = int(engine_args.get("tensor_parallel_size") or 1)
+    for name in ("pipeline_parallel_size", "data_parallel_size"):
+        size *= int(extra.get(name) or 1)  # type: ignore[union-attr]
+    return size
 
 
 def default_lease_dir() -> Path:
@@ -106,9 +119,15 @@ class Lease:
     cpu_slot: Optional[int] = None
     waited_s: float = 0.0
     locks: List[_FileLock] = field(default_factory=list, repr=False)
+    # The cores the server is bound to ("2-3") and the variable that binds them.
+    cpu_cores: Optional[str] = None
+    cpu_binding_env: Optional[str] = None
 
     def environment(self) -> Dict[str, str]:
-        return {self.visibility_env: ",".join(self.devices)} if self.devices and self.visibility_env else {}
+        env = {self.visibility_env: ",".join(self.devices)} if self.devices and self.visibility_env else {}
+        if self.cpu_cores is not None and self.cpu_binding_env:
+            env[self.cpu_binding_env] = self.cpu_cores
+        return env
 
     def record(self) -> Dict[str, object]:
         return {
@@ -116,6 +135,7 @@ class Lease:
             "devices": list(self.devices),
             "visible_devices_env": self.visibility_env if self.devices else None,
             "cpu_slot": self.cpu_slot,
+            "cpu_cores": self.cpu_cores,
             "waited_for_resources_s": round(self.waited_s, 1),
         }
 
@@ -133,11 +153,15 @@ class ResourcePool:
         visibility_env: Optional[str],
         max_cpu_servers: int,
         holder: str = "",
+        cpu_cores_per_server: Optional[int] = None,
+        cpu_binding_env: Optional[str] = None,
     ):
         self.lease_dir = Path(lease_dir)
         self.devices = devices
         self.visibility_env = visibility_env
         self.max_cpu_servers = max_cpu_servers
+        self.cpu_cores_per_server = cpu_cores_per_server
+        self.cpu_binding_env = cpu_binding_env
         self.holder = f"pid {os.getpid()} {holder}".strip()
 
     def _lock(self, name: str) -> _FileLock:
@@ -212,41 +236,87 @@ class ResourcePool:
                 return lock, candidate, ""
         return None, 0, "a free port"
 
+    def slot_cores(self, slot: Optional[int]) -> Optional[str]:
+        """The cores of a CPU slot's server ("2-3"), with execution.cpu_cores_per_server; else None."""
+        if slot is None or not self.cpu_cores_per_server:
+            return None
+        first = slot * self.cpu_cores_per_server
+        last = first + self.cpu_cores_per_server - 1
+        return str(first) if first == last else f"{first}-{last}"
+
     def acquire(
         self,
         host: str,
         port: int,
-        tensor_parallel_size: int,
+        devices_needed: int,
         wait_timeout_s: float,
         cancelled: Callable[[], bool] = lambda: False,
         on_wait: Callable[[str], None] = lambda _: None,
     ) -> Lease:
         """Block until the devices (or CPU slot) and the port are held; raise LeaseError if they never
         can be."""
-        self._check_possible(tensor_parallel_size)
+        return self.acquire_many(1, host, port, devices_needed, wait_timeout_s, cancelled, on_wait)[0]
+
+    def acquire_many(
+        self,
+        count: int,
+        host: str,
+        port: int,
+        devices_needed: int,
+        wait_timeout_s: float,
+        cancelled: Callable[[], bool] = lambda: False,
+        on_wait: Callable[[str], None] = lambda _: None,
+    ) -> List[Lease]:
+        """Leases for `count` servers, all or none held at any moment: block until every one is free.
+        More than one server cannot share a fixed port: replicas take free ports."""
+        self._check_possible(devices_needed * count)
+        if not self.devices and count > self.max_cpu_servers:
+            raise LeaseError(
+                f"{count} servers need {count} CPU slots; execution.max_cpu_servers is {self.max_cpu_servers}"
+            )
         self.lease_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         announced = ""
         while True:
-            locks, devices, slot, busy = self._try_compute(tensor_parallel_size)
-            if locks is not None:
-                try:
-                    port_lock, chosen, busy = self._try_port(host, port)
-                except LeaseError:
-                    for lock in locks:
-                        lock.release()
-                    raise
-                if port_lock is not None:
-                    return Lease(
-                        port=chosen,
-                        devices=devices,
-                        visibility_env=self.visibility_env,
-                        cpu_slot=slot,
-                        waited_s=time.monotonic() - started,
-                        locks=[*locks, port_lock],
+            leases: List[Lease] = []
+            busy = ""
+            try:
+                for _ in range(count):
+                    locks, devices, slot, busy = self._try_compute(devices_needed)
+                    if locks is None:
+                        break
+                    try:
+                        port_lock, chosen, busy = self._try_port(host, port if count == 1 else 0)
+                    except LeaseError:
+                        for lock in locks:
+                            lock.release()
+                        raise
+                    if port_lock is None:
+                        for lock in locks:
+                            lock.release()
+                        break
+                    leases.append(
+                        Lease(
+                            port=chosen,
+                            devices=devices,
+                            visibility_env=self.visibility_env,
+                            cpu_slot=slot,
+                            waited_s=time.monotonic() - started,
+                            locks=[*locks, port_lock],
+                            cpu_cores=self.slot_cores(slot),
+                            cpu_binding_env=self.cpu_binding_env,
+                        )
                     )
-                for lock in locks:
-                    lock.release()
+            except LeaseError:
+                for lease in leases:
+                    lease.release()
+                raise
+            if len(leases) == count:
+                return leases
+            for lease in leases:
+                lease.release()
+            if count > 1:
+                busy = f"{count} servers' worth ({devices_needed} device(s) or a CPU slot each): {busy}"
             waited = time.monotonic() - started
             if waited > wait_timeout_s:
                 raise LeaseError(f"waited {waited:.0f} s for {busy} (execution.resource_wait_timeout_s)")
@@ -256,3 +326,47 @@ class ResourcePool:
                 on_wait(f"waiting for {busy}")
                 announced = busy
             time.sleep(0.5 + random.random())  # jitter: concurrent waiters do not retry in lockstep
+
+
+def replica_count(
+    setting: object,
+    devices_needed: int,
+    pool: List[str],
+    max_cpu_servers: int,
+    side_by_side: int = 1,
+    cores_per_server: Optional[int] = None,
+) -> int:
+    """execution.replicas as a number of servers per engine group, checked against what the machine holds
+    (side_by_side groups at once); raises UserError naming the numbers when it cannot hold them."""
+    text = str(setting).strip().lower()
+    where = "execution.replicas"
+    if pool:
+        holds = len(pool) // (devices_needed * side_by_side)
+        unit = f"{devices_needed} device(s) each"
+        capacity = f"the device pool has {len(pool)}: {pool} (execution.devices or the visibility variable)"
+    else:
+        holds = max_cpu_servers // side_by_side
+        unit = "one CPU slot each"
+        capacity = f"execution.max_cpu_servers is {max_cpu_servers}"
+        if cores_per_server:
+            cores = os.cpu_count() or 1
+            holds = min(holds, cores // (cores_per_server * side_by_side))
+            capacity += f" and this machine has {cores} cores for {cores_per_server} per server"
+    if side_by_side > 1:
+        capacity += f", shared by {side_by_side} engine groups side by side (execution.parallel_groups)"
+    if text == "auto":
+        if holds < 1:
+            raise UserError(f"{where}=auto: not even one server of {unit} fits; {capacity}")
+        return holds
+    try:
+        count = int(text)
+    except ValueError:
+        raise UserError(f"{where}={setting!r}: give a number of servers (1, 2, ...) or auto") from None
+    if count < 1:
+        raise UserError(f"{where}={count}: at least 1 server per engine configuration")
+    if count > max(holds, 1):
+        raise UserError(
+            f"{where}={count} needs {count} servers of {unit} at once, but {capacity}: it holds "
+            f"{max(holds, 0)}. Lower execution.replicas (or use auto), or give more devices."
+        )
+    return count

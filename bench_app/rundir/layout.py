@@ -79,8 +79,11 @@ class RunFolder:
     def per_dataset_file(self, short: str) -> Path:
         return self.per_dataset_dir / f"{short}.yaml"
 
-    def engine_log(self, group: int) -> Path:
-        return self.logs / f"engine_group{group}.log"
+    def engine_log(self, group: int, replica: Optional[int] = None) -> Path:
+        """The server's output; one per replica with execution.replicas > 1."""
+        return self.logs / (
+            f"engine_group{group}.log" if replica is None else f"engine_group{group}_r{replica}.log"
+        )
 
     def evaluator_log(self, group: int) -> Path:
         return self.logs / f"evaluator_group{group}.log"

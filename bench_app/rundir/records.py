@@ -127,6 +127,9 @@ class DatasetEntry(Record):
     reasoning: Dict[str, Any] = field(default_factory=dict)
     answers: Dict[str, int] = field(default_factory=dict)  # reused (from the request cache), generated
     server_restarts: List[str] = field(default_factory=list)  # why its server was started again
+    # execution.replicas > 1: per replica, this dataset's requests, failures, prompt_tokens,
+    # completion_tokens and busy_s (time with a request in flight)
+    replicas: Optional[List[Dict[str, Any]]] = None
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
     def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out
@@ -151,9 +154,13 @@ class ServerEntry(Record):
     devices: List[str] = field(default_factory=list)  # the devices its lease gave it
     visible_devices_env: Optional[str] = None  # the variable that exposed them
     cpu_slot: Optional[int] = None  # on a machine without a device pool
+    cpu_cores: Optional[str] = None  # the cores its threads were bound to (execution.cpu_cores_per_server)
     waited_for_resources_s: Optional[float] = None
-    restarts: List[Dict[str, str]] = field(default_factory=list)  # dataset, reason, at
+    restarts: List[Dict[str, Any]] = field(default_factory=list)  # dataset, reason, at (replica)
     external: Optional[str] = None  # the address of a server bench_app did not start
+    # execution.replicas > 1: per replica: replica, port, devices, cpu_slot, cpu_cores, argv, log_file,
+    # started_at, ready_after_s, stopped_at, restarts, error
+    replicas: Optional[List[Dict[str, Any]]] = None
 
 
 @dataclass

@@ -215,6 +215,17 @@
       yaxis: { title: { text: "score" } } }, plotConfig);
   }
 
+  // Replicas (execution.replicas > 1): each one's share of every dataset; an uneven replica shows here
+  const shared = datasets.filter((d) => d.replicas && d.replicas.length);
+  if (shared.length) {
+    section("replicas", "Replicas",
+      el("p", { class: "muted", text: "Requests are spread over the replicas of an engine configuration, each to " +
+        "the one with fewest in flight. Busy: time with at least one request in flight." }),
+      table(["dataset", "replica", "requests", "failures", "prompt tokens", "completion tokens", "busy s"],
+        shared.flatMap((d) => d.replicas.map((r) => [d.short, r.replica, r.requests, r.failures, r.prompt_tokens,
+          r.completion_tokens, fmt(r.busy_s)]))));
+  }
+
   // Failures
   const failed = datasets.filter((d) => d.status !== "ok");
   if (failed.length) {
@@ -225,7 +236,10 @@
 
   // Timeline
   const lanes = [];
-  for (const s of data.servers) {
+  // execution.replicas > 1: one lane per replica, with its own start, time up and restarts
+  const servers = data.servers.flatMap((s) => s.replicas ? s.replicas.map((r) => ({ ...r, group: s.group + " replica " +
+    r.replica, restarts: r.restarts })) : [s]);
+  for (const s of servers) {
     if (!s.started_at || s.external) continue;  // an external server was not started by this run
     const start = new Date(s.started_at);
     const ready = new Date(start.getTime() + 1000 * (s.ready_after_s || 0));
