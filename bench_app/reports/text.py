@@ -34,6 +34,11 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
             styled(f"\nengine group {group.index}", "bold", f"  datasets: {', '.join(group.datasets)}")
         )
         console.print(f"  engine:    {shlex.join(group.argv)}")
+        if group.replicas > 1:
+            console.print(
+                f"  replicas:  {group.replicas} servers of this engine configuration, each on its own "
+                "devices (or CPU slot) and a free port, behind one endpoint (execution.replicas)"
+            )
         for problem in group.problems:
             console.print(styled("  warning:", "bold yellow", f" {problem} (a real run refuses to start)"))
         for short in group.datasets:

@@ -193,6 +193,11 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
         raise UserError("No dataset selected. Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'.")
     engine = instantiate_component(config.engine, Engine, "engine")
     evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
+    if not engine.starts_server and str(config.execution.replicas).strip() != "1":
+        raise UserError(
+            f"execution.replicas={config.execution.replicas}: the {engine.label} runs as it is "
+            f"(engine={engine.name}); bench_app starts no servers for it. Leave execution.replicas at 1."
+        )
     # typed by the schema when Hydra composed the config; a running server's own values (engine=external)
     model_args = engine.planned_args(asdict(config.vllm))
     engine.argv(model_args, "vllm")  # checks the model's own args (e.g. rope_scaling) once
@@ -255,11 +260,6 @@ def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGro
     execution = config.execution
     if str(execution.replicas).strip() == "1":
         return
-    if not engine.starts_server:
-        raise UserError(
-            f"execution.replicas={execution.replicas}: the {engine.label} runs as it is "
-            f"(engine={engine.name}); bench_app starts no servers for it. Leave execution.replicas at 1."
-        )
     perf = sorted(p.short for p in plans if p.evaluator.mode == "perf")
     if perf:
         raise UserError(

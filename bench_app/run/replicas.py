@@ -37,6 +37,7 @@ class Replica:
         self.server: Optional[EngineServer] = None
         self.lease: Optional[Lease] = None
         self.state = "starting"  # starting | up | restarting | dead
+        self.last_counters: Dict[str, float] = {}  # its server's finished requests, as last read
         self.entry: Dict[str, Any] = {"replica": index, "log_file": str(log_file), "restarts": []}
 
     def take(self, server: EngineServer, lease: Lease) -> None:
@@ -70,6 +71,7 @@ class ReplicaSet:
         self.balancer: Optional[Balancer] = None
         self.dataset = ""  # the dataset being evaluated, for the restart records
         self._stop = threading.Event()
+        self._retired: Dict[str, float] = {}  # finished requests of replicas' servers that died
         self._watch: Optional[threading.Thread] = None
 
     # -- what the group runner asks of a server -------------------------------------------------------
@@ -154,11 +156,13 @@ class ReplicaSet:
         return f"every replica died ({ends})"
 
     def request_counters(self) -> Dict[str, float]:
-        total: Dict[str, float] = {}
+        """The replicas' finished requests summed; a replica that died adds what it last reported."""
+        total = dict(self._retired)
         for replica in self.replicas:
             if replica.server is not None and replica.state == "up":
-                for reason, count in replica.server.request_counters().items():
-                    total[reason] = total.get(reason, 0) + count
+                replica.last_counters = replica.server.request_counters() or replica.last_counters
+            for reason, count in replica.last_counters.items():
+                total[reason] = total.get(reason, 0) + count
         return total
 
     def stop(self) -> None:
@@ -225,6 +229,9 @@ class ReplicaSet:
 
     def _replace(self, replica: Replica, death: str) -> None:
         self.balancer.mark_down(replica.index)
+        for reason, count in replica.last_counters.items():  # a new server counts from zero
+            self._retired[reason] = self._retired.get(reason, 0) + count
+        replica.last_counters = {}
         limit = int(self.execution.server_restarts)
         if len(self.restarts) >= limit:
             replica.state, replica.entry["error"] = "dead", death
@@ -264,6 +271,9 @@ class ReplicaSet:
                 replica.server.stop()
             except EngineError:
                 pass
+            if self._stop.is_set():  # the group's datasets are done (or it is stopping): no need of it
+                replica.state, replica.entry["error"] = "dead", "restart abandoned: the group stopped"
+                return
             replica.state, replica.entry["error"] = "dead", f"did not come back: {reason}"
             self.log(f"replica {replica.index} did not come back ({reason}); {self._up()} carry on")
             return

@@ -128,6 +128,9 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
         "group": group.index,
         "shares_server_with": [s for s in group.datasets if s != plan.short],
         "argv": group.argv,
+        # execution.replicas: servers of this configuration behind one endpoint (their argv, devices and
+        # ports: the dataset's server.replicas)
+        **({"replicas": group.replicas} if group.replicas > 1 else {}),
         **group.launch_details,
         **({"problems": group.problems} if group.problems else {}),
     }
@@ -295,6 +298,8 @@ class Snapshot:
                 "started_by_bench_app": False,
                 "note": "reproduce.sh needs this server running, serving the same model",
             }
+        if any(g.replicas > 1 for g in self.plan.groups):  # execution.replicas, per engine group
+            self.metadata["replicas"] = {str(g.index): g.replicas for g in self.plan.groups}
         allocation = slurm.allocation(os.environ)
         if allocation:
             self.metadata["slurm"] = allocation
