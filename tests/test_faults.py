@@ -111,6 +111,7 @@ def test_missing_dataset_files_fail_that_dataset_only_and_requests_failing_are_r
             *args,
             *FAST,
             "datasets.sample_gsm8k.data_path=/nonexistent/gsm8k",
+            "execution.data_check=warn",  # planning would refuse it; here the dataset fails at its turn
         ],
         workdir,
         env=env,

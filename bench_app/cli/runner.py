@@ -18,7 +18,7 @@ from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.exports.mlflow import check_trackers, export_finished
 from bench_app.reports import text as report
-from bench_app.run import slurm
+from bench_app.run import sampling, slurm
 from bench_app.run.budget import budget_lines, check_context
 from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
@@ -108,14 +108,15 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         anchor_config_files(config, resolved, info)
         plan = build_plan(config)
         check_trackers(config.execution.export)
-        if plan.problems and not config.execution.dry_run:
-            raise UserError("refusing to start: " + " ".join(plan.problems))
+        if (plan.problems or plan.data_problems) and not config.execution.dry_run:
+            raise UserError("refusing to start: " + " ".join(plan.problems + plan.data_problems))
         # A SLURM job requeued after its time limit or a preemption continues its run from its answers.
         resume = config.resume or slurm.requeued(os.environ) and RunFolder(run_dir).holds_run()
         already_ok = _previous_results(run_dir, plan, resume, info.get("job_num") is not None)  # cheap first
         for warning in plan.warnings:
             console.print(styled("warning:", "yellow", f" {warning}"))
         budgets = check_context(plan, config.execution.context_check)
+        sampling.apply(plan, budgets)  # seeded probes (sample_size), drawn from the subsets just counted
     except UserError as error:
         console.print(styled("bench_app: error:", "bold red", f" {error}"))
         if info.get("job_num") is None:

@@ -118,6 +118,21 @@ def _catalog(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------ migrate
+def _datasets_args(parser: Parser) -> None:
+    from bench_app.cli.datasets import datasets_args
+
+    datasets_args(parser)
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from bench_app.cli.datasets import datasets
+
+    try:
+        return datasets(args)
+    except UserError as error:
+        return _fail("datasets", error)
+
+
 def _migrate_args(parser: Parser) -> None:
     parser.add_argument("source", type=Path, help="the original system's suite folder (suites and tasks)")
     parser.add_argument("--out", type=Path, default=Path("migrated_conf"), help="the user config folder")
@@ -287,6 +302,12 @@ VERBS: Dict[str, Verb] = {
         "bench-app cache stats ~/.cache/bench_app/requests",
         _cache_args,
         _cache,
+    ),
+    "datasets": Verb(
+        "the data files of a run's datasets: check (present, complete, unchanged), list, fetch (verified)",
+        "bench-app datasets fetch model=qwen3_30b 'dataset=[ceval,gsm8k]'",
+        _datasets_args,
+        _datasets,
     ),
     "migrate": Verb(
         "the original system's suite and task files -> a user config folder (never overwrites)",

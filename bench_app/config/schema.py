@@ -83,6 +83,8 @@ class DatasetConf:
     data_path: Optional[str] = None
     # Per-dataset limit; falls back to aisbench.num_prompts.
     num_prompts: Optional[int] = None
+    # Per-dataset probe size; falls back to aisbench.sample_size.
+    sample_size: Optional[int] = None
     model_config: ModelConfig = field(default_factory=ModelConfig)
     vllm_config_override: Dict[str, Any] = field(default_factory=dict)
 
@@ -93,7 +95,12 @@ class AisbenchConf:
     model: str = "vllm_api_general_chat"
     mode: str = "all"
     max_num_workers: int = 1
+    # The first N prompts of each subset (AISBench's --num-prompts).
     num_prompts: Optional[int] = None
+    # A seeded probe instead: N prompts drawn without replacement, proportionally across the dataset's
+    # subsets (each at least one where N allows); the same draw for the same seed on every machine.
+    sample_size: Optional[int] = None
+    sample_seed: int = 0
     # Concurrent requests per dataset.
     batch_size: int = 1
     retry: int = 2
@@ -126,6 +133,8 @@ class EvaluatorSettings(AisbenchConf):
     data_path: Optional[str] = None
     # The dataset's own AISBench config file (absolute), in place of the stock config `name`.
     config_file: Optional[str] = None
+    # The drawn probe (sample_size): per subset, in the task's order, the 0-based indices evaluated.
+    sample_ids: Optional[List[List[int]]] = None
 
     # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
     MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs", "thinking")
@@ -142,6 +151,9 @@ class ExecutionConf:
     upstream_timeout_s: float = 3600.0
     # Before any server starts: do all prompts + max_out_len fit max_model_len? error | warn | off.
     context_check: str = "error"
+    # Before any server starts: is every dataset's data on this machine (bench-app datasets check)?
+    # error: refuse the run (a dry run reports it) | warn | off.
+    data_check: str = "error"
     # One server per dataset, as the original design did (for comparison only).
     restart_per_dataset: bool = False
     progress: bool = True

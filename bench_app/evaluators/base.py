@@ -119,6 +119,11 @@ class Evaluator(ABC):
         if paths:
             raise UserError(f"{self.label} takes no dataset config files (config_file: {paths[0]})")
 
+    def data_files(self, name: str, settings: Any) -> Optional[Any]:
+        """At planning: the dataset's data files on this machine (.present, .problem(), .record()), or
+        None when the evaluator cannot tell (then nothing is checked)."""
+        return None
+
     def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
         """At planning: raise UserError for a (model config, mode) the evaluator does not have (e.g.
         aisbench.model), naming the closest ones. The default has nothing to check against."""

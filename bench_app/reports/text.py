@@ -45,6 +45,8 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
             dataset = plan.dataset(short)
             preview = plan.evaluator.command_preview(short, dataset.evaluator)
             console.print(f"  evaluator: {short}: {' '.join(preview)}")
+    for problem in plan.data_problems:
+        console.print(styled("\nrefused:", "bold yellow", f" {problem} (a real run refuses to start)"))
     if plan.evaluator.python_path:
         console.print(f"\nevaluator.python_path: {', '.join(plan.evaluator.python_path)}")
     for module in plan.shadowed:
@@ -158,6 +160,12 @@ def plan_has_levels(plan: RunPlan) -> bool:
     return any(dataset.load_level is not None for dataset in plan.datasets)
 
 
+def probe_text(probe: Dict[str, Any]) -> str:
+    interval = probe.get("ci95")
+    shown = f"accuracy 95% interval {interval[0]}-{interval[1]}" if interval else "no accuracy to bound"
+    return f"a seeded sample of {probe['size']} prompts (seed {probe['seed']}), not a full run: {shown}"
+
+
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
     folder = RunFolder(run_dir)
     document = results_document(config, plan, outcome)
@@ -211,6 +219,8 @@ def print_summary(
         )
     console.print(table)
     for short, r in outcome.results.items():
+        if r.probe:  # a seeded sample: the score with its interval, so that it is not read as a full run
+            console.print(f"probe {short}: {probe_text(r.probe)}")
         if r.reasoning.get("reasoning_tokens_median"):  # a model that thinks: its answers at a glance
             console.print(f"reasoning {short}: {reasoning_text(r.reasoning)}")
         if r.answers.get("reused"):

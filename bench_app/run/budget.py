@@ -14,7 +14,7 @@ import json
 import os
 import statistics
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
@@ -42,6 +42,9 @@ class DatasetBudget:
     longest_sample: int = -1
     cached: bool = False
     skipped: Optional[str] = None  # why it could not be checked (tokenizer or data not available)
+    # Prompts per subset in the task's order, and the subsets' names (what a probe is drawn from).
+    subset_sizes: List[int] = field(default_factory=list)
+    subset_names: List[str] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, object]:
         if self.skipped:
@@ -155,6 +158,10 @@ def check_context(plan: RunPlan, mode: str) -> Dict[str, DatasetBudget]:
         else:
             budgets[dataset.short] = summarise(result, max_model_len, dataset.evaluator.num_prompts)
             budgets[dataset.short].cached = bool(result.get("cached"))
+            sizes = list(result.get("subset_sizes") or [len(result.get("prompt_tokens") or [])])
+            budgets[dataset.short].subset_sizes = sizes
+            names = list(result.get("subset_names") or [])
+            budgets[dataset.short].subset_names = names if len(names) == len(sizes) else []
         dataset.context_budget = budgets[dataset.short].to_dict()
     failing = {short: b for short, b in budgets.items() if not b.skipped and b.not_fitting}
     if failing and mode == "error":

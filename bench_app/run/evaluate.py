@@ -14,6 +14,7 @@ from bench_app.run.live import Live
 from bench_app.run.outcome import DatasetResult, note_cut_in_thinking, note_finished_requests
 from bench_app.run.plan import DatasetPlan
 from bench_app.run.progress import RequestProgress
+from bench_app.run.sampling import probe_record
 
 
 def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
@@ -66,6 +67,7 @@ def evaluate_dataset(
         result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
         result.reasoning, result.answers = evaluated.samples.reasoning, evaluated.samples.answers
         note_cut_in_thinking(result, dataset)
+        result.probe = probe_record(dataset.evaluator, result.metrics)
     except EvaluationError as error:
         result.reason, result.log_tail = error.reason, error.log_tail or None
         if error.samples is not None:

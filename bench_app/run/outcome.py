@@ -69,6 +69,8 @@ class DatasetResult:
     server_restarts: List[str] = field(default_factory=list)
     # execution.replicas > 1: per replica, this dataset's requests, failures, tokens and time busy.
     replicas: Optional[List[Dict[str, Any]]] = None
+    # A seeded probe (sample_size): its size, seed and the score's 95% interval; not a full run.
+    probe: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "short"}

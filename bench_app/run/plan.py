@@ -52,6 +52,8 @@ class DatasetPlan:
     context_budget: Optional[Dict[str, Any]] = None
     # execution.load_levels: the requests in flight of this level (short = <dataset>@c<level>).
     load_level: Optional[int] = None
+    # The data files it reads on this machine: path, files, bytes, sha256 (None: the evaluator cannot tell).
+    data: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -77,6 +79,8 @@ class RunPlan:
     evaluator: Evaluator
     # Modules of evaluator.python_path used in place of the evaluator environment's own.
     shadowed: List[str] = field(default_factory=list)
+    # Datasets whose data is missing or incomplete (execution.data_check=error: a real run refuses).
+    data_problems: List[str] = field(default_factory=list)
 
     def dataset(self, short: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.short == short)
@@ -167,10 +171,17 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
     num_prompts = dataset.num_prompts if dataset.num_prompts is not None else run_wide["num_prompts"]
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"num_prompts must be >= 1 (or null for all prompts), got {num_prompts}.")
+    sample_size = dataset.sample_size if dataset.sample_size is not None else run_wide["sample_size"]
+    if sample_size is not None and (sample_size < 1 or num_prompts is not None):
+        raise UserError(
+            f"sample_size {sample_size}: a probe of at least 1 prompt, and not with num_prompts "
+            f"({num_prompts}; the first N of each subset); choose one."
+        )
     return EvaluatorSettings(
         **{
             **run_wide,
             "num_prompts": num_prompts,
+            "sample_size": sample_size,
             "max_out_len": dataset.model_config.max_out_len
             if run_wide["max_out_len"] is None
             else run_wide["max_out_len"],
@@ -249,9 +260,46 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
     evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
+    data_problems = check_data(config.execution.data_check, evaluator, plans)
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     plan_replicas(config, engine, groups, plans)
-    return RunPlan(datasets=plans, groups=groups, engine=engine, evaluator=evaluator, shadowed=shadowed)
+    return RunPlan(
+        datasets=plans,
+        groups=groups,
+        engine=engine,
+        evaluator=evaluator,
+        shadowed=shadowed,
+        data_problems=data_problems if config.execution.data_check == "error" else [],
+    )
+
+
+DATA_CHECKS = ("error", "warn", "off")
+
+
+def check_data(setting: str, evaluator: Evaluator, plans: List[DatasetPlan]) -> List[str]:
+    """Each dataset's data files (DatasetPlan.data) and what is wrong with them, before anything starts."""
+    if setting not in DATA_CHECKS:
+        raise UserError(f"execution.data_check={setting!r}: one of {', '.join(DATA_CHECKS)}")
+    if setting == "off":
+        return []
+    problems: List[str] = []
+    seen: Dict[str, Any] = {}
+    for plan in plans:
+        key = json.dumps([plan.name, plan.evaluator.data_path, plan.evaluator.config_file])
+        if key not in seen:
+            seen[key] = evaluator.data_files(plan.name, plan.evaluator)
+            found = seen[key]
+            problem = found.problem() if found is not None else None
+            if problem:
+                base = plan.short.split("@")[0]
+                problems.append(
+                    f"dataset {base}: its data is missing: {problem}. Get it with `bench-app datasets fetch "
+                    f"dataset={base}` (offline: `--from DIR` with the archive copied by hand); "
+                    f"`bench-app datasets check` lists what each dataset reads."
+                )
+        if seen[key] is not None:
+            plan.data = seen[key].record()
+    return problems
 
 
 def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGroup], plans) -> None:
@@ -315,6 +363,9 @@ _LATER_EVALUATOR_SETTINGS: Dict[str, Any] = {
     "thinking": None,
     "cut_in_thinking": "no_answer",
     "config_file": None,
+    "sample_size": None,
+    "sample_seed": 0,
+    "sample_ids": None,
 }
 
 
@@ -329,4 +380,7 @@ def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
     settings = {k: v for k, v in settings.items() if not at_later_default(k, v, _LATER_EVALUATOR_SETTINGS)}
     if plan.evaluator.config_file:  # what the file says decides the result, wherever it lies
         settings["config_file_sha256"] = file_sha256(Path(plan.evaluator.config_file))
-    return {"name": plan.name, "vllm": engine_args, "evaluator": settings}
+    record = {"name": plan.name, "vllm": engine_args, "evaluator": settings}
+    if plan.data and plan.data.get("sha256"):  # a changed dataset is never resumed with the old one's answers
+        record["data_sha256"] = plan.data["sha256"]
+    return record

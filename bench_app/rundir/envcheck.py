@@ -1,7 +1,8 @@
 """`bench-app envcheck <run>/configs/metadata.yaml`: how this environment differs from a run's.
 
-Prints every difference in versions (engine and evaluator environments), installed packages, and git
-state. Exit 0 when nothing differs, 1 otherwise (reproduce.sh prints and continues).
+Prints every difference in versions (engine and evaluator environments), installed packages, the datasets'
+data files (their content hash), and git state. Exit 0 when nothing differs, 1 otherwise (reproduce.sh
+prints and continues).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bench_app.common.files import read_yaml
 from bench_app.config.components import instantiate_component
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
+from bench_app.evaluators.data import measure_path
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.records import RunMetadata
@@ -50,6 +52,16 @@ def differences(metadata_file: Path) -> List[str]:
                     f"{role} package {name}: recorded {before.get(name, 'absent')}, now "
                     f"{now.get(name, 'absent')}"
                 )
+    for short, data in sorted(recorded.data.items()):  # the datasets' files, as the run read them
+        if not data.get("sha256"):
+            continue
+        now = measure_path(Path(data["path"]))
+        if now.sha256 != data["sha256"]:
+            state = f"sha256 {now.sha256[:16]}, {now.files} file(s)" if now.present else "missing"
+            found.append(
+                f"dataset {short} data {data['path']}: recorded sha256 {data['sha256'][:16]}, "
+                f"{data.get('files')} file(s); now {state}"
+            )
     git_now, git_then = meta.git_state(), recorded.git
     for key in ("commit", "dirty"):
         if git_then.get(key) != git_now.get(key):

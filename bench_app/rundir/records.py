@@ -130,6 +130,7 @@ class DatasetEntry(Record):
     # execution.replicas > 1: per replica, this dataset's requests, failures, prompt_tokens,
     # completion_tokens and busy_s (time with a request in flight)
     replicas: Optional[List[Dict[str, Any]]] = None
+    probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
     def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out
@@ -208,6 +209,7 @@ class RunMetadata(Record):
     package_lists: Dict[str, str] = field(default_factory=dict)  # engine, evaluator: their pip freeze files
     run: RunState = field(default_factory=RunState)
     fingerprint: Dict[str, str] = field(default_factory=dict)  # per dataset: its effective config's hash
+    data: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # per dataset: path, files, bytes, sha256
     python_path: Optional[List[Dict[str, Any]]] = None  # source, copy, files (sha256), overrides
     override_modules: Optional[Dict[str, Dict[str, str]]] = None  # module: source, copy, sha256
     external_server: Optional[Dict[str, Any]] = None  # base_url, started_by_bench_app (false), note

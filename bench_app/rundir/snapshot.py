@@ -124,6 +124,8 @@ def per_dataset_document(plan: DatasetPlan, group: EngineGroup) -> Dict[str, Any
         }
     if plan.context_budget is not None:
         document["context_budget"] = plan.context_budget
+    if plan.data is not None:  # the data files it read: path, files, bytes, sha256
+        document["data"] = plan.data
     document["engine"] = {
         "group": group.index,
         "shares_server_with": [s for s in group.datasets if s != plan.short],
@@ -284,6 +286,7 @@ class Snapshot:
                 "host": socket.gethostname(),
             },
             "fingerprint": config_fingerprint(self.plan),
+            "data": {d.short: d.data for d in self.plan.datasets if d.data is not None},  # files read
         }
         if evaluator.python_path:  # the user's own evaluator code, kept with the run (--frozen uses it)
             self.metadata["python_path"] = keep_python_path(

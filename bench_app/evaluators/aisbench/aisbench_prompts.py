@@ -44,9 +44,10 @@ def render(task_file, tokenizer):
     model_cfg = cfg.models[0]
     if not isinstance(model_cfg["type"], str):
         model_cfg["type"] = model_cfg["type"].__name__  # AISBench's builder expects the registered name
-    tokens, max_out, subset_sizes = [], [], []
+    tokens, max_out, subset_sizes, subset_names = [], [], [], []
     for dataset_cfg in cfg.datasets:
         subset_sizes.append(0)
+        subset_names.append(str(dataset_cfg.get("abbr") or dataset_cfg.get("name") or len(subset_names)))
         infer_cfg = dataset_cfg["infer_cfg"]
         inferencer_cfg = dict(infer_cfg["inferencer"], model_cfg=model_cfg, batch_size=1)
         inferencer = ICL_INFERENCERS.build(inferencer_cfg)
@@ -61,7 +62,12 @@ def render(task_file, tokenizer):
             max_out.append(int(data.get("max_out_len") or model_cfg.get("max_out_len") or 0))
             subset_sizes[-1] += 1
     # AISBench's --num-prompts keeps the first N of each subset: the budget needs their boundaries.
-    return {"prompt_tokens": tokens, "max_out_len": max_out, "subset_sizes": subset_sizes}
+    return {
+        "prompt_tokens": tokens,
+        "max_out_len": max_out,
+        "subset_sizes": subset_sizes,
+        "subset_names": subset_names,
+    }
 
 
 def main():

@@ -181,6 +181,12 @@ class AisbenchEvaluator(Evaluator):
         env = super().environment(Path(tempfile.gettempdir()))
         return check_config_files(self.command, list(paths), env)
 
+    def data_files(self, name: str, settings: EvaluatorSettings):
+        from bench_app.evaluators.aisbench import datafiles
+
+        env = Path(evaluator_python(self.command)).parent.parent
+        return datafiles.locate(name, settings.config_file, settings.data_path, self.datasets_root, env)
+
     def check_config_files(self, paths: Sequence[str]) -> None:
         unknown = [p for p in paths if p not in self.custom]
         if not unknown:

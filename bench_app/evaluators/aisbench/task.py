@@ -183,6 +183,13 @@ def task_config_text(
         lines.append(f"_stock = [d for d in _stock if d.get('name') in {settings.subsets!r}]")
     if settings.data_path:
         lines.append(f"_stock = [dict(d, path={settings.data_path!r}) for d in _stock]")
+    if settings.sample_ids is not None:  # the drawn probe: AISBench's test_range as an index list
+        ranges = [f"[0:0] + {ids!r}" for ids in settings.sample_ids]
+        lines.append(f"_ranges = {ranges!r}")
+        lines.append(
+            "_stock = [dict(d, reader_cfg=dict(d['reader_cfg'], test_range=r))"
+            " for d, r in zip(_stock, _ranges)]"
+        )
     lines += ["datasets = _stock", "summarizer = dict(attr='accuracy')", ""]
     return "\n".join(lines)
 

@@ -130,7 +130,9 @@
     table(["dataset", "AISBench dataset", "status", "metrics", "prompts done", "samples", "answers reused / generated",
       "evaluation s", "reason"],
       datasets.map((d) => [d.short, d.name, el("span", { class: "status-" + d.status, text: d.status }),
-        Object.entries(d.metrics).map(([k, v]) => k + " " + fmt(v)).join(", "),
+        Object.entries(d.metrics).map(([k, v]) => k + " " + fmt(v)).join(", ") + (d.probe ? " (probe of " +
+          d.probe.size + ", seed " + d.probe.seed + (d.probe.ci95 && d.probe.ci95.length ? "; 95% interval " +
+          d.probe.ci95[0] + "-" + d.probe.ci95[1] : "") + ": not a full run)" : ""),
         d.prompts.done === undefined ? "" : d.prompts.done + " / " + (d.prompts.total || "?"),
         d.samples === null || d.samples === undefined ? (d.samples_error || "") : d.samples,
         d.answers.reused === undefined ? "" : d.answers.reused + " / " + d.answers.generated,
