@@ -133,6 +133,45 @@ def _datasets(args: argparse.Namespace) -> int:
         return _fail("datasets", error)
 
 
+def _parity_args(parser: Parser) -> None:
+    parser.add_argument("run", help="a run folder (outputs/<run>)")
+    parser.add_argument(
+        "--reference", help="the reference's name (default: the one matching the run's model)"
+    )
+    parser.add_argument(
+        "--reference-dir", action="append", default=[], help="a folder of references of yours"
+    )
+    parser.add_argument("--json", action="store_true", help="the verdicts as JSON")
+    parser.add_argument("--html", help="also write the verdicts as an HTML page")
+    parser.add_argument(
+        "--gate", help="exit 1 when a dataset is below its reference by more: 'max_below=2.0'"
+    )
+    parser.add_argument(
+        "--save-reference", metavar="NAME", help="store this run's scores and settings as reference NAME"
+    )
+
+
+def _parity(args: argparse.Namespace) -> int:
+    from bench_app.reports import parity
+
+    extra = [Path(d) for d in args.reference_dir]
+    try:
+        if args.save_reference:
+            folder = extra[0] if extra else parity.REFERENCE_DIR
+            print(f"saved {parity.save_reference(Path(args.run), args.save_reference, folder)}")
+            return 0
+        report = parity.parity(Path(args.run), args.reference, extra)
+        failing = parity.gate(report, args.gate) if args.gate else []
+    except UserError as error:
+        return _fail("parity", error)
+    print(parity.to_json(report) if args.json else "\n".join(parity.lines(report)))
+    if args.html:
+        print(f"wrote {parity.write_html(report, Path(args.html))}")
+    for line in failing:
+        print(f"gate: {line}")
+    return 1 if failing else 0
+
+
 def _migrate_args(parser: Parser) -> None:
     parser.add_argument("source", type=Path, help="the original system's suite folder (suites and tasks)")
     parser.add_argument("--out", type=Path, default=Path("migrated_conf"), help="the user config folder")
@@ -308,6 +347,12 @@ VERBS: Dict[str, Verb] = {
         "bench-app datasets fetch model=qwen3_30b 'dataset=[ceval,gsm8k]'",
         _datasets_args,
         _datasets,
+    ),
+    "parity": Verb(
+        "is the run's score the published one? per dataset its 95% interval, the reference, a verdict, why",
+        "bench-app parity outputs/qwen3_bf16 --gate 'max_below=2.0'",
+        _parity_args,
+        _parity,
     ),
     "migrate": Verb(
         "the original system's suite and task files -> a user config folder (never overwrites)",

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.records import DatasetEntry, ServerEntry
@@ -159,7 +160,17 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
         "samples": samples,
         "text_limit": limit,
         "load": results.load_sweep,  # execution.load_levels: the frontier section
+        "parity": _parity(run_dir),  # against the reference matching the model, when one does
     }
+
+
+def _parity(run_dir: Path) -> Optional[Dict[str, Any]]:
+    from bench_app.reports.parity import parity
+
+    try:
+        return parity(run_dir)
+    except (UserError, OSError, ValueError):  # no reference for this model: no section
+        return None
 
 
 def render(data: Dict[str, Any], title: str) -> str:

@@ -217,6 +217,21 @@
       yaxis: { title: { text: "score" } } }, plotConfig);
   }
 
+  // Parity: the run's scores against the published reference of its model (bench-app parity)
+  if (data.parity) {
+    const p = data.parity;
+    section("parity", "Parity with " + p.reference,
+      el("p", { class: "muted", text: (p.source || "") + (p.verified ? "" : " — the reference's figures are " +
+        "marked unverified") + ". Verdict: the reference inside the run's 95% interval (consistent), or outside " +
+        "it (below / above); a caution names a setting that alone can move the score." }),
+      table(["dataset", "mode", "run [95% interval] (n)", "reference", "difference", "verdict", "why"],
+        p.rows.map((r) => [r.dataset, r.mode, r.score === null ? "-" : fmt(r.score) + (r.ci95 ? " [" + r.ci95[0] +
+          ", " + r.ci95[1] + "]" : "") + " (n=" + r.questions + ")", r.reference === null ? "-" : r.reference,
+          r.difference === null ? "-" : (r.difference > 0 ? "+" : "") + r.difference,
+          r.verdict + (r.cautions.length ? " (caution)" : ""),
+          r.reasons.concat(r.cautions.map((c) => "caution: " + c)).join("; ")])));
+  }
+
   // Replicas (execution.replicas > 1): each one's share of every dataset; an uneven replica shows here
   const shared = datasets.filter((d) => d.replicas && d.replicas.length);
   if (shared.length) {

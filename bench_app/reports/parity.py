@@ -1,0 +1,286 @@
+"""`bench-app parity RUN`: is the run's score the published one? Per dataset the run's score with its 95%
+interval, the reference's, the difference, and a verdict with its reasons.
+
+References are YAML files (conf/reference/<name>.yaml, and any folder given with --reference-dir): per dataset
+and mode (thinking / non_thinking) the published score, metric, variant, number of questions, repeats,
+sampling settings and output budget, and what the source does not report. A run picks the reference whose
+`matches` its model path or served name contains, unless one is named.
+
+Verdicts: `consistent` (the reference lies inside the run's interval), `below` / `above` (outside it),
+`not comparable` (no reference for the dataset or its mode, or no score). Settings that move scores (thinking
+mode, a smaller output budget, greedy decoding where the authors sample, fewer repeats, a subset or another
+variant) add a caution to the verdict: the numbers may differ for that reason alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from bench_app.common.errors import UserError
+from bench_app.common.files import atomic_write, read_yaml
+from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.rundir.layout import RunFolder
+
+REFERENCE_DIR = PROJECT_ROOT / "conf" / "reference"
+GREEDY_BELOW = 0.05  # a temperature at or below this decodes (almost) greedily
+
+
+@dataclass
+class Row:
+    dataset: str
+    mode: str
+    score: Optional[float] = None
+    questions: Optional[int] = None
+    ci95: Optional[Tuple[float, float]] = None
+    reference: Optional[float] = None
+    difference: Optional[float] = None
+    verdict: str = "not comparable"
+    reasons: List[str] = field(default_factory=list)
+    cautions: List[str] = field(default_factory=list)
+
+
+def wilson(score: float, n: int, z: float = 1.96) -> Tuple[float, float]:
+    """95% Wilson interval of a percentage over n questions, in percent."""
+    p = score / 100.0
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)
+
+
+def reference_files(extra: Sequence[Path] = ()) -> Dict[str, Path]:
+    found: Dict[str, Path] = {}
+    for folder in [REFERENCE_DIR, *extra]:
+        for path in sorted(Path(folder).glob("*.yaml")):
+            found[path.stem] = path
+    return found
+
+
+def load_reference(
+    name: Optional[str], model_names: Sequence[str], extra: Sequence[Path] = ()
+) -> Tuple[str, Dict]:
+    files = reference_files(extra)
+    if name:
+        if name not in files:
+            raise UserError(f"no reference {name!r}; known: {', '.join(sorted(files)) or 'none'}")
+        return name, read_yaml(files[name]) or {}
+    for stem, path in files.items():
+        document = read_yaml(path) or {}
+        patterns = [str(m).lower() for m in document.get("matches") or []]
+        if any(p in str(model).lower() for p in patterns for model in model_names if model):
+            return stem, document
+    raise UserError(
+        f"no reference matches the run's model ({', '.join(str(m) for m in model_names if m)}); name one "
+        f"with --reference ({', '.join(sorted(files)) or 'none known'}), or save one with --save-reference"
+    )
+
+
+def _mode(per_dataset: Dict[str, Any]) -> str:
+    thinking = (per_dataset.get("model_config") or {}).get("thinking")
+    if thinking is None:
+        thinking = (per_dataset.get("aisbench") or {}).get("thinking")
+    return "non_thinking" if thinking is False else "thinking"  # null: the chat template's default (thinks)
+
+
+def _questions(entry) -> Optional[int]:
+    probe = entry.probe or {}
+    if probe.get("size"):
+        return int(probe["size"])
+    if entry.samples:
+        return int(entry.samples)
+    return int(entry.prompts["total"]) if (entry.prompts or {}).get("total") else None
+
+
+def _cautions(document: Dict[str, Any], published: Dict[str, Any]) -> List[str]:
+    aisbench = document.get("aisbench") or {}
+    model_config = document.get("model_config") or {}
+    said: List[str] = []
+    budget, wanted = model_config.get("max_out_len"), published.get("max_out_len")
+    if budget and wanted and int(budget) < int(wanted):
+        said.append(f"max_out_len {budget} < the reference's {wanted}: long answers are cut")
+    temperature = (model_config.get("generation_kwargs") or {}).get("temperature")
+    sampled = (published.get("sampling") or {}).get("temperature")
+    if temperature is not None and sampled and float(temperature) <= GREEDY_BELOW < float(sampled):
+        said.append(f"greedy decoding (temperature {temperature}) where the authors sample at {sampled}")
+    repeats = int(published.get("repeats") or 1)
+    if repeats > 1:
+        said.append(f"one pass where the reference averages {repeats} samples per question")
+    name, variants = (document.get("dataset") or {}).get("name"), published.get("names") or []
+    if variants and name not in variants:
+        said.append(
+            f"{name} is not the reference's variant {published.get('variant')} ({', '.join(variants)})"
+        )
+    subset = [k for k in ("num_prompts", "sample_size", "subsets") if aisbench.get(k) is not None]
+    if subset:
+        said.append("a subset of the dataset (" + ", ".join(f"{k} {aisbench[k]}" for k in subset) + ")")
+    return said
+
+
+def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = ()) -> Dict[str, Any]:
+    folder = RunFolder(run)
+    if not folder.is_run_folder():
+        raise UserError(f"{run} is not a run folder (no results.yaml or configs/)")
+    results, per_dataset = folder.read_results(), folder.read_per_dataset()
+    names = [results.model.get("path"), results.model.get("name"), results.model.get("served_model_name")]
+    chosen, document = load_reference(reference, names, extra)
+    published_all = document.get("datasets") or {}
+    rows: List[Row] = []
+    for short, entry in results.datasets.items():
+        config = per_dataset.get(short, {})
+        row = Row(short, _mode(config))
+        rows.append(row)
+        score = entry.metrics.get("accuracy")
+        if entry.status != "ok" or not isinstance(score, (int, float)):
+            row.reasons.append(f"the run has no score ({entry.status})")
+            continue
+        row.score, row.questions = float(score), _questions(entry)
+        if row.questions:
+            row.ci95 = wilson(row.score, row.questions)
+        key = short.split("@")[0]
+        if key not in published_all:
+            why = (document.get("not_reported") or {}).get(key)
+            row.reasons.append(f"no reference: {why}" if why else f"no reference for {key} in {chosen}")
+            continue
+        published = published_all[key].get(row.mode)
+        if published is None:
+            row.reasons.append(f"the reference has no {row.mode.replace('_', '-')} score for {key}")
+            continue
+        row.reference = float(published["score"])
+        row.difference = round(row.score - row.reference, 2)
+        row.cautions = _cautions(config, published)
+        if row.ci95 is None:
+            row.reasons.append("the number of questions is not recorded: no interval")
+            continue
+        low, high = row.ci95
+        row.verdict = (
+            "consistent" if low <= row.reference <= high else "below" if high < row.reference else "above"
+        )
+        where = "inside" if row.verdict == "consistent" else "outside"
+        row.reasons.append(
+            f"reference {row.reference:g} {where} the run's 95% interval {low:g}-{high:g} over "
+            f"{row.questions} questions"
+        )
+    return {
+        "run": str(run),
+        "reference": chosen,
+        "verified": bool(document.get("verified")),
+        "source": document.get("source"),
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def lines(report: Dict[str, Any]) -> List[str]:
+    said = [
+        f"parity of {report['run']} against reference {report['reference']} ({report.get('source') or ''})"
+    ]
+    if not report["verified"]:
+        said.append("  note: the reference's figures are marked unverified (verified: false in its file)")
+    for row in report["rows"]:
+        interval = f" [{row['ci95'][0]:g}, {row['ci95'][1]:g}]" if row["ci95"] else ""
+        score = f"{row['score']:g}{interval} (n={row['questions']})" if row["score"] is not None else "-"
+        ref = f"{row['reference']:g}" if row["reference"] is not None else "-"
+        diff = f"{row['difference']:+g}" if row["difference"] is not None else "-"
+        verdict = row["verdict"] + (" (caution)" if row["cautions"] else "")
+        said.append(
+            f"  {row['dataset']} [{row['mode']}]: run {score}, reference {ref}, difference {diff}: {verdict}"
+        )
+        for reason in row["reasons"]:
+            said.append(f"      {reason}")
+        for caution in row["cautions"]:
+            said.append(f"      caution: {caution}")
+    return said
+
+
+def gate(report: Dict[str, Any], spec: str) -> List[str]:
+    """Datasets that fail the gate (e.g. max_below=2.0: below the reference by more than 2 points)."""
+    key, _, value = spec.partition("=")
+    if key.strip() != "max_below":
+        raise UserError(f"--gate {spec!r}: give max_below=POINTS")
+    try:
+        limit = float(value)
+    except ValueError:
+        raise UserError(f"--gate {spec!r}: {value!r} is not a number of points") from None
+    return [
+        f"{r['dataset']}: {r['difference']:+g} points (below by more than {limit:g})"
+        for r in report["rows"]
+        if r["verdict"] == "below" and r["difference"] is not None and -r["difference"] > limit
+    ]
+
+
+def save_reference(run: Path, name: str, folder: Path) -> Path:
+    """A run's scores and settings as a reference of its own (a team's baseline)."""
+    target = Path(folder) / f"{name}.yaml"
+    if target.exists():
+        raise UserError(f"{target} exists; it is never overwritten: choose another name")
+    run_folder = RunFolder(run)
+    results, per_dataset = run_folder.read_results(), run_folder.read_per_dataset()
+    datasets: Dict[str, Any] = {}
+    for short, entry in results.datasets.items():
+        score = entry.metrics.get("accuracy")
+        if entry.status != "ok" or not isinstance(score, (int, float)):
+            continue
+        config = per_dataset.get(short, {})
+        model_config = config.get("model_config") or {}
+        datasets.setdefault(short.split("@")[0], {})[_mode(config)] = {
+            "score": float(score),
+            "metric": "accuracy",
+            "variant": (config.get("dataset") or {}).get("name"),
+            "questions": _questions(entry),
+            "max_out_len": model_config.get("max_out_len"),
+            "repeats": 1,
+            "sampling": model_config.get("generation_kwargs") or {},
+        }
+    model = results.model.get("path") or results.model.get("name") or ""
+    document = {
+        "model": results.model.get("name") or model,
+        "matches": [m for m in {results.model.get("name"), Path(str(model)).name} if m],
+        "verified": True,
+        "source": f"bench_app run {run.resolve()} ({results.benchmark.get('timestamp')})",
+        "datasets": datasets,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return target
+
+
+def to_json(report: Dict[str, Any]) -> str:
+    return json.dumps(report, indent=1, ensure_ascii=False)
+
+
+def write_html(report: Dict[str, Any], out: Path) -> Path:
+    """The verdicts as one self-contained HTML table."""
+    from html import escape
+
+    head = ["dataset", "mode", "run (95% interval, n)", "reference", "difference", "verdict", "why"]
+    body = []
+    for row in report["rows"]:
+        interval = f" [{row['ci95'][0]:g}, {row['ci95'][1]:g}]" if row["ci95"] else ""
+        cells = [
+            row["dataset"],
+            row["mode"],
+            f"{row['score']:g}{interval} n={row['questions']}" if row["score"] is not None else "-",
+            f"{row['reference']:g}" if row["reference"] is not None else "-",
+            f"{row['difference']:+g}" if row["difference"] is not None else "-",
+            row["verdict"] + (" (caution)" if row["cautions"] else ""),
+            "; ".join(row["reasons"] + [f"caution: {c}" for c in row["cautions"]]),
+        ]
+        body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    note = "" if report["verified"] else "<p><b>The reference's figures are marked unverified.</b></p>"
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>parity</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:4px 8px;"
+        "text-align:left;vertical-align:top}</style>"
+        f"<h1>Parity: {escape(Path(report['run']).name)} vs {escape(report['reference'])}</h1>"
+        f"<p>{escape(str(report.get('source') or ''))}</p>{note}<table><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr>"
+        + "".join(body)
+        + "</table>"
+    )
+    atomic_write(out, page)
+    return out

