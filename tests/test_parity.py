@@ -105,6 +105,21 @@ def test_verdicts_follow_the_interval_and_name_what_makes_a_comparison_unsafe(wo
     assert unknown.returncode == 2 and "no reference matches the run's model" in unknown.stderr
 
 
+def test_over_repeats_the_interval_is_their_spread(workdir):
+    sweep = workdir / "sweep"
+    for job, score in enumerate((60.0, 64.0, 68.0)):
+        qwen_run(sweep, str(job), {"gpqa": (score, 198, True, 32768, 0.6)})
+    done = run_cli(["parity", str(sweep), "--json"], workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    (row,) = report["rows"]
+    half = 4.303 * 4.0 / math.sqrt(3)  # t(0.975, 2) x the repeats' std / sqrt(3)
+    assert report["repeats"] == 3 and row["score"] == 64.0
+    assert row["ci95"] == pytest.approx([64 - half, 64 + half], abs=0.06)
+    assert row["verdict"] == "consistent" and "the mean of 3 repeats (60, 64, 68)" in row["reasons"][0]
+    assert any("3 repeats where the reference averages 10" in c for c in row["cautions"])
+
+
 def test_wilson_of_the_tool_is_the_textbook_one():
     low, high = wilson(50.0, 198)
     assert (low, high) == pytest.approx(independent_wilson(0.5, 198), abs=0.06)

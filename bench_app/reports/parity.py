@@ -96,7 +96,7 @@ def _questions(entry) -> Optional[int]:
     return int(entry.prompts["total"]) if (entry.prompts or {}).get("total") else None
 
 
-def _cautions(document: Dict[str, Any], published: Dict[str, Any]) -> List[str]:
+def _cautions(document: Dict[str, Any], published: Dict[str, Any], repeats_run: int = 1) -> List[str]:
     aisbench = document.get("aisbench") or {}
     model_config = document.get("model_config") or {}
     said: List[str] = []
@@ -108,8 +108,9 @@ def _cautions(document: Dict[str, Any], published: Dict[str, Any]) -> List[str]:
     if temperature is not None and sampled and float(temperature) <= GREEDY_BELOW < float(sampled):
         said.append(f"greedy decoding (temperature {temperature}) where the authors sample at {sampled}")
     repeats = int(published.get("repeats") or 1)
-    if repeats > 1:
-        said.append(f"one pass where the reference averages {repeats} samples per question")
+    if repeats > repeats_run:
+        passes = "one pass" if repeats_run == 1 else f"{repeats_run} repeats"
+        said.append(f"{passes} where the reference averages {repeats} samples per question")
     name, variants = (document.get("dataset") or {}).get("name"), published.get("names") or []
     if variants and name not in variants:
         said.append(
@@ -121,25 +122,52 @@ def _cautions(document: Dict[str, Any], published: Dict[str, Any]) -> List[str]:
     return said
 
 
+def _runs(path: Path) -> List[RunFolder]:
+    """The run, or the runs of a sweep of repeats (benchmark.repeats=N: one job per seed)."""
+    folder = RunFolder(path)
+    if folder.is_run_folder():
+        return [folder]
+    jobs = [RunFolder(p) for p in sorted(Path(path).iterdir()) if p.is_dir() and RunFolder(p).is_run_folder()]
+    if not jobs:
+        raise UserError(f"{path} is neither a run folder nor a sweep of run folders")
+    return jobs
+
+
+def _repeat_interval(scores: List[float]) -> Tuple[float, float]:
+    """95% t-interval of the mean over repeats."""
+    from scipy.stats import t
+
+    mean, n = sum(scores) / len(scores), len(scores)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1))
+    half = float(t.ppf(0.975, n - 1)) * spread / math.sqrt(n)
+    return round(max(0.0, mean - half), 1), round(min(100.0, mean + half), 1)
+
+
 def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = ()) -> Dict[str, Any]:
-    folder = RunFolder(run)
-    if not folder.is_run_folder():
-        raise UserError(f"{run} is not a run folder (no results.yaml or configs/)")
-    results, per_dataset = folder.read_results(), folder.read_per_dataset()
-    names = [results.model.get("path"), results.model.get("name"), results.model.get("served_model_name")]
-    chosen, document = load_reference(reference, names, extra)
+    runs = _runs(run)
+    results = [r.read_results() for r in runs]
+    per_dataset = runs[0].read_per_dataset()
+    model = results[0].model
+    chosen, document = load_reference(
+        reference, [model.get("path"), model.get("name"), model.get("served_model_name")], extra
+    )
     published_all = document.get("datasets") or {}
     rows: List[Row] = []
-    for short, entry in results.datasets.items():
+    for short, entry in results[0].datasets.items():
         config = per_dataset.get(short, {})
         row = Row(short, _mode(config))
         rows.append(row)
-        score = entry.metrics.get("accuracy")
-        if entry.status != "ok" or not isinstance(score, (int, float)):
-            row.reasons.append(f"the run has no score ({entry.status})")
+        entries = [r.datasets.get(short) for r in results]
+        scores = [e.metrics.get("accuracy") for e in entries if e is not None and e.status == "ok"]
+        if len(scores) != len(entries) or not all(isinstance(x, (int, float)) for x in scores):
+            row.reasons.append(
+                f"the run has no score ({entry.status})" if len(runs) == 1 else "a repeat has no score"
+            )
             continue
-        row.score, row.questions = float(score), _questions(entry)
-        if row.questions:
+        row.score, row.questions = round(sum(scores) / len(scores), 4), _questions(entry)
+        if len(scores) > 1:  # repeats: their spread, not one pass's sampling error
+            row.ci95 = _repeat_interval([float(x) for x in scores])
+        elif row.questions:
             row.ci95 = wilson(row.score, row.questions)
         key = short.split("@")[0]
         if key not in published_all:
@@ -152,7 +180,7 @@ def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = (
             continue
         row.reference = float(published["score"])
         row.difference = round(row.score - row.reference, 2)
-        row.cautions = _cautions(config, published)
+        row.cautions = _cautions(config, published, len(scores))
         if row.ci95 is None:
             row.reasons.append("the number of questions is not recorded: no interval")
             continue
@@ -161,15 +189,20 @@ def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = (
             "consistent" if low <= row.reference <= high else "below" if high < row.reference else "above"
         )
         where = "inside" if row.verdict == "consistent" else "outside"
+        over = (
+            f"the mean of {len(scores)} repeats ({', '.join(f'{x:g}' for x in scores)})"
+            if len(scores) > 1
+            else f"{row.questions} questions"
+        )
         row.reasons.append(
-            f"reference {row.reference:g} {where} the run's 95% interval {low:g}-{high:g} over "
-            f"{row.questions} questions"
+            f"reference {row.reference:g} {where} the run's 95% interval {low:g}-{high:g} over {over}"
         )
     return {
         "run": str(run),
         "reference": chosen,
         "verified": bool(document.get("verified")),
         "source": document.get("source"),
+        "repeats": len(runs),
         "rows": [asdict(r) for r in rows],
     }
 
