@@ -331,3 +331,16 @@ def test_ctrl_c_leaves_no_replica_behind(workdir):
         assert not pid_alive(pid), f"process {pid} of a replica survived Ctrl-C"
     results = load(workdir / "outputs/int/results.yaml")
     assert results["status"] == "interrupted" and len(results["servers"][0]["replicas"]) == 2
+
+
+def test_compare_shows_a_replica_count_as_a_setting(workdir):
+    for name, count in (("one", 1), ("two", 2)):
+        done = run_cli([f"benchmark.name={name}", *DRY, f"execution.replicas={count}"], workdir)
+        assert done.returncode == 0, done.stdout + done.stderr
+    two = load(workdir / "outputs/two/configs/per_dataset/sample_gsm8k.yaml")
+    assert two["engine"]["replicas"] == 2
+    assert load(workdir / "outputs/two/configs/metadata.yaml")["replicas"] == {"0": 2}
+    compared = run_cli(["compare", str(workdir / "outputs/one"), str(workdir / "outputs/two")], workdir)
+    assert "execution.replicas: 1 -> 2" in compared.stdout and "== scores" not in compared.stdout, (
+        compared.stdout
+    )
