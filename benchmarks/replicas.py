@@ -23,21 +23,10 @@ import time
 from pathlib import Path
 
 import yaml
+from resume import write_dataset  # beside this script: the same GSM8K-format sample
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-
-
-def write_dataset(folder: Path, count: int) -> None:
-    """GSM8K's layout (train.jsonl, test.jsonl): `question`, `answer` ending in `#### N`."""
-    folder.mkdir(parents=True)
-    rows = [
-        {"question": f"Sam has {a} marbles and finds {b} more. How many marbles does Sam have now?",
-         "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
-        for a, b in ((3 + i, 2 * i + 1) for i in range(count))
-    ]  # fmt: skip
-    for split in ("train", "test"):
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def cpu_ticks() -> tuple:

@@ -132,29 +132,17 @@ def test_a_reference_saved_from_a_real_run_judges_the_next(workdir, vllm_server)
         done = run_cli(vllm_server.args(f"benchmark.name={name}", *args), workdir, env=vllm_server.env())
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     refs = workdir / "refs"
-    saved = run_cli(
-        [
-            "parity",
-            str(workdir / "outputs/baseline"),
-            "--save-reference",
-            "tiny_team",
-            "--reference-dir",
-            str(refs),
-        ],
-        workdir,
-    )
+    save = [
+        "parity",
+        str(workdir / "outputs/baseline"),
+        "--save-reference",
+        "tiny_team",
+        "--reference-dir",
+        str(refs),
+    ]
+    saved = run_cli(save, workdir)
     assert saved.returncode == 0 and (refs / "tiny_team.yaml").is_file(), saved.stderr
-    again = run_cli(
-        [
-            "parity",
-            str(workdir / "outputs/baseline"),
-            "--save-reference",
-            "tiny_team",
-            "--reference-dir",
-            str(refs),
-        ],
-        workdir,
-    )
+    again = run_cli(save, workdir)
     assert again.returncode == 2 and "never overwritten" in again.stderr
     judged = run_cli(
         ["parity", str(workdir / "outputs/candidate"), "--reference-dir", str(refs), "--json"], workdir
