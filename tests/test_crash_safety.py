@@ -127,3 +127,18 @@ def test_sigkill_of_a_sweep_parent_takes_its_servers_down(workdir):
     assert done.returncode == 0, done.stderr
     job = load(workdir / "outputs/sweeps/killed/0/configs/metadata.yaml")
     assert job["run"]["status"] == "abandoned" and job["run"]["abandoned_found"]
+
+
+def test_sigkill_of_the_runner_takes_every_replica_down(workdir):
+    engine, env = broken_engine_args("never_healthy", workdir / "pids")
+    pidfile = workdir / "pids"
+    groups = _kill_runner_when(
+        workdir,
+        ["benchmark.name=k_replicas", "dataset=[sample_gsm8k]", "execution.replicas=2", *engine],
+        lambda: pidfile.exists() and len(pidfile.read_text().split()) >= 4,  # both replicas, their children
+        timeout=60,
+        env=env,
+    )
+    assert len(groups) >= 2  # one process group per replica
+    _assert_gone_and_abandoned(workdir, "k_replicas", groups)
+    assert not [p for p in map(int, pidfile.read_text().split()) if pid_alive(p)]
