@@ -344,3 +344,13 @@ def test_compare_shows_a_replica_count_as_a_setting(workdir):
     assert "execution.replicas: 1 -> 2" in compared.stdout and "== scores" not in compared.stdout, (
         compared.stdout
     )
+
+
+def test_a_dataset_sets_the_replicas_of_its_engine_group(workdir):
+    both = ["dataset=[sample_gsm8k,sample_mmlu]", "datasets.sample_gsm8k.replicas=2"]
+    done = run_cli(["benchmark.name=per_dataset", *both, "execution.dry_run=true"], workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    mmlu = load(workdir / "outputs/per_dataset/configs/per_dataset/sample_mmlu.yaml")
+    assert mmlu["engine"]["replicas"] == 2  # the group's: its other dataset asked for two
+    clash = run_cli(["benchmark.name=clash", *both, "datasets.sample_mmlu.replicas=1", *DRY[1:]], workdir)
+    assert clash.returncode == 2 and "ask for different replicas (1, 2)" in clash.stdout, clash.stdout

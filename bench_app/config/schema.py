@@ -85,6 +85,8 @@ class DatasetConf:
     num_prompts: Optional[int] = None
     # Per-dataset probe size; falls back to aisbench.sample_size.
     sample_size: Optional[int] = None
+    # Servers of this dataset's engine configuration (its engine group); falls back to execution.replicas.
+    replicas: Any = None
     model_config: ModelConfig = field(default_factory=ModelConfig)
     vllm_config_override: Dict[str, Any] = field(default_factory=dict)
 

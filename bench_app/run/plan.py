@@ -303,22 +303,34 @@ def check_data(setting: str, evaluator: Evaluator, plans: List[DatasetPlan]) -> 
 
 
 def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGroup], plans) -> None:
-    """How many servers each engine group runs (execution.replicas), refused here when the devices or CPU
-    slots cannot hold them, before anything is written or started."""
+    """How many servers each engine group runs (its datasets' `replicas`, else execution.replicas), refused
+    here when the devices or CPU slots cannot hold them, before anything is written or started."""
     execution = config.execution
-    if str(execution.replicas).strip() == "1":
-        return
-    perf = sorted(p.short for p in plans if p.evaluator.mode == "perf")
-    if perf:
-        raise UserError(
-            f"execution.replicas={execution.replicas}: perf mode measures one server's latency and talks "
-            f"to it directly ({', '.join(perf)}); measure perf with execution.replicas=1."
-        )
     pool, _ = resources.device_pool(execution.devices, engine.device_visibility_env, os.environ)
     side_by_side = max(1, min(int(execution.parallel_groups), len(groups)))
     for group in groups:
+        bases = sorted({short.split("@")[0] for short in group.datasets})
+        given = {str(config.datasets[b].replicas) for b in bases if config.datasets[b].replicas is not None}
+        if len(given) > 1:
+            raise UserError(
+                f"datasets {', '.join(bases)} share one engine configuration (group {group.index}) but ask "
+                f"for different replicas ({', '.join(sorted(given))}); give them the same, or set "
+                "execution.replicas."
+            )
+        setting = given.pop() if given else execution.replicas
+        if str(setting).strip() == "1":
+            continue
+        where = f"replicas={setting} (group {group.index}: {', '.join(bases)})"
+        if not engine.starts_server:
+            raise UserError(f"{where}: the {engine.label} runs as it is; bench_app starts no servers for it.")
+        perf = [p.short for p in plans if p.group == group.index and p.evaluator.mode == "perf"]
+        if perf:
+            raise UserError(
+                f"{where}: perf mode measures one server's latency and talks to it directly "
+                f"({', '.join(perf)}); measure perf with one replica."
+            )
         group.replicas = resources.replica_count(
-            execution.replicas,
+            setting,
             resources.devices_per_server(group.engine_args),
             pool,
             execution.max_cpu_servers,
