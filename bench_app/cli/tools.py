@@ -134,42 +134,15 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _parity_args(parser: Parser) -> None:
-    parser.add_argument("run", help="a run folder (outputs/<run>)")
-    parser.add_argument(
-        "--reference", help="the reference's name (default: the one matching the run's model)"
-    )
-    parser.add_argument(
-        "--reference-dir", action="append", default=[], help="a folder of references of yours"
-    )
-    parser.add_argument("--json", action="store_true", help="the verdicts as JSON")
-    parser.add_argument("--html", help="also write the verdicts as an HTML page")
-    parser.add_argument(
-        "--gate", help="exit 1 when a dataset is below its reference by more: 'max_below=2.0'"
-    )
-    parser.add_argument(
-        "--save-reference", metavar="NAME", help="store this run's scores and settings as reference NAME"
-    )
+    from bench_app.cli.parity import parity_args
+
+    parity_args(parser)
 
 
 def _parity(args: argparse.Namespace) -> int:
-    from bench_app.reports import parity
+    from bench_app.cli.parity import parity
 
-    extra = [Path(d) for d in args.reference_dir]
-    try:
-        if args.save_reference:
-            folder = extra[0] if extra else parity.REFERENCE_DIR
-            print(f"saved {parity.save_reference(Path(args.run), args.save_reference, folder)}")
-            return 0
-        report = parity.parity(Path(args.run), args.reference, extra)
-        failing = parity.gate(report, args.gate) if args.gate else []
-    except UserError as error:
-        return _fail("parity", error)
-    print(parity.to_json(report) if args.json else "\n".join(parity.lines(report)))
-    if args.html:
-        print(f"wrote {parity.write_html(report, Path(args.html))}")
-    for line in failing:
-        print(f"gate: {line}")
-    return 1 if failing else 0
+    return parity(args)
 
 
 def _migrate_args(parser: Parser) -> None:
