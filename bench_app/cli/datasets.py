@@ -24,6 +24,7 @@ from bench_app.config.resolvers import PROJECT_ROOT
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.aisbench import datafiles, fetch
 from bench_app.evaluators.aisbench.task import evaluator_python
+from bench_app.evaluators.data import measure_path
 from bench_app.run.plan import evaluator_settings
 
 CHECKED = PROJECT_ROOT / ".cache" / "datasets" / "checked.json"
@@ -90,7 +91,7 @@ def datasets(args: argparse.Namespace) -> int:
             print(f"{short}: {name}\n  reads {found.path}\n  from  {where}")
             continue
         if args.action == "fetch" and not found.complete:
-            found = _fetch(short, name, found, source, evaluator, args)
+            found = _fetch(short, found, source, evaluator, args)
         bad += _report(short, found, remembered)
     if args.action != "list":
         CHECKED.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def datasets(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _fetch(short, name, found, source, evaluator, args):
+def _fetch(short, found, source, evaluator, args):
     if source is None:
         raise UserError(
             f"{short}: no source is known for {found.declared} (bench_app's table: {fetch.SOURCES}). Copy "
@@ -116,14 +117,7 @@ def _fetch(short, name, found, source, evaluator, args):
         progress(None, None)
     pinned = "checked against the table" if source.sha256 else "not in the table: pin it in sources.yaml"
     print(f"  archive sha256 {digest} ({pinned})")
-    return evaluator.data_files(name, found_settings(found))
-
-
-def found_settings(found):
-    """Settings that point the check at the data path just fetched."""
-    from bench_app.config.schema import EvaluatorSettings
-
-    return EvaluatorSettings(data_path=found.path)
+    return measure_path(Path(found.path), found.declared, found.source)  # what is there now
 
 
 def _report(short: str, found, remembered: Dict[str, str]) -> int:

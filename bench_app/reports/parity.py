@@ -25,6 +25,7 @@ import yaml
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, read_yaml
 from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.run import sampling
 from bench_app.rundir.layout import RunFolder
 
 REFERENCE_DIR = PROJECT_ROOT / "conf" / "reference"
@@ -45,12 +46,9 @@ class Row:
     cautions: List[str] = field(default_factory=list)
 
 
-def wilson(score: float, n: int, z: float = 1.96) -> Tuple[float, float]:
-    """95% Wilson interval of a percentage over n questions, in percent."""
-    p = score / 100.0
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)
+def wilson(score: float, n: int) -> Tuple[float, float]:
+    """95% Wilson interval of a percentage over n questions, in percent (bench_app.run.sampling's)."""
+    return sampling.wilson(score * n / 100.0, n)
 
 
 def reference_files(extra: Sequence[Path] = ()) -> Dict[str, Path]:

@@ -39,6 +39,16 @@ def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[Reque
     return open_cache(path, lambda message: warn(f"warning: {message}"))
 
 
+def _send_to_replicas(relay: Relay, live: Live) -> bool:
+    """With execution.replicas: the relay balances over the group's replicas, which a supervisor now
+    watches. False for a single server (the relay's one upstream is set by the caller)."""
+    if not isinstance(live.server, ReplicaSet):
+        return False
+    relay.set_upstreams(live.server.addresses())
+    live.server.supervise(relay.balancer)
+    return True
+
+
 def _died(server: EngineServer) -> Optional[str]:
     death = server.death()
     return f"server died during the evaluation ({death})" if death else None
@@ -225,9 +235,7 @@ class GroupRunner:
                 # the run folder's own cache holds the reasoning's text; a shared one may be pruned
                 reasoning_in_cache=self.cache is not None and self.cache.path == self.folder.cache_file,
             ) as relay:
-                if isinstance(live.server, ReplicaSet):
-                    relay.set_upstreams(live.server.addresses())
-                    live.server.supervise(relay.balancer)
+                _send_to_replicas(relay, live)
                 self._evaluate_all(session, group, record, live, endpoint, relay, pending)
         finally:
             if not isinstance(live.server, NotStarted):
@@ -351,10 +359,7 @@ class GroupRunner:
             ):
                 if self._restart(group, record, live, short, death, pending[position:]):
                     endpoint = replace(endpoint, port=record.port)  # perf talks to the new server directly
-                    if isinstance(live.server, ReplicaSet):
-                        relay.set_upstreams(live.server.addresses())
-                        live.server.supervise(relay.balancer)
-                    else:
+                    if not _send_to_replicas(relay, live):
                         relay.upstream = (endpoint.host, record.port)
                     continue  # the same dataset again, from its saved answers
                 return

@@ -108,10 +108,7 @@ class ReplicaSet:
 
         def bring_up(replica: Replica) -> None:
             try:
-                replica.server.start()
-                replica.entry["ready_after_s"] = round(
-                    replica.server.wait_ready(lambda: "run interrupted" if cancelled() else None), 1
-                )
+                self._launch(replica, lambda: "run interrupted" if cancelled() else None)
                 replica.state = "up"
             except EngineError as error:
                 raise EngineError(f"replica {replica.index}: {error.reason}", error.log_tail) from None
@@ -261,11 +258,8 @@ class ReplicaSet:
                 self.host, 0, self.devices_needed, self.execution.resource_wait_timeout_s, self._stop.is_set
             )
             replica.take(self._server(replica, lease), lease)
-            replica.server.start()
-            replica.entry["ready_after_s"] = round(
-                replica.server.wait_ready(lambda: "the group stopped" if self._stop.is_set() else None), 1
-            )
-        except (EngineError, Exception) as error:  # noqa: BLE001 - recorded, the others carry on
+            self._launch(replica, lambda: "the group stopped" if self._stop.is_set() else None)
+        except Exception as error:  # noqa: BLE001 - recorded, the others carry on
             reason = getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
             try:  # whatever of it did start
                 replica.server.stop()
@@ -283,6 +277,11 @@ class ReplicaSet:
 
     def _up(self) -> int:
         return sum(r.state == "up" for r in self.replicas)
+
+    def _launch(self, replica: Replica, stop_reason: Callable[[], Optional[str]]) -> None:
+        """Start the replica's server and wait until it is healthy (raises EngineError)."""
+        replica.server.start()
+        replica.entry["ready_after_s"] = round(replica.server.wait_ready(stop_reason), 1)
 
     def _server(self, replica: Replica, lease: Lease) -> EngineServer:
         return self.engine.server(
