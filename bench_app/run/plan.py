@@ -306,7 +306,7 @@ def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGro
     """How many servers each engine group runs (its datasets' `replicas`, else execution.replicas), refused
     here when the devices or CPU slots cannot hold them, before anything is written or started."""
     execution = config.execution
-    pool, _ = resources.device_pool(execution.devices, engine.device_visibility_env, os.environ)
+    pool = None  # looked up (nvidia-smi, perhaps) only for a group that asks for more than one server
     side_by_side = max(1, min(int(execution.parallel_groups), len(groups)))
     for group in groups:
         bases = sorted({short.split("@")[0] for short in group.datasets})
@@ -329,6 +329,8 @@ def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGro
                 f"{where}: perf mode measures one server's latency and talks to it directly "
                 f"({', '.join(perf)}); measure perf with one replica."
             )
+        if pool is None:
+            pool, _ = resources.device_pool(execution.devices, engine.device_visibility_env, os.environ)
         group.replicas = resources.replica_count(
             setting,
             resources.devices_per_server(group.engine_args),
