@@ -519,6 +519,8 @@ def test_a_miss_says_what_changed_since_the_answers_it_did_not_reuse(tmp_path):
     said = cache.why_not_reused(fingerprint_of(after), after)
     assert "1 cached answer(s) of this model are not reused" in said
     assert "chat_template.jinja changed" in said and "engine_args.max_model_len: 2048 -> 4096" in said
+    # The answers of another engine group of the same run are no news: nothing to say about them.
+    assert cache.why_not_reused(fingerprint_of(after), after, siblings={fingerprint_of(before)}) is None
     cache.put("old", "an-earlier-release-fingerprint", {"choices": []})  # no identity recorded
     other = engine_identity({"model_path": str(tmp_path / "another"), "max_model_len": 2048})
     assert "come from an earlier bench_app" in cache.why_not_reused(fingerprint_of(other), other)

@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bench_app.run.identity import IDENTITY_VERSION, changes
 
@@ -135,21 +135,26 @@ class RequestCache:
                 (fingerprint, json.dumps(identity, sort_keys=True, default=str), time.time()),
             )
 
-    def why_not_reused(self, fingerprint: str, identity: Mapping[str, Any]) -> Optional[str]:
+    def why_not_reused(
+        self, fingerprint: str, identity: Mapping[str, Any], siblings: Collection[str] = ()
+    ) -> Optional[str]:
         """Why this engine configuration finds no answers though the cache holds some of its model's (or of
-        an earlier bench_app's): what changed. None when it has answers, or when nothing is related."""
+        an earlier bench_app's): what changed. None when it has answers, or when nothing is related.
+        siblings: the fingerprints of the run's other engine groups, whose answers are no news (a first run
+        of two groups would otherwise call its own first group's answers not reused)."""
         if self.has_engine(fingerprint):
             return None
         with self._lock:
-            known = self._db.execute(
-                "SELECT e.identity, COUNT(a.key), MAX(a.stored) FROM engines e JOIN answers a "
+            rows = self._db.execute(
+                "SELECT e.fingerprint, e.identity, COUNT(a.key) FROM engines e JOIN answers a "
                 "ON a.engine = e.fingerprint GROUP BY e.fingerprint ORDER BY MAX(a.stored) DESC"
             ).fetchall()
             (unknown,) = self._db.execute(
                 "SELECT COUNT(*) FROM answers WHERE engine NOT IN (SELECT fingerprint FROM engines)"
             ).fetchone()
         path = (identity.get("model") or {}).get("path")
-        for text, count, _ in known:
+        known = [(text, count) for engine, text, count in rows if engine not in siblings]
+        for text, count in known:
             earlier = json.loads(text)
             if (earlier.get("model") or {}).get("path") == path:
                 changed = changes(earlier, identity)

@@ -7,7 +7,7 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import ComponentError, EngineError
 from bench_app.common.files import now_iso, tail
@@ -72,6 +72,17 @@ class GroupRunner:
         self.cancel = threading.Event()
         self.index = {d.short: i + 1 for i, d in enumerate(plan.datasets)}
         self.cache = request_cache(config, self.folder, progress.log)
+        self._identities: Dict[int, Tuple[Dict[str, Any], str]] = {}
+        self._identities_lock = threading.Lock()
+
+    def _identity(self, group: EngineGroup) -> Tuple[Dict[str, Any], str]:
+        """The engine group's cache identity and its fingerprint, worked out once (it hashes model files)."""
+        with self._identities_lock:
+            if group.index not in self._identities:
+                engine = self.plan.engine
+                identity = engine.cache_identity(group.engine_args) or engine_identity(group.engine_args)
+                self._identities[group.index] = (identity, fingerprint_of(identity))
+            return self._identities[group.index]
 
     def _interrupted(self) -> Optional[str]:
         return "run interrupted" if self.cancel.is_set() else None
@@ -183,10 +194,10 @@ class GroupRunner:
     def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
         record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
         self.servers.append(record)
-        identity = self.plan.engine.cache_identity(group.engine_args) or engine_identity(group.engine_args)
-        fingerprint = fingerprint_of(identity)
+        identity, fingerprint = self._identity(group)
         if self.cache is not None:
-            not_reused = self.cache.why_not_reused(fingerprint, identity)
+            siblings = {self._identity(other)[1] for other in self.plan.groups if other is not group}
+            not_reused = self.cache.why_not_reused(fingerprint, identity, siblings)
             if not_reused:
                 self.progress.log(f"group {group.index}: {not_reused}")
             self.cache.remember_engine(fingerprint, identity)
