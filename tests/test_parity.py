@@ -49,7 +49,7 @@ def test_verdicts_follow_the_interval_and_name_what_makes_a_comparison_unsafe(wo
         {
             "ceval": (86.0, 1000, None, 32768, 0.6),  # thinking by default, as the authors ran it
             "gpqa": (50.0, 198, True, 32768, 0.6),  # clearly below 65.8
-            "math500": (97.0, 500, False, 32768, 0.7),  # thinking off: the reference has only thinking
+            "math500": (97.0, 500, False, 32768, 0.7),  # thinking off, without the authors' presence penalty
             "aime2024": (70.0, 30, True, 4096, 0.0),  # cut answers, greedy, one pass
             "longbenchv2": (40.0, 503, True, 32768, 0.6),  # the report has no score for it
         },
@@ -57,7 +57,7 @@ def test_verdicts_follow_the_interval_and_name_what_makes_a_comparison_unsafe(wo
     done = run_cli(["parity", str(run), "--json"], workdir)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert report["reference"] == "qwen3_30b_a3b" and report["verified"] is False
+    assert report["reference"] == "qwen3_30b_a3b" and report["verified"] is True
     rows = {r["dataset"]: r for r in report["rows"]}
     for short, row in rows.items():
         if row["ci95"]:
@@ -73,29 +73,30 @@ def test_verdicts_follow_the_interval_and_name_what_makes_a_comparison_unsafe(wo
     assert rows["gpqa"]["verdict"] == "below" and rows["gpqa"]["difference"] == pytest.approx(-15.8)
     assert any("averages 10 samples" in c for c in rows["gpqa"]["cautions"])
     assert any("gpqa_gen is not the reference's variant GPQA-Diamond" in c for c in rows["gpqa"]["cautions"])
-    assert rows["math500"]["verdict"] == "not comparable"
-    assert "no non-thinking score for math500" in rows["math500"]["reasons"][0]
+    assert rows["math500"]["reference"] == 89.8 and rows["math500"]["verdict"] == "above"
+    assert rows["math500"]["cautions"] == ["no presence penalty where the authors use 1.5"]
+    assert (
+        rows["gpqa"]["where"] == "Table 15, p. 17"
+        and "(reference: Table 15, p. 17)" in rows["gpqa"]["reasons"][0]
+    )
     cautions = " ".join(rows["aime2024"]["cautions"])
     assert "max_out_len 4096 < the reference's 38912" in cautions and "greedy decoding" in cautions
     assert "averages 64 samples" in cautions
     assert rows["longbenchv2"]["verdict"] == "not comparable"
-    assert "no reference: LongBench v2 is not among" in rows["longbenchv2"]["reasons"][0]
+    assert "no reference: LongBench v2 is not in the report" in rows["longbenchv2"]["reasons"][0]
 
     text = run_cli(["parity", str(run), "--html", str(workdir / "parity.html")], workdir)
     assert (
         "gpqa [thinking]: run 50 [43.1, 56.9] (n=198), reference 65.8, difference -15.8: below (caution)"
         in text.stdout
     )
-    assert "marked unverified" in text.stdout and (workdir / "parity.html").read_text().count("<tr>") == 6
+    assert "unverified" not in text.stdout and (workdir / "parity.html").read_text().count("<tr>") == 6
     # report.html has the same verdicts in its parity section
     assert run_cli(["report", str(run)], workdir).returncode == 0
     assert browser.open(run / "report.html") == []
     section = browser.js("return document.getElementById('parity').textContent")
-    assert (
-        "Parity with qwen3_30b_a3b" in section
-        and "below (caution)" in section
-        and "marked unverified" in section
-    )
+    assert "Parity with qwen3_30b_a3b" in section and "below (caution)" in section
+    assert "unverified" not in section
     gated = run_cli(["parity", str(run), "--gate", "max_below=2.0"], workdir)
     assert gated.returncode == 1 and "gate: gpqa: -15.8 points" in gated.stdout
     assert run_cli(["parity", str(run), "--gate", "max_below=20"], workdir).returncode == 0
@@ -155,3 +156,81 @@ def test_a_reference_saved_from_a_real_run_judges_the_next(workdir, vllm_server)
         assert row["reference"] == baseline[row["dataset"]]["metrics"]["accuracy"]
         assert row["verdict"] == "consistent", row  # the same model, greedy: the same questions right
         assert row["reasons"] and row["questions"] == baseline[row["dataset"]]["samples"]
+
+
+# The figures as the Qwen3 Technical Report (arXiv 2505.09388) prints them: Tables 15 (thinking) and 16
+# (non-thinking) on p. 17 for the post-trained model, Table 5 on p. 7 for the base model. A change to the
+# reference files that is not a change of source fails here.
+REPORT_POST_TRAINED = {  # dataset: (thinking, non-thinking)
+    "ceval": (86.6, 82.9),
+    "gpqa": (65.8, 54.8),
+    "aime2024": (80.4, 32.8),
+    "livecodebench": (62.6, 29.8),
+    "math500": (98.0, 89.8),
+    "mmlu_redux": (89.5, 84.1),
+    "aime2025": (70.9, 21.6),
+}
+REPORT_BASE = {"mmlu": 81.38, "gsm8k": 91.81, "mmlu_redux": 81.17}
+
+
+def test_the_references_hold_exactly_the_reports_figures_with_their_tables():
+    chat = load(Path(__file__).parents[1] / "conf/reference/qwen3_30b_a3b.yaml")
+    base = load(Path(__file__).parents[1] / "conf/reference/qwen3_30b_a3b_base.yaml")
+    assert chat["verified"] is True and base["verified"] is True
+    assert "2505.09388" in chat["source"] and "5c54b9fa76b5be63" in chat["source"]
+    figures = {k: (v["thinking"]["score"], v["non_thinking"]["score"]) for k, v in chat["datasets"].items()}
+    assert figures == REPORT_POST_TRAINED
+    for dataset, modes in chat["datasets"].items():
+        assert modes["thinking"]["where"] == "Table 15, p. 17", dataset
+        assert modes["non_thinking"]["where"] == "Table 16, p. 17", dataset
+        assert modes["thinking"]["sampling"] == {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
+        assert modes["non_thinking"]["sampling"] == {
+            "temperature": 0.7, "top_p": 0.8, "top_k": 20, "presence_penalty": 1.5
+        }  # fmt: skip
+        budget = 38912 if dataset.startswith("aime") else 32768
+        assert modes["thinking"]["max_out_len"] == modes["non_thinking"]["max_out_len"] == budget, dataset
+    assert chat["datasets"]["gpqa"]["thinking"]["repeats"] == 10
+    assert chat["datasets"]["aime2024"]["thinking"]["repeats"] == 64
+    assert {k: v["any"]["score"] for k, v in base["datasets"].items()} == REPORT_BASE
+    assert all(v["any"]["where"] == "Table 5, p. 7" for v in base["datasets"].values())
+    assert "RULER, Table 23" in chat["not_reported"]["longbenchv2"]
+
+
+def test_a_run_of_the_real_settings_is_judged_on_verified_figures_only(workdir):
+    """The suite's own settings (+experiment=qwen3_30b_a3b_bf16_accuracy: thinking, the authors' sampling)."""
+    run = qwen_run(
+        workdir, "real", {"ceval": (86.0, 1346, True, 32768, 0.6), "gpqa": (64.0, 198, True, 32768, 0.6)}
+    )
+    done = run_cli(["parity", str(run)], workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "unverified" not in done.stdout and "ceval [thinking]" in done.stdout
+    assert "reference: Table 15, p. 17" in done.stdout
+
+    # a figure of a reference of the user's that is not checked keeps its caution; the others do not get one
+    refs = workdir / "refs"
+    refs.mkdir()
+    mine = load(Path(__file__).parents[1] / "conf/reference/qwen3_30b_a3b.yaml")
+    mine["datasets"]["gpqa"]["thinking"]["verified"] = False
+    (refs / "mine.yaml").write_text(yaml.safe_dump(mine))
+    judged = json.loads(run_cli(["parity", str(run), "--reference", "mine", "--reference-dir", str(refs),
+                                 "--json"], workdir).stdout)  # fmt: skip
+    rows = {r["dataset"]: r for r in judged["rows"]}
+    assert judged["verified"] is False and rows["ceval"]["verified"] is True
+    assert not any("unverified" in c for c in rows["ceval"]["cautions"])
+    assert "the reference's figure for gpqa is marked unverified" in " ".join(rows["gpqa"]["cautions"])
+    text = run_cli(["parity", str(run), "--reference", "mine", "--reference-dir", str(refs)], workdir).stdout
+    assert "figures for gpqa are marked unverified" in text
+
+
+def test_a_base_model_run_takes_the_base_models_reference_and_an_update_none(workdir):
+    base = write_run(workdir, "base", {"gsm8k": [True]}, model="Qwen/Qwen3-30B-A3B-Base")
+    results = load(base / "results.yaml")
+    results["datasets"]["gsm8k"].update(metrics={"accuracy": 91.0}, samples=1319)
+    (base / "results.yaml").write_text(yaml.safe_dump(results))
+    report = json.loads(run_cli(["parity", str(base), "--json"], workdir).stdout)
+    (row,) = report["rows"]
+    assert report["reference"] == "qwen3_30b_a3b_base" and row["reference"] == 91.81
+    assert row["verdict"] == "consistent" and row["where"] == "Table 5, p. 7"
+    update = write_run(workdir, "upd", {"gsm8k": [True]}, model="Qwen/Qwen3-30B-A3B-Instruct-2507")
+    refused = run_cli(["parity", str(update)], workdir)
+    assert refused.returncode == 2 and "no reference matches the run's model" in refused.stderr

@@ -100,10 +100,12 @@ def test_the_qwen3_experiments_sample_as_the_model_card_says_for_their_mode():
         "top_k": 20,
     }
     assert plain.evaluator.thinking is False
-    assert {k: plain.evaluator.generation_kwargs[k] for k in ("temperature", "top_p", "top_k")} == {
+    kept = ("temperature", "top_p", "top_k", "presence_penalty")
+    assert {k: plain.evaluator.generation_kwargs[k] for k in kept} == {
         "temperature": 0.7,
         "top_p": 0.8,
         "top_k": 20,
+        "presence_penalty": 1.5,  # the technical report's non-thinking setting (Section 4.6)
     }
 
 

@@ -2,19 +2,22 @@
 overrides would evaluate (the same composition as the run), before the first GPU hour.
 
     check   each dataset's data path, present or missing, files, bytes, content sha256; the hash of the first
-            check is remembered (.cache/datasets/checked.json) and a later change is reported. Exit 1 when
-            any is missing, incomplete or changed.
-    list    each dataset's data path and where `fetch` gets it.
-    fetch   the missing ones: download (resumed), verify, unpack atomically into the datasets root;
-            --from DIR takes archives copied there by hand.
+            check is remembered (.cache/datasets/checked.json) and a later change is reported; data that
+            `fetch` unpacked is checked again against the md5/sha256 its table pins now. Exit 1 when any is
+            missing, incomplete, changed or no longer matches a pinned value.
+    list    each dataset's data path and the hosts `fetch` gets it from, with what each pins.
+    fetch   the missing ones: download (resumed; the next host when one fails), verify md5/sha256/size, unpack
+            atomically into the datasets root; --from DIR takes archives copied there by hand; --pin writes
+            what was fetched into the --sources table (created from bench_app's when missing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from bench_app.cli.parsing import Parser
 from bench_app.common.errors import UserError
@@ -28,6 +31,7 @@ from bench_app.evaluators.data import measure_path
 from bench_app.run.plan import evaluator_settings
 
 CHECKED = PROJECT_ROOT / ".cache" / "datasets" / "checked.json"
+FETCHED = PROJECT_ROOT / ".cache" / "datasets" / "fetched.json"  # data path -> the archive it came from
 
 
 def datasets_args(parser: Parser) -> None:
@@ -37,6 +41,11 @@ def datasets_args(parser: Parser) -> None:
     )
     parser.add_argument("--from", dest="from_dir", help="fetch: a folder holding archives copied by hand")
     parser.add_argument("--sources", help="fetch/list: a sources table of your own (e.g. an internal mirror)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="fetch: write the fetched archive's size, md5 and sha256 into the --sources table",
+    )
 
 
 def compose(overrides: List[str]):
@@ -65,18 +74,24 @@ def compose(overrides: List[str]):
         ) from None
 
 
-def _remembered() -> Dict[str, str]:
+def _read_json(path: Path) -> Dict[str, Any]:
     try:
-        return json.loads(CHECKED.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
 
 def datasets(args: argparse.Namespace) -> int:
+    if args.pin and not (args.action == "fetch" and args.sources):
+        raise UserError(
+            "--pin writes what `fetch` got into your sources table: give it with --sources FILE (created "
+            f"from bench_app's table, {fetch.SOURCES}, when it does not exist yet)"
+        )
     config = compose(list(args.overrides))
     evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
-    sources = fetch.load_sources(Path(args.sources) if args.sources else None)
-    remembered, bad = _remembered(), 0
+    table = Path(args.sources) if args.sources else None
+    sources = fetch.load_sources(table if table is None or table.exists() or not args.pin else None)
+    remembered, fetched_before, bad = _read_json(CHECKED), _read_json(FETCHED), 0
     for short, dataset in config.datasets.items():
         name = dataset.name or Path(dataset.config_file or short).stem
         found = evaluator.data_files(name, evaluator_settings(config, dataset))
@@ -85,21 +100,34 @@ def datasets(args: argparse.Namespace) -> int:
             continue
         source = fetch.source_for(found.declared, sources) if not found.declared.startswith("/") else None
         if args.action == "list":
-            where = "no known source (copy it by hand)"
-            if source is not None:
-                where = source.url or f"by hand: {source.manual}"
-            print(f"{short}: {name}\n  reads {found.path}\n  from  {where}")
+            _list(short, name, found, source)
             continue
         if args.action == "fetch" and not found.complete:
-            found = _fetch(short, found, source, evaluator, args)
+            found = _fetch(short, found, source, evaluator, args, fetched_before)
         bad += _report(short, found, remembered)
+        bad += _provenance(found, fetched_before, source)
     if args.action != "list":
         CHECKED.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(CHECKED, json.dumps(remembered, indent=1))
+        atomic_write(FETCHED, json.dumps(fetched_before, indent=1))
     return 1 if bad else 0
 
 
-def _fetch(short, found, source, evaluator, args):
+def _list(short, name, found, source) -> None:
+    print(f"{short}: {name}\n  reads {found.path}")
+    if source is None:
+        print("  from  no known source (copy it by hand)")
+    elif source.manual:
+        print(f"  from  by hand: {source.manual}")
+    for archive in source.archives if source else []:
+        pinned = ", ".join(f"{k} {v}" for k, v in archive.pinned().items()) or "no pinned checksum"
+        unconfirmed = [k for k in archive.unconfirmed if k != "source"]
+        if unconfirmed:
+            pinned += f"; unconfirmed {', '.join(unconfirmed)}"
+        print(f"  from  {archive.url} ({pinned})")
+
+
+def _fetch(short, found, source, evaluator, args, fetched_before):
     if source is None:
         raise UserError(
             f"{short}: no source is known for {found.declared} (bench_app's table: {fetch.SOURCES}). Copy "
@@ -108,16 +136,51 @@ def _fetch(short, found, source, evaluator, args):
     env = Path(evaluator_python(evaluator.command)).parent.parent
     base = datafiles.datasets_base(getattr(evaluator, "datasets_root", None), env)
     print(f"{short}: fetching {source.url or source.key} into {base / source.key}")
-    progress = _progress_bar(source.archive_name)
+    progress = _progress_bar(source.archives[0].name if source.archives else source.key)
     try:
-        digest = fetch.fetch(
-            source, base, Path(args.from_dir) if args.from_dir else None, on_progress=progress
+        got = fetch.fetch(
+            source,
+            base,
+            Path(args.from_dir) if args.from_dir else None,
+            on_progress=progress,
+            on_host_failed=lambda message: print(f"  {message}"),
         )
     finally:
         progress(None, None)
-    pinned = "checked against the table" if source.sha256 else "not in the table: pin it in sources.yaml"
-    print(f"  archive sha256 {digest} ({pinned})")
-    return measure_path(Path(found.path), found.declared, found.source)  # what is there now
+    print(f"  {got.archive.name}: md5 {got.md5}, sha256 {got.sha256}, {got.size:,} bytes ({got.summary()})")
+    now = measure_path(Path(found.path), found.declared, found.source)  # what is there now
+    fetched_before[now.path] = {
+        "url": got.archive.url,
+        "size": got.size,
+        "md5": got.md5,
+        "sha256": got.sha256,
+        "checked": got.checked,
+        "warnings": got.warnings,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if args.pin:
+        changed = fetch.pin(Path(args.sources), got, source.key)
+        print(f"  pinned in {args.sources}: {', '.join(changed) or 'already pinned'}")
+    return now
+
+
+def _provenance(found, fetched_before: Dict[str, Any], source) -> int:
+    """The archive the data was unpacked from, against what the table pins now (1: no longer matches)."""
+    got = fetched_before.get(found.path)
+    if not got or found.problem():
+        return 0
+    archive = next((a for a in (source.archives if source else []) if a.url == got["url"]), None)
+    pinned = archive.pinned() if archive else {}
+    differ = [f"{k} {got[k]}, pinned now {v}" for k, v in pinned.items() if str(v).lower() != str(got[k])]
+    said = f"  fetched from {got['url']}: md5 {got['md5']}"
+    if differ:
+        print(said + f"; DOES NOT MATCH the table: {'; '.join(differ)}")
+        return 1
+    matched = [k for k in fetch.CHECKSUMS if k in pinned]
+    print(
+        said + (f" ({' and '.join(matched)} match the pinned value)" if matched else " (no pinned checksum)")
+    )
+    return 0
 
 
 def _report(short: str, found, remembered: Dict[str, str]) -> int:

@@ -3,8 +3,9 @@ interval, the reference's, the difference, and a verdict with its reasons.
 
 References are YAML files (conf/reference/<name>.yaml, and any folder given with --reference-dir): per dataset
 and mode (thinking / non_thinking) the published score, metric, variant, number of questions, repeats,
-sampling settings and output budget, and what the source does not report. A run picks the reference whose
-`matches` its model path or served name contains, unless one is named.
+sampling settings and output budget, where the source gives it and whether it was checked there, and what
+the source does not report. A run picks the reference whose `matches` its model path or served name contains
+(the longest such pattern wins, `excludes` rule one out), unless one is named.
 
 Verdicts: `consistent` (the reference lies inside the run's interval), `below` / `above` (outside it),
 `not comparable` (no reference for the dataset or its mode, or no score). Settings that move scores (thinking
@@ -42,6 +43,8 @@ class Row:
     reference: Optional[float] = None
     difference: Optional[float] = None
     verdict: str = "not comparable"
+    where: Optional[str] = None  # where the source gives the reference's figure (table, page)
+    verified: Optional[bool] = None  # whether that figure was checked against its source
     reasons: List[str] = field(default_factory=list)
     cautions: List[str] = field(default_factory=list)
 
@@ -59,6 +62,22 @@ def reference_files(extra: Sequence[Path] = ()) -> Dict[str, Path]:
     return found
 
 
+def _match_length(document: Dict, model_names: Sequence[str]) -> int:
+    """How specifically a reference matches the run's model: its longest pattern found (0: none), so that
+    Qwen3-30B-A3B-Base takes the base model's reference, not the chat model's it also contains."""
+    names = [str(model).lower() for model in model_names if model]
+    if any(str(x).lower() in name for x in document.get("excludes") or [] for name in names):
+        return 0
+    return max(
+        (
+            len(p)
+            for p in (str(m).lower() for m in document.get("matches") or [])
+            if any(p in name for name in names)
+        ),
+        default=0,
+    )
+
+
 def load_reference(
     name: Optional[str], model_names: Sequence[str], extra: Sequence[Path] = ()
 ) -> Tuple[str, Dict]:
@@ -67,15 +86,29 @@ def load_reference(
         if name not in files:
             raise UserError(f"no reference {name!r}; known: {', '.join(sorted(files)) or 'none'}")
         return name, read_yaml(files[name]) or {}
+    best: Tuple[int, str, Dict] = (0, "", {})
     for stem, path in files.items():
         document = read_yaml(path) or {}
-        patterns = [str(m).lower() for m in document.get("matches") or []]
-        if any(p in str(model).lower() for p in patterns for model in model_names if model):
-            return stem, document
+        length = _match_length(document, model_names)
+        if length > best[0]:
+            best = (length, stem, document)
+    if best[0]:
+        return best[1], best[2]
     raise UserError(
         f"no reference matches the run's model ({', '.join(str(m) for m in model_names if m)}); name one "
         f"with --reference ({', '.join(sorted(files)) or 'none known'}), or save one with --save-reference"
     )
+
+
+def published_figure(document: Dict, dataset: str, mode: str) -> Optional[Dict]:
+    """The reference's figure for a dataset in a mode (`any`: a model without modes, e.g. a base model)."""
+    figures = (document.get("datasets") or {}).get(dataset) or {}
+    return figures.get(mode) or figures.get("any")
+
+
+def figure_verified(document: Dict, published: Dict) -> bool:
+    """A figure is checked against its source when it says so, else when its whole reference does."""
+    return bool(published.get("verified", document.get("verified")))
 
 
 def _mode(per_dataset: Dict[str, Any]) -> str:
@@ -105,6 +138,10 @@ def _cautions(document: Dict[str, Any], published: Dict[str, Any], repeats_run: 
     sampled = (published.get("sampling") or {}).get("temperature")
     if temperature is not None and sampled and float(temperature) <= GREEDY_BELOW < float(sampled):
         said.append(f"greedy decoding (temperature {temperature}) where the authors sample at {sampled}")
+    penalty = (published.get("sampling") or {}).get("presence_penalty")
+    used = (model_config.get("generation_kwargs") or {}).get("presence_penalty")
+    if penalty and not used:
+        said.append(f"no presence penalty where the authors use {penalty}")
     repeats = int(published.get("repeats") or 1)
     if repeats > repeats_run:
         passes = "one pass" if repeats_run == 1 else f"{repeats_run} repeats"
@@ -172,13 +209,18 @@ def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = (
             why = (document.get("not_reported") or {}).get(key)
             row.reasons.append(f"no reference: {why}" if why else f"no reference for {key} in {chosen}")
             continue
-        published = published_all[key].get(row.mode)
+        published = published_figure(document, key, row.mode)
         if published is None:
             row.reasons.append(f"the reference has no {row.mode.replace('_', '-')} score for {key}")
             continue
         row.reference = float(published["score"])
         row.difference = round(row.score - row.reference, 2)
+        row.where, row.verified = published.get("where"), figure_verified(document, published)
         row.cautions = _cautions(config, published, len(scores))
+        if not row.verified:
+            row.cautions.append(
+                f"the reference's figure for {key} is marked unverified (not checked against its source)"
+            )
         if row.ci95 is None:
             row.reasons.append("the number of questions is not recorded: no interval")
             continue
@@ -194,11 +236,14 @@ def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = (
         )
         row.reasons.append(
             f"reference {row.reference:g} {where} the run's 95% interval {low:g}-{high:g} over {over}"
+            + (f" (reference: {row.where})" if row.where else "")
         )
+    compared = [row.verified for row in rows if row.verified is not None]
     return {
         "run": str(run),
         "reference": chosen,
-        "verified": bool(document.get("verified")),
+        # every figure this run was compared with was checked against the source
+        "verified": all(compared) if compared else bool(document.get("verified")),
         "source": document.get("source"),
         "repeats": len(runs),
         "rows": [asdict(r) for r in rows],
@@ -210,7 +255,12 @@ def lines(report: Dict[str, Any]) -> List[str]:
         f"parity of {report['run']} against reference {report['reference']} ({report.get('source') or ''})"
     ]
     if not report["verified"]:
-        said.append("  note: the reference's figures are marked unverified (verified: false in its file)")
+        unchecked = [row["dataset"] for row in report["rows"] if row.get("verified") is False]
+        said.append(
+            "  note: the reference's figures "
+            + (f"for {', '.join(unchecked)} " if unchecked else "")
+            + "are marked unverified (verified: false in its file)"
+        )
     for row in report["rows"]:
         interval = f" [{row['ci95'][0]:g}, {row['ci95'][1]:g}]" if row["ci95"] else ""
         score = f"{row['score']:g}{interval} (n={row['questions']})" if row["score"] is not None else "-"
@@ -301,7 +351,13 @@ def write_html(report: Dict[str, Any], out: Path) -> Path:
             "; ".join(row["reasons"] + [f"caution: {c}" for c in row["cautions"]]),
         ]
         body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
-    note = "" if report["verified"] else "<p><b>The reference's figures are marked unverified.</b></p>"
+    unchecked = [row["dataset"] for row in report["rows"] if row.get("verified") is False]
+    note = (
+        ""
+        if report["verified"]
+        else f"<p><b>The reference's figures {escape(' for ' + ', '.join(unchecked)) if unchecked else ''} "
+        "are marked unverified.</b></p>"
+    )
     page = (
         "<!doctype html><meta charset='utf-8'><title>parity</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:4px 8px;"
