@@ -96,10 +96,10 @@ def test_task_host_gives_what_one_process_per_dataset_gives_and_isolates_failure
         assert results["datasets"]["sample_mmlu"]["status"] == "failed"
         for short in ("sample_gsm8k", "sample_ceval"):
             assert results["datasets"][short]["status"] == "ok", results["datasets"][short]
-    assert (
-        hosted_results["datasets"]["sample_mmlu"]["reason"]
-        == plain_results["datasets"]["sample_mmlu"]["reason"]
-    )
+    # AISBench's own refusal, named the same both ways (its file path names the run)
+    reason = hosted_results["datasets"]["sample_mmlu"]["reason"]
+    assert reason == plain_results["datasets"]["sample_mmlu"]["reason"].replace("/plain/", "/hosted/")
+    assert "does not contain 'datasets' param" in reason and "\n" not in reason, reason
     for short in ("sample_gsm8k", "sample_ceval"):
         assert hosted_results["datasets"][short]["metrics"] == plain_results["datasets"][short]["metrics"]
     assert set(load(hosted / "results.yaml")["datasets"]["sample_ceval"]["metrics"]["subsets"]) == {
@@ -157,3 +157,145 @@ def test_the_monitor_of_in_process_tasks_ends_on_the_final_state_file(tmp_path, 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1].endswith(expected)  # after curses' probe codes
+
+
+# ------------------------------------------- every way an AISBench task fails says its cause in one line
+FAULTY_CONFIG = """from mmengine.config import read_base
+
+from fault_loaders import FaultyGSM8K
+
+with read_base():
+    from ais_bench.benchmark.configs.datasets.gsm8k.gsm8k_gen_0_shot_cot_chat_prompt import (
+        gsm8k_datasets as _stock,
+    )
+
+faulty_datasets = [dict(d, abbr="faulty", type=FaultyGSM8K) for d in _stock]
+"""
+
+
+def faulty_folder(tmp_path, faults):
+    """my_conf/dataset/fault_<kind>.yaml for each kind: its own data folder whose `fault` file tells the
+    loader (tests/fakes/fault_loaders.py) how to fail."""
+    import shutil
+
+    import yaml
+
+    (tmp_path / "my_conf" / "dataset").mkdir(parents=True)
+    (tmp_path / "my_conf" / "aisbench").mkdir()
+    (tmp_path / "my_conf" / "aisbench" / "faulty_gen.py").write_text(FAULTY_CONFIG)
+    (tmp_path / "my_code").mkdir()
+    shutil.copy(Path(__file__).parent / "fakes" / "fault_loaders.py", tmp_path / "my_code")
+    for kind in faults:
+        data = tmp_path / "data" / kind
+        shutil.copytree(Path(__file__).parent / "fixtures/original_system/data/gsm8k_test_only", data)
+        (data / "fault").write_text(kind)
+        dataset = {
+            "config_file": "aisbench/faulty_gen.py",
+            "data_path": str(data),
+            "model_config": {"max_out_len": 16},
+        }
+        (tmp_path / "my_conf" / "dataset" / f"fault_{kind}.yaml").write_text(
+            f"# @package datasets.fault_{kind}\n" + yaml.safe_dump(dataset)
+        )
+    return ["--config-dir", str(tmp_path / "my_conf"), f"evaluator.python_path=[{tmp_path / 'my_code'}]"]
+
+
+def test_every_failure_of_an_aisbench_task_names_its_cause(tmp_path, vllm_server):
+    """Through the real AISBench in the task host: an exception in the task, AISBench's own error code (a
+    data file its loader refuses), the task's process killed; each dataset failed with the cause in its
+    reason and in its log tail, none with a stack of bench_app's own; the datasets after it still run."""
+    import shutil
+
+    mmlu = tmp_path / "mmlu"
+    shutil.copytree(Path(__file__).parents[1] / "data/samples/mmlu", mmlu)
+    with open(mmlu / "dev/high_school_geography_dev.csv", "a") as handle:
+        handle.write("A question with four columns only,A,B,C\n")
+    args = [
+        *faulty_folder(tmp_path, ["raise", "kill"]),
+        *vllm_server.args("dataset=[fault_raise,sample_mmlu,fault_kill,sample_gsm8k]"),
+        f"datasets.sample_mmlu.data_path={mmlu}",
+        "aisbench.num_prompts=1",
+        "execution.context_check=off",  # the budget would run the faulty loaders at planning
+        "benchmark.name=faults",
+    ]
+    done = run_cli(args, tmp_path, env=vllm_server.env(), timeout=900)
+    assert done.returncode == 1, (done.stdout + done.stderr)[-4000:]
+    datasets = load(tmp_path / "outputs/faults/results.yaml")["datasets"]
+    reasons = {short: entry.get("reason") or "" for short, entry in datasets.items()}
+    raised, coded, killed = datasets["fault_raise"], datasets["sample_mmlu"], datasets["fault_kill"]
+    assert raised["status"] == "failed" and "inference task" in raised["reason"], reasons
+    assert (
+        "ValueError: the loader cannot read" in raised["reason"] and "broken on purpose" in raised["reason"]
+    )
+    assert "broken on purpose" in raised["log_tail"]
+    assert coded["status"] == "failed", reasons
+    assert "DSET-DATA-002 dataset has invalid structure: Row 1 in " in coded["reason"], reasons
+    assert "has 4 columns, expected 6" in coded["reason"] and "DSET-DATA-002" in coded["log_tail"]
+    assert killed["status"] == "failed" and "was killed by SIGKILL" in killed["reason"], reasons
+    for entry in (raised, coded, killed):
+        assert "\n" not in entry["reason"] and "TypeError" not in entry["log_tail"], entry
+        assert "aisbench_host.py" not in entry["log_tail"].splitlines()[-1], entry["log_tail"]
+    assert datasets["sample_gsm8k"]["status"] == "ok", datasets["sample_gsm8k"]
+
+
+def test_an_aisbench_task_that_never_ends_times_out_naming_the_task(tmp_path, vllm_server):
+    args = [
+        *faulty_folder(tmp_path, ["hang"]),
+        *vllm_server.args("dataset=[fault_hang]"),
+        "execution.context_check=off",
+        "execution.evaluation_timeout_s=15",
+        "benchmark.name=hang",
+    ]
+    done = run_cli(args, tmp_path, env=vllm_server.env(), timeout=900)
+    assert done.returncode == 1, (done.stdout + done.stderr)[-4000:]
+    entry = load(tmp_path / "outputs/hang/results.yaml")["datasets"]["fault_hang"]
+    assert entry["status"] == "failed", entry
+    assert entry["reason"].startswith("evaluation timed out after 15 s"), entry["reason"]
+    assert "during its inference task" in entry["reason"], entry["reason"]
+
+
+AISBENCH_ERROR = """
+from ais_bench.benchmark.utils.logging.error_codes import TINFER_CODES
+from ais_bench.benchmark.utils.logging.exceptions import AISBenchRuntimeError
+error = AISBenchRuntimeError(
+    TINFER_CODES.VIRTUAL_MEMORY_USAGE_TOO_HIGH,
+    "Virtual memory usage too high: 91.54% > 80% (Total memory: 23.40 GB)",
+)
+print(f"Traceback (most recent call last):\\n  File x\\nais_bench.AISBenchRuntimeError: {error}")
+"""
+
+
+def test_the_cause_is_read_as_aisbench_writes_it():
+    """AISBench's own exception text (colours and its FAQ link included), made by the installed AISBench."""
+    import subprocess
+
+    from bench_app.evaluators.aisbench.results import cause_in
+
+    made = subprocess.run([sys.executable, "-c", AISBENCH_ERROR], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", made.stdout)
+    assert cause_in(text) == (
+        "TINFER-PARAM-005 virtual memory usage too high: 91.54% > 80% (Total memory: 23.40 GB)"
+    )
+    assert (
+        cause_in("Traceback (most recent call last):\n  File x\nKeyError: 'question'\n")
+        == "KeyError: 'question'"
+    )
+    assert cause_in("all went well\n") is None
+
+
+def test_aisbenchs_memory_guard_is_said_before_it_bites_with_where_the_memory_went(tmp_path):
+    """AISBench refuses inference above 80% memory use (TINFER-PARAM-005, not a setting of its own): the
+    check before each dataset measures it as AISBench does (total - MemAvailable) and names the remedy."""
+    from bench_app.evaluators.aisbench.memory import memory_refusal
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       25165824 kB\nMemFree:  1000 kB\nMemAvailable:    2097152 kB\n")
+    said = memory_refusal(meminfo=meminfo)  # 22 of 24 GiB in use: 91.7%
+    assert said.startswith("AISBench would refuse to start inference (TINFER-PARAM-005): 91.7% of this")
+    assert "(22.0 of 24.0 GiB), more than its 80%" in said and "VLLM_CPU_KVCACHE_SPACE" in said
+    assert "largest: " in said and "(pid " in said and "\n" not in said
+    meminfo.write_text("MemTotal:       25165824 kB\nMemAvailable:    8388608 kB\n")  # 66.7%
+    assert memory_refusal(meminfo=meminfo) is None

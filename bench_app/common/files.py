@@ -118,6 +118,14 @@ def now_iso() -> str:
     return datetime.now().isoformat(timespec="seconds")
 
 
+def plain_text(path: Path) -> str:
+    """A log's whole text without terminal colour codes; "" when it cannot be read."""
+    try:
+        return _ANSI.sub("", path.read_text(errors="replace"))
+    except OSError:
+        return ""
+
+
 def tail(path: Path, lines: int = 25) -> str:
     """The last lines of a log, without terminal colour codes."""
     try:

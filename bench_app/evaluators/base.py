@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -35,6 +36,16 @@ def reason_to_stop(
     if time.monotonic() > deadline:
         return f"evaluation timed out after {timeout_s:.0f} s"
     return stop_reason()
+
+
+def exit_description(code: int) -> str:
+    """ "exited with code 3", "was killed by SIGKILL": how a process ended, in words."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 @dataclass
@@ -239,12 +250,23 @@ class Evaluator(ABC):
             while group.running():
                 reason = reason_to_stop(deadline, timeout_s, stop_reason)
                 if reason:
-                    raise EvaluationError(reason, tail(task.log_file))
+                    where, log_tail = self.stopped_during(task)
+                    raise EvaluationError(reason + where, log_tail)
                 time.sleep(0.5)
         finally:
             group.stop()  # also the task workers it left behind
         if group.exit_code() != 0:
-            raise EvaluationError(f"{self.label} exited with code {group.exit_code()}", tail(task.log_file))
+            raise self.exit_failure(task, group.exit_code())
+
+    def exit_failure(self, task: EvaluationTask, code: int) -> EvaluationError:
+        """The error of a task whose process ended with `code` (negative: killed by that signal): what the
+        evaluator's own logs say caused it. This default knows only the code and the log's tail."""
+        return EvaluationError(f"{self.label} {exit_description(code)}", tail(task.log_file))
+
+    def stopped_during(self, task: EvaluationTask) -> Tuple[str, str]:
+        """Where a task stopped from outside (timed out, the server died) was: (words to add to the reason,
+        "" if unknown; the log tail that shows it)."""
+        return "", tail(task.log_file)
 
     def open_session(self, log_file: Path) -> EvaluationSession:
         """What stays up while one engine group's datasets are evaluated, opened before its server

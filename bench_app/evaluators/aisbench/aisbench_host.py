@@ -51,6 +51,7 @@ from ais_bench.benchmark.tasks import utils as task_utils  # noqa: E402
 from ais_bench.benchmark.tasks.base import TaskStateManager  # noqa: E402
 from ais_bench.benchmark.utils.core.abbr import task_abbr_from_cfg  # noqa: E402
 from ais_bench.benchmark.utils.file import write_status  # noqa: E402
+from ais_bench.benchmark.utils.logging.error_codes import RUNNER_CODES  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 try:
@@ -237,8 +238,8 @@ def launch_in_process(self, task, gpu_ids, index):
         finally:
             if not self.keep_tmp_file and os.path.exists(param_file):
                 os.remove(param_file)
-    if code != 0:
-        self.logger.error(f"{task.name} failed with code {code}, see\n{out_path}")
+    if code != 0:  # as AISBench's own _launch says it (its logger takes an error code first)
+        self.logger.error(RUNNER_CODES.TASK_FAILED, f"{task.name} failed with code {code}, see\n{out_path}")
     return task.name, code
 
 

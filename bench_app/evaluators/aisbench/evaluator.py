@@ -21,7 +21,8 @@ from bench_app.common.files import tail
 from bench_app.config.hub import model_folder
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
-from bench_app.evaluators.aisbench.results import collect_results
+from bench_app.evaluators.aisbench.memory import memory_refusal
+from bench_app.evaluators.aisbench.results import collect_results, running_task_log, task_failure, task_label
 from bench_app.evaluators.aisbench.task import (
     CUSTOM_CONFIG_FOLDER,
     HOST_SCRIPT,
@@ -44,6 +45,7 @@ from bench_app.evaluators.base import (
     EvaluationSession,
     EvaluationTask,
     Evaluator,
+    exit_description,
 )
 from bench_app.evaluators.task_host import TaskHost
 
@@ -91,11 +93,14 @@ class TaskHostSession(EvaluationSession):
                 timeout_s,
                 stop_reason,
             )
-        except EvaluationError:
+        except EvaluationError as error:
             self.host = None  # stopped by TaskHost.run
+            if task.program == "main":  # timed out or stopped: say in which of AISBench's tasks
+                where, log_tail = self.evaluator.stopped_during(task)
+                raise EvaluationError(error.reason + where, log_tail or error.log_tail) from None
             raise
         if code != 0:
-            raise EvaluationError(f"{self.evaluator.label} exited with code {code}", tail(task.log_file))
+            raise self.evaluator.exit_failure(task, code)
 
     def close(self) -> None:
         if self.host is not None:
@@ -246,6 +251,10 @@ class AisbenchEvaluator(Evaluator):
     ) -> EvaluationTask:
         if settings.data_path and not Path(settings.data_path).exists():
             raise EvaluationError(f"dataset files missing: {settings.data_path} does not exist")
+        if settings.mode in ("all", "infer", "perf"):  # AISBench's memory guard, said with its cause
+            refusal = memory_refusal()
+            if refusal:
+                raise EvaluationError(refusal)
         work_dir.mkdir(parents=True, exist_ok=True)
         source = self._dataset_source(name, settings, work_dir)
         task_file = work_dir / TASK_FILE
@@ -314,6 +323,24 @@ class AisbenchEvaluator(Evaluator):
             log_file=task.work_dir / "samples.log",
             program="samples",
         )
+
+    def exit_failure(self, task: EvaluationTask, code: int) -> EvaluationError:
+        """AISBench's cause when its logs name one (its error code and message, or the exception a task
+        ended with); else where it was when it was killed."""
+        if task.program != "main":  # the samples script: its own log says it
+            return super().exit_failure(task, code)
+        ended = f"{self.label} {exit_description(code)}"
+        failure = task_failure(task.work_dir, task.log_file)
+        if failure is not None:
+            return EvaluationError(f"{ended}: {failure[0]}", failure[1])
+        where, log_tail = self.stopped_during(task)
+        return EvaluationError(ended + where, log_tail)
+
+    def stopped_during(self, task: EvaluationTask) -> Tuple[str, str]:
+        running = running_task_log(task.work_dir)
+        if running is None:
+            return "", tail(task.log_file)
+        return f" during its {task_label(running)}", tail(running)
 
     def verify(self, task: EvaluationTask) -> EvaluationResult:
         return collect_results(task.work_dir, task.settings)

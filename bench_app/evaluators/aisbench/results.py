@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from bench_app.common.errors import EvaluationError
-from bench_app.common.files import tail
+from bench_app.common.files import plain_text, tail
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench.task import LOG_FILE, MODEL_ABBR
 from bench_app.evaluators.base import (
@@ -59,6 +60,68 @@ def _parse_perf(run_dir: Path) -> Dict[str, Any]:
     return metrics
 
 
+# AISBench's error codes as its exceptions and logger write them: "[TINFER-PARAM-005]virtual memory usage too
+# high. Virtual memory usage too high: 91.54% > 80% (...) | Visit <faq> for further help."
+_CODED = re.compile(
+    r"\[([A-Z]+-[A-Z]+-\d{3})\]\s*([^.\n]*)\.\s*([^\n]*?)(?:\s*\|\s*Visit \S+ for further help\.)?\s*$", re.M
+)
+# The runner's own "task failed, see <file>": a pointer to the task's log, not a cause.
+_POINTER_CODES = ("RUNNER-TASK-001",)
+# The last line of a Python traceback: "package.module.SomeError: message".
+_RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Timeout)): ?(.*)$", re.M)
+_TASK_KINDS = {"infer": "inference", "eval": "evaluation"}
+
+
+def cause_in(text: str) -> Optional[str]:
+    """The cause a log gives, in one line: AISBench's last error code with its message, else the last
+    exception a traceback ended with; None when it names none."""
+    coded = [m for m in _CODED.finditer(text) if m.group(1) not in _POINTER_CODES]
+    if coded:
+        code, message, detail = coded[-1].groups()
+        detail = detail.strip()
+        if detail.lower().startswith(message.strip().lower()):  # AISBench often repeats its message
+            detail = detail[len(message.strip()) :].lstrip(" :.")
+        return _one_line(f"{code} {message.strip()}" + (f": {detail}" if detail else ""))
+    raised = list(_RAISED.finditer(text))
+    if raised:
+        name, message = raised[-1].groups()
+        return _one_line(f"{name.rsplit('.', 1)[-1]}: {message.strip()}" if message.strip() else name)
+    return None
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def task_failure(work_dir: Path, main_log: Optional[Path] = None) -> Optional[Tuple[str, str]]:
+    """Why AISBench's run in work_dir failed, from its own logs: (one line naming the task and the cause,
+    that log's tail). Its tasks' logs first (inference before evaluation: an evaluation fails after a
+    failed inference), then the `ais_bench` process's own log. None when no log names a cause."""
+    runs = sorted(p for p in work_dir.glob("*") if p.is_dir() and re.fullmatch(r"\d{8}_\d{6}", p.name))
+    logs = []
+    if runs:
+        for kind in _TASK_KINDS:
+            logs += [(task_label(p), p) for p in sorted(runs[-1].glob(f"logs/{kind}/*/*.out"))]
+    logs.append(("", main_log or work_dir / LOG_FILE))  # the `ais_bench` process itself
+    for where, path in logs:
+        cause = cause_in(plain_text(path))
+        if cause:
+            return (f"{where}: {cause}" if where else cause), tail(path)
+    return None
+
+
+def task_label(log: Path) -> str:
+    """ "inference task gsm8k": which of AISBench's tasks a task log (logs/<kind>/<model>/<task>.out) is."""
+    return f"{_TASK_KINDS.get(log.parent.parent.name, log.parent.parent.name)} task {log.stem}"
+
+
+def running_task_log(work_dir: Path) -> Optional[Path]:
+    """The log of the task AISBench wrote to last (the one running when it was stopped or died)."""
+    logs = [p for p in work_dir.glob("*/logs/*/*/*.out") if p.is_file()]
+    return max(logs, key=lambda p: p.stat().st_mtime) if logs else None
+
+
 def _failure_reason(logs: str) -> str:
     reason = "no results were written"
     request_failures = re.search(r"failed reasons: (\{[^}]*\})", logs)
@@ -84,9 +147,17 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
     logs = "\n".join(tail(p, 15) for p in sorted(run_dir.glob("logs/**/*.out")))
     failed = sorted(run_dir.glob("**/*_failed.jsonl"))
     if failed:
-        count = sum(1 for path in failed for line in path.read_text().splitlines() if line.strip())
+        # AISBench's error_info is what its client saw: an HTTP reason phrase for a status other than 200
+        # (the relay's count says more, bench_app.run.evaluate.explain_failed_requests), an exception else.
+        causes: Counter = Counter()
+        for path in failed:
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    causes[_one_line(str(json.loads(line).get("error_info") or "no error given"), 200)] += 1
+        said = ", ".join(f"{cause} ({n})" for cause, n in causes.most_common(3))
         raise EvaluationError(
-            f"{count} request(s) failed (see {failed[0].relative_to(work_dir)})", logs[-3000:]
+            f"{sum(causes.values())} request(s) failed: {said}; see {failed[0].relative_to(work_dir.parent)}",
+            logs[-3000:],
         )
     if settings.mode == "perf":
         metrics = _parse_perf(run_dir)
@@ -95,6 +166,9 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
         return EvaluationResult(metrics, run_dir)
     results = sorted(run_dir.glob(f"results/{MODEL_ABBR}/*.json"))
     if not results:
+        failure = task_failure(work_dir)
+        if failure:
+            raise EvaluationError(f"no results were written: {failure[0]}", failure[1])
         raise EvaluationError(_failure_reason(logs), logs[-3000:])
     per_subset: Dict[str, Dict[str, float]] = {}
     for path in results:
@@ -104,9 +178,11 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
             raise EvaluationError(f"{path.name} holds no metric: {data}", logs[-3000:])
         per_subset[path.stem] = numbers
     if settings.subsets is not None and len(per_subset) < len(settings.subsets):
-        raise EvaluationError(
-            f"results for {len(per_subset)} of {len(settings.subsets)} subsets", logs[-3000:]
-        )
+        reason = f"results for {len(per_subset)} of {len(settings.subsets)} subsets"
+        failure = task_failure(work_dir)
+        if failure:
+            raise EvaluationError(f"{reason}: {failure[0]}", failure[1])
+        raise EvaluationError(reason, logs[-3000:])
     if len(per_subset) == 1:
         return EvaluationResult(dict(next(iter(per_subset.values()))), run_dir)
     # Several subsets (ceval/mmlu subjects): unweighted mean of each metric, per-subset values kept.
