@@ -3,9 +3,10 @@ count of the requests as progress, and the result with everything measured of it
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from bench_app.common.errors import EvaluationError
 from bench_app.common.files import now_iso
@@ -15,6 +16,28 @@ from bench_app.run.outcome import DatasetResult, note_cut_in_thinking, note_fini
 from bench_app.run.plan import DatasetPlan
 from bench_app.run.progress import RequestProgress
 from bench_app.run.sampling import probe_record
+
+# The evaluator's own count of failed requests (AISBench's: bench_app.evaluators.aisbench.results).
+_EVALUATOR_COUNT = re.compile(r"^\d+ request\(s\) failed\b.*?(?:; see (?P<path>\S+))?$")
+
+
+def explain_failed_requests(reason: Optional[str], total: int, failures: Dict[str, int]) -> Optional[str]:
+    """A failed dataset's reason with why its requests failed, as the relay saw them (the evaluator sees a
+    status, not its cause): "4 of 4 requests failed: no answer within ... (5 s)", counted by cause."""
+    if not failures:
+        return reason
+    causes = sorted(failures.items(), key=lambda item: -item[1])
+    said = (
+        causes[0][0]
+        if len(causes) == 1
+        else "; ".join(f"{cause} ({n})" for cause, n in causes[:3])
+        + (f"; {len(causes) - 3} other cause(s)" if len(causes) > 3 else "")
+    )
+    summary = f"{sum(failures.values())} of {total} requests failed: {said}"
+    found = _EVALUATOR_COUNT.match(reason or "")
+    if found:  # the same failures, told better: only where they are listed stays
+        return summary + (f"; see {found.group('path')}" if found.group("path") else "")
+    return f"{reason}; {summary}" if reason else summary
 
 
 def expected_prompts(dataset: DatasetPlan) -> Optional[int]:

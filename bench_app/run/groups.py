@@ -16,7 +16,7 @@ from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
 from bench_app.run.balancer import counter_difference
 from bench_app.run.cache import CACHE_FILE, RequestCache, open_cache
-from bench_app.run.evaluate import evaluate_dataset
+from bench_app.run.evaluate import evaluate_dataset, explain_failed_requests
 from bench_app.run.identity import engine_identity, fingerprint_of
 from bench_app.run.live import Live, NoLease, NotStarted
 from bench_app.run.outcome import (
@@ -359,6 +359,8 @@ class GroupRunner:
                     phase.update,
                 )
             relay.record_to(None)
+            if result.status == "failed":
+                result.reason = explain_failed_requests(result.reason, *relay.failures())
             if relay.write_error:  # the answers went out; a record or cache entry of them may not have
                 progress.log(f"warning: {short}: the relay could not write a record ({relay.write_error})")
             # live.server, not a copy from before the dataset: a lazy start replaces it during the dataset

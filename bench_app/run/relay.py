@@ -26,6 +26,7 @@ import json
 import resource
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -108,6 +109,10 @@ class Relay:
         self._runner: Optional[web.AppRunner] = None
         self._session: Optional[aiohttp.ClientSession] = None
         self._start_lock: Optional[asyncio.Lock] = None
+        # The chat completions of the dataset being recorded, and those that failed, by cause (what its
+        # reason says; the evaluator sees only an HTTP status). Counted on the event loop's thread.
+        self._requests = 0
+        self._failures: Counter = Counter()
 
     @property
     def port(self) -> int:
@@ -197,9 +202,20 @@ class Relay:
         requests completed before it is written."""
         self.cut_in_thinking = cut_in_thinking or self.cut_in_thinking
         self.cache_scope = cache_scope
+        if path is not None:  # a new dataset: its own count (late ends of the last one's go nowhere)
+            self._requests, self._failures = 0, Counter()
         if self._writer is None:
             raise RuntimeError("record_to: the relay is not running (use it as a context manager)")
         self._writer.call([("switch", path)])
+
+    def failures(self) -> Tuple[int, Dict[str, int]]:
+        """The chat completions relayed since the dataset's record_to(path), and those that failed (the
+        relay's 502 or the server's error status) counted by cause."""
+        return self._requests, dict(self._failures)
+
+    def _failed(self, status: int, reason: str) -> web.Response:
+        self._failures[reason] += 1
+        return _error(status, reason)
 
     def ensure_upstream(self) -> bool:
         """Start the server if it waits for its first request; False when it did not come up."""
@@ -289,6 +305,8 @@ class Relay:
             if not isinstance(body, dict):
                 body = None
         key = None
+        if body is not None:
+            self._requests += 1
         if body is not None and self.cache is not None and not body.get("stream"):
             key = self.cache.key(self.engine + self.cache_scope, body)
             cached = self.cache.lookup(key)
@@ -298,7 +316,7 @@ class Relay:
                 data = json.dumps(empty_answer(cached) if empty else cached).encode()
                 return web.Response(status=200, body=data, content_type="application/json")
         if not await self._ensure_upstream():
-            return _error(502, "the server did not start (see the engine log)")
+            return self._failed(502, "the server did not start (see the engine log)")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         headers.update(self.upstream_headers)
         several = len(self.balancer) > 1
@@ -307,7 +325,7 @@ class Relay:
         while True:  # a replica that cannot be reached: the request goes to another live one
             target = self.balancer.pick(tried)
             if target is None:
-                return _error(502, failure)
+                return self._failed(502, failure)
             tried.add(target.index)
             url = f"{self.upstream_base or f'http://{target.host}:{target.port}'}{request.rel_url}"
             replica = target.index if several else None
@@ -324,7 +342,9 @@ class Relay:
                     status = reply.status
             except asyncio.TimeoutError:  # a hung server: the request is not sent again
                 target.end(answered=False)
-                return _error(502, f"the server did not answer within {self.upstream_timeout_s:g} s")
+                return self._failed(
+                    502, f"no answer within execution.upstream_timeout_s ({self.upstream_timeout_s:g} s)"
+                )
             except (aiohttp.ClientError, OSError) as error:  # the server is gone: the evaluator sees a 502
                 target.end(answered=False)
                 failure = f"the server failed: {type(error).__name__}: {error}"
@@ -339,6 +359,8 @@ class Relay:
             if not isinstance(answer, dict):
                 answer = {"error": str(answer)[:500]}
         target.end(answered=True, usage=answer.get("usage"))
+        if body is not None and status != 200:
+            self._failures[f"the server answered {status}: {_server_error(answer)}"] += 1
         if body is not None:
             keep = key is not None and status == 200 and bool(answer.get("choices"))
             line, empty = self.record(
@@ -365,6 +387,8 @@ class Relay:
             status, events.error = 502, f"the stream broke off: {type(failure).__name__}: {failure}"
         answer = events.answer()
         target.end(answered=status < 502, usage=answer.get("usage"))
+        if status != 200:
+            self._failures[events.error or f"the server answered {status}"] += 1
         line, _ = self.record(
             body, status, answer, started, first_token_s=events.first_token_s, replica=replica
         )
@@ -385,6 +409,14 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def _resolve(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _server_error(answer: Dict[str, Any]) -> str:
+    """The message of a server's error answer (vLLM: {"error": {"message": ...}} or {"message": ...})."""
+    error = answer.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    text = " ".join(str(message or answer.get("message") or "no message").split())
+    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def _error(status: int, reason: str) -> web.Response:

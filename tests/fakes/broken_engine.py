@@ -5,6 +5,7 @@ MODE: exit_at_start   prints an error and exits 3
       never_healthy   listens, but /health always answers 503
       healthy         answers /health, /v1/models, /version; every completion request gets HTTP 500
       dies_on_request answers like `healthy` until the first completion request, then the process exits
+      never_answers   answers like `healthy`, but a completion request is accepted and never answered
 It never produces a passing evaluation. FAKE_ENGINE_PIDFILE receives its pid (and its child's);
 FAKE_ENGINE_ENVFILE a line `<start time> <CUDA_VISIBLE_DEVICES>` (what the runner exposed to it).
 """
@@ -47,6 +48,8 @@ class Handler(StandInHandler):
         if mode == "dies_on_request":
             os.kill(child, 9)
             os._exit(7)
+        if mode == "never_answers":
+            time.sleep(3600)
         self._json(500, {"error": "broken engine"})
 
 
