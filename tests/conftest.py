@@ -60,6 +60,37 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def committed_answers(cache_file: Path) -> int:
+    """How many answers a run's request cache holds committed, read as another process would: what
+    resume=true answers from. A record line in requests.jsonl is not the same state: wait for this."""
+    import sqlite3
+    from contextlib import closing
+
+    if not Path(cache_file).exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{cache_file}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or its first transaction not yet committed
+        return 0
+
+
+def process_groups_of_children(pid: int):
+    """The process groups of a process's children (a runner's servers, evaluators and watchdogs)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                found.add(os.getpgid(child))
+            except ProcessLookupError:
+                pass
+    return found
+
+
 FAKES_CONF = Path(__file__).parent / "fakes" / "conf"
 PROJECT_MODEL = Path(__file__).parents[1] / "models" / "SmolLM2-135M-Instruct"  # made by `make setup`
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
+from conftest import PYTHON, broken_engine_args, committed_answers, load, pid_alive, run_cli, wait_until
 from hydra import compose, initialize_config_dir
 
 from bench_app.cli.main import CONF_DIR
@@ -393,10 +393,9 @@ def test_resume_true_continues_a_killed_sweep_from_its_saved_answers(tmp_path):
     process = subprocess.Popen(
         command, cwd=tmp_path, env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    answers = [tmp_path / "sweep" / str(n) / "sample_gsm8k" / "requests.jsonl" for n in (0, 1)]
-    wait_until(
-        lambda: all(a.exists() and a.read_text().strip() for a in answers), 120, "an answer in each job"
-    )
+    caches = [tmp_path / "sweep" / str(n) / "requests.sqlite" for n in (0, 1)]
+    # An answer committed to each job's request cache (what resume answers from), not a record line.
+    wait_until(lambda: all(committed_answers(c) >= 1 for c in caches), 600, "an answer committed in each job")
     process.kill()
     process.wait()
     wait_until(lambda: not _processes_with_env(f" {process.pid} "), 60, "the killed sweep's workers to end")
@@ -413,7 +412,7 @@ def test_resume_true_continues_a_killed_sweep_from_its_saved_answers(tmp_path):
     assert results["sweep"]["status"] == "completed"
     for n in (0, 1):
         dataset = load(tmp_path / "sweep" / str(n) / "results.yaml")["datasets"]["sample_gsm8k"]
-        assert dataset["status"] == "ok" and dataset["answers"]["reused"] >= 1
+        assert dataset["status"] == "ok" and dataset["answers"]["reused"] >= 1, dataset
         assert dataset["answers"]["reused"] + dataset["answers"]["generated"] == 4
 
 
