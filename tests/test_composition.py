@@ -229,3 +229,21 @@ def test_hub_model_missing_from_the_cache_is_a_problem_unless_rope_theta_is_give
     )
     assert not given.problems
     assert given.groups[1].launch_details["hf_overrides"]["rope_parameters"]["rope_theta"] == 1000000
+
+
+def test_the_embedded_default_computes_in_the_dtype_fastest_on_this_cpu(tmp_path):
+    """bfloat16 only where the CPU computes it natively; elsewhere float32, which vLLM-CPU runs faster. The
+    choice is resolved into the plan (and so the snapshot) like any other setting."""
+    from bench_app.config.resolvers import cpu_dtype
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")  # a 2-core EPYC without AVX-512
+    assert cpu_dtype(cpuinfo) == "float32"
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512bw\n")  # AVX-512 without its bf16 instructions
+    assert cpu_dtype(cpuinfo) == "float32"
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_dtype(cpuinfo) == "bfloat16"
+    assert cpu_dtype(tmp_path / "missing") == "float32"
+    plan = plan_for([])
+    assert {d.engine_args["dtype"] for d in plan.datasets} == {cpu_dtype()}
+    assert plan_for(["vllm.dtype=bfloat16"]).datasets[0].engine_args["dtype"] == "bfloat16"  # yours wins
