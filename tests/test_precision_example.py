@@ -36,7 +36,7 @@ def test_bfloat16_against_float32_matrix_gate_history_and_mlflow(tmp_path):
     assert "dtype=torch.bfloat16" in (bf16 / "logs/engine_group0.log").read_text()
 
     compared = run_cli(["compare", str(bf16), str(fp32), "--json", "--gate", "max_drop=1.0"], tmp_path)
-    assert compared.returncode in (0, 1), compared.stderr
+    assert compared.returncode in (1, 3), compared.stderr
     document = json.loads(compared.stdout)
     cells = document["runs"][0]["cells"]
     for short, questions in DATASETS.items():
@@ -46,11 +46,14 @@ def test_bfloat16_against_float32_matrix_gate_history_and_mlflow(tmp_path):
         delta = 100.0 * (cell["wrong_to_right"] - cell["right_to_wrong"]) / questions
         assert cell["paired_delta"] == pytest.approx(delta, abs=1e-3)
         print(f"{short}: {questions} paired, {changed} changed, delta {cell['paired_delta']:+.2f}")
-    expected_failures = [s for s, c in cells.items() if c["worse"] and -c["paired_delta"] > 1.0]
-    assert document["gate"]["passed"] is (not expected_failures)
-    assert (compared.returncode == 1) is bool(expected_failures)
+        # a handful of questions cannot show a precision within one point of another
+        assert cell["gate"]["verdict"] != "PASS" and cell["gate"]["mde"] > 1.0
+    verdicts = {c["gate"]["verdict"] for c in cells.values()}
+    assert compared.returncode == (1 if "FAIL" in verdicts else 3)
+    assert document["gate"]["exit_code"] == compared.returncode and document["gate"]["passed"] is False
     shown = run_cli(["compare", str(bf16), str(fp32), "--gate", "max_drop=1.0"], tmp_path)
     assert "gate max_drop=1.0: " in shown.stdout and "sample_gsm8k" in shown.stdout
+    assert "INCONCLUSIVE" in shown.stdout and "cannot be seen (80% power)" in shown.stdout
     print(shown.stdout)
 
     rows = json.loads(run_cli(["runs", "--json"], tmp_path).stdout)

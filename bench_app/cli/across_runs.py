@@ -30,8 +30,14 @@ def compare_args(parser: Parser) -> None:
     parser.add_argument(
         "--gate",
         metavar="SPEC",
-        help="release gate, e.g. 'max_drop=1.0': exit 1 when a dataset is "
-        "significantly worse than the baseline by more than that many points",
+        help="release gate, e.g. 'max_drop=1.0': per dataset PASS (shown no worse than that many points), "
+        "FAIL (shown worse: exit 1) or INCONCLUSIVE (exit 3, see --inconclusive)",
+    )
+    parser.add_argument(
+        "--inconclusive",
+        choices=["fail", "pass"],
+        default="fail",
+        help="--gate: how an INCONCLUSIVE dataset counts (default fail: exit 3)",
     )
     parser.add_argument(
         "--matrix", action="store_true", help="the datasets x runs matrix also for two single runs"
@@ -97,23 +103,30 @@ def compare_matrix(args: argparse.Namespace) -> int:
                     f"({', '.join(s.label for s in bases)}); give one run folder or a sweep of repeats"
                 )
             base, sides = bases[0], [side for path in args.runs for side in sides_of(path)]
-        built = matrix.build(base, sides)
+        built = matrix.build(base, sides, gate["max_drop"] if gate else None)
     except (UserError, OSError, ValueError) as error:
         return _fail("compare", error)
-    failures = matrix.gate_failures(built, gate) if gate is not None else []
+    outcome = matrix.gate_outcome(built, gate) if gate is not None else None
     notes = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the document
     if args.json:
         document = built.to_dict()
-        if gate is not None:
-            document["gate"] = {"spec": gate, "passed": not failures, "failures": failures}
+        if outcome is not None:
+            document["gate"] = {
+                "spec": gate,
+                "passed": outcome.exit_code(args.inconclusive) == 0,
+                "exit_code": outcome.exit_code(args.inconclusive),
+                "failures": outcome.failures,
+                "inconclusive": outcome.inconclusive,
+                "passes": outcome.passed,
+            }
         print(json.dumps(document, indent=2))
     else:
         matrix_view.print_matrix(built)
     if args.html is not None:
         print(f"comparison report: {matrix_view.write_html(built, args.html)}", file=notes)
-    if gate is not None:
-        print("\n".join(matrix_view.gate_lines(failures, args.gate)), file=notes)
-        return 1 if failures else 0
+    if outcome is not None:
+        print("\n".join(matrix_view.gate_lines(outcome, args.gate, args.inconclusive)), file=notes)
+        return outcome.exit_code(args.inconclusive)
     return 0
 
 

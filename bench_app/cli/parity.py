@@ -19,6 +19,13 @@ def parity_args(parser: Parser) -> None:
     parser.add_argument(
         "--reference-dir", action="append", default=[], help="a folder of references of yours"
     )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=2.0,
+        metavar="POINTS",
+        help="how far from the published figure still counts as consistent (default 2)",
+    )
     parser.add_argument("--json", action="store_true", help="the verdicts as JSON")
     parser.add_argument("--html", help="also write the verdicts as an HTML page")
     parser.add_argument(
@@ -38,7 +45,7 @@ def parity(args: argparse.Namespace) -> int:
             folder = extra[0] if extra else verdicts.REFERENCE_DIR
             print(f"saved {verdicts.save_reference(Path(args.run), args.save_reference, folder)}")
             return 0
-        report = verdicts.parity(Path(args.run), args.reference, extra)
+        report = verdicts.parity(Path(args.run), args.reference, extra, args.tolerance)
         failing = verdicts.gate(report, args.gate) if args.gate else []
     except UserError as error:
         return _fail("parity", error)

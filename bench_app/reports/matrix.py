@@ -9,7 +9,11 @@ the score, its delta against the baseline, and whether the delta is more than no
   right answers over the repeats (a graded score); those cells use a paired bootstrap of the mean
   difference, whose percentile interval also gives the p-value (p < 0.05 iff the 95% interval misses 0).
 - Testing many datasets at once inflates false alarms; Holm's step-down correction adjusts each
-  column's p-values, and a cell is significant when its adjusted p is below 0.05.
+  column's p-values, and a cell is significant when its adjusted p is below 0.05. A cell that is not says
+  how large a difference could have been seen (the minimum detectable effect, 80% power).
+- The release gate (`--gate 'max_drop=M'`) is a non-inferiority decision per cell
+  (bench_app.reports.decisions): PASS, FAIL or INCONCLUSIVE, with its interval, minimum detectable effect
+  and the questions that would decide an open one.
 - The aggregate is the mean over datasets of the paired deltas, with a bootstrap interval that resamples
   each dataset's questions (stratified), so a large dataset does not drown a small one.
 - A cell whose dataset configuration differs from the baseline's (prompt, subsets, generation settings,
@@ -24,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import EvaluatorSettings
+from bench_app.reports import decisions
 from bench_app.reports.compare import diff_mappings
 from bench_app.reports.paired import SIGNIFICANCE, mcnemar_exact_p
 from bench_app.run.load_levels import split_short
@@ -140,7 +145,10 @@ class Cell:
     p_holm: Optional[float] = None
     config_differs: List[str] = field(default_factory=list)
     missing: Optional[str] = None  # why there is no comparison
+    mde: Optional[float] = None  # points: the difference this test finds with 80% power (after Holm's alpha)
+    decision: Optional[decisions.Decision] = None  # the release gate's verdict, when there is a gate
     _replicates: Any = None  # bootstrap means of the difference (for the aggregate)
+    _differences: Any = None  # per question, points (pooled sides: the gate's t-interval)
 
     @property
     def delta(self) -> Optional[float]:
@@ -174,6 +182,8 @@ class Cell:
             "worse": self.worse,
             "config_differs": self.config_differs,
             "missing": self.missing,
+            "mde": rounded(self.mde),
+            "gate": None if self.decision is None else self.decision.to_dict(),
         }
 
 
@@ -267,7 +277,7 @@ def compare_cell(short: str, base: SideData, run: SideData) -> Cell:
         cell.missing = "no questions both answered with the same prompt (samples.jsonl)"
         return cell
     differences = [100.0 * (y_values[k] - x_values[k]) for k in same]
-    cell.diff = sum(differences) / len(differences)
+    cell.diff, cell._differences = sum(differences) / len(differences), differences
     cell._replicates = bootstrap_means(differences)
     cell.ci = percentile_ci(cell._replicates)
     if not (base.side.pooled or run.side.pooled):
@@ -296,7 +306,31 @@ def aggregate(cells: List[Cell]) -> Dict[str, Any]:
     }
 
 
-def build(base: Side, sides: Sequence[Side]) -> Matrix:
+def decide(cell: Cell, tested: int, margin: Optional[float]) -> None:
+    """The cell's minimum detectable effect (at Holm's first alpha, 0.05 / tested) and, with a gate, its
+    non-inferiority verdict."""
+    alpha = decisions.ALPHA / max(1, tested)
+    if cell.test == "mcnemar":
+        spread = decisions.matched_interval(cell.right_to_wrong, cell.wrong_to_right, cell.paired, alpha)[2]
+    else:
+        spread = decisions.graded_interval(cell._differences, alpha)[2]
+    cell.mde = decisions.minimum_detectable(spread, cell.paired, alpha)
+    if margin is None:
+        return
+    if cell.test == "mcnemar":
+        cell.decision = decisions.gate(
+            margin,
+            tested,
+            cell.paired,
+            right_to_wrong=cell.right_to_wrong,
+            wrong_to_right=cell.wrong_to_right,
+        )
+    else:
+        cell.decision = decisions.gate(margin, tested, cell.paired, differences=cell._differences)
+
+
+def build(base: Side, sides: Sequence[Side], margin: Optional[float] = None) -> Matrix:
+    """The matrix; with `margin` (the gate's max_drop) every compared cell also gets its gate verdict."""
     base_data = SideData.read(base)
     columns = []
     datasets = list(base_data.config)
@@ -307,6 +341,7 @@ def build(base: Side, sides: Sequence[Side]) -> Matrix:
         tested = [c for c in cells.values() if c.p_value is not None]
         for cell, adjusted in zip(tested, holm([c.p_value for c in tested]), strict=True):
             cell.p_holm = adjusted
+            decide(cell, len(tested), margin)
         columns.append(Column(side, cells, aggregate(list(cells.values()))))
     for column in columns:  # a dataset only a later column has is missing in the earlier ones
         for short in datasets:
@@ -315,7 +350,7 @@ def build(base: Side, sides: Sequence[Side]) -> Matrix:
 
 
 # ---------------------------------------------------------------------------------------- gate
-GATE_KEYS = {"max_drop": "the largest drop, in points, a release may show (significant drops beyond it fail)"}
+GATE_KEYS = {"max_drop": "the largest drop, in points, a release may show (a non-inferiority margin)"}
 
 
 def parse_gate(text: str) -> Dict[str, float]:
@@ -335,22 +370,56 @@ def parse_gate(text: str) -> Dict[str, float]:
     return gate
 
 
-def gate_failures(matrix: Matrix, gate: Dict[str, float]) -> List[str]:
-    """Why the release cannot ship, one line per column x dataset; empty when it can."""
-    failures = []
+@dataclass
+class GateOutcome:
+    failures: List[str]  # FAIL, and cells that could not be compared
+    inconclusive: List[str]
+    passed: List[str]
+
+    def exit_code(self, inconclusive: str = "fail") -> int:
+        """0: every dataset PASS; 1: a FAIL (or one not compared); 3: INCONCLUSIVE ones, unless they pass."""
+        if self.failures:
+            return 1
+        return 3 if self.inconclusive and inconclusive == "fail" else 0
+
+
+def _interval(decision: decisions.Decision) -> str:
+    low, high = decision.interval
+    return f"{decision.confidence:.1%} interval {low:+.2f}..{high:+.2f}"
+
+
+def gate_outcome(matrix: Matrix, gate: Dict[str, float]) -> GateOutcome:
+    """Per column x dataset: PASS, FAIL or INCONCLUSIVE against the margin, one line each."""
+    margin, outcome = gate["max_drop"], GateOutcome([], [], [])
     for column in matrix.columns:
         for short in matrix.datasets:
             cell = column.cells[short]
             where = f"{column.side.label} {short}"
+            decision = cell.decision
             if cell.missing:
-                failures.append(f"{where}: not compared ({cell.missing})")
+                outcome.failures.append(f"{where}: not compared ({cell.missing})")
             elif cell.config_differs:
-                failures.append(
+                outcome.failures.append(
                     f"{where}: dataset config differs from the baseline's ({', '.join(cell.config_differs)})"
                 )
-            elif cell.worse and -(cell.diff or 0.0) > gate["max_drop"]:
-                failures.append(
-                    f"{where}: {cell.diff:+.2f} points (95% CI {cell.ci[0]:+.2f}..{cell.ci[1]:+.2f}), "
-                    f"Holm p = {cell.p_holm:.3g}: significantly worse by more than {gate['max_drop']:g}"
+            elif decision is None:
+                outcome.failures.append(f"{where}: not compared")
+            elif decision.verdict == "FAIL":
+                outcome.failures.append(
+                    f"{where}: FAIL {cell.diff:+.2f} points ({_interval(decision)}): worse than -{margin:g}"
                 )
-    return failures
+            elif decision.verdict == "PASS":
+                outcome.passed.append(f"{where}: PASS {cell.diff:+.2f} points ({_interval(decision)})")
+            else:
+                mde = f"{decision.mde:.1f}" if decision.mde is not None else "-"
+                needed = (
+                    f"about {decision.needed:,} questions x repeats would decide it"
+                    if decision.needed
+                    else "the estimate sits on the margin: more questions cannot decide it"
+                )
+                outcome.inconclusive.append(
+                    f"{where}: INCONCLUSIVE {cell.diff:+.2f} points ({_interval(decision)} holds "
+                    f"-{margin:g}); over {cell.paired} questions a difference below {mde} points from the "
+                    f"margin cannot be seen (80% power); {needed}"
+                )
+    return outcome

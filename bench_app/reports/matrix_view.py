@@ -20,7 +20,8 @@ from bench_app.rundir.layout import RunFolder
 LEGEND = (
     f"delta: run - baseline in points on the questions both answered; * significant after Holm's correction "
     f"(p < {SIGNIFICANCE}); test: exact McNemar (one run each side) or paired bootstrap (pooled repeats); "
-    "cfg!: the dataset's config differs from the baseline's"
+    "cfg!: the dataset's config differs from the baseline's; (< X unseen): not significant, and a difference "
+    "below X points could not have been seen here (80% power); PASS / FAIL / INCONCLUSIVE: the gate's verdict"
 )
 
 
@@ -35,6 +36,10 @@ def cell_text(cell: Cell) -> str:
     if cell.diff is not None:
         mark = "*" if cell.significant else ""
         text += f"  {_number(cell.diff, True)}{mark}  p={cell.p_holm:.2g}"
+        if cell.decision is not None:
+            text += f"  {cell.decision.verdict}"
+        elif not cell.significant and cell.mde is not None:
+            text += f"  (< {cell.mde:.1f} unseen)"
     elif cell.missing:
         text += f"  ({cell.missing})"
     if cell.config_differs:
@@ -180,9 +185,17 @@ def write_html(matrix: Matrix, out: Path) -> Path:
     return out
 
 
-def gate_lines(failures: List[str], gate_text: str) -> List[str]:
-    if not failures:
-        return [
-            f"gate {gate_text}: PASS (no dataset significantly worse than the baseline beyond the margin)"
-        ]
-    return [f"gate {gate_text}: FAIL ({len(failures)})", *(f"  - {line}" for line in failures)]
+def gate_lines(outcome, gate_text: str, inconclusive: str = "fail") -> List[str]:
+    """The gate's verdict: FAIL, INCONCLUSIVE (which fails unless --inconclusive=pass) or PASS, and why."""
+    if outcome.failures:
+        failed, open_ = len(outcome.failures), len(outcome.inconclusive)
+        head = f"gate {gate_text}: FAIL ({failed} failed, {open_} inconclusive)"
+    elif outcome.inconclusive:
+        counted = (
+            "counted as a failure" if inconclusive == "fail" else "counted as a pass (--inconclusive=pass)"
+        )
+        head = f"gate {gate_text}: INCONCLUSIVE ({len(outcome.inconclusive)}; {counted})"
+    else:
+        head = f"gate {gate_text}: PASS (every dataset shown no worse than the margin)"
+    lines = outcome.failures + outcome.inconclusive + outcome.passed
+    return [head, *(f"  - {line}" for line in lines)]

@@ -7,8 +7,11 @@ sampling settings and output budget, where the source gives it and whether it wa
 the source does not report. A run picks the reference whose `matches` its model path or served name contains
 (the longest such pattern wins, `excludes` rule one out), unless one is named.
 
-Verdicts: `consistent` (the reference lies inside the run's interval), `below` / `above` (outside it),
-`not comparable` (no reference for the dataset or its mode, or no score). Settings that move scores (thinking
+Verdicts (an equivalence decision, bench_app.reports.decisions): `consistent` (the 95% interval of run -
+reference lies within +-tolerance, counting the reference's own sampling error where its questions and
+repeats are known), `below` / `above` (it lies beyond -tolerance / +tolerance), `inconclusive` (neither:
+with the questions x repeats that would decide it), `not comparable` (no reference for the dataset or its
+mode, or no score). Settings that move scores (thinking
 mode, a smaller output budget, greedy decoding where the authors sample, fewer repeats, a subset or another
 variant) add a caution to the verdict: the numbers may differ for that reason alone.
 """
@@ -26,10 +29,12 @@ import yaml
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, read_yaml
 from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.reports import decisions
 from bench_app.run import sampling
 from bench_app.rundir.layout import RunFolder
 
 REFERENCE_DIR = PROJECT_ROOT / "conf" / "reference"
+DEFAULT_TOLERANCE = 2.0  # points: how far from the published figure still counts as the same
 GREEDY_BELOW = 0.05  # a temperature at or below this decodes (almost) greedily
 
 
@@ -44,6 +49,7 @@ class Row:
     difference: Optional[float] = None
     verdict: str = "not comparable"
     where: Optional[str] = None  # where the source gives the reference's figure (table, page)
+    decision: Optional[Dict[str, Any]] = None  # bench_app.reports.decisions.Decision: interval, mde, needed
     verified: Optional[bool] = None  # whether that figure was checked against its source
     reasons: List[str] = field(default_factory=list)
     cautions: List[str] = field(default_factory=list)
@@ -157,6 +163,32 @@ def _cautions(document: Dict[str, Any], published: Dict[str, Any], repeats_run: 
     return said
 
 
+def _reference_samples(published: Dict[str, Any]) -> Optional[int]:
+    """Answers the published figure averages (questions x repeats), where the reference says."""
+    questions = published.get("questions")
+    return int(questions) * int(published.get("repeats") or 1) if questions else None
+
+
+def _what_would_decide(decision, tolerance: float, samples: Optional[int], reference: float) -> str:
+    import math
+
+    if samples:
+        p = reference / 100
+        own = 100 * 1.959964 * math.sqrt(p * (1 - p) / samples)
+        if own >= tolerance:
+            return (
+                f"the reference's own 95% margin over its {samples:,} samples is +-{own:.1f} points, wider "
+                f"than the tolerance: no run can be shown within +-{tolerance:g} of it (widen --tolerance)"
+            )
+    mde = f"{decision.mde:.1f}" if decision.mde is not None else "-"
+    if decision.needed:
+        return (
+            f"a difference below {mde} points from the tolerance cannot be seen at this size (80% power); "
+            f"about {decision.needed:,} questions x repeats would decide it"
+        )
+    return "the estimate sits on the tolerance: more questions cannot decide it"
+
+
 def _runs(path: Path) -> List[RunFolder]:
     """The run, or the runs of a sweep of repeats (benchmark.repeats=N: one job per seed)."""
     folder = RunFolder(path)
@@ -178,7 +210,16 @@ def _repeat_interval(scores: List[float]) -> Tuple[float, float]:
     return round(max(0.0, mean - half), 1), round(min(100.0, mean + half), 1)
 
 
-def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = ()) -> Dict[str, Any]:
+def parity(
+    run: Path,
+    reference: Optional[str] = None,
+    extra: Sequence[Path] = (),
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Dict[str, Any]:
+    if not tolerance >= 0:
+        raise UserError(
+            f"--tolerance {tolerance:g}: give a number of points >= 0 (default {DEFAULT_TOLERANCE:g})"
+        )
     runs = _runs(run)
     results = [r.read_results() for r in runs]
     per_dataset = runs[0].read_per_dataset()
@@ -224,24 +265,39 @@ def parity(run: Path, reference: Optional[str] = None, extra: Sequence[Path] = (
         if row.ci95 is None:
             row.reasons.append("the number of questions is not recorded: no interval")
             continue
-        low, high = row.ci95
-        row.verdict = (
-            "consistent" if low <= row.reference <= high else "below" if high < row.reference else "above"
+        samples = _reference_samples(published)
+        decision = decisions.parity(
+            row.score,
+            row.questions or len(scores),
+            row.reference,
+            tolerance,
+            samples,
+            row.ci95 if len(scores) > 1 else None,
         )
-        where = "inside" if row.verdict == "consistent" else "outside"
+        row.verdict, row.decision = decision.verdict, decision.to_dict()
         over = (
             f"the mean of {len(scores)} repeats ({', '.join(f'{x:g}' for x in scores)})"
             if len(scores) > 1
             else f"{row.questions} questions"
         )
+        low, high = decision.interval
+        own = f", counting the reference's own error over {samples:,} samples" if samples else ""
+        placed = {
+            "consistent": f"within +-{tolerance:g}",
+            "below": f"below -{tolerance:g}",
+            "above": f"above +{tolerance:g}",
+        }.get(row.verdict, f"not decided against +-{tolerance:g}")
         row.reasons.append(
-            f"reference {row.reference:g} {where} the run's 95% interval {low:g}-{high:g} over {over}"
+            f"run - reference: 95% interval {low:+.1f}..{high:+.1f} over {over}{own}: {placed}"
             + (f" (reference: {row.where})" if row.where else "")
         )
+        if row.verdict == "inconclusive":
+            row.reasons.append(_what_would_decide(decision, tolerance, samples, row.reference))
     compared = [row.verified for row in rows if row.verified is not None]
     return {
         "run": str(run),
         "reference": chosen,
+        "tolerance": tolerance,
         # every figure this run was compared with was checked against the source
         "verified": all(compared) if compared else bool(document.get("verified")),
         "source": document.get("source"),

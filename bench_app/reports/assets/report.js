@@ -222,8 +222,9 @@
     const p = data.parity;
     section("parity", "Parity with " + p.reference,
       el("p", { class: "muted", text: (p.source || "") + (p.verified ? "" : " — the reference's figures are " +
-        "marked unverified") + ". Verdict: the reference inside the run's 95% interval (consistent), or outside " +
-        "it (below / above); a caution names a setting that alone can move the score." }),
+        "marked unverified") + ". Verdict: the 95% interval of run - reference within +-" + p.tolerance + " points " +
+        "(consistent), beyond it (below / above), or neither (inconclusive: the reasons say what would decide " +
+        "it); a caution names a setting that alone can move the score." }),
       table(["dataset", "mode", "run [95% interval] (n)", "reference", "difference", "verdict", "why"],
         p.rows.map((r) => [r.dataset, r.mode, r.score === null ? "-" : fmt(r.score) + (r.ci95 ? " [" + r.ci95[0] +
           ", " + r.ci95[1] + "]" : "") + " (n=" + r.questions + ")", r.reference === null ? "-" : r.reference,
