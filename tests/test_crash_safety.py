@@ -46,10 +46,11 @@ def _kill_runner_when(workdir, args, ready, timeout=300, env=None):
 
 def _assert_gone_and_abandoned(workdir, name, groups):
     assert groups, "no child process group was found before the kill"
-    deadline = time.monotonic() + 15
+    # The watchdogs stop everything within seconds; 60 s leaves room for a machine that is slow or busy.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(group_alive(g) for g in groups):
         time.sleep(0.5)
-    assert not [g for g in groups if group_alive(g)], "processes of the killed run are still alive after 15 s"
+    assert not [g for g in groups if group_alive(g)], "processes of the killed run are still alive after 60 s"
     metadata = load(workdir / "outputs" / name / "configs" / "metadata.yaml")
     assert metadata["run"]["status"] == "running"  # nobody could finalise it
     done = run_cli(["benchmark.name=next", "execution.dry_run=true"], workdir)
@@ -111,18 +112,18 @@ def test_sigkill_of_a_sweep_parent_takes_its_servers_down(workdir):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) >= 2, 60, "the stand-in engine")
+    wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) >= 2, 300, "the stand-in engine")
     pids = [int(p) for p in pidfile.read_text().split()]
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # within seconds; room for a slow or busy machine
 
     def alive():
         return [p for p in pids if pid_alive(p)]
 
     while time.monotonic() < deadline and alive():
         time.sleep(0.5)
-    assert not alive(), "the engine of the killed sweep is still alive after 15 s"
+    assert not alive(), "the engine of the killed sweep is still alive after 60 s"
     done = run_cli(["benchmark.name=after_sweep", "execution.dry_run=true"], workdir)
     assert done.returncode == 0, done.stderr
     job = load(workdir / "outputs/sweeps/killed/0/configs/metadata.yaml")
@@ -136,7 +137,7 @@ def test_sigkill_of_the_runner_takes_every_replica_down(workdir):
         workdir,
         ["benchmark.name=k_replicas", "dataset=[sample_gsm8k]", "execution.replicas=2", *engine],
         lambda: pidfile.exists() and len(pidfile.read_text().split()) >= 4,  # both replicas, their children
-        timeout=60,
+        timeout=300,
         env=env,
     )
     assert len(groups) >= 2  # one process group per replica

@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from conftest import wait_until
 
 from bench_app.run.resources import LeaseError, ResourcePool, device_pool
 
@@ -128,17 +129,33 @@ def test_fixed_port_leased_by_another_job_waits_and_foreign_busy_port_fails(tmp_
             ResourcePool(tmp_path, [], None, 4).acquire("127.0.0.1", port, 1, wait_timeout_s=1.5)
 
 
+def _flock_held(path) -> bool:
+    """Whether another process holds the exclusive flock on path (a lease)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def test_lease_of_a_killed_job_is_free_again(tmp_path):
     queue = CTX.Queue()
     job = CTX.Process(
         target=_hold, kwargs=dict(lease_dir=tmp_path, devices=["0"], max_cpu=0, tp=1, hold_s=60, queue=queue)
     )
     job.start()
-    deadline = time.monotonic() + 10
     pool = ResourcePool(tmp_path, ["0"], "CUDA_VISIBLE_DEVICES", 0)
-    while time.monotonic() < deadline and not (tmp_path / "device-0.lock").exists():
-        time.sleep(0.1)
-    time.sleep(0.5)
+    # The lease held (its flock taken), not merely its file created: what the refusal below needs.
+    wait_until(lambda: _flock_held(tmp_path / "device-0.lock"), 120, "the job to hold device 0")
     with pytest.raises(LeaseError, match="waited"):
         pool.acquire("127.0.0.1", 0, 1, wait_timeout_s=1)
     os.kill(job.pid, signal.SIGKILL)

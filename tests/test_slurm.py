@@ -182,7 +182,7 @@ def test_cancelled_and_timed_out_jobs_fail_with_slurms_state(cluster, tmp_path):
         cluster, tmp_path, "hydra.launcher.timeout_min=1", "execution.server_start_timeout_s=600"
     )
     try:
-        wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 60, "the SLURM record")
+        wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 300, "the SLURM record")
         first, second = (job["job_id"] for job in load(sweep_dir / "slurm_jobs.yaml")["jobs"])
         servers = lambda: len(_lines(tmp_path / "pids")) == 4  # noqa: E731 - each: a server and its child
         wait_until(servers, 120, "both jobs' servers")
@@ -208,11 +208,11 @@ def test_cancelled_and_timed_out_jobs_fail_with_slurms_state(cluster, tmp_path):
 def test_ctrl_c_cancels_the_sweeps_jobs_and_writes_the_summary(cluster, tmp_path):
     sweep, sweep_dir = _start_never_healthy_sweep(cluster, tmp_path)
     try:
-        wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 60, "the SLURM record")
+        wait_until(lambda: (sweep_dir / "slurm_jobs.yaml").exists(), 300, "the SLURM record")
         ids = [job["job_id"] for job in load(sweep_dir / "slurm_jobs.yaml")["jobs"]]
         running = lambda: set(ids) <= set(_squeue(cluster, "-t", "RUNNING", "-o", "%i"))  # noqa: E731
-        wait_until(running, 60, "both jobs to run")
-        wait_until(lambda: len(_lines(tmp_path / "pids")) == 4, 60, "both servers")
+        wait_until(running, 300, "both jobs to run")
+        wait_until(lambda: len(_lines(tmp_path / "pids")) == 4, 300, "both servers")
         sweep.send_signal(signal.SIGINT)
         out, err = sweep.communicate(timeout=120)
     finally:

@@ -5,7 +5,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -199,10 +198,9 @@ def test_submitit_local_sweep_and_reproduce_sh_of_one_job(tmp_path):
 
 def test_ctrl_c_stops_the_running_job_skips_the_rest_and_still_writes_the_summary(tmp_path):
     process = start_never_healthy_sweep(tmp_path, "execution.server_start_timeout_s=120")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (tmp_path / "pids").exists():
-        time.sleep(0.2)
-    time.sleep(2)
+    # The first job's stand-in server is up (it and its child wrote their pids): the job waits for it.
+    pids = tmp_path / "pids"
+    wait_until(lambda: pids.exists() and len(pids.read_text().split()) >= 2, 600, "the first job's server")
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output
