@@ -247,3 +247,11 @@ def test_the_embedded_default_computes_in_the_dtype_fastest_on_this_cpu(tmp_path
     plan = plan_for([])
     assert {d.engine_args["dtype"] for d in plan.datasets} == {cpu_dtype()}
     assert plan_for(["vllm.dtype=bfloat16"]).datasets[0].engine_args["dtype"] == "bfloat16"  # yours wins
+
+
+@pytest.mark.parametrize("size", ["0", "100001"])
+def test_a_concurrency_aisbench_refuses_is_refused_at_planning(size):
+    with pytest.raises(
+        UserError, match=rf"aisbench.batch_size={size} .* outside 1..100000 \(TINFER-PARAM-001\)"
+    ):
+        plan_for([f"aisbench.batch_size={size}"])

@@ -236,6 +236,14 @@ def test_every_failure_of_an_aisbench_task_names_its_cause(tmp_path, vllm_server
         assert "\n" not in entry["reason"] and "TypeError" not in entry["log_tail"], entry
         assert "aisbench_host.py" not in entry["log_tail"].splitlines()[-1], entry["log_tail"]
     assert datasets["sample_gsm8k"]["status"] == "ok", datasets["sample_gsm8k"]
+    # One `ais_bench` process per dataset, each task its own process: the same cause. (A killed task process
+    # is not tried that way: AISBench's own monitor then waits for it until evaluation_timeout_s.)
+    plain = [a for a in args[:-1] if not a.startswith(("dataset=", "datasets.sample_mmlu"))]
+    plain += ["dataset=[fault_raise]", "benchmark.name=faults_plain", "evaluator.task_host=false"]
+    done = run_cli(plain, tmp_path, env=vllm_server.env(), timeout=900)
+    assert done.returncode == 1, (done.stdout + done.stderr)[-4000:]
+    again = load(tmp_path / "outputs/faults_plain/results.yaml")["datasets"]["fault_raise"]
+    assert "inference task faulty: ValueError: the loader cannot read" in again["reason"], again
 
 
 def test_an_aisbench_task_that_never_ends_times_out_naming_the_task(tmp_path, vllm_server):
@@ -284,6 +292,42 @@ def test_the_cause_is_read_as_aisbench_writes_it():
         == "KeyError: 'question'"
     )
     assert cause_in("all went well\n") is None
+
+
+RUNNER_LINE = """
+import sys
+from ais_bench.benchmark.utils.logging import get_formatted_log_content
+said = "OpenICLApiInferbench_app/gsm8k failed with code 137, see\\n" + sys.argv[1]
+print("[ais_bench] [ERROR] " + get_formatted_log_content("RUNNER-TASK-001", said))
+"""
+
+
+def test_a_task_process_killed_outside_the_host_is_named_from_aisbenchs_runner_line(tmp_path):
+    """Without the task host each task is a process of its own, started through a shell: only AISBench's
+    runner says it died (exit 137 = SIGKILL), pointing at the task's log."""
+    import subprocess
+
+    from bench_app.evaluators.aisbench.results import task_failure
+
+    infer = tmp_path / "20261207_101010/logs/infer/bench_app/gsm8k.out"
+    evaluation = tmp_path / "20261207_101010/logs/eval/bench_app/gsm8k.out"
+    for log in (infer, evaluation):
+        log.parent.mkdir(parents=True)
+    infer.write_text("loading the dataset\nKilled\n")
+    # the evaluation that ran after it failed for want of predictions: not the cause
+    evaluation.write_text("Traceback (most recent call last):\nFileNotFoundError: no predictions\n")
+    made = subprocess.run(
+        [sys.executable, "-c", RUNNER_LINE, "20261207_101010/logs/infer/bench_app/gsm8k.out"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    (tmp_path / "aisbench.log").write_text(made.stdout)
+    assert task_failure(tmp_path) == (
+        "inference task gsm8k was killed by SIGKILL",
+        "loading the dataset\nKilled",
+    )
 
 
 def test_aisbenchs_memory_guard_is_said_before_it_bites_with_where_the_memory_went(tmp_path):

@@ -28,13 +28,16 @@ OVERRIDES_VARIABLE = "BENCH_APP_OVERRIDE_MODULES"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
 
+TIMED_OUT = "evaluation timed out"
+
+
 def reason_to_stop(
     deadline: float, timeout_s: float, stop_reason: Callable[[], Optional[str]]
 ) -> Optional[str]:
     """Why a running evaluation must stop now: its time (timeout_s, ending at the monotonic deadline) is
     up, or stop_reason() says why (the server died, the run is interrupted); None to go on."""
     if time.monotonic() > deadline:
-        return f"evaluation timed out after {timeout_s:.0f} s"
+        return f"{TIMED_OUT} after {timeout_s:.0f} s"
     return stop_reason()
 
 
@@ -138,6 +141,11 @@ class Evaluator(ABC):
     def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
         """At planning: raise UserError for a (model config, mode) the evaluator does not have (e.g.
         aisbench.model), naming the closest ones. The default has nothing to check against."""
+        return None
+
+    def check_settings(self, settings: Sequence[Tuple[str, EvaluatorSettings]]) -> None:
+        """At planning: raise UserError for a dataset's settings (short name, settings) that the evaluator
+        would refuse when its task starts. The default refuses nothing."""
         return None
 
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
@@ -251,6 +259,8 @@ class Evaluator(ABC):
                 reason = reason_to_stop(deadline, timeout_s, stop_reason)
                 if reason:
                     where, log_tail = self.stopped_during(task)
+                    if not reason.startswith(TIMED_OUT):  # stopped from outside: its reason says it all
+                        where = ""
                     raise EvaluationError(reason + where, log_tail)
                 time.sleep(0.5)
         finally:

@@ -260,6 +260,7 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
     evaluator.check_dataset_names(sorted({p.name for p in plans if not p.evaluator.config_file}))
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
+    evaluator.check_settings([(plan.short, plan.evaluator) for plan in plans])
     data_problems = check_data(config.execution.data_check, evaluator, plans)
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     plan_replicas(config, engine, groups, plans)

@@ -40,6 +40,7 @@ from bench_app.evaluators.aisbench.task import (
 )
 from bench_app.evaluators.base import (
     SAMPLES_FILE,
+    TIMED_OUT,
     Endpoint,
     EvaluationResult,
     EvaluationSession,
@@ -48,6 +49,9 @@ from bench_app.evaluators.base import (
     exit_description,
 )
 from bench_app.evaluators.task_host import TaskHost
+
+# ais_bench/benchmark/openicl/icl_inferencer/icl_base_inferencer.py: MAX_BATCH_SIZE.
+AISBENCH_MAX_BATCH_SIZE = 100000
 
 
 class TaskHostSession(EvaluationSession):
@@ -95,7 +99,9 @@ class TaskHostSession(EvaluationSession):
             )
         except EvaluationError as error:
             self.host = None  # stopped by TaskHost.run
-            if task.program == "main":  # timed out or stopped: say in which of AISBench's tasks
+            # Timed out, or the host died: say in which of AISBench's tasks (a stop from outside, e.g. the
+            # server died, says it all).
+            if task.program == "main" and (error.reason.startswith(TIMED_OUT) or "task host" in error.reason):
                 where, log_tail = self.evaluator.stopped_during(task)
                 raise EvaluationError(error.reason + where, log_tail or error.log_tail) from None
             raise
@@ -170,6 +176,16 @@ class AisbenchEvaluator(Evaluator):
                     f"aisbench.mode=perf measures streamed requests, but AISBench's model config {name!r} "
                     "does not stream and has no streaming config beside it; choose a streaming one "
                     "(bench-app catalog --models shows which stream)."
+                )
+
+    def check_settings(self, settings: Sequence[Tuple[str, EvaluatorSettings]]) -> None:
+        # AISBench's inference task refuses a concurrency outside 1..MAX_BATCH_SIZE (TINFER-PARAM-001) only
+        # once it has started; said here before any server starts.
+        for short, dataset in settings:
+            if not 1 <= int(dataset.batch_size) <= AISBENCH_MAX_BATCH_SIZE:
+                raise UserError(
+                    f"{short}: aisbench.batch_size={dataset.batch_size} (requests in flight): AISBench "
+                    f"refuses a concurrency outside 1..{AISBENCH_MAX_BATCH_SIZE} (TINFER-PARAM-001)."
                 )
 
     def model_module(self, settings: EvaluatorSettings) -> str:
@@ -337,6 +353,11 @@ class AisbenchEvaluator(Evaluator):
         return EvaluationError(ended + where, log_tail)
 
     def stopped_during(self, task: EvaluationTask) -> Tuple[str, str]:
+        # A task that failed before (e.g. its process was killed: AISBench's own monitor then waits for it
+        # until the timeout) is the cause, not merely where AISBench was.
+        failure = task_failure(task.work_dir, task.log_file)
+        if failure is not None:
+            return f"; {failure[0]}", failure[1]
         running = running_task_log(task.work_dir)
         if running is None:
             return "", tail(task.log_file)

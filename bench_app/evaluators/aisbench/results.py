@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -13,9 +14,7 @@ from bench_app.common.errors import EvaluationError
 from bench_app.common.files import plain_text, tail
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench.task import LOG_FILE, MODEL_ABBR
-from bench_app.evaluators.base import (
-    EvaluationResult,
-)
+from bench_app.evaluators.base import EvaluationResult, exit_description
 
 _PERF_KEYS = {
     "TTFT": "ttft_ms",
@@ -70,6 +69,8 @@ _POINTER_CODES = ("RUNNER-TASK-001",)
 # The last line of a Python traceback: "package.module.SomeError: message".
 _RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Timeout)): ?(.*)$", re.M)
 _TASK_KINDS = {"infer": "inference", "eval": "evaluation"}
+_TASK_DIED = re.compile(r"RUNNER-TASK-001\][^.\n]*\.\s*\S+ failed with code (-?\d+), see\s*\n?\s*(\S+)")
+_SIGNALS = {int(s) for s in signal.Signals}
 
 
 def cause_in(text: str) -> Optional[str]:
@@ -103,11 +104,20 @@ def task_failure(work_dir: Path, main_log: Optional[Path] = None) -> Optional[Tu
     if runs:
         for kind in _TASK_KINDS:
             logs += [(task_label(p), p) for p in sorted(runs[-1].glob(f"logs/{kind}/*/*.out"))]
-    logs.append(("", main_log or work_dir / LOG_FILE))  # the `ais_bench` process itself
+    main = main_log or work_dir / LOG_FILE
+    logs.append(("", main))  # the `ais_bench` process itself
+    # A task process that died (one per task without the task host) says nothing itself: only the runner's
+    # line in the main log has it, "<task> failed with code -9, see <its log>".
+    died = {(work_dir / log).resolve(): int(code) for code, log in _TASK_DIED.findall(plain_text(main))}
     for where, path in logs:
         cause = cause_in(plain_text(path))
         if cause:
             return (f"{where}: {cause}" if where else cause), tail(path)
+        if path.resolve() in died:
+            code = died[path.resolve()]
+            if code > 128 and code - 128 in _SIGNALS:  # the runner starts each task through a shell
+                code = 128 - code
+            return f"{where} {exit_description(code)}", tail(path) or tail(main)
     return None
 
 
