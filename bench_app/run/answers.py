@@ -90,3 +90,11 @@ def empty_answer(response: Dict[str, Any]) -> Dict[str, Any]:
             if key in message:
                 message[key] = None
     return response
+
+
+def server_error(answer: Dict[str, Any]) -> str:
+    """The message of a server's error answer (vLLM: {"error": {"message": ...}} or {"message": ...})."""
+    error = answer.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    text = " ".join(str(message or answer.get("message") or "no message").split())
+    return text[:200] + ("..." if len(text) > 200 else "")

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
-from bench_app.run.answers import StreamedAnswer, empty_answer, split_reasoning, text_sha256
+from bench_app.run.answers import StreamedAnswer, empty_answer, server_error, split_reasoning, text_sha256
 from bench_app.run.balancer import Balancer
 from bench_app.run.cache import RequestCache
 from bench_app.run.record_writer import RecordWriter
@@ -360,7 +360,7 @@ class Relay:
                 answer = {"error": str(answer)[:500]}
         target.end(answered=True, usage=answer.get("usage"))
         if body is not None and status != 200:
-            self._failures[f"the server answered {status}: {_server_error(answer)}"] += 1
+            self._failures[f"the server answered {status}: {server_error(answer)}"] += 1
         if body is not None:
             keep = key is not None and status == 200 and bool(answer.get("choices"))
             line, empty = self.record(
@@ -409,14 +409,6 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def _resolve(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _server_error(answer: Dict[str, Any]) -> str:
-    """The message of a server's error answer (vLLM: {"error": {"message": ...}} or {"message": ...})."""
-    error = answer.get("error")
-    message = error.get("message") if isinstance(error, dict) else error
-    text = " ".join(str(message or answer.get("message") or "no message").split())
-    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def _error(status: int, reason: str) -> web.Response:

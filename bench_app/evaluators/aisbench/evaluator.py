@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import tail
@@ -23,9 +23,9 @@ from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
 from bench_app.evaluators.aisbench.memory import memory_refusal
 from bench_app.evaluators.aisbench.results import collect_results, running_task_log, task_failure, task_label
+from bench_app.evaluators.aisbench.session import TaskHostSession
 from bench_app.evaluators.aisbench.task import (
     CUSTOM_CONFIG_FOLDER,
-    HOST_SCRIPT,
     LOG_FILE,
     MODEL_ABBR,
     PROMPTS_SCRIPT,
@@ -40,7 +40,6 @@ from bench_app.evaluators.aisbench.task import (
 )
 from bench_app.evaluators.base import (
     SAMPLES_FILE,
-    TIMED_OUT,
     Endpoint,
     EvaluationResult,
     EvaluationSession,
@@ -48,70 +47,9 @@ from bench_app.evaluators.base import (
     Evaluator,
     exit_description,
 )
-from bench_app.evaluators.task_host import TaskHost
 
 # ais_bench/benchmark/openicl/icl_inferencer/icl_base_inferencer.py: MAX_BATCH_SIZE.
 AISBENCH_MAX_BATCH_SIZE = 100000
-
-
-class TaskHostSession(EvaluationSession):
-    """One AISBench task host for the datasets of an engine group: AISBench is imported once, while the
-    server starts, instead of once per dataset plus twice per subset (aisbench_host.py). A host that
-    dies, times out or is stopped fails only the dataset it was running; the next one starts a new
-    host."""
-
-    def __init__(self, evaluator: AisbenchEvaluator, log_file: Path):
-        super().__init__(evaluator)
-        self.log_file = log_file
-        self.host: Optional[TaskHost] = None
-        try:
-            self._start_host()
-        except EvaluationError:
-            pass  # tried again by the first dataset, which then fails with the reason
-
-    def _start_host(self) -> None:
-        evaluator = self.evaluator
-        # HF libraries read HF_HOME when imported, i.e. once for the host: keep it inside the run.
-        env = evaluator.environment(self.log_file.parent.parent)
-        host = TaskHost(
-            [evaluator_python(evaluator.command), str(Path(__file__).with_name(HOST_SCRIPT))],
-            env,
-            self.log_file,
-            evaluator.label,
-        )
-        host.start()
-        self.host = host  # only a started host
-
-    def run(self, task: EvaluationTask, timeout_s: float, stop_reason: Callable[[], Optional[str]]) -> None:
-        if self.host is None or not self.host.alive():
-            self._start_host()
-        # The host runs `ais_bench` or the samples script in a fork: it is sent their arguments.
-        arguments = task.argv[len(self.evaluator.command) :] if task.program == "main" else task.argv[2:]
-        try:
-            code = self.host.run(
-                task.program,
-                arguments,
-                task.work_dir,
-                task.env,
-                task.log_file,
-                timeout_s,
-                stop_reason,
-            )
-        except EvaluationError as error:
-            self.host = None  # stopped by TaskHost.run
-            # Timed out, or the host died: say in which of AISBench's tasks (a stop from outside, e.g. the
-            # server died, says it all).
-            if task.program == "main" and (error.reason.startswith(TIMED_OUT) or "task host" in error.reason):
-                where, log_tail = self.evaluator.stopped_during(task)
-                raise EvaluationError(error.reason + where, log_tail or error.log_tail) from None
-            raise
-        if code != 0:
-            raise self.evaluator.exit_failure(task, code)
-
-    def close(self) -> None:
-        if self.host is not None:
-            self.host.stop()
-            self.host = None
 
 
 @dataclass
