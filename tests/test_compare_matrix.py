@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent / "fakes"))
 from run_folders import write_run, write_sweep  # noqa: E402
 
 from bench_app.common.errors import UserError  # noqa: E402
-from bench_app.reports.matrix import Side, build, holm, parse_gate  # noqa: E402
+from bench_app.reports.gate import parse_gate  # noqa: E402
+from bench_app.reports.matrix import Side, build, holm  # noqa: E402
 
 RIGHT, WRONG = True, False
 BASE = {"d_math": [RIGHT] * 30 + [WRONG] * 10, "d_facts": [RIGHT, WRONG] * 20}

@@ -88,11 +88,12 @@ def compare(args: argparse.Namespace) -> int:
 def compare_matrix(args: argparse.Namespace) -> int:
     import json
 
+    from bench_app.reports import gate as release_gate
     from bench_app.reports import matrix, matrix_view
     from bench_app.sweeps.sides import level_sides, sides_of
 
     try:
-        gate = matrix.parse_gate(args.gate) if args.gate else None
+        gate = release_gate.parse_gate(args.gate) if args.gate else None
         if args.levels:  # one run's load levels against its lowest
             base, *sides = level_sides(args.base)
         else:
@@ -106,7 +107,7 @@ def compare_matrix(args: argparse.Namespace) -> int:
         built = matrix.build(base, sides, gate["max_drop"] if gate else None)
     except (UserError, OSError, ValueError) as error:
         return _fail("compare", error)
-    outcome = matrix.gate_outcome(built, gate) if gate is not None else None
+    outcome = release_gate.gate_outcome(built, gate) if gate is not None else None
     notes = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the document
     if args.json:
         document = built.to_dict()

@@ -38,11 +38,12 @@ def parity_args(parser: Parser) -> None:
 
 def parity(args: argparse.Namespace) -> int:
     from bench_app.reports import parity as verdicts
+    from bench_app.reports.references import REFERENCE_DIR
 
     extra = [Path(d) for d in args.reference_dir]
     try:
         if args.save_reference:
-            folder = extra[0] if extra else verdicts.REFERENCE_DIR
+            folder = extra[0] if extra else REFERENCE_DIR
             print(f"saved {verdicts.save_reference(Path(args.run), args.save_reference, folder)}")
             return 0
         report = verdicts.parity(Path(args.run), args.reference, extra, args.tolerance)

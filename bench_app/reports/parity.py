@@ -27,13 +27,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import atomic_write, read_yaml
-from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.common.files import atomic_write
 from bench_app.reports import decisions
+from bench_app.reports.references import (
+    figure_verified,
+    load_reference,
+    published_figure,
+    reference_samples,
+)
 from bench_app.run import sampling
 from bench_app.rundir.layout import RunFolder
 
-REFERENCE_DIR = PROJECT_ROOT / "conf" / "reference"
 DEFAULT_TOLERANCE = 2.0  # points: how far from the published figure still counts as the same
 GREEDY_BELOW = 0.05  # a temperature at or below this decodes (almost) greedily
 
@@ -58,63 +62,6 @@ class Row:
 def wilson(score: float, n: int) -> Tuple[float, float]:
     """95% Wilson interval of a percentage over n questions, in percent (bench_app.run.sampling's)."""
     return sampling.wilson(score * n / 100.0, n)
-
-
-def reference_files(extra: Sequence[Path] = ()) -> Dict[str, Path]:
-    found: Dict[str, Path] = {}
-    for folder in [REFERENCE_DIR, *extra]:
-        for path in sorted(Path(folder).glob("*.yaml")):
-            found[path.stem] = path
-    return found
-
-
-def _match_length(document: Dict, model_names: Sequence[str]) -> int:
-    """How specifically a reference matches the run's model: its longest pattern found (0: none), so that
-    Qwen3-30B-A3B-Base takes the base model's reference, not the chat model's it also contains."""
-    names = [str(model).lower() for model in model_names if model]
-    if any(str(x).lower() in name for x in document.get("excludes") or [] for name in names):
-        return 0
-    return max(
-        (
-            len(p)
-            for p in (str(m).lower() for m in document.get("matches") or [])
-            if any(p in name for name in names)
-        ),
-        default=0,
-    )
-
-
-def load_reference(
-    name: Optional[str], model_names: Sequence[str], extra: Sequence[Path] = ()
-) -> Tuple[str, Dict]:
-    files = reference_files(extra)
-    if name:
-        if name not in files:
-            raise UserError(f"no reference {name!r}; known: {', '.join(sorted(files)) or 'none'}")
-        return name, read_yaml(files[name]) or {}
-    best: Tuple[int, str, Dict] = (0, "", {})
-    for stem, path in files.items():
-        document = read_yaml(path) or {}
-        length = _match_length(document, model_names)
-        if length > best[0]:
-            best = (length, stem, document)
-    if best[0]:
-        return best[1], best[2]
-    raise UserError(
-        f"no reference matches the run's model ({', '.join(str(m) for m in model_names if m)}); name one "
-        f"with --reference ({', '.join(sorted(files)) or 'none known'}), or save one with --save-reference"
-    )
-
-
-def published_figure(document: Dict, dataset: str, mode: str) -> Optional[Dict]:
-    """The reference's figure for a dataset in a mode (`any`: a model without modes, e.g. a base model)."""
-    figures = (document.get("datasets") or {}).get(dataset) or {}
-    return figures.get(mode) or figures.get("any")
-
-
-def figure_verified(document: Dict, published: Dict) -> bool:
-    """A figure is checked against its source when it says so, else when its whole reference does."""
-    return bool(published.get("verified", document.get("verified")))
 
 
 def _mode(per_dataset: Dict[str, Any]) -> str:
@@ -161,12 +108,6 @@ def _cautions(document: Dict[str, Any], published: Dict[str, Any], repeats_run: 
     if subset:
         said.append("a subset of the dataset (" + ", ".join(f"{k} {aisbench[k]}" for k in subset) + ")")
     return said
-
-
-def _reference_samples(published: Dict[str, Any]) -> Optional[int]:
-    """Answers the published figure averages (questions x repeats), where the reference says."""
-    questions = published.get("questions")
-    return int(questions) * int(published.get("repeats") or 1) if questions else None
 
 
 def _what_would_decide(decision, tolerance: float, samples: Optional[int], reference: float) -> str:
@@ -265,7 +206,7 @@ def parity(
         if row.ci95 is None:
             row.reasons.append("the number of questions is not recorded: no interval")
             continue
-        samples = _reference_samples(published)
+        samples = reference_samples(published)
         decision = decisions.parity(
             row.score,
             row.questions or len(scores),
