@@ -311,6 +311,8 @@ def test_two_real_tiny_jobs_run_concurrently_on_their_own_ports(tmp_path, browse
             "aisbench.num_prompts=1",
             "++aisbench.generation_kwargs.seed=1,2",  # two repeats: the sweep report's error bars
             "execution.progress=false",
+            # leases of its own: the two jobs are the only holders (a test on the other worker may hold one)
+            f"execution.lease_dir={tmp_path / 'leases'}",
         ),
         tmp_path,
         timeout=900,
