@@ -287,7 +287,7 @@ class AisbenchEvaluator(Evaluator):
         failure = task_failure(task.work_dir, task.log_file)
         if failure is not None:
             return EvaluationError(f"{ended}: {failure[0]}", failure[1])
-        where, log_tail = self.stopped_during(task)
+        where, log_tail = self._running_task(task)
         return EvaluationError(ended + where, log_tail)
 
     def stopped_during(self, task: EvaluationTask) -> Tuple[str, str]:
@@ -296,6 +296,10 @@ class AisbenchEvaluator(Evaluator):
         failure = task_failure(task.work_dir, task.log_file)
         if failure is not None:
             return f"; {failure[0]}", failure[1]
+        return self._running_task(task)
+
+    def _running_task(self, task: EvaluationTask) -> Tuple[str, str]:
+        """Where AISBench was: the task it wrote to last, and that task's log tail."""
         running = running_task_log(task.work_dir)
         if running is None:
             return "", tail(task.log_file)
