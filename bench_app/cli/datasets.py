@@ -90,7 +90,8 @@ def datasets(args: argparse.Namespace) -> int:
     config = compose(list(args.overrides))
     evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
     table = Path(args.sources) if args.sources else None
-    sources = fetch.load_sources(table if table is None or table.exists() or not args.pin else None)
+    # --pin into a table not written yet starts from bench_app's; any other table named must exist
+    sources = fetch.load_sources(table if table is not None and (table.exists() or not args.pin) else None)
     remembered, fetched_before, bad = _read_json(CHECKED), _read_json(FETCHED), 0
     for short, dataset in config.datasets.items():
         name = dataset.name or Path(dataset.config_file or short).stem
@@ -170,13 +171,15 @@ def _provenance(found, fetched_before: Dict[str, Any], source) -> int:
     if not got or found.problem():
         return 0
     archive = next((a for a in (source.archives if source else []) if a.url == got["url"]), None)
-    pinned = archive.pinned() if archive else {}
-    differ = [f"{k} {got[k]}, pinned now {v}" for k, v in pinned.items() if str(v).lower() != str(got[k])]
+    differ, matched = fetch.against_pins(archive, got) if archive else ([], [])
     said = f"  fetched from {got['url']}: md5 {got['md5']}"
     if differ:
-        print(said + f"; DOES NOT MATCH the table: {'; '.join(differ)}")
+        print(
+            said
+            + "; DOES NOT MATCH the table: "
+            + "; ".join(f"{k} {a}, pinned now {v}" for k, a, v in differ)
+        )
         return 1
-    matched = [k for k in fetch.CHECKSUMS if k in pinned]
     print(
         said + (f" ({' and '.join(matched)} match the pinned value)" if matched else " (no pinned checksum)")
     )

@@ -32,8 +32,6 @@ from typing import Dict, Optional, Sequence, Tuple
 
 ALPHA = 0.05
 POWER = 0.80
-GATE_VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
-PARITY_VERDICTS = ("consistent", "below", "above", "inconclusive", "not comparable")
 
 
 @dataclass
@@ -58,6 +56,12 @@ def _z(alpha_two_sided: float) -> float:
     from scipy.stats import norm
 
     return float(norm.ppf(1 - alpha_two_sided / 2))
+
+
+def reference_margin(reference: float, samples: int) -> float:
+    """Points: half the 95% interval of a published score from its own samples (questions x repeats)."""
+    r = reference / 100.0
+    return _z(ALPHA) * 100 * math.sqrt(r * (1 - r) / samples)
 
 
 def matched_interval(right_to_wrong: int, wrong_to_right: int, paired: int, alpha: float) -> Tuple:
@@ -124,8 +128,9 @@ def gate(
         low, high, spread = graded_interval(differences, alpha)
         estimate = sum(differences) / len(differences)
     verdict = "PASS" if low > -margin else "FAIL" if high < -margin else "INCONCLUSIVE"
-    decision = Decision(verdict, (low, high), 1 - alpha, minimum_detectable(spread, paired, alpha))
-    decision.spread = spread
+    decision = Decision(
+        verdict, (low, high), 1 - alpha, minimum_detectable(spread, paired, alpha), spread=spread
+    )
     if verdict == "INCONCLUSIVE":
         decision.needed = questions_needed(abs(estimate + margin), spread, alpha)
     return decision
@@ -149,7 +154,7 @@ def parity(
             (repeat_interval[0] + repeat_interval[1]) / 2,
             (repeat_interval[1] - repeat_interval[0]) / 2,
         )
-        ref_half = _z(ALPHA) * 100 * math.sqrt(r * (1 - r) / reference_samples) if reference_samples else 0.0
+        ref_half = reference_margin(reference, reference_samples) if reference_samples else 0.0
         half = math.hypot(half, ref_half)
         low, high = centre - reference - half, centre - reference + half
     elif reference_samples:
@@ -170,8 +175,8 @@ def parity(
     else:
         verdict = "inconclusive"
     spread = 100 * math.sqrt(max(p * (1 - p), 1.0 / max(questions, 1)))  # one question's, points
-    decision = Decision(verdict, (low, high), 1 - ALPHA, minimum_detectable(spread, questions, ALPHA))
-    decision.spread = spread
+    mde = minimum_detectable(spread, questions, ALPHA)
+    decision = Decision(verdict, (low, high), 1 - ALPHA, mde, spread=spread)
     if verdict == "inconclusive":
         estimate = score - reference
         distance = tolerance - abs(estimate) if abs(estimate) < tolerance else abs(estimate) - tolerance

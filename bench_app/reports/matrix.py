@@ -309,13 +309,14 @@ def aggregate(cells: List[Cell]) -> Dict[str, Any]:
 def decide(cell: Cell, tested: int, margin: Optional[float]) -> None:
     """The cell's minimum detectable effect (at Holm's first alpha, 0.05 / tested) and, with a gate, its
     non-inferiority verdict."""
-    alpha = decisions.ALPHA / max(1, tested)
-    if cell.test == "mcnemar":
-        spread = decisions.matched_interval(cell.right_to_wrong, cell.wrong_to_right, cell.paired, alpha)[2]
-    else:
-        spread = decisions.graded_interval(cell._differences, alpha)[2]
-    cell.mde = decisions.minimum_detectable(spread, cell.paired, alpha)
     if margin is None:
+        alpha = decisions.ALPHA / max(1, tested)
+        if cell.test == "mcnemar":
+            flips = (cell.right_to_wrong, cell.wrong_to_right, cell.paired, alpha)
+            spread = decisions.matched_interval(*flips)[2]
+        else:
+            spread = decisions.graded_interval(cell._differences, alpha)[2]
+        cell.mde = decisions.minimum_detectable(spread, cell.paired, alpha)
         return
     if cell.test == "mcnemar":
         cell.decision = decisions.gate(
@@ -327,6 +328,7 @@ def decide(cell: Cell, tested: int, margin: Optional[float]) -> None:
         )
     else:
         cell.decision = decisions.gate(margin, tested, cell.paired, differences=cell._differences)
+    cell.mde = cell.decision.mde  # the same test's, at the same alpha
 
 
 def build(base: Side, sides: Sequence[Side], margin: Optional[float] = None) -> Matrix:

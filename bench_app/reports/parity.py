@@ -111,11 +111,8 @@ def _cautions(document: Dict[str, Any], published: Dict[str, Any], repeats_run: 
 
 
 def _what_would_decide(decision, tolerance: float, samples: Optional[int], reference: float) -> str:
-    import math
-
     if samples:
-        p = reference / 100
-        own = 100 * 1.959964 * math.sqrt(p * (1 - p) / samples)
+        own = decisions.reference_margin(reference, samples)
         if own >= tolerance:
             return (
                 f"the reference's own 95% margin over its {samples:,} samples is +-{own:.1f} points, wider "
@@ -247,12 +244,17 @@ def parity(
     }
 
 
+def _unverified(report: Dict[str, Any]) -> List[str]:
+    """The datasets whose reference figure is not checked against its source."""
+    return [row["dataset"] for row in report["rows"] if row.get("verified") is False]
+
+
 def lines(report: Dict[str, Any]) -> List[str]:
     said = [
         f"parity of {report['run']} against reference {report['reference']} ({report.get('source') or ''})"
     ]
     if not report["verified"]:
-        unchecked = [row["dataset"] for row in report["rows"] if row.get("verified") is False]
+        unchecked = _unverified(report)
         said.append(
             "  note: the reference's figures "
             + (f"for {', '.join(unchecked)} " if unchecked else "")
@@ -348,7 +350,7 @@ def write_html(report: Dict[str, Any], out: Path) -> Path:
             "; ".join(row["reasons"] + [f"caution: {c}" for c in row["cautions"]]),
         ]
         body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
-    unchecked = [row["dataset"] for row in report["rows"] if row.get("verified") is False]
+    unchecked = _unverified(report)
     note = (
         ""
         if report["verified"]

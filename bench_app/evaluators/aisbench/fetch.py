@@ -20,7 +20,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -242,16 +242,26 @@ def compare(path: Path, archive: Archive) -> Fetched:
     return fetched
 
 
+def against_pins(
+    archive: Archive, actual: Dict[str, object]
+) -> Tuple[List[Tuple[str, object, object]], List[str]]:
+    """An archive's size, md5 and sha256 against the values the table pins: the (key, actual, pinned) that
+    differ, and the checksums that match."""
+    differ, matched = [], []
+    for key, value in archive.pinned().items():
+        if str(value).lower() != str(actual[key]):
+            differ.append((key, actual[key], value))
+        elif key in CHECKSUMS:
+            matched.append(key)
+    return differ, matched
+
+
 def mismatches(fetched: Fetched) -> List[str]:
     """Pinned values the file does not have (and records the ones it has in fetched.checked)."""
     actual = {"size": fetched.size, "md5": fetched.md5, "sha256": fetched.sha256}
-    problems = []
-    for key, value in fetched.archive.pinned().items():
-        if str(value).lower() != str(actual[key]):
-            problems.append(f"its {key} is {actual[key]}, the table says {value}")
-        elif key in CHECKSUMS:
-            fetched.checked.append(key)
-    return problems
+    differ, matched = against_pins(fetched.archive, actual)
+    fetched.checked.extend(matched)
+    return [f"its {key} is {found}, the table says {value}" for key, found, value in differ]
 
 
 def verify(path: Path, archive: Archive, remove_bad: bool = False) -> Fetched:
