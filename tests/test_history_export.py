@@ -128,6 +128,8 @@ def test_export_writes_params_metrics_tags_and_artifacts_and_updates_on_a_second
     )
     assert w8a8.data.params["vllm.dtype"] == "bfloat16" and w8a8.data.params["vllm.quantization"] == "w8a8"
     assert w8a8.data.metrics["d_math/accuracy"] == 75.0 and w8a8.info.status == "FINISHED"
+    # no reference matches qwen3-30b (conf/reference/: Qwen3-30B-A3B's): the run exports without parity
+    assert not [k for k in [*w8a8.data.tags, *w8a8.data.metrics] if k.startswith("parity.")]
     # the run's own start and end (metadata.yaml), not the export's
     started = datetime.fromisoformat("2026-11-20T09:00:00").timestamp() * 1000
     assert (w8a8.info.start_time, w8a8.info.end_time) == (started, started + 90_000)
@@ -156,6 +158,56 @@ def test_export_writes_params_metrics_tags_and_artifacts_and_updates_on_a_second
     ]
     assert sorted(r.data.tags["mlflow.runName"] for r in children) == ["0", "1"]
     assert parent.data.tags["status"] == "completed" and parent.info.status == "FINISHED"
+
+
+def test_a_run_whose_model_has_a_reference_exports_its_parity_verdicts(history):
+    from bench_app.reports.parity import parity
+
+    answers = {"ceval": [True] * 43 + [False] * 7, "gpqa": [True] * 99 + [False] * 99, "d_math": [True]}
+    run = write_run(history / "outputs", "qwen", answers, model="Qwen3-30B-A3B")
+    results = load(run / "results.yaml")
+    for short, given in answers.items():  # the questions parity's interval is over
+        results["datasets"][short]["samples"] = len(given)
+    (run / "results.yaml").write_text(yaml.safe_dump(results))
+    uri = f"sqlite:///{history / 'mlflow.db'}"
+    done = run_cli(["export", "mlflow", str(run), "--tracking-uri", uri], history)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (exported,) = exported_runs(mlflow_client(uri))
+    tags, metrics = exported.data.tags, exported.data.metrics
+    report = parity(run)
+    assert tags["parity.reference"] == report["reference"] == "qwen3_30b_a3b"
+    assert tags["parity.tolerance"] == f"{report['tolerance']:g}"
+    rows = {row["dataset"]: row for row in report["rows"]}
+    assert {rows["ceval"]["verdict"], rows["gpqa"]["verdict"]} == {"inconclusive", "below"}
+    for short in ("ceval", "gpqa"):
+        row, decision = rows[short], rows[short]["decision"]
+        assert tags[f"parity.{short}.verdict"] == row["verdict"]
+        assert metrics[f"parity.{short}.difference"] == pytest.approx(row["difference"])
+        low, high = decision["interval"]
+        assert metrics[f"parity.{short}.difference_low"] == pytest.approx(low)
+        assert metrics[f"parity.{short}.difference_high"] == pytest.approx(high)
+        assert metrics[f"parity.{short}.mde"] == pytest.approx(decision["mde"])
+        needed = metrics.get(f"parity.{short}.questions_needed")
+        assert needed == (decision["needed"] and pytest.approx(decision["needed"])), short
+    assert rows["ceval"]["decision"]["needed"] and rows["gpqa"]["decision"]["needed"] is None
+    # d_math has no figure in the reference: no verdict exported for it, its score as always
+    assert rows["d_math"]["verdict"] == "not comparable" and "parity.d_math.verdict" not in tags
+    assert metrics["d_math/accuracy"] == 100.0 and "parity.error" not in tags
+
+    # parity that cannot be computed (here: a dataset's config unreadable) never fails the export
+    config = run / "configs/per_dataset/ceval.yaml"
+    kept = config.read_text()
+    config.write_text("dataset: [not yaml\n")
+    lines = export_finished(run, ["mlflow"], uri)
+    assert lines[0] == f"exported to MLflow ({uri}): 1 run(s)", lines
+    assert lines[1].startswith(f"warning: parity of {run} not exported (") and len(lines) == 2, lines
+    (broken,) = exported_runs(mlflow_client(uri))
+    assert broken.info.run_id == exported.info.run_id and broken.data.tags["parity.error"]
+    assert broken.data.metrics["ceval/accuracy"] == 86.0 and broken.info.status == "FINISHED"
+    config.write_text(kept)  # computed again: the error tag goes
+    assert export_finished(run, ["mlflow"], uri) == [f"exported to MLflow ({uri}): 1 run(s)"]
+    (fixed,) = exported_runs(mlflow_client(uri))
+    assert "parity.error" not in fixed.data.tags and fixed.data.tags["parity.ceval.verdict"] == "inconclusive"
 
 
 def test_credentials_never_go_in_the_uri_and_a_failed_export_never_fails_the_run(tmp_path):

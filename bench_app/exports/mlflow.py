@@ -3,7 +3,13 @@
 What one run becomes: params flattened from configs/config_snapshot.yaml; metrics per dataset and
 subset (`sample_gsm8k/accuracy`, `sample_ceval/ceval-computer_network/accuracy`); tags for the model,
 its precision, the git commit, the run's status and bench_app's run id; artifacts configs/,
-report.html, results.yaml and each dataset's samples.jsonl (under samples/).
+report.html, results.yaml and each dataset's samples.jsonl (under samples/). When a reference
+(bench_app.reports.references) matches the run's model, its parity decision per dataset the reference has
+a figure for: the tag `parity.<dataset>.verdict` and the metrics `parity.<dataset>.difference` (run -
+reference, points), `.difference_low` / `.difference_high` (its 95% interval), `.mde` (the minimum
+detectable effect) and `.questions_needed` (an inconclusive verdict's), with the tags `parity.reference`
+and `parity.tolerance`. A parity that cannot be computed is a note and the tag `parity.error`, never a
+failed export.
 
 Exporting a run again updates the MLflow run found by its `bench_app.run_id` tag instead of making a
 second one. A sweep becomes a parent run (its results.yaml and summary) with one child per job.
@@ -33,6 +39,7 @@ RUN_ID_TAG = "bench_app.run_id"
 EXPERIMENT = "bench_app"
 _PARAM_VALUE_LIMIT = 6000  # MLflow's limit on a param's value
 _BATCH = 100  # MLflow's log_batch takes at most 100 params per call
+PARITY_ERROR_TAG = "parity.error"
 
 
 def tracking_uri(given: Optional[str]) -> str:
@@ -86,6 +93,39 @@ def run_metrics(results: RunResults) -> Dict[str, float]:
     return metrics
 
 
+def run_parity(run_dir: Path, model: Dict[str, Any]) -> Tuple[Dict[str, str], Dict[str, float]]:
+    """The run's parity against the reference matching its model, as (tags, metrics): per dataset the
+    reference has a figure for, the verdict and, where decided on an interval, run - reference with its 95%
+    interval, the minimum detectable effect and the questions that would decide an open verdict (points,
+    as `bench-app parity` says them). No reference for the model: nothing. Raises if parity fails."""
+    from bench_app.reports.parity import DEFAULT_TOLERANCE, parity  # scipy, statsmodels: only when exporting
+    from bench_app.reports.references import load_reference
+
+    names = [model.get("path"), model.get("name"), model.get("served_model_name")]  # as parity() matches
+    try:
+        chosen, _ = load_reference(None, names)
+    except UserError:  # no reference matches the model: the run exports as it always did
+        return {}, {}
+    report = parity(run_dir, reference=chosen, tolerance=DEFAULT_TOLERANCE)
+    tags = {"parity.reference": chosen, "parity.tolerance": f"{report['tolerance']:g}"}
+    metrics: Dict[str, float] = {}
+    for row in report["rows"]:
+        if row["reference"] is None:  # no figure for this dataset (or its mode): nothing to export
+            continue
+        key = _metric_key("parity." + row["dataset"])
+        tags[f"{key}.verdict"] = row["verdict"]
+        if row["difference"] is not None:
+            metrics[f"{key}.difference"] = float(row["difference"])
+        decision = row["decision"] or {}
+        if decision.get("interval"):
+            low, high = decision["interval"]
+            metrics[f"{key}.difference_low"], metrics[f"{key}.difference_high"] = float(low), float(high)
+        for name, value in (("mde", decision.get("mde")), ("questions_needed", decision.get("needed"))):
+            if value is not None:
+                metrics[f"{key}.{name}"] = float(value)
+    return tags, metrics
+
+
 def run_params(snapshot: Dict[str, Any]) -> Dict[str, str]:
     params = {}
     for key, value in flatten(snapshot).items():
@@ -108,6 +148,7 @@ class Exporter:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # its schema-migration chatter on first use
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.uri = uri
+        self.notes: List[str] = []  # what an export left out (a parity that could not be computed)
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
@@ -169,7 +210,19 @@ class Exporter:
             "status": row.status,
             "bench_app.run_folder": str(run_dir.resolve()),
         }
-        changed = self._log(mlflow_run, run_params(folder.read_snapshot()), run_metrics(results), tags)
+        metrics = run_metrics(results)
+        try:
+            parity_tags, parity_metrics = run_parity(run_dir, results.model)
+        except Exception as error:  # noqa: BLE001 - parity is an extra: the run still exports without it
+            problem = f"{type(error).__name__}: {error}"
+            self.notes.append(f"parity of {run_dir} not exported ({problem}); see bench-app parity {run_dir}")
+            tags[PARITY_ERROR_TAG] = problem[:_PARAM_VALUE_LIMIT]
+        else:
+            tags.update(parity_tags)
+            metrics.update(parity_metrics)
+            if PARITY_ERROR_TAG in self.client.get_run(mlflow_run).data.tags:  # an earlier export's
+                self.client.delete_tag(mlflow_run, PARITY_ERROR_TAG)
+        changed = self._log(mlflow_run, run_params(folder.read_snapshot()), metrics, tags)
         self.client.log_artifacts(mlflow_run, str(folder.configs), "configs")
         for document in (folder.report_file, folder.results_file):
             if document.is_file():
@@ -227,6 +280,7 @@ def export_finished(path: Path, trackers, uri_setting: Optional[str]) -> List[st
             exporter = Exporter(tracking_uri(uri_setting))
             exported = exporter.export(path)
             lines.append(f"exported to MLflow ({exporter.uri}): {len(exported)} run(s)")
+            lines.extend(f"warning: {note}" for note in exporter.notes)
         except Exception as error:  # noqa: BLE001 - whatever the tracker raised, the run is not failed by it
             lines.append(
                 f"warning: export to {tracker} failed ({type(error).__name__}: {error}); the run is "
