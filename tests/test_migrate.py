@@ -81,8 +81,8 @@ def test_a_migrated_suite_plans_what_its_tasks_say(original, tmp_path):
     assert done.returncode == 0, done.stderr
     # every field without an equivalent is named with the reason
     assert (
-        "UNMAPPED w8a8.yaml: suite.repeat: a sweep, not an experiment setting: add benchmark.repeats=3"
-        in done.stdout
+        "UNMAPPED w8a8.yaml: suite.repeat: samples per question: "
+        "add benchmark.repeats=3 (every repeat in one run)" in done.stdout
     )
     assert "UNMAPPED w8a8.yaml: output.work_dir" in done.stdout
     assert "mapped   ceval.yaml: vllm.timeout -> execution.server_start_timeout_s" in done.stdout

@@ -269,10 +269,11 @@ def test_repeats_are_grouped_by_everything_but_the_seed_and_count_only_ok_runs()
     assert sweep_status(jobs) == ("completed", 0)
 
 
-def test_benchmark_repeats_shorthand_runs_a_seed_sweep_with_statistics(tmp_path):
+def test_benchmark_repeats_as_jobs_runs_a_seed_sweep_with_statistics(tmp_path):
     done = run_cli(
         [
             "benchmark.repeats=3",
+            "benchmark.repeats_as=jobs",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
             "execution.dry_run=true",
             "dataset=[sample_gsm8k]",
@@ -296,8 +297,9 @@ def test_benchmark_repeats_shorthand_runs_a_seed_sweep_with_statistics(tmp_path)
         for j in results["jobs"]
     ]
     assert seeds == [1, 2, 3]
-    bad = run_cli(["benchmark.repeats=1", "execution.dry_run=true"], tmp_path)
-    assert bad.returncode == 2 and "benchmark.repeats must be an integer >= 2, got '1'" in bad.stderr
+    bad = run_cli(["benchmark.repeats=1", "benchmark.repeats_as=jobs", "execution.dry_run=true"], tmp_path)
+    assert bad.returncode == 2
+    assert "benchmark.repeats_as=jobs needs benchmark.repeats=N with N >= 2 ('1')" in bad.stderr
 
 
 @pytest.mark.e2e

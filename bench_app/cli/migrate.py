@@ -185,7 +185,7 @@ def migrate_suite(
         report.skip(
             suite_file,
             "suite.repeat",
-            f"a sweep, not an experiment setting: add benchmark.repeats={suite['repeat']}",
+            f"samples per question: add benchmark.repeats={suite['repeat']} (every repeat in one run)",
         )
     if (suite_doc.get("output") or {}).get("work_dir"):
         report.skip(

@@ -15,6 +15,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 AISBENCH_MODES = ("all", "infer", "eval", "perf")
+# How benchmark.repeats > 1 runs: every repeat in one run on one server (run), or one job per seed (jobs).
+REPEAT_FORMS = ("run", "jobs")
 CUT_IN_THINKING_POLICIES = ("no_answer", "as_is")
 
 
@@ -23,6 +25,12 @@ class BenchmarkConf:
     # Names the run; its folder is outputs/<name>.
     name: str = MISSING
     timestamp: str = MISSING
+    # Samples per question (avg@k, pass@k, majority@k). Seeds are generation_kwargs.seed (default 1) and the
+    # next ones, one per repeat, each part of its answers' cache key.
+    repeats: int = 1
+    # run: every repeat's requests in one run, in flight together, on one server start; jobs: a sweep
+    # of one job per seed (given on the command line; repeats spread over machines).
+    repeats_as: str = "run"
 
 
 @dataclass
@@ -85,6 +93,8 @@ class DatasetConf:
     num_prompts: Optional[int] = None
     # Per-dataset probe size; falls back to aisbench.sample_size.
     sample_size: Optional[int] = None
+    # This dataset's samples per question; falls back to benchmark.repeats (e.g. AIME 64, GPQA 10).
+    repeats: Optional[int] = None
     # Servers of this dataset's engine configuration (its engine group); falls back to execution.replicas.
     replicas: Any = None
     model_config: ModelConfig = field(default_factory=ModelConfig)
@@ -137,6 +147,15 @@ class EvaluatorSettings(AisbenchConf):
     config_file: Optional[str] = None
     # The drawn probe (sample_size): per subset, in the task's order, the 0-based indices evaluated.
     sample_ids: Optional[List[List[int]]] = None
+    # Samples per question in this run (the dataset's repeats, else benchmark.repeats).
+    repeats: int = 1
+
+    @property
+    def repeat_seeds(self) -> List[int]:
+        """The seed of each repeat: generation_kwargs.seed (else 1) and the next ones."""
+        first = self.generation_kwargs.get("seed")
+        first = 1 if first is None else int(first)
+        return [first + i for i in range(self.repeats)]
 
     # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
     MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs", "thinking")

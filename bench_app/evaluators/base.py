@@ -20,7 +20,7 @@ from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import SAMPLES_FILE, tail
 from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
-from bench_app.evaluators.samples import answer_sources, reasoning_summary
+from bench_app.evaluators.samples import answer_sources, reasoning_summary, repeat_summary
 
 # The folder of the sitecustomize.py that loads evaluator.override_modules, and the variable it reads.
 OVERLAY = str(Path(__file__).parent / "overlay")
@@ -89,6 +89,8 @@ class SamplesOutcome:
     reasoning: Dict[str, Any] = field(default_factory=dict)
     # bench_app.evaluators.samples.answer_sources: answers reused from the request cache / generated.
     answers: Dict[str, int] = field(default_factory=dict)
+    # bench_app.evaluators.samples.repeat_summary: repeats in one run ({}: none).
+    repeats: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -338,7 +340,10 @@ class EvaluationSession:
         with open(out_file, encoding="utf-8") as handle:
             records = [json.loads(line) for line in handle if line.strip()]
         return SamplesOutcome(
-            count=len(records), reasoning=reasoning_summary(records), answers=answer_sources(records)
+            count=len(records),
+            reasoning=reasoning_summary(records),
+            answers=answer_sources(records),
+            repeats=repeat_summary(records),
         )
 
     def close(self) -> None:

@@ -1,8 +1,14 @@
-"""What a dataset's per-sample records (<dataset>/samples.jsonl) say about a reasoning model's answers."""
+"""What a dataset's per-sample records (<dataset>/samples.jsonl) say: a reasoning model's answers, repeats."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+import json
+import math
+import statistics
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from scipy import stats
 
 
 def _percentile(values: Sequence[int], fraction: float) -> Optional[int]:
@@ -42,3 +48,46 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
         "reasoning_tokens_p95": _percentile(thinking, 0.95),
         "longest_prompt_tokens": max(prompts, default=None),
     }
+
+
+def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Repeats in one run (records with `repeat`): k, the seeds, each repeat's score (its pass over every
+    question), their mean (avg@k), its standard error and 95% t-interval across repeats, and maj@k: each
+    question scored by its most frequent extracted answer (the first of a tie, in repeat order), where
+    every question has extracted answers. {} without repeats."""
+    rows = [r for r in records if r.get("repeat") is not None and r.get("correct") is not None]
+    if not rows:
+        return {}
+    by_repeat: Dict[int, List[bool]] = {}
+    by_question: Dict[Tuple[str, Any], List[Dict[str, Any]]] = {}
+    for row in rows:
+        by_repeat.setdefault(int(row["repeat"]), []).append(bool(row["correct"]))
+        by_question.setdefault((str(row.get("subset")), row.get("id")), []).append(row)
+    scores = [100.0 * sum(v) / len(v) for _, v in sorted(by_repeat.items())]
+    k = len(scores)
+    summary: Dict[str, Any] = {
+        "k": k,
+        "questions": len(by_question),
+        "seeds": sorted({int(r["seed"]) for r in rows if r.get("seed") is not None}),
+        "scores": [round(s, 4) for s in scores],
+        "mean": round(statistics.fmean(scores), 4),
+    }
+    if k > 1:
+        error = statistics.stdev(scores) / math.sqrt(k)
+        half = float(stats.t.ppf(0.975, k - 1)) * error
+        summary["std_error"] = round(error, 4)
+        summary["ci95"] = [round(summary["mean"] - half, 4), round(summary["mean"] + half, 4)]
+    votes = []
+    for answers in by_question.values():
+        ordered = sorted(answers, key=lambda r: r["repeat"])
+        given = [r for r in ordered if r.get("prediction") not in (None, "")]
+        if not given:
+            votes = None
+            break
+        counts = Counter(json.dumps(r["prediction"], sort_keys=True) for r in given)
+        top = max(counts.values())
+        chosen = next(r for r in given if counts[json.dumps(r["prediction"], sort_keys=True)] == top)
+        votes.append(bool(chosen["correct"]))
+    if votes:
+        summary[f"maj@{k}"] = round(100.0 * sum(votes) / len(votes), 4)
+    return summary

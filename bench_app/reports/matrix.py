@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import EvaluatorSettings
@@ -36,8 +36,17 @@ from bench_app.rundir.layout import RunFolder, headline
 
 BOOTSTRAP_SAMPLES = 4000
 BOOTSTRAP_SEED = 0  # the same folders always give the same intervals
-# Evaluator settings that change how fast answers come, not which questions are asked or how.
-_OPERATIONAL = {"max_num_workers", "batch_size", "retry", "num_warmups", "dump_eval_details", "mode"}
+# Evaluator settings that change how fast answers come or how many per question, not which questions are
+# asked or how: compared runs may differ in them (repeats: a side's answers pool per question).
+_OPERATIONAL = {
+    "max_num_workers",
+    "batch_size",
+    "retry",
+    "num_warmups",
+    "dump_eval_details",
+    "mode",
+    "repeats",
+}
 
 
 @dataclass
@@ -86,6 +95,7 @@ class SideData:
     values: Dict[str, Dict[Tuple[str, Any], float]] = field(default_factory=dict)
     prompts: Dict[str, Dict[Tuple[str, Any], Any]] = field(default_factory=dict)
     config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    pooled: Set[str] = field(default_factory=set)  # datasets with several answers per question
 
     @classmethod
     def read(cls, side: Side) -> SideData:
@@ -119,6 +129,8 @@ class SideData:
         for short in data.scores:
             data.failed.pop(short, None)
         data.values = {s: {k: sum(v) / len(v) for k, v in by_key.items()} for s, by_key in sums.items()}
+        # several answers per question: the repeats of a sweep, or of one run (benchmark.repeats)
+        data.pooled = {s for s, by_key in sums.items() if any(len(v) > 1 for v in by_key.values())}
         return data
 
     def score(self, short: str) -> Optional[float]:
@@ -280,7 +292,7 @@ def compare_cell(short: str, base: SideData, run: SideData) -> Cell:
     cell.diff, cell._differences = sum(differences) / len(differences), differences
     cell._replicates = bootstrap_means(differences)
     cell.ci = percentile_ci(cell._replicates)
-    if not (base.side.pooled or run.side.pooled):
+    if not (base.side.pooled or run.side.pooled or short in base.pooled or short in run.pooled):
         cell.right_to_wrong = sum(1 for k in same if x_values[k] > y_values[k])
         cell.wrong_to_right = sum(1 for k in same if x_values[k] < y_values[k])
         cell.test, cell.p_value = "mcnemar", mcnemar_exact_p(cell.right_to_wrong, cell.wrong_to_right)

@@ -98,3 +98,60 @@ def server_error(answer: Dict[str, Any]) -> str:
     message = error.get("message") if isinstance(error, dict) else error
     text = " ".join(str(message or answer.get("message") or "no message").split())
     return text[:200] + ("..." if len(text) > 200 else "")
+
+
+# Request keys that are not sampling settings (recorded apart or not at all).
+_NOT_SETTINGS = {"messages", "model", "stream", "stream_options"}
+
+
+def record_line(
+    body: Dict[str, Any],
+    status: int,
+    response: Dict[str, Any],
+    started: float,
+    cached: bool = False,
+    first_token_s: Optional[float] = None,
+    key: Optional[str] = None,
+    replica: Optional[int] = None,
+    repeat: Optional[int] = None,
+    reasoning_in_cache: bool = False,
+) -> Tuple[str, bool]:
+    """One chat completion's line of requests.jsonl, and whether it was cut in its thinking. key: the
+    answer is in the request cache under it; reasoning_in_cache: that cache is the run's own and holds
+    the reasoning's text (each answer stored once in the run folder); the line keeps its length and hash."""
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    content = message.get("content") or ""
+    answer, reasoning, ended = split_reasoning(
+        content, message.get("reasoning_content") or message.get("reasoning") or ""
+    )
+    finish_reason = choice.get("finish_reason")
+    cut = finish_reason == "length" and bool(reasoning) and not ended
+    seconds = time.monotonic() - started
+    stored = key is not None and reasoning_in_cache and bool(reasoning)
+    line = json.dumps(
+        {
+            "messages": body.get("messages"),
+            "settings": {k: v for k, v in body.items() if k not in _NOT_SETTINGS},
+            "status": status,
+            "finish_reason": finish_reason,
+            "answer": answer,
+            "reasoning": None if stored else reasoning,
+            "reasoning_chars": len(reasoning),
+            **({"reasoning_sha256": text_sha256(reasoning), "cache_key": key} if stored else {}),
+            "cut_in_thinking": cut,
+            "usage": response.get("usage"),
+            "error": None if status == 200 else (response.get("error") or response.get("message")),
+            # when it arrived (epoch s) and how long it took: throughput and concurrency per load level
+            "started_at": round(time.time() - seconds, 3),
+            "seconds": round(seconds, 3),
+            "first_token_s": first_token_s,  # streamed answers: time to the first token
+            "cached": cached,  # answered from the request cache, not by the server
+            # which of the engine configuration's replicas answered (execution.replicas > 1)
+            **({"replica": replica} if replica is not None else {}),
+            # which repeat of the question this answer is (benchmark.repeats > 1; its seed in settings)
+            **({"repeat": repeat} if repeat is not None else {}),
+        },
+        ensure_ascii=False,
+    )
+    return line + "\n", cut

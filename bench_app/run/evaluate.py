@@ -41,9 +41,9 @@ def explain_failed_requests(reason: Optional[str], total: int, failures: Dict[st
 
 
 def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
-    """How many prompts the dataset sends, from its context budget (None without one)."""
+    """How many requests the dataset sends (prompts x repeats), from its context budget (None without one)."""
     prompts = (dataset.context_budget or {}).get("prompts")
-    return int(prompts) if prompts else None
+    return int(prompts) * dataset.evaluator.repeats if prompts else None
 
 
 def evaluate_dataset(
@@ -89,6 +89,7 @@ def evaluate_dataset(
         result.status, result.metrics = "ok", evaluated.metrics
         result.samples, result.samples_error = evaluated.samples.count, evaluated.samples.error
         result.reasoning, result.answers = evaluated.samples.reasoning, evaluated.samples.answers
+        result.repeats = evaluated.samples.repeats
         note_cut_in_thinking(result, dataset)
         result.probe = probe_record(dataset.evaluator, result.metrics)
     except EvaluationError as error:

@@ -341,6 +341,7 @@ class GroupRunner:
                 None if perf else self.folder.requests_file(short),
                 dataset.evaluator.cut_in_thinking,
                 f"|load{dataset.load_level}" if dataset.load_level else "",
+                dataset.evaluator.repeat_seeds,
             )
             if isinstance(live.server, ReplicaSet):
                 live.server.dataset = short

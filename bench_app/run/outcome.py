@@ -71,6 +71,9 @@ class DatasetResult:
     replicas: Optional[List[Dict[str, Any]]] = None
     # A seeded probe (sample_size): its size, seed and the score's 95% interval; not a full run.
     probe: Optional[Dict[str, Any]] = None
+    # Repeats in one run (bench_app.evaluators.samples.repeat_summary): k, seeds, per-repeat scores, mean,
+    # std_error, ci95, maj@k.
+    repeats: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "short"}

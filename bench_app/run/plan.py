@@ -34,7 +34,7 @@ from bench_app.config.schema import (
 )
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
-from bench_app.run import load_levels, resources
+from bench_app.run import load_levels, repeats, resources
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
 
@@ -177,9 +177,11 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
             f"sample_size {sample_size}: a probe of at least 1 prompt, and not with num_prompts "
             f"({num_prompts}; the first N of each subset); choose one."
         )
+    given = dataset.repeats if dataset.repeats is not None else config.benchmark.repeats
     return EvaluatorSettings(
         **{
             **run_wide,
+            "repeats": repeats.checked_repeats(given, run_wide["mode"]),
             "num_prompts": num_prompts,
             "sample_size": sample_size,
             "max_out_len": dataset.model_config.max_out_len
@@ -202,6 +204,7 @@ def evaluator_settings(config: BenchAppConfig, dataset) -> EvaluatorSettings:
 def build_plan(config: BenchAppConfig) -> RunPlan:
     if not config.datasets:
         raise UserError("No dataset selected. Choose at least one, e.g. 'dataset=[ceval,longbenchv2]'.")
+    repeats.check_form(config.benchmark)
     engine = instantiate_component(config.engine, Engine, "engine")
     evaluator = instantiate_component(config.evaluator, Evaluator, "evaluator")
     if not engine.starts_server and str(config.execution.replicas).strip() != "1":
@@ -381,6 +384,7 @@ _LATER_EVALUATOR_SETTINGS: Dict[str, Any] = {
     "sample_size": None,
     "sample_seed": 0,
     "sample_ids": None,
+    "repeats": 1,
 }
 
 

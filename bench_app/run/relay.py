@@ -9,6 +9,7 @@ parser, or `<think>...</think>` inside the answer) and the token usage.
 An answer cut off inside its thinking (finish_reason `length` before the reasoning ended) reaches the
 evaluator as an empty answer when `cut_in_thinking` is `no_answer` (the default): a draft inside the
 thinking is never credited. Streamed responses are passed through chunk by chunk and only recorded.
+Repeats (benchmark.repeats > 1): each copy of a request goes with its repeat's seed (bench_app.run.repeats).
 Perf mode does not use the relay: latency is what it measures.
 
 Built for an evaluator at full concurrency (AISBench opens batch_size + 1 connections at once): aiohttp's
@@ -34,10 +35,11 @@ import aiohttp
 from aiohttp import web
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
-from bench_app.run.answers import StreamedAnswer, empty_answer, server_error, split_reasoning, text_sha256
+from bench_app.run.answers import StreamedAnswer, empty_answer, record_line, server_error
 from bench_app.run.balancer import Balancer
 from bench_app.run.cache import RequestCache
 from bench_app.run.record_writer import RecordWriter
+from bench_app.run.repeats import RepeatSeeds
 
 # Headers that belong to one connection, not to the request or response being relayed. Bodies are passed
 # on decoded, so their encoding goes too.
@@ -51,8 +53,6 @@ _HOP_HEADERS = {
     "upgrade",
     "accept-encoding",
 }
-# Request keys that are not sampling settings (recorded apart or not at all).
-_NOT_SETTINGS = {"messages", "model", "stream", "stream_options"}
 # AISBench opens batch_size + 1 connections at the start of a dataset: a short listen queue drops SYNs,
 # and the client's retry after 1 s looks like a slow server.
 LISTEN_BACKLOG = 4096
@@ -113,6 +113,7 @@ class Relay:
         # reason says; the evaluator sees only an HTTP status). Counted on the event loop's thread.
         self._requests = 0
         self._failures: Counter = Counter()
+        self._repeats = RepeatSeeds()  # the repeats of the dataset being recorded
 
     @property
     def port(self) -> int:
@@ -195,15 +196,21 @@ class Relay:
         await self._session.close()
 
     def record_to(
-        self, path: Optional[Path], cut_in_thinking: Optional[str] = None, cache_scope: str = ""
+        self,
+        path: Optional[Path],
+        cut_in_thinking: Optional[str] = None,
+        cache_scope: str = "",
+        seeds: Sequence[int] = (),
     ) -> None:
         """Append the records of the requests that complete from now on to path (None: record nothing),
-        with the dataset's cut_in_thinking policy and cache scope. Returns once every record of the
-        requests completed before it is written."""
+        with the dataset's cut_in_thinking policy, cache scope and repeats' seeds (more than one: each copy
+        of a request is a repeat, sent with its seed). Returns once every record of the requests completed
+        before it is written."""
         self.cut_in_thinking = cut_in_thinking or self.cut_in_thinking
         self.cache_scope = cache_scope
         if path is not None:  # a new dataset: its own count (late ends of the last one's go nowhere)
             self._requests, self._failures = 0, Counter()
+            self._repeats = RepeatSeeds(seeds)
         if self._writer is None:
             raise RuntimeError("record_to: the relay is not running (use it as a context manager)")
         self._writer.call([("switch", path)])
@@ -227,54 +234,12 @@ class Relay:
             self._start_upstream = None
         return True
 
-    def record(
-        self,
-        body: Dict[str, Any],
-        status: int,
-        response: Dict[str, Any],
-        started: float,
-        cached: bool = False,
-        first_token_s: Optional[float] = None,
-        key: Optional[str] = None,
-        replica: Optional[int] = None,
-    ) -> Tuple[str, bool]:
-        """One chat completion's record line, and whether its answer must reach the evaluator empty. key:
-        the answer is in the run's own request cache under it, which then holds the reasoning's text (each
-        answer stored once in the run folder); the line keeps its length and hash."""
-        choice = (response.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
-        content = message.get("content") or ""
-        answer, reasoning, ended = split_reasoning(
-            content, message.get("reasoning_content") or message.get("reasoning") or ""
-        )
-        finish_reason = choice.get("finish_reason")
-        cut = finish_reason == "length" and bool(reasoning) and not ended
-        seconds = time.monotonic() - started
-        stored = key is not None and self.reasoning_in_cache and bool(reasoning)
-        line = json.dumps(
-            {
-                "messages": body.get("messages"),
-                "settings": {k: v for k, v in body.items() if k not in _NOT_SETTINGS},
-                "status": status,
-                "finish_reason": finish_reason,
-                "answer": answer,
-                "reasoning": None if stored else reasoning,
-                "reasoning_chars": len(reasoning),
-                **({"reasoning_sha256": text_sha256(reasoning), "cache_key": key} if stored else {}),
-                "cut_in_thinking": cut,
-                "usage": response.get("usage"),
-                "error": None if status == 200 else (response.get("error") or response.get("message")),
-                # when it arrived (epoch s) and how long it took: throughput and concurrency per load level
-                "started_at": round(time.time() - seconds, 3),
-                "seconds": round(seconds, 3),
-                "first_token_s": first_token_s,  # streamed answers: time to the first token
-                "cached": cached,  # answered from the request cache, not by the server
-                # which of the engine configuration's replicas answered (execution.replicas > 1)
-                **({"replica": replica} if replica is not None else {}),
-            },
-            ensure_ascii=False,
-        )
-        return line + "\n", cut and self.cut_in_thinking == "no_answer"
+    def record(self, body: Dict[str, Any], status: int, response: Dict[str, Any], started: float, **facts):
+        """One chat completion's record line (bench_app.run.answers.record_line), and whether its answer
+        must reach the evaluator empty (cut in its thinking, under the no_answer policy)."""
+        stored = facts.get("key") is not None and self.reasoning_in_cache
+        line, cut = record_line(body, status, response, started, reasoning_in_cache=stored, **facts)
+        return line, cut and self.cut_in_thinking == "no_answer"
 
     # -- the event loop's side --------------------------------------------------------------------
 
@@ -304,6 +269,26 @@ class Relay:
                 body = None
             if not isinstance(body, dict):
                 body = None
+        repeats = self._repeats
+        if body is None or not repeats:
+            return await self._relay(request, started, raw, body)
+        same, repeat = repeats.take(body)  # on the loop's thread, before any await: no two alike
+        response = None
+        try:
+            response = await self._relay(request, started, json.dumps(body).encode(), body, repeat)
+            return response
+        finally:
+            if response is None or response.status != 200:
+                repeats.give_back(same, repeat)  # failed or cut off: the evaluator's retry takes it again
+
+    async def _relay(
+        self,
+        request: web.Request,
+        started: float,
+        raw: bytes,
+        body: Optional[Dict[str, Any]],
+        repeat: Optional[int] = None,
+    ) -> web.StreamResponse:
         key = None
         if body is not None:
             self._requests += 1
@@ -311,7 +296,7 @@ class Relay:
             key = self.cache.key(self.engine + self.cache_scope, body)
             cached = self.cache.lookup(key)
             if cached is not None:
-                line, empty = self.record(body, 200, cached, started, cached=True, key=key)
+                line, empty = self.record(body, 200, cached, started, cached=True, key=key, repeat=repeat)
                 await self._written([("line", line), ("touch", key)])
                 data = json.dumps(empty_answer(cached) if empty else cached).encode()
                 return web.Response(status=200, body=data, content_type="application/json")
@@ -336,7 +321,7 @@ class Relay:
                     reply_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_HEADERS}
                     if body is not None and body.get("stream"):
                         return await self._stream(
-                            request, reply, reply_headers, body, started, target, replica
+                            request, reply, reply_headers, body, started, target, replica, repeat
                         )
                     data = await reply.read()
                     status = reply.status
@@ -364,7 +349,7 @@ class Relay:
         if body is not None:
             keep = key is not None and status == 200 and bool(answer.get("choices"))
             line, empty = self.record(
-                body, status, answer, started, key=key if keep else None, replica=replica
+                body, status, answer, started, key=key if keep else None, replica=replica, repeat=repeat
             )
             operations: List[tuple] = [("line", line)]
             if keep:
@@ -374,7 +359,9 @@ class Relay:
                 data = json.dumps(empty_answer(answer)).encode()
         return web.Response(status=status, body=data, headers=reply_headers)
 
-    async def _stream(self, request, reply, headers, body, started, target, replica) -> web.StreamResponse:
+    async def _stream(
+        self, request, reply, headers, body, started, target, replica, repeat=None
+    ) -> web.StreamResponse:
         """Pass the server-sent events through as they come; record the assembled answer at the end."""
         response = web.StreamResponse(status=reply.status, headers=headers)
         await response.prepare(request)
@@ -390,7 +377,7 @@ class Relay:
         if status != 200:
             self._failures[events.error or f"the server answered {status}"] += 1
         line, _ = self.record(
-            body, status, answer, started, first_token_s=events.first_token_s, replica=replica
+            body, status, answer, started, first_token_s=events.first_token_s, replica=replica, repeat=repeat
         )
         await self._written([("line", line)])  # before the evaluator has the end of the stream
         await response.write_eof()

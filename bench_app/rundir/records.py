@@ -131,6 +131,8 @@ class DatasetEntry(Record):
     # completion_tokens and busy_s (time with a request in flight)
     replicas: Optional[List[Dict[str, Any]]] = None
     probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
+    # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, maj@k
+    repeats: Dict[str, Any] = field(default_factory=dict)
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
     def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out
@@ -247,6 +249,8 @@ class SampleRecord(Record):
     reasoning_tokens: Optional[int] = None
     cut_in_thinking: Optional[bool] = None  # max_out_len ended it inside its thinking
     cached: Optional[bool] = None  # answered from the request cache
+    repeat: Optional[int] = None  # repeats in one run: which of the question's k answers (id: the question)
+    seed: Optional[int] = None  # the seed that repeat was sent with
     ttft_ms: Optional[float] = None  # perf mode: time to first token
     tpot_ms: Optional[float] = None  # perf mode: time per output token
     e2el_ms: Optional[float] = None  # perf mode: end-to-end latency

@@ -34,6 +34,7 @@ INTERRUPT_MARKER = ".interrupted"
 # Overrides that only pick a sampling / engine seed: jobs differing only in these are repeats.
 REPEAT_KEYS = ("aisbench.generation_kwargs.seed", "vllm.seed")
 REPEATS_KEY = "benchmark.repeats"
+REPEATS_AS_KEY = "benchmark.repeats_as"
 
 
 # ---------------------------------------------------------------- command line
@@ -51,23 +52,25 @@ def _parse_override(text: str):
 
 
 def expand_repeats(argv: List[str]) -> List[str]:
-    """`benchmark.repeats=N` -> a multirun over aisbench.generation_kwargs.seed=1..N (raises UserError)."""
-    if not any(REPEATS_KEY in arg for arg in argv):  # the common case costs no parsing
+    """`benchmark.repeats=N benchmark.repeats_as=jobs` -> a multirun over aisbench.generation_kwargs.seed=1..N
+    (raises UserError). Without repeats_as=jobs the repeats run inside one run (argv unchanged)."""
+    if not any(REPEATS_AS_KEY in arg for arg in argv):  # the common case costs no parsing
         return argv
     parsed = [(arg, _parse_override(arg)) for arg in argv]
-    given = [o for _, o in parsed if o is not None and o.key_or_group == REPEATS_KEY]
-    if not given:
+    form = [o for _, o in parsed if o is not None and o.key_or_group == REPEATS_AS_KEY]
+    if not form or form[-1].get_value_element_as_str() != "jobs":
         return argv
-    value = given[-1].value()
+    given = [o for _, o in parsed if o is not None and o.key_or_group == REPEATS_KEY]
+    value = given[-1].value() if given else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise UserError(
-            f"benchmark.repeats must be an integer >= 2, got {given[-1].get_value_element_as_str()!r}"
-        )
+        shown = given[-1].get_value_element_as_str() if given else "not given"
+        raise UserError(f"benchmark.repeats_as=jobs needs benchmark.repeats=N with N >= 2 ({shown})")
     if any(o is not None and o.key_or_group == "aisbench.generation_kwargs.seed" for _, o in parsed):
         raise UserError(
             "benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other"
         )
-    rest = [arg for arg, o in parsed if o is None or o.key_or_group != REPEATS_KEY]
+    ours = (REPEATS_KEY, REPEATS_AS_KEY)
+    rest = [arg for arg, o in parsed if o is None or o.key_or_group not in ours]
     multirun = [] if ("-m" in rest or "--multirun" in rest) else ["-m"]
     # ++: add the key, or replace a seed the dataset/model config already sets
     return [*multirun, *rest, f"++aisbench.generation_kwargs.seed=range(1,{value + 1})"]

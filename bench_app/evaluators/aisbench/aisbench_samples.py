@@ -1,6 +1,6 @@
 """Per-sample records of one dataset from AISBench's own output; runs in the evaluator's environment.
 
-    python aisbench_samples.py TOKENIZER_PATH WORK_DIR OUT_FILE MAX_OUT_LEN
+    python aisbench_samples.py TOKENIZER_PATH WORK_DIR OUT_FILE MAX_OUT_LEN [REPEATS]
 Reads the newest AISBench output folder under WORK_DIR: `predictions/<model>/<subset>.jsonl` (prompt,
 raw output, gold), `<subset>_failed.jsonl` (requests that failed, with AISBench's error) and, when
 AISBench dumped its evaluation details (--dump-eval-details), `results/<model>/<subset>.json` (the
@@ -23,6 +23,9 @@ In perf mode the records come from `performances/<model>/<subset>_details.jsonl`
 points AISBench stores beside it (db_data/*.db), and add ttft_ms, tpot_ms and e2el_ms per request, computed
 as AISBench's own summary computes them (first chunk - sent; (last - first) / (output tokens - 1); last -
 sent).
+With REPEATS k > 1 (AISBench's n: each question asked k times, row r is question r // k, its repeat r % k) a
+record is one answer: id is the question's, `repeat` which of its k it is, `seed` the seed the relay sent it
+with; AISBench's details hold each question's k values as lists, in the order of its repeats.
 AISBench does not keep the server's finish reason: without a recorded answer it is inferred, "length"
 when the output reached MAX_OUT_LEN tokens, else "stop" (finish_reason_from says which).
 Prints {"samples": N} or {"error": ...}; exit 0 unless nothing could be written.
@@ -100,11 +103,13 @@ def _message_key(messages) -> str:
 
 
 class Answers:
-    """The answers the relay recorded, by the messages they answered (the last one of each, as a
-    retried request's last answer is the one AISBench kept), with the line each is on."""
+    """The answers the relay recorded, by the messages they answered, with the line each is on. Without
+    repeats: the last one of each, as a retried request's last answer is the one AISBench kept. With
+    repeats: the k answers of a question, each given once to the output it is (else the next one left)."""
 
-    def __init__(self, work_dir: Path):
+    def __init__(self, work_dir: Path, repeats: int = 1):
         self.by_messages = {}
+        self.repeats = repeats
         path = work_dir / REQUESTS_FILE
         if path.exists():
             with open(path, encoding="utf-8") as handle:
@@ -112,10 +117,36 @@ class Answers:
                     if line.strip():
                         record = json.loads(line)
                         record["line"] = line_number
-                        self.by_messages[_message_key(record.get("messages"))] = record
+                        if repeats > 1 and record.get("status") != 200:
+                            continue  # a failed try: its repeat was sent again
+                        self.by_messages.setdefault(_message_key(record.get("messages")), []).append(record)
 
-    def of(self, messages):
-        return self.by_messages.get(_message_key(messages))
+    def of(self, messages, output=None):
+        found = self.by_messages.get(_message_key(messages)) or []
+        if self.repeats == 1 or not found:
+            return found[-1] if found else None
+        answer = next(
+            (
+                r
+                for r in found
+                if isinstance(output, str)
+                and any(is_assembled(f, output, r.get("answer") or "", r) for f in OUTPUT_FORMS)
+            ),
+            found[0],
+        )
+        found.remove(answer)
+        return answer
+
+
+def repeat_detail(detail: dict, repeat: int, repeats: int) -> dict:
+    """One repeat's values of a question's details (AISBench lists each field's k values)."""
+    if repeats == 1:
+        return detail
+    return {
+        k: v[repeat] if isinstance(v, list) and len(v) == repeats else v
+        for k, v in detail.items()
+        if k not in ("example_abbr",) and "@" not in k
+    }
 
 
 # How AISBench's output is put together from a recorded answer, tried in order: the answer alone (no
@@ -178,7 +209,12 @@ def recorded_fields(recorded: dict, output, tokens: "Tokens") -> dict:
 
 
 def subset_records(
-    folder: Path, subset: str, tokens: Tokens, max_out_len: int, answers: "Answers | None" = None
+    folder: Path,
+    subset: str,
+    tokens: Tokens,
+    max_out_len: int,
+    answers: "Answers | None" = None,
+    repeats: int = 1,
 ) -> list:
     predictions_dir = folder / "predictions" / MODEL_ABBR
     answered = predictions_dir / f"{subset}.jsonl"
@@ -191,14 +227,17 @@ def subset_records(
     details = {}
     if details_file.exists():
         details = json.loads(details_file.read_text(encoding="utf-8")).get("details") or {}
+        if isinstance(details, list):  # repeats: one entry per question, in order
+            details = {str(i): d for i, d in enumerate(details)}
     records = []
     for index, (answer, failure) in enumerate(entries):
-        detail = details.get(str(index), {})
+        question, repeat = divmod(index, repeats)
+        detail = repeat_detail(details.get(str(question), {}), repeat, repeats)
         item = answer or failure
         messages = messages_of(item.get("origin_prompt") or item.get("input") or "")
         prompt, prompt_tokens = tokens.prompt(messages)
         output = answer.get("prediction") if answer else None
-        recorded = answers.of(messages) if answers is not None else None
+        recorded = answers.of(messages, output) if answers is not None else None
         reasoning = {}
         if recorded is not None:
             finish_reason, finish_from = recorded.get("finish_reason"), "server"
@@ -214,13 +253,15 @@ def subset_records(
                 finish_from = "inferred"
         if "output_from" in reasoning:
             output = None  # put together again from the recorded answer (see OUTPUT_FORMS)
+        seed = ((recorded or {}).get("settings") or {}).get("seed")
         records.append(
             {
-                "id": item.get("id"),
+                "id": item.get("id") if repeats == 1 else question,
+                **({"repeat": repeat, "seed": seed} if repeats > 1 else {}),
                 "subset": subset,
                 "prompt": prompt,
                 "output": output,
-                "prediction": detail.get("predictions"),
+                "prediction": detail.get("predictions", detail.get("pred")),
                 "gold": detail.get("references", item.get("gold")),
                 "correct": False if failure else correct_of(detail),
                 "prompt_tokens": prompt_tokens,
@@ -292,7 +333,7 @@ def perf_records(folder: Path, tokens: Tokens, max_out_len: int) -> list:
     return records
 
 
-def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int) -> int:
+def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int, repeats: int = 1) -> int:
     folder = newest_output_folder(work_dir)
     subsets = sorted(
         {
@@ -301,8 +342,10 @@ def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int)
         }
     )
     tokens = Tokens(tokenizer_path)
-    answers = Answers(work_dir)
-    records = [r for subset in subsets for r in subset_records(folder, subset, tokens, max_out_len, answers)]
+    answers = Answers(work_dir, repeats)
+    records = [
+        r for subset in subsets for r in subset_records(folder, subset, tokens, max_out_len, answers, repeats)
+    ]
     lines = [json.dumps(record, ensure_ascii=False) for record in records]
     for record in perf_records(folder, tokens, max_out_len):
         lines.append(json.dumps(record, ensure_ascii=False))
@@ -314,9 +357,11 @@ def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int)
 
 def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
-    tokenizer_path, work_dir, out_file, max_out_len = (argv or sys.argv[1:])[:4]
+    args = (argv or sys.argv[1:])[:5]
+    tokenizer_path, work_dir, out_file, max_out_len = args[:4]
+    repeats = int(args[4]) if len(args) > 4 else 1
     try:
-        count = build(tokenizer_path, Path(work_dir), Path(out_file), int(max_out_len or 0))
+        count = build(tokenizer_path, Path(work_dir), Path(out_file), int(max_out_len or 0), repeats)
     except Exception as error:  # noqa: BLE001 - reported to the runner, which records it
         print(json.dumps({"error": f"{type(error).__name__}: {str(error)[:300]}"}))
         return 1

@@ -273,7 +273,13 @@ class AisbenchEvaluator(Evaluator):
         argv = [str(task.model_path), str(task.work_dir), str(task.work_dir / SAMPLES_FILE)]
         return replace(
             task,
-            argv=[evaluator_python(self.command), str(script), *argv, str(task.settings.max_out_len or 0)],
+            argv=[
+                evaluator_python(self.command),
+                str(script),
+                *argv,
+                str(task.settings.max_out_len or 0),
+                str(task.settings.repeats),
+            ],
             log_file=task.work_dir / "samples.log",
             program="samples",
         )

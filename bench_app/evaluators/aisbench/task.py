@@ -190,6 +190,8 @@ def task_config_text(
             "_stock = [dict(d, reader_cfg=dict(d['reader_cfg'], test_range=r))"
             " for d, r in zip(_stock, _ranges)]"
         )
+    if settings.repeats > 1:  # AISBench's own repeats: each question n times in one task, scored per replica
+        lines.append(f"_stock = [dict(d, n={settings.repeats}, k={settings.repeats}) for d in _stock]")
     lines += ["datasets = _stock", "summarizer = dict(attr='accuracy')", ""]
     return "\n".join(lines)
 
