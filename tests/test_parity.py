@@ -134,6 +134,24 @@ def test_over_repeats_the_interval_is_their_spread(workdir):
     assert any("3 repeats where the reference averages 10" in c for c in row["cautions"])
 
 
+def test_repeats_inside_one_run_read_as_a_sweep_of_them(workdir):
+    """benchmark.repeats=3 in one run: its repeats' scores give the interval and verdict three jobs give."""
+    run = qwen_run(workdir, "inside", {"gpqa": (64.0, 594, True, 32768, 0.6)})
+    results = load(run / "results.yaml")
+    repeats = {"k": 3, "questions": 198, "seeds": [1, 2, 3], "scores": [60.0, 64.0, 68.0], "mean": 64.0}
+    results["datasets"]["gpqa"]["repeats"] = repeats
+    (run / "results.yaml").write_text(yaml.safe_dump(results))
+    sweep = workdir / "sweep"
+    for job, score in enumerate((60.0, 64.0, 68.0)):
+        qwen_run(sweep, str(job), {"gpqa": (score, 198, True, 32768, 0.6)})
+    inside, jobs = (json.loads(run_cli(["parity", str(p), "--json"], workdir).stdout) for p in (run, sweep))
+    assert inside["repeats"] == jobs["repeats"] == 3
+    (row,), (row_jobs,) = inside["rows"], jobs["rows"]
+    assert row["questions"] == 198  # the questions, not the 594 answers
+    for key in ("score", "ci95", "verdict", "reasons", "cautions"):
+        assert row[key] == row_jobs[key], key
+
+
 def test_wilson_of_the_tool_is_the_textbook_one():
     low, high = wilson(50.0, 198)
     assert (low, high) == pytest.approx(independent_wilson(0.5, 198), abs=0.06)

@@ -94,7 +94,8 @@ def test_repeats_run_on_one_server_and_a_later_run_reuses_them_repeat_by_repeat(
         ["benchmark.name=three", "benchmark.repeats=3", f"execution.cache={cache}", *SAMPLED], workdir
     )
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "1 server start(s)" in first.stdout + first.stderr
+    said = first.stdout + first.stderr
+    assert "1 server start(s)" in said and "repeats sample_gsm8k: mean of 3 repeats over 3 questions" in said
     run = workdir / "outputs/three"
     results = load(run / "results.yaml")
     assert len(results["servers"]) == 1
@@ -109,6 +110,7 @@ def test_repeats_run_on_one_server_and_a_later_run_reuses_them_repeat_by_repeat(
     assert repeats["mean"] == pytest.approx(statistics.fmean(repeats["scores"]), abs=1e-3)
     seeds = repeats["seeds"]
     assert len(seeds) == 3 and seeds == list(range(seeds[0], seeds[0] + 3))
+    assert "| sample_gsm8k | mean of 3 repeats over 3 questions" in (run / "summary.md").read_text()
     snapshot = load(run / "configs/per_dataset/sample_gsm8k.yaml")
     assert snapshot["aisbench"]["repeats"] == 3
     # The relay sent each question's three copies with the three seeds

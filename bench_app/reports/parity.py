@@ -75,6 +75,8 @@ def _questions(entry) -> Optional[int]:
     probe = entry.probe or {}
     if probe.get("size"):
         return int(probe["size"])
+    if (entry.repeats or {}).get("questions"):  # repeats in one run: a record per answer
+        return int(entry.repeats["questions"])
     if entry.samples:
         return int(entry.samples)
     return int(entry.prompts["total"]) if (entry.prompts or {}).get("total") else None
@@ -128,7 +130,7 @@ def _what_would_decide(decision, tolerance: float, samples: Optional[int], refer
 
 
 def _runs(path: Path) -> List[RunFolder]:
-    """The run, or the runs of a sweep of repeats (benchmark.repeats=N: one job per seed)."""
+    """The run (its repeats, if any, inside it), or the runs of a sweep of repeats (one job per seed)."""
     folder = RunFolder(path)
     if folder.is_run_folder():
         return [folder]
@@ -167,6 +169,7 @@ def parity(
     )
     published_all = document.get("datasets") or {}
     rows: List[Row] = []
+    repeats = len(runs)
     for short, entry in results[0].datasets.items():
         config = per_dataset.get(short, {})
         row = Row(short, _mode(config))
@@ -178,6 +181,10 @@ def parity(
                 f"the run has no score ({entry.status})" if len(runs) == 1 else "a repeat has no score"
             )
             continue
+        inside = (entries[0].repeats or {}).get("scores") if len(entries) == 1 else None
+        if inside and len(inside) > 1:  # repeats in one run: each repeat's pass over every question
+            scores = [float(x) for x in inside]
+        repeats = max(repeats, len(scores))
         row.score, row.questions = round(sum(scores) / len(scores), 4), _questions(entry)
         if len(scores) > 1:  # repeats: their spread, not one pass's sampling error
             row.ci95 = _repeat_interval([float(x) for x in scores])
@@ -239,7 +246,7 @@ def parity(
         # every figure this run was compared with was checked against the source
         "verified": all(compared) if compared else bool(document.get("verified")),
         "source": document.get("source"),
-        "repeats": len(runs),
+        "repeats": repeats,
         "rows": [asdict(r) for r in rows],
     }
 

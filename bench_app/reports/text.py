@@ -134,6 +134,10 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
             f"{r.server_started_at or '-'} | {eval_s} | {reason} |"
         )
     results = outcome.results.items()
+    repeated = {s: r.repeats for s, r in results if r.repeats}
+    if repeated:
+        lines += ["", "| dataset | repeats |", "|---|---|"]
+        lines += [f"| {s} | {markdown_cell(repeats_text(summary))} |" for s, summary in repeated.items()]
     thinking = {s: r.reasoning for s, r in results if r.reasoning.get("reasoning_tokens_median")}
     if thinking:
         lines += ["", "| dataset | reasoning |", "|---|---|"]
@@ -164,6 +168,18 @@ def probe_text(probe: Dict[str, Any]) -> str:
     interval = probe.get("ci95")
     shown = f"accuracy 95% interval {interval[0]}-{interval[1]}" if interval else "no accuracy to bound"
     return f"a seeded sample of {probe['size']} prompts (seed {probe['seed']}), not a full run: {shown}"
+
+
+def repeats_text(repeats: Dict[str, Any]) -> str:
+    """Repeats in one run in one line (bench_app.evaluators.samples.repeat_summary)."""
+    said = f"mean of {repeats['k']} repeats over {repeats['questions']} questions {repeats['mean']:g}"
+    if repeats.get("ci95"):
+        low, high = repeats["ci95"]
+        said += f" (standard error {repeats['std_error']:g}, 95% interval {low:g}-{high:g})"
+    said += f"; each repeat: {', '.join(f'{x:g}' for x in repeats['scores'])}"
+    said += f"; seeds {', '.join(str(x) for x in repeats['seeds'])}" if repeats.get("seeds") else ""
+    majority = next((k for k in repeats if k.startswith("maj@")), None)
+    return said + (f"; {majority} {repeats[majority]:g}" if majority else "")
 
 
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
@@ -221,6 +237,8 @@ def print_summary(
     for short, r in outcome.results.items():
         if r.probe:  # a seeded sample: the score with its interval, so that it is not read as a full run
             console.print(f"probe {short}: {probe_text(r.probe)}")
+        if r.repeats:  # samples per question: their spread, so that one figure is not read alone
+            console.print(f"repeats {short}: {repeats_text(r.repeats)}")
         if r.reasoning.get("reasoning_tokens_median"):  # a model that thinks: its answers at a glance
             console.print(f"reasoning {short}: {reasoning_text(r.reasoning)}")
         if r.answers.get("reused"):
