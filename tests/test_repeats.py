@@ -58,6 +58,11 @@ def test_the_repeat_summary_is_each_repeats_score_their_spread_and_a_vote():
     assert summary["ci95"] == [round(50 - half, 4), round(50 + half, 4)]
     assert summary["maj@3"] == 50.0  # question 0 votes 7 (right), question 1 votes 4 (wrong)
     assert repeat_summary([{k: v for k, v in r.items() if k != "repeat"} for r in rows]) == {}
+    # a tie is broken at random on average: one right of three different answers scores a third
+    tie = [{"id": 0, "repeat": i, "prediction": p, "correct": p == "5"} for i, p in enumerate("125")]
+    assert repeat_summary(tie)["maj@3"] == round(100 / 3, 4)
+    unextracted = [dict(r, prediction=None) for r in rows]  # an evaluator without extracted answers
+    assert "maj@3" not in repeat_summary(unextracted)
 
 
 @pytest.mark.parametrize(

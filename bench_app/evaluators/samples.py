@@ -53,8 +53,8 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
 def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Repeats in one run (records with `repeat`): k, the seeds, each repeat's score (its pass over every
     question), their mean (avg@k), its standard error and 95% t-interval across repeats, and maj@k: each
-    question scored by its most frequent extracted answer (the first of a tie, in repeat order), where
-    every question has extracted answers. {} without repeats."""
+    question scored by its most frequent extracted answer, where the evaluator extracts answers. {} without
+    repeats."""
     rows = [r for r in records if r.get("repeat") is not None and r.get("correct") is not None]
     if not rows:
         return {}
@@ -77,17 +77,19 @@ def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
         half = float(stats.t.ppf(0.975, k - 1)) * error
         summary["std_error"] = round(error, 4)
         summary["ci95"] = [round(summary["mean"] - half, 4), round(summary["mean"] + half, 4)]
-    votes = []
-    for answers in by_question.values():
-        ordered = sorted(answers, key=lambda r: r["repeat"])
-        given = [r for r in ordered if r.get("prediction") not in (None, "")]
-        if not given:
-            votes = None
-            break
-        counts = Counter(json.dumps(r["prediction"], sort_keys=True) for r in given)
-        top = max(counts.values())
-        chosen = next(r for r in given if counts[json.dumps(r["prediction"], sort_keys=True)] == top)
-        votes.append(bool(chosen["correct"]))
-    if votes:
+    if any(r.get("prediction") not in (None, "") for r in rows):  # the evaluator extracts answers
+        votes = [_majority_vote(answers) for answers in by_question.values()]
         summary[f"maj@{k}"] = round(100.0 * sum(votes) / len(votes), 4)
     return summary
+
+
+def _majority_vote(answers: List[Dict[str, Any]]) -> float:
+    """A question's majority vote: 1 when its most frequent extracted answer is right; a tie scores the share
+    of the tied answers that are right (what breaking it at random gives on average, whatever the order the
+    repeats came in). No extracted answer is one more answer, never right."""
+    votes = [json.dumps(r.get("prediction") or "", sort_keys=True) for r in answers]
+    right = {vote for vote, r in zip(votes, answers, strict=True) if r["correct"] and vote != '""'}
+    counts = Counter(votes)
+    top = max(counts.values())
+    tied = [vote for vote, count in counts.items() if count == top]
+    return sum(vote in right for vote in tied) / len(tied)

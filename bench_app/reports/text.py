@@ -175,7 +175,7 @@ def repeats_text(repeats: Dict[str, Any]) -> str:
     said = f"mean of {repeats['k']} repeats over {repeats['questions']} questions {repeats['mean']:g}"
     if repeats.get("ci95"):
         low, high = repeats["ci95"]
-        said += f" (standard error {repeats['std_error']:g}, 95% interval {low:g}-{high:g})"
+        said += f" (standard error {repeats['std_error']:g}, 95% interval {low:g}..{high:g})"
     said += f"; each repeat: {', '.join(f'{x:g}' for x in repeats['scores'])}"
     said += f"; seeds {', '.join(str(x) for x in repeats['seeds'])}" if repeats.get("seeds") else ""
     majority = next((k for k in repeats if k.startswith("maj@")), None)
