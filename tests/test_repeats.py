@@ -116,6 +116,7 @@ def test_repeats_run_on_one_server_and_a_later_run_reuses_them_repeat_by_repeat(
     seeds = repeats["seeds"]
     assert len(seeds) == 3 and seeds == list(range(seeds[0], seeds[0] + 3))
     assert "| sample_gsm8k | mean of 3 repeats over 3 questions" in (run / "summary.md").read_text()
+    assert '"repeats": {"k": 3' in (run / "report.html").read_text()  # the scores table says them too
     snapshot = load(run / "configs/per_dataset/sample_gsm8k.yaml")
     assert snapshot["aisbench"]["repeats"] == 3
     # The relay sent each question's three copies with the three seeds

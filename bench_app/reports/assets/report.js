@@ -124,6 +124,10 @@
 
   // Scores
   const datasets = data.datasets;
+  const repeatsText = (r) => !r || !r.k ? "" : " (mean of " + r.k + " repeats over " + r.questions + " questions" +
+    (r.ci95 ? ", 95% interval " + fmt(r.ci95[0]) + ".." + fmt(r.ci95[1]) : "") + "; each repeat " +
+    r.scores.map(fmt).join(", ") + Object.keys(r).filter((k) => k.startsWith("maj@")).map((k) => "; " + k + " " +
+    fmt(r[k])).join("") + ")";
   const scoreChart = el("div", { id: "chart-scores", class: "chart" });
   section("scores", "Scores",
     scoreChart,
@@ -132,7 +136,7 @@
       datasets.map((d) => [d.short, d.name, el("span", { class: "status-" + d.status, text: d.status }),
         Object.entries(d.metrics).map(([k, v]) => k + " " + fmt(v)).join(", ") + (d.probe ? " (probe of " +
           d.probe.size + ", seed " + d.probe.seed + (d.probe.ci95 && d.probe.ci95.length ? "; 95% interval " +
-          d.probe.ci95[0] + "-" + d.probe.ci95[1] : "") + ": not a full run)" : ""),
+          d.probe.ci95[0] + "-" + d.probe.ci95[1] : "") + ": not a full run)" : "") + repeatsText(d.repeats),
         d.prompts.done === undefined ? "" : d.prompts.done + " / " + (d.prompts.total || "?"),
         d.samples === null || d.samples === undefined ? (d.samples_error || "") : d.samples,
         d.answers.reused === undefined ? "" : d.answers.reused + " / " + d.answers.generated,
