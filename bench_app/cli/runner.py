@@ -18,7 +18,7 @@ from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.exports.mlflow import check_trackers, export_finished
 from bench_app.reports import text as report
-from bench_app.run import sampling, slurm
+from bench_app.run import sampling, slurm, staging
 from bench_app.run.budget import budget_lines, check_context
 from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
@@ -107,6 +107,9 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         config, resolved = resolve_with_document(cfg)
         anchor_config_files(config, resolved, info)
         plan = build_plan(config)
+        deciding = staging.active(config.execution.decide)
+        if deciding:
+            staging.check(config.execution.decide, plan)
         check_trackers(config.execution.export)
         if (plan.problems or plan.data_problems) and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems + plan.data_problems))
@@ -117,6 +120,12 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             console.print(styled("warning:", "yellow", f" {warning}"))
         budgets = check_context(plan, config.execution.context_check)
         sampling.apply(plan, budgets)  # seeded probes (sample_size), drawn from the subsets just counted
+        if deciding:  # the stages, from the same counts; the baseline or reference checked now
+            from bench_app.reports.decide import Decider  # SciPy: only for runs that decide
+
+            staging.apply(plan, budgets, config.execution.decide)
+            names = [config.vllm.model_path, config.vllm.served_model_name]
+            plan.decider = Decider(config.execution.decide, plan, run_dir, names)
     except UserError as error:
         console.print(styled("bench_app: error:", "bold red", f" {error}"))
         if info.get("job_num") is None:

@@ -162,6 +162,25 @@ class EvaluatorSettings(AisbenchConf):
 
 
 @dataclass
+class DecideConf:
+    """execution.decide: end each dataset as soon as its verdict is known (bench_app.run.staging)."""
+
+    # The release gate: this baseline run folder, and the most the run may be worse (points).
+    baseline: Optional[str] = None
+    max_drop: Optional[float] = None
+    # Parity: within this many points of the published figure (conf/reference; reference: null = the one
+    # that matches the model, else its file name).
+    tolerance: Optional[float] = None
+    reference: Optional[str] = None
+    # Nested shares of each dataset's questions, increasing, the last 1.0: each stage holds the one before.
+    stages: List[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
+    # Which questions each stage draws (per subset, the same order on every machine).
+    seed: int = 0
+    # Overall error rate of each verdict (two-sided confidence 1 - alpha), shared out over the datasets.
+    alpha: float = 0.05
+
+
+@dataclass
 class ExecutionConf:
     dry_run: bool = False
     server_start_timeout_s: float = 600.0
@@ -212,6 +231,8 @@ class ExecutionConf:
     # MLflow's tracking URI for execution.export; null = MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in
     # the current directory (MLflow's default). Credentials go in MLFLOW_TRACKING_USERNAME/PASSWORD.
     mlflow_tracking_uri: Optional[str] = None
+    # Stop each dataset when decided: a gate against a baseline run or parity against the reference.
+    decide: DecideConf = field(default_factory=DecideConf)
 
 
 @dataclass

@@ -130,6 +130,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 "finished_requests": entry.finished_requests,
                 "replicas": entry.replicas,  # execution.replicas > 1: each replica's share
                 "probe": entry.probe,  # a seeded sample: its size, seed and interval
+                "decided": entry.decided,  # execution.decide: the stage it stopped at, never a full score
                 "repeats": entry.repeats,  # repeats in one run: each repeat's score, their interval, maj@k
                 "engine": _engine_table(document),
                 "server": {k: getattr(server, k) for k in shown if getattr(server, k) is not None},

@@ -96,6 +96,10 @@ class SideData:
     prompts: Dict[str, Dict[Tuple[str, Any], Any]] = field(default_factory=dict)
     config: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     pooled: Set[str] = field(default_factory=set)  # datasets with several answers per question
+    # a drawn part of the dataset (a probe, a stage of execution.decide): AISBench numbers its questions anew,
+    # so they pair by prompt; and where a staged dataset stopped ("stage k of K")
+    by_prompt: Set[str] = field(default_factory=set)
+    stopped: Dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, side: Side) -> SideData:
@@ -117,6 +121,10 @@ class SideData:
                 if main is None:
                     data.failed.setdefault(short, f"{entry.status or 'no result'}: {entry.reason or ''}")
                     continue
+                if entry.probe or entry.decided:
+                    data.by_prompt.add(short)
+                if entry.decided and entry.decided.get("stage") != entry.decided.get("stages"):
+                    data.stopped[short] = f"stage {entry.decided['stage']} of {entry.decided['stages']}"
                 data.metric.setdefault(short, main[0])
                 data.scores.setdefault(short, []).append(main[1])
                 for record in folder.read_samples(recorded) or []:
@@ -158,6 +166,7 @@ class Cell:
     config_differs: List[str] = field(default_factory=list)
     missing: Optional[str] = None  # why there is no comparison
     mde: Optional[float] = None  # points: the difference this test finds with 80% power (after Holm's alpha)
+    stopped: Optional[str] = None  # execution.decide stopped it early: "stage k of K" (not a full score)
     decision: Optional[decisions.Decision] = None  # the release gate's verdict, when there is a gate
     _replicates: Any = None  # bootstrap means of the difference (for the aggregate)
     _differences: Any = None  # per question, points (pooled sides: the gate's t-interval)
@@ -196,6 +205,7 @@ class Cell:
             "missing": self.missing,
             "mde": rounded(self.mde),
             "gate": None if self.decision is None else self.decision.to_dict(),
+            "stopped": self.stopped,
         }
 
 
@@ -281,6 +291,13 @@ def compare_cell(short: str, base: SideData, run: SideData) -> Cell:
         return cell
     x_values, y_values = base.values.get(short, {}), run.values.get(short, {})
     x_prompts, y_prompts = base.prompts.get(short, {}), run.prompts.get(short, {})
+    cell.stopped = run.stopped.get(short) or (
+        f"baseline {base.stopped[short]}" if short in base.stopped else None
+    )
+    if short in base.by_prompt or short in run.by_prompt:  # a drawn part: its own numbering, the same prompts
+        x_values = {(k[0], x_prompts[k]): v for k, v in x_values.items()}
+        y_values = {(k[0], y_prompts[k]): v for k, v in y_values.items()}
+        x_prompts, y_prompts = {k: k[1] for k in x_values}, {k: k[1] for k in y_values}
     shared = [k for k in x_values if k in y_values]
     same = [k for k in shared if x_prompts.get(k) == y_prompts.get(k)]
     cell.prompt_differs = len(shared) - len(same)

@@ -33,6 +33,8 @@ def cell_text(cell: Cell) -> str:
     if cell.missing and cell.score is None:
         return f"n/a ({cell.missing})"
     text = _number(cell.score)
+    if cell.stopped:  # execution.decide stopped it: a partial score, said where it stands
+        text += f" (decided at {cell.stopped})"
     if cell.diff is not None:
         mark = "*" if cell.significant else ""
         text += f"  {_number(cell.diff, True)}{mark}  p={cell.p_holm:.2g}"

@@ -134,6 +134,10 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
             f"{r.server_started_at or '-'} | {eval_s} | {reason} |"
         )
     results = outcome.results.items()
+    staged = {s: r.decided for s, r in results if r.decided}
+    if staged:
+        lines += ["", "| dataset | decided (execution.decide) |", "|---|---|"]
+        lines += [f"| {s} | {markdown_cell(decided_text(decided))} |" for s, decided in staged.items()]
     repeated = {s: r.repeats for s, r in results if r.repeats}
     if repeated:
         lines += ["", "| dataset | repeats |", "|---|---|"]
@@ -180,6 +184,27 @@ def repeats_text(repeats: Dict[str, Any]) -> str:
     said += f"; seeds {', '.join(str(x) for x in repeats['seeds'])}" if repeats.get("seeds") else ""
     majority = next((k for k in repeats if k.startswith("maj@")), None)
     return said + (f"; {majority} {repeats[majority]:g}" if majority else "")
+
+
+def decided_text(decided: Dict[str, Any]) -> str:
+    """A staged dataset (execution.decide) in one line: where it was decided, on what; never a full score."""
+    verdict = decided.get("verdict") or "not decided (a stage failed)"
+    said = (
+        f"{verdict} at stage {decided['stage']} of {decided['stages']} ({decided['questions']} of "
+        f"{decided['total']} questions, {decided['requests_saved']} requests saved)"
+    )
+    look = (decided.get("looks") or [{}])[-1]
+    if look.get("interval"):
+        low, high = look["interval"]
+        what = "run - baseline" if decided.get("decision") == "gate" else "run - reference"
+        bound = f"-{look['max_drop']:g}" if "max_drop" in look else f"+-{look.get('tolerance', 0):g}"
+        shown = "-inf" if low is None else f"{low:+.2f}", "+inf" if high is None else f"{high:+.2f}"
+        confidence = f"{1 - 2 * look.get('alpha', 0.025):.1%}"
+        said += (
+            f"; {what} {look['estimate']:+.2f} points, repeated {confidence} interval "
+            f"{shown[0]}..{shown[1]} against {bound} (boundary z {look['boundary']})"
+        )
+    return said + ("" if decided.get("stage") == decided.get("stages") else "; not a full score")
 
 
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
@@ -237,6 +262,8 @@ def print_summary(
     for short, r in outcome.results.items():
         if r.probe:  # a seeded sample: the score with its interval, so that it is not read as a full run
             console.print(f"probe {short}: {probe_text(r.probe)}")
+        if r.decided:  # stopped when decided: where, so that a partial score is not read as a full one
+            console.print(f"decided {short}: {decided_text(r.decided)}")
         if r.repeats:  # samples per question: their spread, so that one figure is not read alone
             console.print(f"repeats {short}: {repeats_text(r.repeats)}")
         if r.reasoning.get("reasoning_tokens_median"):  # a model that thinks: its answers at a glance

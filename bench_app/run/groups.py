@@ -28,6 +28,7 @@ from bench_app.run.progress import Progress
 from bench_app.run.relay import Relay
 from bench_app.run.replicas import ReplicaSet
 from bench_app.run.resources import ResourcePool, devices_per_server
+from bench_app.run.staging import evaluate_in_stages
 
 
 def request_cache(config, folder, warn: Callable[[str], None]) -> Optional[RequestCache]:
@@ -347,18 +348,27 @@ class GroupRunner:
                 live.server.dataset = short
             replicas_before = relay.balancer.counters()
             with progress.phase(f"evaluating {short}", self.index[short]) as phase:
-                result = evaluate_dataset(
-                    session,
-                    dataset,
-                    group.index,
-                    record.started_at,
-                    live,
-                    endpoint if perf else relayed,
-                    self.folder.dataset_dir(dataset.short),
-                    self.config.execution.evaluation_timeout_s,
-                    lambda: self._interrupted() or _died(live.server),
-                    phase.update,
-                )
+                target, work_dir = endpoint if perf else relayed, self.folder.dataset_dir(dataset.short)
+
+                def evaluate(planned, phase=phase, target=target, work_dir=work_dir):
+                    return evaluate_dataset(
+                        session,
+                        planned,
+                        group.index,
+                        record.started_at,
+                        live,
+                        target,
+                        work_dir,
+                        self.config.execution.evaluation_timeout_s,
+                        lambda: self._interrupted() or _died(live.server),
+                        phase.update,
+                    )
+
+                if dataset.stages and self.plan.decider is not None:  # execution.decide: stop when decided
+                    seed = self.config.execution.decide.seed
+                    result = evaluate_in_stages(dataset, self.plan.decider, seed, evaluate, progress.log)
+                else:
+                    result = evaluate(dataset)
             relay.record_to(None)
             if result.status == "failed":
                 result.reason = explain_failed_requests(result.reason, *relay.failures())

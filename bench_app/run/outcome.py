@@ -74,6 +74,9 @@ class DatasetResult:
     # Repeats in one run (bench_app.evaluators.samples.repeat_summary): k, seeds, per-repeat scores, mean,
     # std_error, ci95, maj@k.
     repeats: Dict[str, Any] = field(default_factory=dict)
+    # execution.decide: the decision, its verdict, the stage it was decided at of how many, the questions
+    # asked of the total, the requests saved, each stage's look (bench_app.run.staging).
+    decided: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "short"}

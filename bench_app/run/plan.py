@@ -54,6 +54,9 @@ class DatasetPlan:
     load_level: Optional[int] = None
     # The data files it reads on this machine: path, files, bytes, sha256 (None: the evaluator cannot tell).
     data: Optional[Dict[str, Any]] = None
+    # execution.decide (bench_app.run.staging): per stage, per subset, the indices asked; their counts.
+    stages: Optional[List[List[List[int]]]] = None
+    stage_questions: Optional[List[int]] = None
 
 
 @dataclass
@@ -81,6 +84,8 @@ class RunPlan:
     shadowed: List[str] = field(default_factory=list)
     # Datasets whose data is missing or incomplete (execution.data_check=error: a real run refuses).
     data_problems: List[str] = field(default_factory=list)
+    # execution.decide: what each stage is tested with (bench_app.run.staging.Decider; built above run/).
+    decider: Any = None
 
     def dataset(self, short: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.short == short)

@@ -133,6 +133,8 @@ class DatasetEntry(Record):
     probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
     # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, maj@k
     repeats: Dict[str, Any] = field(default_factory=dict)
+    # execution.decide: decision, verdict, stage (of stages), questions (of total), requests_saved, looks
+    decided: Dict[str, Any] = field(default_factory=dict)
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
     def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out

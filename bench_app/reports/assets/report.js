@@ -124,6 +124,9 @@
 
   // Scores
   const datasets = data.datasets;
+  const decidedText = (s) => !s || !s.stages ? "" : " (" + (s.verdict || "not decided") + ", decided at stage " +
+    s.stage + " of " + s.stages + ": " + s.questions + " of " + s.total + " questions, " + s.requests_saved +
+    " requests saved" + (s.stage === s.stages ? ")" : "; not a full score)");
   const repeatsText = (r) => !r || !r.k ? "" : " (mean of " + r.k + " repeats over " + r.questions + " questions" +
     (r.ci95 ? ", 95% interval " + fmt(r.ci95[0]) + ".." + fmt(r.ci95[1]) : "") + "; each repeat " +
     r.scores.map(fmt).join(", ") + Object.keys(r).filter((k) => k.startsWith("maj@")).map((k) => "; " + k + " " +
@@ -136,7 +139,8 @@
       datasets.map((d) => [d.short, d.name, el("span", { class: "status-" + d.status, text: d.status }),
         Object.entries(d.metrics).map(([k, v]) => k + " " + fmt(v)).join(", ") + (d.probe ? " (probe of " +
           d.probe.size + ", seed " + d.probe.seed + (d.probe.ci95 && d.probe.ci95.length ? "; 95% interval " +
-          d.probe.ci95[0] + "-" + d.probe.ci95[1] : "") + ": not a full run)" : "") + repeatsText(d.repeats),
+          d.probe.ci95[0] + "-" + d.probe.ci95[1] : "") + ": not a full run)" : "") + repeatsText(d.repeats) +
+          decidedText(d.decided),
         d.prompts.done === undefined ? "" : d.prompts.done + " / " + (d.prompts.total || "?"),
         d.samples === null || d.samples === undefined ? (d.samples_error || "") : d.samples,
         d.answers.reused === undefined ? "" : d.answers.reused + " / " + d.answers.generated,

@@ -1,0 +1,144 @@
+"""The decision a staged run (execution.decide) tests after each stage, checked before any server starts.
+
+Gate: against a baseline run folder, per dataset, its questions paired by prompt (a stage asks a subset, so
+AISBench numbers its questions anew) with the baseline's answers; PASS / FAIL when the paired difference
+crosses the group-sequential boundary against -max_drop (bench_app.run.sequential.gate_look). Parity: against
+the reference that matches the model (conf/reference), consistent / below / above within +-tolerance
+(parity_look), counting the reference's own sampling error where its questions and repeats are known.
+The error rate alpha is shared out over the datasets (Bonferroni, as the gate of `compare` does) and each
+verdict is one-sided at alpha / 2 per dataset: overall two-sided 1 - alpha confidence, as there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from bench_app.common.errors import UserError
+from bench_app.config.schema import DecideConf
+from bench_app.reports.references import load_reference, published_figure, reference_samples
+from bench_app.run import sequential
+from bench_app.run.plan import DatasetPlan, RunPlan
+from bench_app.rundir.layout import RunFolder
+
+# What decides a dataset's questions and how they are asked: the baseline's must be the run's.
+_COMPARED = ("name", "subsets", "data_path", "config_file", "max_out_len", "thinking", "generation_kwargs")
+
+
+def _answers(folder: RunFolder, short: str) -> Dict[Tuple[str, Any], bool]:
+    """A run's scored answers of a dataset by (subset, prompt as sent)."""
+    return {
+        (str(r.subset), r.prompt): bool(r.correct)
+        for r in folder.read_samples(short) or []
+        if r.correct is not None and r.prompt is not None
+    }
+
+
+class Decider:
+    def __init__(self, decide: DecideConf, plan: RunPlan, run_dir: Path, model_names: List[Optional[str]]):
+        self.decide, self.run_dir = decide, Path(run_dir)
+        self.kind = "gate" if decide.max_drop is not None else "parity"
+        self.alpha = decide.alpha / len(plan.datasets) / 2  # one-sided per verdict, shared over datasets
+        self.baseline: Dict[str, Dict[Tuple[str, Any], bool]] = {}
+        self.reference: Dict[str, Tuple[float, Optional[int], str]] = {}
+        if self.kind == "gate":
+            self._check_baseline(plan)
+        else:
+            self._check_reference(plan, model_names)
+
+    # -- before any server starts
+    def _check_baseline(self, plan: RunPlan) -> None:
+        folder = RunFolder(Path(self.decide.baseline))
+        if not folder.is_run_folder():
+            raise UserError(
+                f"execution.decide.baseline: {self.decide.baseline} is not a bench_app run folder "
+                "(no configs/config_snapshot.yaml)."
+            )
+        results, per_dataset = folder.dataset_results(), folder.read_per_dataset()
+        for dataset in plan.datasets:
+            where = f"execution.decide.baseline {folder.root.name}, dataset {dataset.short}"
+            entry = results.get(dataset.short)
+            if entry is None or entry.status != "ok":
+                raise UserError(
+                    f"{where}: no ok result to gate against ({entry.status if entry else 'absent'})."
+                )
+            differs = self._differences(per_dataset.get(dataset.short, {}), dataset)
+            if differs:
+                raise UserError(
+                    f"{where}: configured otherwise ({'; '.join(differs)}); gate like against like."
+                )
+            answers = _answers(folder, dataset.short)
+            if not answers:
+                raise UserError(f"{where}: no scored samples (samples.jsonl) to pair the run's answers with.")
+            self.baseline[dataset.short] = answers
+
+    @staticmethod
+    def _differences(recorded: Dict[str, Any], dataset: DatasetPlan) -> List[str]:
+        settings = {**(recorded.get("aisbench") or {}), **(recorded.get("model_config") or {})}
+        settings["name"] = (recorded.get("dataset") or {}).get("name")
+        said = []
+        for key in _COMPARED:
+            mine = dataset.name if key == "name" else getattr(dataset.evaluator, key)
+            theirs = settings.get(key)
+            if key == "generation_kwargs":  # the seed picks samples, it does not change the question
+                mine = {k: v for k, v in (mine or {}).items() if k != "seed"}
+                theirs = {k: v for k, v in (theirs or {}).items() if k != "seed"}
+            if mine != theirs:
+                said.append(f"{key}: {theirs!r} there, {mine!r} here")
+        for key in ("num_prompts", "sample_size"):
+            if settings.get(key) is not None:
+                said.append(f"{key}={settings[key]} there: the baseline must be a full run")
+        if int(settings.get("repeats") or 1) != 1:
+            said.append(
+                f"repeats={settings['repeats']} there: a staged decision pairs one answer per question"
+            )
+        return said
+
+    def _check_reference(self, plan: RunPlan, model_names: List[Optional[str]]) -> None:
+        try:
+            chosen, document = load_reference(self.decide.reference, model_names)
+        except UserError as error:  # its flags are parity's; a run names the reference in its settings
+            raise UserError(
+                f"execution.decide.tolerance: parity needs a reference: {error} (here: "
+                "execution.decide.reference=NAME)"
+            ) from None
+        for dataset in plan.datasets:
+            mode = "thinking" if dataset.evaluator.thinking in (True, None) else "non_thinking"
+            published = published_figure(document, dataset.short, mode)
+            if published is None:
+                raise UserError(
+                    f"execution.decide.tolerance: the reference {chosen} has no {mode.replace('_', '-')} "
+                    f"figure for dataset {dataset.short}: parity cannot decide it; leave the dataset out."
+                )
+            self.reference[dataset.short] = (float(published["score"]), reference_samples(published), chosen)
+
+    # -- after each stage
+    def look(self, dataset: DatasetPlan, stage: int) -> Dict[str, Any]:
+        fractions = [n / dataset.stage_questions[-1] for n in dataset.stage_questions]
+        boundary = sequential.boundaries(fractions, self.alpha)[stage]
+        answers = _answers(RunFolder(self.run_dir), dataset.short)
+        if self.kind == "gate":
+            baseline = self.baseline[dataset.short]
+            paired = [(baseline[key], right) for key, right in answers.items() if key in baseline]
+            if not paired:  # nothing to test yet: the next stage asks more (the last one says why)
+                return {"verdict": None, "questions": 0, "note": "no answer paired by prompt"}
+            look = sequential.gate_look(
+                sum(1 for base, run in paired if run and not base),
+                sum(1 for base, run in paired if base and not run),
+                len(paired),
+                float(self.decide.max_drop),
+                boundary,
+            )
+            against = {"baseline": str(self.decide.baseline), "max_drop": self.decide.max_drop}
+        else:
+            reference, samples, chosen = self.reference[dataset.short]
+            look = sequential.parity_look(
+                sum(answers.values()),
+                len(answers),
+                reference,
+                float(self.decide.tolerance),
+                boundary,
+                samples,
+            )
+            against = {"reference": chosen, "published": reference, "tolerance": self.decide.tolerance}
+        return {**look.to_dict(), **against, "alpha": round(self.alpha, 6)}
