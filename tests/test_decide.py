@@ -128,3 +128,19 @@ def test_a_gate_stops_each_dataset_when_decided_and_compare_agrees(workdir):
         assert cell["stopped"] == (
             None if stage["stage"] == stage["stages"] else f"stage {stage['stage']} of {stage['stages']}"
         )
+    # the run history and MLflow say it too
+    listed = run_cli(["runs"], workdir)
+    assert "(decided at stage" in listed.stdout, listed.stdout
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    exported = run_cli(["export", "mlflow", "outputs/decided", "--tracking-uri", uri], workdir)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("bench_app").experiment_id])
+    for short, entry in results["datasets"].items():
+        decided = entry["decided"]
+        tag = run.data.tags[f"decided.{short}"]
+        assert tag.startswith(f"PASS at stage {decided['stage']} of 2")
+        assert tag.endswith("not a full score") == (decided["stage"] < 2)
+        assert run.data.metrics[f"{short}/decided/requests_saved"] == decided["requests_saved"]

@@ -181,7 +181,11 @@ def runs(args: argparse.Namespace) -> int:
     for column in ("run", "model", "precision", "datasets", "status", "commit", "started"):
         table.add_column(column)
     for row in rows:
-        scores = ", ".join(f"{s} {'-' if v is None else f'{v:.2f}'}" for s, v in row.scores.items())
+        scores = ", ".join(
+            f"{s} {'-' if v is None else f'{v:.2f}'}"
+            + (f" (decided at {row.stopped[s]})" if s in row.stopped else "")
+            for s, v in row.scores.items()
+        )
         style = "" if row.status == "completed" else "yellow"
         table.add_row(
             row.name, row.model, row.precision, scores, row.status, row.commit, row.started, style=style

@@ -211,6 +211,18 @@ class Exporter:
             "bench_app.run_folder": str(run_dir.resolve()),
         }
         metrics = run_metrics(results)
+        for short, entry in results.datasets.items():  # execution.decide: where it was decided
+            decided = entry.decided
+            if decided:
+                full = decided.get("stage") == decided.get("stages")
+                tags[f"decided.{short}"] = (
+                    f"{decided.get('verdict') or 'not decided'} at stage {decided.get('stage')} of "
+                    f"{decided.get('stages')}" + ("" if full else "; not a full score")
+                )
+                metrics[_metric_key(short, "decided", "questions")] = float(decided.get("questions") or 0)
+                metrics[_metric_key(short, "decided", "requests_saved")] = float(
+                    decided.get("requests_saved") or 0
+                )
         try:
             parity_tags, parity_metrics = run_parity(run_dir, results.model)
         except Exception as error:  # noqa: BLE001 - parity is an extra: the run still exports without it

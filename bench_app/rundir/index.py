@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -27,7 +27,7 @@ from bench_app.rundir.layout import RunFolder, headline
 from bench_app.rundir.records import RunResults
 
 INDEX_FILE = ".bench_app_runs.sqlite"
-INDEX_VERSION = 1  # the rows' layout; another one is rebuilt
+INDEX_VERSION = 2  # the rows' layout; another one is rebuilt (2: where execution.decide stopped a dataset)
 WALK_DEPTH = 4  # root/<run>, root/sweeps/<time>/<job>
 _SKIP = {"configs", "logs", ".hydra", "tmp"}
 
@@ -43,6 +43,8 @@ class RunRow:
     commit: str
     scores: Dict[str, Optional[float]]  # dataset -> headline score (None when it failed)
     owner: str = ""  # "<host> <pid> <start time>" of a run still marked running: alive or killed?
+    # datasets execution.decide stopped before their last stage: "stage k of K" (their scores are partial)
+    stopped: Dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -97,9 +99,9 @@ def results_essentials(text: str) -> str:
             elif top == "datasets" and indent == 2:  # a dataset
                 keep_field = keep_sub = True
             elif top == "datasets" and indent == 4:  # one of its fields
-                keep_field, keep_sub = stripped.split(":", 1)[0] in ("status", "metrics"), True
-            elif top == "datasets" and indent == 6 and keep_field:  # a metric
-                keep_sub = not stripped.startswith("subsets:")
+                keep_field, keep_sub = stripped.split(":", 1)[0] in ("status", "metrics", "decided"), True
+            elif top == "datasets" and indent == 6 and keep_field:  # a metric, or where it was decided
+                keep_sub = not stripped.startswith(("subsets:", "looks:"))
         if keep_top and keep_field and keep_sub:
             kept.append(line)
     return "".join(kept)
@@ -149,6 +151,11 @@ def read_row(run_dir: Path, root: Path) -> RunRow:
         commit=str(metadata.git.get("commit") or "")[:12],
         scores=scores,
         owner=f"{run.host} {run.pid} {run.pid_start}" if status == "running" else "",
+        stopped={
+            short: f"stage {entry.decided['stage']} of {entry.decided['stages']}"
+            for short, entry in results.datasets.items()
+            if entry.decided and entry.decided.get("stage") != entry.decided.get("stages")
+        },
     )
 
 
