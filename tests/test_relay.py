@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench_app.run.relay import Relay, split_reasoning
+from bench_app.run.answers import split_reasoning
+from bench_app.run.relay import Relay
 
 ANSWERS = {
     # user text -> (content, reasoning_content, finish_reason)

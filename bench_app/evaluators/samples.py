@@ -52,7 +52,8 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Repeats in one run (records with `repeat`): k, the seeds, each repeat's score (its pass over every
-    question), their mean (avg@k), its standard error and 95% t-interval across repeats, and maj@k: each
+    question), their mean (avg@k), its standard error and 95% t-interval across repeats, pass@k (a question
+    counts when any of its k answers is right: the unbiased estimator's value with n = k), and maj@k: each
     question scored by its most frequent extracted answer, where the evaluator extracts answers. {} without
     repeats."""
     rows = [r for r in records if r.get("repeat") is not None and r.get("correct") is not None]
@@ -77,6 +78,9 @@ def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
         half = float(stats.t.ppf(0.975, k - 1)) * error
         summary["std_error"] = round(error, 4)
         summary["ci95"] = [round(summary["mean"] - half, 4), round(summary["mean"] + half, 4)]
+    summary[f"pass@{k}"] = round(
+        100.0 * sum(any(r["correct"] for r in q) for q in by_question.values()) / len(by_question), 4
+    )
     if any(r.get("prediction") not in (None, "") for r in rows):  # the evaluator extracts answers
         votes = [_majority_vote(answers) for answers in by_question.values()]
         summary[f"maj@{k}"] = round(100.0 * sum(votes) / len(votes), 4)

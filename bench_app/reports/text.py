@@ -182,8 +182,8 @@ def repeats_text(repeats: Dict[str, Any]) -> str:
         said += f" (standard error {repeats['std_error']:g}, 95% interval {low:g}..{high:g})"
     said += f"; each repeat: {', '.join(f'{x:g}' for x in repeats['scores'])}"
     said += f"; seeds {', '.join(str(x) for x in repeats['seeds'])}" if repeats.get("seeds") else ""
-    majority = next((k for k in repeats if k.startswith("maj@")), None)
-    return said + (f"; {majority} {repeats[majority]:g}" if majority else "")
+    counted = [k for k in repeats if k.startswith(("pass@", "maj@"))]
+    return said + "".join(f"; {k} {repeats[k]:g}" for k in counted)
 
 
 def decided_text(decided: Dict[str, Any]) -> str:

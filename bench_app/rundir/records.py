@@ -131,7 +131,7 @@ class DatasetEntry(Record):
     # completion_tokens and busy_s (time with a request in flight)
     replicas: Optional[List[Dict[str, Any]]] = None
     probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
-    # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, maj@k
+    # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, pass@k, maj@k
     repeats: Dict[str, Any] = field(default_factory=dict)
     # execution.decide: decision, verdict, stage (of stages), questions (of total), requests_saved, looks
     decided: Dict[str, Any] = field(default_factory=dict)

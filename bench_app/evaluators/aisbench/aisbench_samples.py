@@ -25,7 +25,7 @@ as AISBench's own summary computes them (first chunk - sent; (last - first) / (o
 sent).
 With REPEATS k > 1 (AISBench's n: each question asked k times, row r is question r // k, its repeat r % k) a
 record is one answer: id is the question's, `repeat` which of its k it is, `seed` the seed the relay sent it
-with; AISBench's details hold each question's k values as lists, in the order of its repeats.
+with. AISBench's details come in groups of k lists, but not one group per question (see subset_records).
 AISBench does not keep the server's finish reason: without a recorded answer it is inferred, "length"
 when the output reached MAX_OUT_LEN tokens, else "stop" (finish_reason_from says which).
 Prints {"samples": N} or {"error": ...}; exit 0 unless nothing could be written.
@@ -230,9 +230,14 @@ def subset_records(
         if isinstance(details, list):  # repeats: one entry per question, in order
             details = {str(i): d for i, d in enumerate(details)}
     records = []
+    questions = len(entries) // repeats
     for index, (answer, failure) in enumerate(entries):
         question, repeat = divmod(index, repeats)
-        detail = repeat_detail(details.get(str(question), {}), repeat, repeats)
+        # AISBench (3.1's BaseEvaluator.group) zips its details, which come repeat by repeat (repeat i of
+        # question j at i*Q + j), with the test set, which comes question by question: its group g holds the
+        # details at g*k .. g*k+k-1. So repeat i of question j is in group (i*Q + j) // k at (i*Q + j) % k.
+        group, place = divmod(repeat * questions + question, repeats) if repeats > 1 else (question, 0)
+        detail = repeat_detail(details.get(str(group), {}), place, repeats)
         item = answer or failure
         messages = messages_of(item.get("origin_prompt") or item.get("input") or "")
         prompt, prompt_tokens = tokens.prompt(messages)

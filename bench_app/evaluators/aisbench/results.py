@@ -29,6 +29,7 @@ _PERF_KEYS = {
 
 
 _AVERAGE_OF_RUNS = re.compile(r" \(\d+ runs average\)$")
+_MIXED_BY_AISBENCH = re.compile(r"(^|/)(pass|cons)@\d+$")
 
 
 def _number(value: Any) -> Optional[float]:
@@ -187,11 +188,15 @@ def collect_results(work_dir: Path, settings: EvaluatorSettings) -> EvaluationRe
     for path in results:
         data = json.loads(path.read_text())
         # Repeats (AISBench's n): its mean over them is "accuracy (k runs average)", the same figure as
-        # avg@k; named as the metric itself, so a run with repeats reads like one without.
+        # avg@k; named as the metric itself, so a run with repeats reads like one without. Its pass@k and
+        # cons@k are left out: AISBench 3.1 computes them on groups that mix the questions (its
+        # BaseEvaluator.group); bench_app computes pass@k and maj@k from the answers (evaluators.samples).
         numbers = {
             _AVERAGE_OF_RUNS.sub("", k): v
             for k, v in data.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and not (settings.repeats > 1 and _MIXED_BY_AISBENCH.search(k))
         }
         if not numbers:
             raise EvaluationError(f"{path.name} holds no metric: {data}", logs[-3000:])

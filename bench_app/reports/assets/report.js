@@ -129,7 +129,7 @@
     " requests saved" + (s.stage === s.stages ? ")" : "; not a full score)");
   const repeatsText = (r) => !r || !r.k ? "" : " (mean of " + r.k + " repeats over " + r.questions + " questions" +
     (r.ci95 ? ", 95% interval " + fmt(r.ci95[0]) + ".." + fmt(r.ci95[1]) : "") + "; each repeat " +
-    r.scores.map(fmt).join(", ") + Object.keys(r).filter((k) => k.startsWith("maj@")).map((k) => "; " + k + " " +
+    r.scores.map(fmt).join(", ") + Object.keys(r).filter((k) => k.startsWith("pass@") || k.startsWith("maj@")).map((k) => "; " + k + " " +
     fmt(r[k])).join("") + ")";
   const scoreChart = el("div", { id: "chart-scores", class: "chart" });
   section("scores", "Scores",
