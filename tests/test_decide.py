@@ -3,6 +3,7 @@ once decided, records that say where (never a full score), and bad settings refu
 The decision math itself is tests/test_sequential.py's."""
 
 import json
+import subprocess
 
 import pytest
 from conftest import load, run_cli
@@ -128,6 +129,23 @@ def test_a_gate_stops_each_dataset_when_decided_and_compare_agrees(workdir):
         assert cell["stopped"] == (
             None if stage["stage"] == stage["stages"] else f"stage {stage['stage']} of {stage['stages']}"
         )
+    # reproduce.sh replays the same stages: the same questions asked, decided at the same stage
+    replayed = subprocess.run(
+        ["bash", "outputs/decided/configs/reproduce.sh", "benchmark.name=replayed"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert replayed.returncode == 0, replayed.stderr[-3000:]
+    again = load(workdir / "outputs/replayed/results.yaml")["datasets"]
+    for short, entry in results["datasets"].items():
+        assert {k: again[short]["decided"][k] for k in ("stage", "questions")} == {
+            k: entry["decided"][k] for k in ("stage", "questions")
+        }
+        prompts = [{s["prompt"] for s in _lines(workdir / f"outputs/{run}/{short}/samples.jsonl")} for run in
+                   ("decided", "replayed")]  # fmt: skip
+        assert prompts[0] == prompts[1]
     # the run history and MLflow say it too
     listed = run_cli(["runs"], workdir)
     assert "(decided at stage" in listed.stdout, listed.stdout

@@ -110,6 +110,9 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         deciding = staging.active(config.execution.decide)
         if deciding:
             staging.check(config.execution.decide, plan)
+            if config.execution.decide.baseline:  # the snapshot names it wherever it is replayed from
+                baseline = str(Path(config.execution.decide.baseline).resolve())
+                config.execution.decide.baseline = resolved["execution"]["decide"]["baseline"] = baseline
         check_trackers(config.execution.export)
         if (plan.problems or plan.data_problems) and not config.execution.dry_run:
             raise UserError("refusing to start: " + " ".join(plan.problems + plan.data_problems))

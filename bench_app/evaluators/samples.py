@@ -52,17 +52,20 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Repeats in one run (records with `repeat`): k, the seeds, each repeat's score (its pass over every
-    question), their mean (avg@k), its standard error and 95% t-interval across repeats, pass@k (a question
-    counts when any of its k answers is right: the unbiased estimator's value with n = k), and maj@k: each
-    question scored by its most frequent extracted answer, where the evaluator extracts answers. {} without
-    repeats."""
+    question, in the order of the seeds), their mean (avg@k), its standard error and 95% t-interval across
+    repeats, pass@k (a question counts when any of its k answers is right: the unbiased estimator's value
+    with n = k), and maj@k: each question scored by its most frequent extracted answer, where the evaluator
+    extracts answers. {} without repeats."""
     rows = [r for r in records if r.get("repeat") is not None and r.get("correct") is not None]
     if not rows:
         return {}
     by_repeat: Dict[int, List[bool]] = {}
     by_question: Dict[Tuple[str, Any], List[Dict[str, Any]]] = {}
+    # each repeat's pass is its seed's (what a job with that seed scores): AISBench's k places of a question
+    # are filled in the order its copies arrive, so a place holds different seeds for different questions
+    by_seed = all(row.get("seed") is not None for row in rows)
     for row in rows:
-        by_repeat.setdefault(int(row["repeat"]), []).append(bool(row["correct"]))
+        by_repeat.setdefault(int(row["seed"] if by_seed else row["repeat"]), []).append(bool(row["correct"]))
         by_question.setdefault((str(row.get("subset")), row.get("id")), []).append(row)
     scores = [100.0 * sum(v) / len(v) for _, v in sorted(by_repeat.items())]
     k = len(scores)
