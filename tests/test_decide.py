@@ -45,7 +45,7 @@ def test_stages_are_nested_stratified_and_the_same_everywhere():
         (["execution.decide.tolerance=2", "execution.decide.stages=[0.1,0.5]"], "ending at 1.0"),
         (
             ["execution.decide.max_drop=1", "execution.decide.baseline=outputs/none"],
-            "execution.decide.baseline: outputs/none is not a bench_app run folder",
+            "outputs/none is not a bench_app run folder",  # named as the absolute path the snapshot keeps
         ),
         (
             ["execution.decide.tolerance=2", "benchmark.repeats=2"],

@@ -299,7 +299,7 @@ def test_benchmark_repeats_as_jobs_runs_a_seed_sweep_with_statistics(tmp_path):
     assert seeds == [1, 2, 3]
     bad = run_cli(["benchmark.repeats=1", "benchmark.repeats_as=jobs", "execution.dry_run=true"], tmp_path)
     assert bad.returncode == 2
-    assert "benchmark.repeats_as=jobs needs benchmark.repeats=N with N >= 2 ('1')" in bad.stderr
+    assert "benchmark.repeats_as=jobs needs benchmark.repeats=N with N >= 2 (got 1)" in bad.stderr
 
 
 @pytest.mark.e2e

@@ -64,7 +64,7 @@ def expand_repeats(argv: List[str]) -> List[str]:
     value = given[-1].value() if given else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
         shown = given[-1].get_value_element_as_str() if given else "not given"
-        raise UserError(f"benchmark.repeats_as=jobs needs benchmark.repeats=N with N >= 2 ({shown})")
+        raise UserError(f"benchmark.repeats_as=jobs needs benchmark.repeats=N with N >= 2 (got {shown})")
     if any(o is not None and o.key_or_group == "aisbench.generation_kwargs.seed" for _, o in parsed):
         raise UserError(
             "benchmark.repeats sets aisbench.generation_kwargs.seed=1..N itself; give one or the other"
