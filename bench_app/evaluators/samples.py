@@ -8,8 +8,6 @@ import statistics
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from scipy import stats
-
 
 def _percentile(values: Sequence[int], fraction: float) -> Optional[int]:
     ordered = sorted(values)
@@ -50,6 +48,15 @@ def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
+def mean_interval(scores: Sequence[float]) -> Tuple[float, float, float]:
+    """Repeated scores (two or more): their mean, its standard error across them, and the half-width of its
+    95% Student-t interval. SciPy is imported here, so that a run without repeats never loads it."""
+    from scipy import stats
+
+    error = statistics.stdev(scores) / math.sqrt(len(scores))
+    return statistics.fmean(scores), error, float(stats.t.ppf(0.975, len(scores) - 1)) * error
+
+
 def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Repeats in one run (records with `repeat`): k, the seeds, each repeat's score (its pass over every
     question, in the order of the seeds), their mean (avg@k), its standard error and 95% t-interval across
@@ -77,8 +84,7 @@ def repeat_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
         "mean": round(statistics.fmean(scores), 4),
     }
     if k > 1:
-        error = statistics.stdev(scores) / math.sqrt(k)
-        half = float(stats.t.ppf(0.975, k - 1)) * error
+        _, error, half = mean_interval(scores)
         summary["std_error"] = round(error, 4)
         summary["ci95"] = [round(summary["mean"] - half, 4), round(summary["mean"] + half, 4)]
     summary[f"pass@{k}"] = round(

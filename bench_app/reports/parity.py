@@ -19,7 +19,6 @@ variant) add a caution to the verdict: the numbers may differ for that reason al
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -28,6 +27,7 @@ import yaml
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
+from bench_app.evaluators.samples import mean_interval
 from bench_app.reports import decisions
 from bench_app.reports.references import (
     figure_verified,
@@ -141,12 +141,8 @@ def _runs(path: Path) -> List[RunFolder]:
 
 
 def _repeat_interval(scores: List[float]) -> Tuple[float, float]:
-    """95% t-interval of the mean over repeats."""
-    from scipy.stats import t
-
-    mean, n = sum(scores) / len(scores), len(scores)
-    spread = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1))
-    half = float(t.ppf(0.975, n - 1)) * spread / math.sqrt(n)
+    """95% t-interval of the mean over repeats, within 0..100."""
+    mean, _, half = mean_interval(scores)
     return round(max(0.0, mean - half), 1), round(min(100.0, mean + half), 1)
 
 
