@@ -48,20 +48,27 @@ def draw(sizes: Sequence[int], n: int, seed: int, dataset: str) -> List[List[int
     return drawn
 
 
+def counted_subsets(budgets: Dict[str, object], short: str, drawn: str) -> List[int]:
+    """A dataset's subset sizes as the context budget counted them; what is drawn from them (`drawn`,
+    e.g. "sample_size 4 is drawn") is refused when they were not counted."""
+    budget = budgets.get(short)
+    sizes = list(getattr(budget, "subset_sizes", None) or [])
+    if not sizes:
+        why = getattr(budget, "skipped", None) or "execution.context_check=off"
+        raise UserError(
+            f"dataset {short}: {drawn} from the dataset's subsets as the context budget counts them, and "
+            f"they were not counted ({why})."
+        )
+    return sizes
+
+
 def apply(plan: RunPlan, budgets: Dict[str, object]) -> None:
     """Draw the probe of every dataset with a sample_size, from the subsets the context budget counted."""
     for dataset in plan.datasets:
         settings = dataset.evaluator
         if settings.sample_size is None:
             continue
-        budget = budgets.get(dataset.short)
-        sizes = list(getattr(budget, "subset_sizes", None) or [])
-        if not sizes:
-            why = getattr(budget, "skipped", None) or "execution.context_check=off"
-            raise UserError(
-                f"dataset {dataset.short}: sample_size {settings.sample_size} is drawn from the dataset's "
-                f"subsets as the context budget counts them, and they were not counted ({why})."
-            )
+        sizes = counted_subsets(budgets, dataset.short, f"sample_size {settings.sample_size} is drawn")
         base = dataset.short.split("@")[0]  # a load level's copy draws what its dataset draws
         settings.sample_ids = draw(sizes, settings.sample_size, settings.sample_seed, base)
         drawn = sum(len(ids) for ids in settings.sample_ids)

@@ -20,6 +20,7 @@ from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
 from bench_app.run.outcome import DatasetResult
 from bench_app.run.plan import DatasetPlan, RunPlan
+from bench_app.run.sampling import counted_subsets
 
 
 class Decider(Protocol):
@@ -103,14 +104,7 @@ def stage_ids(
 def apply(plan: RunPlan, budgets: Dict[str, Any], decide: DecideConf) -> None:
     """Each dataset's stages, from the subsets the context budget counted (the last: the whole dataset)."""
     for dataset in plan.datasets:
-        budget = budgets.get(dataset.short)
-        sizes = list(getattr(budget, "subset_sizes", None) or [])
-        if not sizes:
-            why = getattr(budget, "skipped", None) or "execution.context_check=off"
-            raise UserError(
-                f"dataset {dataset.short}: execution.decide draws its stages from the dataset's subsets as "
-                f"the context budget counts them, and they were not counted ({why})."
-            )
+        sizes = counted_subsets(budgets, dataset.short, "execution.decide draws its stages")
         stages = stage_ids(sizes, decide.stages, decide.seed, dataset.short)
         counts = [sum(len(ids) for ids in stage) for stage in stages]
         # a small dataset: shares that ask the same questions are one stage (a look tests new answers)
