@@ -44,7 +44,7 @@ def diff_mappings(a: Dict[str, Any], b: Dict[str, Any], ignored=frozenset()) -> 
     ]
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     return "(absent)" if value is _UNSET else repr(value)
 
 
@@ -92,7 +92,7 @@ def compare_runs(a: Path, b: Path) -> List[str]:
     def section(title: str, rows: List[Tuple[str, Any, Any]]) -> None:
         if rows:
             lines.append(f"== {title} ({len(rows)})")
-            lines.extend(f"  {key}: {_show(x)} -> {_show(y)}" for key, x, y in rows)
+            lines.extend(f"  {key}: {show_value(x)} -> {show_value(y)}" for key, x, y in rows)
 
     section("config snapshot", diff_mappings(run_a["snapshot"], run_b["snapshot"], _IGNORED))
     for short in sorted(set(run_a["per_dataset"]) | set(run_b["per_dataset"])):
@@ -112,7 +112,7 @@ def compare_runs(a: Path, b: Path) -> List[str]:
                 delta = (
                     f"  (delta {vb - va:+.2f})" if all(isinstance(v, (int, float)) for v in (va, vb)) else ""
                 )
-                score_rows.append(f"  {short}.{metric}: {_show(va)} -> {_show(vb)}{delta}")
+                score_rows.append(f"  {short}.{metric}: {show_value(va)} -> {show_value(vb)}{delta}")
     if score_rows:
         lines.append(f"== scores ({len(score_rows)})")
         lines.extend(score_rows)
@@ -138,7 +138,8 @@ def compare_files(a: Path, b: Path) -> List[str]:
         raise BadInput("both files must hold YAML mappings (per_dataset/*.yaml)")
     rows = diff_mappings(_effective(x), _effective(y))
     return (
-        [f"== {a.name} vs {b.name} ({len(rows)})"] + [f"  {k}: {_show(p)} -> {_show(q)}" for k, p, q in rows]
+        [f"== {a.name} vs {b.name} ({len(rows)})"]
+        + [f"  {k}: {show_value(p)} -> {show_value(q)}" for k, p, q in rows]
         if rows
         else []
     )

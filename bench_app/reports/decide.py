@@ -16,13 +16,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
+from bench_app.reports.compare import diff_mappings, show_value
+from bench_app.reports.matrix import dataset_config
 from bench_app.reports.references import load_reference, published_figure, reference_samples
 from bench_app.run import sequential
 from bench_app.run.plan import DatasetPlan, RunPlan
 from bench_app.rundir.layout import RunFolder
+from bench_app.rundir.snapshot import per_dataset_document
 
-# What decides a dataset's questions and how they are asked: the baseline's must be the run's.
-_COMPARED = ("name", "subsets", "data_path", "config_file", "max_out_len", "thinking", "generation_kwargs")
+# Sections of a per_dataset document named without their prefix in a refusal (max_out_len, subsets, ...).
+_SECTIONS = ("aisbench.", "model_config.")
 
 
 def _answers(folder: RunFolder, short: str) -> Dict[Tuple[str, Any], bool]:
@@ -62,7 +65,7 @@ class Decider:
                 raise UserError(
                     f"{where}: no ok result to gate against ({entry.status if entry else 'absent'})."
                 )
-            differs = self._differences(per_dataset.get(dataset.short, {}), dataset)
+            differs = self._differences(per_dataset.get(dataset.short, {}), dataset, plan)
             if differs:
                 raise UserError(
                     f"{where}: configured otherwise ({'; '.join(differs)}); gate like against like."
@@ -73,25 +76,18 @@ class Decider:
             self.baseline[dataset.short] = answers
 
     @staticmethod
-    def _differences(recorded: Dict[str, Any], dataset: DatasetPlan) -> List[str]:
-        settings = {**(recorded.get("aisbench") or {}), **(recorded.get("model_config") or {})}
-        settings["name"] = (recorded.get("dataset") or {}).get("name")
-        said = []
-        for key in _COMPARED:
-            mine = dataset.name if key == "name" else getattr(dataset.evaluator, key)
-            theirs = settings.get(key)
-            if key == "generation_kwargs":  # the seed picks samples, it does not change the question
-                mine = {k: v for k, v in (mine or {}).items() if k != "seed"}
-                theirs = {k: v for k, v in (theirs or {}).items() if k != "seed"}
-            if mine != theirs:
-                said.append(f"{key}: {theirs!r} there, {mine!r} here")
-        for key in ("num_prompts", "sample_size"):
-            if settings.get(key) is not None:
-                said.append(f"{key}={settings[key]} there: the baseline must be a full run")
-        if int(settings.get("repeats") or 1) != 1:
-            said.append(
-                f"repeats={settings['repeats']} there: a staged decision pairs one answer per question"
-            )
+    def _differences(recorded: Dict[str, Any], dataset: DatasetPlan, plan: RunPlan) -> List[str]:
+        """What compare's gate would flag as configured otherwise (matrix.dataset_config of both per_dataset
+        documents), and repeats: a staged decision pairs one answer per question."""
+        planned = per_dataset_document(dataset, plan.group_of(dataset.short))
+        said = [
+            f"{key.split('.', 1)[1] if key.startswith(_SECTIONS) else key}: {show_value(theirs)} there, "
+            f"{show_value(mine)} here"
+            for key, theirs, mine in diff_mappings(dataset_config(recorded), dataset_config(planned))
+        ]
+        repeats = (recorded.get("aisbench") or {}).get("repeats") or 1
+        if int(repeats) != 1:
+            said.append(f"repeats={repeats} there: a staged decision pairs one answer per question")
         return said
 
     def _check_reference(self, plan: RunPlan, model_names: List[Optional[str]]) -> None:
