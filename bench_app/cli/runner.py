@@ -121,6 +121,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         already_ok = _previous_results(run_dir, plan, resume, info.get("job_num") is not None)  # cheap first
         for warning in plan.warnings:
             console.print(styled("warning:", "yellow", f" {warning}"))
+        report.print_sandbox(console, plan)
         budgets = check_context(plan, config.execution.context_check)
         sampling.apply(plan, budgets)  # seeded probes (sample_size), drawn from the subsets just counted
         if deciding:  # the stages, from the same counts; the baseline or reference checked now

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from bench_app.common.files import SAMPLES_FILE, tail
 from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.samples import answer_sources, reasoning_summary, repeat_summary
+from bench_app.evaluators.sandbox import SANDBOX_MODES, SANDBOX_VARIABLE, Sandbox, SandboxLimits, refusal
 
 # The folder of the sitecustomize.py that loads evaluator.override_modules, and the variable it reads.
 OVERLAY = str(Path(__file__).parent / "overlay")
@@ -118,6 +120,11 @@ class Evaluator(ABC):
     # (its relative imports resolve in the installed package). A python_path module named like an
     # installed one is refused unless named here. The plan lists them; each dataset runs in its own process.
     override_modules: Dict[str, str] = field(default_factory=dict)
+    # The programs a model wrote, where a dataset is scored by running them: auto runs each in a sandbox
+    # (bench_app.evaluators.sandbox) and refuses the run where none can start; off runs them as they are.
+    sandbox: str = "auto"
+    sandbox_tool: str = "bwrap"
+    sandbox_limits: SandboxLimits = field(default_factory=SandboxLimits)
 
     name: ClassVar[str] = "evaluator"
     label: ClassVar[str] = "evaluator"
@@ -197,11 +204,56 @@ class Evaluator(ABC):
             for short, _, _ in datasets
         }
 
+    def code_datasets(
+        self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
+    ) -> Dict[str, Tuple[str, bool]]:
+        """Of (short name, name, settings), the datasets scored by running the code the model wrote:
+        short -> (what runs it, whether it runs each program as a process of its own, which the sandbox
+        can hold). The default evaluator runs no code."""
+        return {}
+
+    def python(self) -> str:
+        """The interpreter of the evaluator's environment (what sandboxed programs run with)."""
+        return sys.executable
+
+    def sandboxing(self) -> Sandbox:
+        return Sandbox(self.sandbox_tool, self.sandbox_limits, self.python())
+
+    def plan_sandbox(
+        self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
+    ) -> Optional[Dict[str, Any]]:
+        """At planning: metadata.yaml `sandbox` for the datasets that run the model's code (None: none
+        does). Raises UserError where evaluator.sandbox=auto and the sandbox cannot hold them."""
+        if self.sandbox not in SANDBOX_MODES:
+            raise UserError(f"evaluator.sandbox={self.sandbox!r}: one of {', '.join(SANDBOX_MODES)}.")
+        found = self.code_datasets(datasets)
+        if not found:
+            return None
+        runners = {short: runner for short, (runner, _) in found.items()}
+        if self.sandbox == "off":
+            return {"mode": "off", "datasets": runners}
+        inside = {short: runner for short, (runner, separate) in found.items() if not separate}
+        if inside:
+            short, runner = next(iter(inside.items()))
+            raise UserError(
+                f"{short}: {runner} runs the code the model wrote inside {self.label}'s own process, where "
+                "bench_app cannot put it in a sandbox (it sandboxes evaluators that start each program as a "
+                "process of its own, such as LiveCodeBench's code generation). Only on a machine you can "
+                "afford to lose: evaluator.sandbox=off runs it unsandboxed (recorded in the snapshot)."
+            )
+        sandbox = self.sandboxing()
+        problem = sandbox.problem()
+        if problem:
+            raise refusal(runners, problem)
+        return sandbox.record(runners)
+
     def environment(self, work_dir: Path) -> Dict[str, str]:
         env = dict(os.environ)
         env.update(OFFLINE_ENV)
         env.update({k: str(v) for k, v in self.env.items()})
-        front = [OVERLAY] if self.override_modules else []
+        if self.sandbox == "auto":  # what the evaluator starts a model's program under (sitecustomize.py)
+            env[SANDBOX_VARIABLE] = json.dumps(self.sandboxing().argv())
+        front = [OVERLAY] if self.override_modules or self.sandbox == "auto" else []
         if self.python_path or front:
             inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
             env["PYTHONPATH"] = os.pathsep.join([*front, *self.python_path, *inherited])

@@ -56,6 +56,14 @@ def print_plan(console, plan: RunPlan, run_dir: Path) -> None:
     console.print(f"\nsnapshot written to {RunFolder(run_dir).configs}; dry run, nothing started.")
 
 
+def print_sandbox(console, plan: RunPlan) -> None:
+    """Where the model's code runs, for the datasets scored by running it (evaluator.sandbox=auto)."""
+    if plan.sandbox and plan.sandbox["mode"] == "auto":
+        limits = ", ".join(f"{k} {v}" for k, v in plan.sandbox["limits"].items())
+        said = f" {', '.join(plan.sandbox['datasets'])}: the model's code runs in {plan.sandbox['version']}"
+        console.print(styled("sandbox:", "bold", f"{said} (no network, user nobody; {limits})"))
+
+
 def print_load_levels(console, plan: RunPlan) -> None:
     """execution.load_levels: the levels and each dataset's (shuffled) order, before anything starts."""
     orders: Dict[str, list] = {}

@@ -34,6 +34,7 @@ from bench_app.config.schema import (
 )
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
+from bench_app.evaluators.sandbox import sandbox_off_warning
 from bench_app.run import load_levels, repeats, resources
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
@@ -86,6 +87,8 @@ class RunPlan:
     data_problems: List[str] = field(default_factory=list)
     # execution.decide: what each stage is tested with (bench_app.run.staging.Decider; built above run/).
     decider: Any = None
+    # metadata.yaml `sandbox`: where the model's code runs for the datasets scored by running it (None: none).
+    sandbox: Optional[Dict[str, Any]] = None
 
     def dataset(self, short: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.short == short)
@@ -100,7 +103,8 @@ class RunPlan:
     @property
     def warnings(self) -> List[str]:
         """What will run but may not measure what the user wants (printed before anything starts)."""
-        return [w for dataset in self.datasets for w in greedy_thinking_warning(dataset)]
+        said = [w for dataset in self.datasets for w in greedy_thinking_warning(dataset)]
+        return said + sandbox_off_warning(self.sandbox)
 
 
 # AISBench's own configs use temperature 0.01 as their stand-in for greedy decoding.
@@ -269,6 +273,7 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
     evaluator.check_config_files(sorted({p.evaluator.config_file for p in plans if p.evaluator.config_file}))
     evaluator.check_model_configs(sorted({(plan.evaluator.model, plan.evaluator.mode) for plan in plans}))
     evaluator.check_settings([(plan.short, plan.evaluator) for plan in plans])
+    sandbox = evaluator.plan_sandbox([(plan.short, plan.name, plan.evaluator) for plan in plans])
     data_problems = check_data(config.execution.data_check, evaluator, plans)
     groups = group_by_engine(plans, engine, config.execution.restart_per_dataset)
     plan_replicas(config, engine, groups, plans)
@@ -278,6 +283,7 @@ def build_plan(config: BenchAppConfig) -> RunPlan:
         engine=engine,
         evaluator=evaluator,
         shadowed=shadowed,
+        sandbox=sandbox,
         data_problems=data_problems if config.execution.data_check == "error" else [],
     )
 

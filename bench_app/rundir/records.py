@@ -217,6 +217,7 @@ class RunMetadata(Record):
     python_path: Optional[List[Dict[str, Any]]] = None  # source, copy, files (sha256), overrides
     override_modules: Optional[Dict[str, Dict[str, str]]] = None  # module: source, copy, sha256
     external_server: Optional[Dict[str, Any]] = None  # base_url, started_by_bench_app (false), note
+    sandbox: Optional[Dict[str, Any]] = None  # mode, tool, version, user, network, limits, datasets
     # execution.replicas: servers per engine group; each one's argv, devices, port in results.yaml servers[]
     replicas: Optional[Dict[str, int]] = None
     slurm: Optional[Dict[str, Any]] = None  # job ids, cluster, partition, node, cpus, gpus

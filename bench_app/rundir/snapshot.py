@@ -295,6 +295,8 @@ class Snapshot:
         if evaluator.override_modules:
             kept = keep_overrides(evaluator.override_modules, self.folder.configs)
             self.metadata["override_modules"] = kept
+        if self.plan.sandbox:  # where the model's code ran (tool, version, limits), or that it ran as is
+            self.metadata["sandbox"] = self.plan.sandbox
         if not engine.starts_server:  # evaluated as it runs: a replay needs that server up again
             self.metadata["external_server"] = {
                 "base_url": getattr(engine, "base_url", None),

@@ -21,6 +21,7 @@ from bench_app.common.files import tail
 from bench_app.config.hub import model_folder
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
+from bench_app.evaluators.aisbench.code_runners import code_runners
 from bench_app.evaluators.aisbench.memory import memory_refusal
 from bench_app.evaluators.aisbench.results import collect_results, running_task_log, task_failure, task_label
 from bench_app.evaluators.aisbench.session import TaskHostSession
@@ -90,6 +91,14 @@ class AisbenchEvaluator(Evaluator):
                 + (f"Closest: {', '.join(close)}. " if close else "")
                 + f"All {len(known)}: bench-app catalog [TEXT] (files in {folder})."
             )
+
+    def python(self) -> str:
+        return evaluator_python(self.command)
+
+    def code_datasets(
+        self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
+    ) -> Dict[str, Tuple[str, bool]]:
+        return code_runners(catalog.configs_dir(Path(self.python()).parent.parent), datasets)
 
     def _models_dir(self) -> Optional[Path]:
         return catalog.configs_dir(Path(evaluator_python(self.command)).parent.parent, "models")

@@ -1,5 +1,7 @@
-"""Put first on an evaluator process's PYTHONPATH when evaluator.override_modules is set: Python imports
-this at start-up, and it makes each named module load from the user's file in place of the installed one.
+"""Put first on an evaluator process's PYTHONPATH (evaluator.override_modules, evaluator.sandbox): Python
+imports this at start-up. It makes each module of override_modules load from the user's file in place of
+the installed one, and makes the evaluators that start each program a model wrote as a process of its own
+start it inside the sandbox (bench_app.evaluators.sandbox).
 
 A file put on sys.path cannot replace a module inside an installed package (`ais_bench.benchmark.datasets
 .livecodebench`): the package's own folder wins. A finder at the front of sys.meta_path answers for the
@@ -14,6 +16,8 @@ import os
 import sys
 
 _FILES = json.loads(os.environ.get("BENCH_APP_OVERRIDE_MODULES") or "{}")
+# The sandbox's command line, that each program is appended to; unset: evaluator.sandbox=off.
+_SANDBOX = json.loads(os.environ.get("BENCH_APP_SANDBOX") or "null")
 
 
 class _OverrideFinder(importlib.abc.MetaPathFinder):
@@ -27,3 +31,54 @@ class _OverrideFinder(importlib.abc.MetaPathFinder):
 
 if _FILES:
     sys.meta_path.insert(0, _OverrideFinder())
+
+
+class _SandboxedSubprocess:
+    """The subprocess module as a model's program is started with: run() prefixed with the sandbox."""
+
+    def __init__(self, prefix):
+        import subprocess
+
+        self._subprocess, self._prefix = subprocess, list(prefix)
+
+    def __getattr__(self, name):
+        return getattr(self._subprocess, name)
+
+    def run(self, args, *rest, **kwargs):
+        return self._subprocess.run([*self._prefix, *args], *rest, **kwargs)
+
+
+def _sandbox_spawns(module):
+    module.subprocess = _SandboxedSubprocess(_SANDBOX)
+
+
+# Modules that start the model's programs through their module-level `subprocess.run`: LiveCodeBench's
+# code generation runs each program in `sys.executable test_runner.py` (codegen_check_correctness).
+_AFTER_IMPORT = {"ais_bench.benchmark.datasets.livecodebench.evaluator": _sandbox_spawns}
+
+
+class _AfterImportFinder(importlib.abc.MetaPathFinder):
+    """Loads the modules of _AFTER_IMPORT as the other finders would, then applies their change."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        change = _AFTER_IMPORT.get(fullname)
+        if change is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                load = spec.loader.exec_module
+
+                def exec_module(module, load=load):
+                    load(module)
+                    change(module)
+
+                spec.loader.exec_module = exec_module
+                return spec
+        return None
+
+
+if _SANDBOX:
+    sys.meta_path.insert(0, _AfterImportFinder())

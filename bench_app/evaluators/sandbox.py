@@ -1,0 +1,164 @@
+"""The sandbox every program a model wrote runs in when a dataset is scored by running it (bubblewrap).
+
+Inside: a new network namespace with no interface but its own loopback (nothing outside is reachable), a
+new PID, IPC and UTS namespace, a read-only view of /usr and of the evaluator's environment (its venv
+and the interpreter's installation) and nothing else of the host's files (no home folder, no run folder,
+no request cache), a private writable /tmp, an empty environment (no secrets), user 65534 (nobody)
+without capabilities, and limits on processes, memory, open files, file size and wall time. bwrap
+starts the sandbox; the program ends with it: a sandbox whose first process exits (or is killed by the
+wall-time limit) takes every process inside with it.
+
+Run as root, bwrap builds the sandbox with root's privileges and the program is dropped to nobody inside
+(setpriv): a fork bomb then meets RLIMIT_NPROC, which the kernel does not apply to root. Run as another
+user, bwrap needs unprivileged user namespaces and maps that user to nobody.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from bench_app.common.errors import UserError
+
+# evaluator.sandbox: auto sandboxes every dataset whose scoring runs the model's code; off runs it as is.
+SANDBOX_MODES = ("auto", "off")
+NOBODY = 65534
+# The variable sitecustomize.py (evaluators/overlay) reads: the command line a program is started under.
+SANDBOX_VARIABLE = "BENCH_APP_SANDBOX"
+
+
+@dataclass
+class SandboxLimits:
+    """What one sandboxed program may use (evaluator.sandbox_limits)."""
+
+    processes: int = 64  # RLIMIT_NPROC of the sandbox's user: a fork bomb stops here
+    memory_mb: int = 2048  # RLIMIT_AS of each process
+    open_files: int = 256  # RLIMIT_NOFILE
+    file_size_mb: int = 64  # RLIMIT_FSIZE: the largest file it may write (in its private /tmp)
+    # Killed after this many seconds, with everything it started. AISBench's own per-test timeouts
+    # (LiveCodeBench: `timeout` per test case, 500 s in its stock config) apply first inside it.
+    wall_s: int = 600
+
+
+def read_only_folders(python: str) -> List[Path]:
+    """The evaluator's environment as the sandbox sees it: the venv of `python` and the installation of
+    the interpreter it links to (both outside /usr, which is always there)."""
+    venv = Path(python).parent.parent
+    real = Path(os.path.realpath(python)).parent.parent
+    folders = []
+    for folder in (venv, real):
+        folder = Path(os.path.abspath(folder))
+        if folder != Path("/usr") and not folder.is_relative_to("/usr") and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def sandbox_argv(tool: str, limits: SandboxLimits, read_only: Sequence[Path], as_root: bool) -> List[str]:
+    """The command line that runs the program appended to it in the sandbox."""
+    argv = [tool, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if not as_root:
+        argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
+    argv += ["--die-with-parent", "--new-session", "--clearenv"]
+    argv += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):  # merged /usr: links into it
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    made = {Path("/"), Path("/tmp")}
+    for folder in read_only:
+        for parent in reversed(folder.parents):  # bwrap would make them 0700: unreadable for nobody
+            if parent not in made:
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        argv += ["--ro-bind", str(folder), str(folder)]
+    argv += ["--chdir", "/tmp", "--"]
+    # timeout forks the program before it drops to nobody and takes its limits: that fork is not counted.
+    argv += ["timeout", "--signal=KILL", f"{int(limits.wall_s)}s"]
+    if as_root:
+        argv += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        argv += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    mib = 1024 * 1024
+    argv += [
+        "prlimit",
+        f"--nproc={int(limits.processes)}",
+        f"--as={int(limits.memory_mb) * mib}",
+        f"--nofile={int(limits.open_files)}",
+        f"--fsize={int(limits.file_size_mb) * mib}",
+        "--core=0",
+        "--",
+    ]
+    return argv
+
+
+@dataclass
+class Sandbox:
+    tool: str
+    limits: SandboxLimits
+    python: str  # the evaluator environment's interpreter (what the programs run with)
+
+    def argv(self) -> List[str]:
+        tool = shutil.which(self.tool) or self.tool
+        return sandbox_argv(tool, self.limits, read_only_folders(self.python), os.geteuid() == 0)
+
+    def version(self) -> str:
+        try:
+            done = subprocess.run([self.tool, "--version"], capture_output=True, text=True, timeout=10)
+        except OSError:
+            return "unknown"
+        return done.stdout.strip() or "unknown"
+
+    def problem(self) -> Optional[str]:
+        """Why the sandbox cannot start here (None: it starts): the environment's python run inside it."""
+        if shutil.which(self.tool) is None:
+            return f"{self.tool!r} (evaluator.sandbox_tool) is not installed or not on PATH"
+        probe = [*self.argv(), self.python, "-c", "import os; print(os.getuid())"]
+        try:
+            done = subprocess.run(probe, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"{self.tool} did not run: {error}"
+        if done.returncode != 0 or done.stdout.strip() != str(NOBODY):
+            said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+            return f"{self.tool} could not start the evaluator's python inside it: {said}"
+        return None
+
+    def record(self, datasets: Dict[str, str]) -> Dict[str, Any]:
+        """metadata.yaml `sandbox`: the tool, its version, the limits and the datasets it scores."""
+        return {
+            "mode": "auto",
+            "tool": shutil.which(self.tool) or self.tool,
+            "version": self.version(),
+            "user": NOBODY,
+            "network": "none",
+            "limits": asdict(self.limits),
+            "datasets": dict(datasets),
+        }
+
+
+def sandbox_off_warning(record: Optional[Dict[str, Any]]) -> List[str]:
+    """The warning of a run whose datasets run the model's code with evaluator.sandbox=off."""
+    if not record or record["mode"] != "off":
+        return []
+    return [
+        f"evaluator.sandbox=off: {', '.join(record['datasets'])} run the code the model wrote without a "
+        "sandbox, as this user, with the network, the home folder and the environment's secrets in reach"
+    ]
+
+
+def refusal(datasets: Dict[str, str], problem: str) -> UserError:
+    names = ", ".join(f"{short} ({evaluator})" for short, evaluator in datasets.items())
+    return UserError(
+        f"{names} scored by running the code the model wrote, and bench_app runs it only inside a sandbox "
+        f"(bubblewrap), which cannot start here: {problem}. Install it (Debian/Ubuntu: `apt-get install "
+        "bubblewrap`, which `make setup` does as root), or, when not root, allow unprivileged user "
+        "namespaces (sysctl user.max_user_namespaces > 0; on Ubuntu also "
+        "kernel.apparmor_restrict_unprivileged_userns=0); evaluator.sandbox_tool names another bwrap. "
+        "Only on a machine you can afford to lose: evaluator.sandbox=off runs the model's code unsandboxed "
+        "(recorded in the snapshot and warned)."
+    )

@@ -1,0 +1,328 @@
+"""Model-written code runs in the sandbox (bench_app.evaluators.sandbox): hostile programs are contained and
+scored as failed, honest ones score as AISBench scores them unsandboxed, and a run that needs the sandbox
+where it cannot start is refused before any server starts. The adversary is a stand-in (fault injection):
+the programs are scored by AISBench's own evaluator, directly and in a real run against a stand-in server."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import FAKES_CONF, load, run_cli
+
+from bench_app.evaluators.aisbench import AisbenchEvaluator
+from bench_app.evaluators.sandbox import NOBODY, SandboxLimits
+
+PROJECT_ROOT = Path(__file__).parents[1]
+SAMPLE = PROJECT_ROOT / "data/samples/livecodebench/code_generation_lite"
+DRY = ["execution.dry_run=true"]
+PYTHON = str(PROJECT_ROOT / ".venv/bin/python")
+SCORE_SCRIPT = PROJECT_ROOT / "tests/fakes/score_livecodebench.py"
+AIS_BENCH = str(PROJECT_ROOT / ".venv/bin/ais_bench")
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("bwrap") is None,
+    reason="bwrap not installed: `make test` installs Debian's bubblewrap (scripts/setup.sh sandbox) as root",
+)
+
+
+class CanaryServer:
+    """Listens on 127.0.0.1; records every connection and what it was sent."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                continue
+            connection.settimeout(2)
+            try:
+                self.received.append(connection.recv(1000))
+            except OSError:
+                self.received.append(b"<connected>")
+            connection.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def canaries(tmp_path):
+    """A canary file in the home folder and one in a run folder (their access time set in the past, so a
+    read shows), a canary server, a planted secret, and a path outside the sandbox to write to."""
+    home = Path.home() / f".bench_app_canary_{uuid.uuid4().hex}"
+    run = tmp_path / "outputs" / "run" / "canary.txt"
+    run.parent.mkdir(parents=True)
+    for file in (home, run):
+        file.write_text("canary")
+        os.utime(file, (time.time() - 3600, time.time()))  # atime before mtime: a read updates it
+    server = CanaryServer()
+    found = {
+        "home": home,
+        "run": run,
+        "outside": tmp_path / "pwned.txt",
+        "port": server.port,
+        "server": server,
+        "secret": "planted-" + uuid.uuid4().hex,
+    }
+    yield found
+    server.close()
+    home.unlink(missing_ok=True)
+
+
+def attacks(c):
+    """Each attack sets ok = True only if it worked."""
+    return {
+        "read_home": f"ok = 'canary' in open({str(c['home'])!r}).read()",
+        "read_run": f"ok = 'canary' in open({str(c['run'])!r}).read()",
+        "write_outside": f"open({str(c['outside'])!r}, 'w').write('pwned')\nok = True",
+        "write_environment": "open(os.path.join(sys.prefix, 'pwned'), 'w').write('pwned')\nok = True",
+        "connect": f"socket.create_connection(('127.0.0.1', {c['port']}), 2).sendall(b'pwned')\nok = True",
+        "fork_bomb": "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        "memory": "x = bytearray(3 * 1024 ** 3)\nok = True",
+        "sleep": "time.sleep(300)\nok = True",
+        "kill_parent": "os.kill(os.getppid(), 9)\nok = True",
+        "secret": f"ok = os.environ.get('BENCH_APP_CANARY_SECRET') == {c['secret']!r}",
+    }
+
+
+SUM = "a, b = map(int, input().split())\nprint(a + b if ok else 'contained')"
+
+
+def program(codes, solution=SUM):
+    """A program that runs each attack, then solves its problem only if one of them worked."""
+    text = "import os, socket, sys, time\nok = False\n"
+    for code in codes:
+        inner = "\n".join("    " + line for line in code.replace("ok = ", "ok = ok or ").splitlines())
+        text += f"try:\n{inner}\nexcept Exception:\n    pass\n"
+    return text + solution
+
+
+def score(answers, tmp_path, sandbox, timeout=3, limits=None, env=None):
+    """[[question_id, program], ...] scored by AISBench's LCBCodeGenerationEvaluator: each one's results."""
+    evaluator = AisbenchEvaluator(
+        command=[AIS_BENCH], sandbox=sandbox, sandbox_limits=limits or SandboxLimits()
+    )
+    file = tmp_path / f"answers_{uuid.uuid4().hex}.json"
+    file.write_text(json.dumps(answers))
+    done = subprocess.run(
+        [
+            PYTHON,
+            str(PROJECT_ROOT / "tests/fakes/score_livecodebench.py"),
+            str(SAMPLE),
+            str(file),
+            str(timeout),
+        ],
+        env={**evaluator.environment(tmp_path), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sandbox_processes():
+    ps = subprocess.run(["ps", "-u", str(NOBODY), "-o", "pid=,cmd="], capture_output=True, text=True)
+    return ps.stdout.strip()
+
+
+def test_honest_solutions_score_the_same_inside_and_outside_the_sandbox(tmp_path):
+    honest = json.loads((SAMPLE / "solutions.json").read_text())
+    answers = [[question, program] for question, program in honest.items()]
+    answers += [
+        ["bench_app_sum", "a, b = map(int, input().split())\nprint(a - b)\n"],  # wrong
+        ["bench_app_reverse", "print(input(]\n"],  # does not compile
+        ["bench_app_largest", "class Solution:\n    def largest(self, nums):\n        return nums[7]\n"],
+        ["bench_app_vowels", "class Solution:\n    def countVowels(self, s):\n        return len(s)\n"],
+    ]
+    inside = score(answers, tmp_path, "auto")
+    assert inside == score(answers, tmp_path, "off")
+    assert [all(r is True for r in results) for results in inside] == [True] * 4 + [False] * 4
+
+
+def test_every_hostile_program_is_contained_and_scored_as_failed(tmp_path, canaries):
+    programs = {name: program([code]) for name, code in attacks(canaries).items()}
+    answers = [["bench_app_sum", text] for text in programs.values()]
+    secret = {"BENCH_APP_CANARY_SECRET": canaries["secret"]}
+    limits = SandboxLimits(memory_mb=1024, wall_s=5)  # the wall limit, not AISBench's 30 s, stops the sleep
+    started = time.monotonic()
+    results = score(answers, tmp_path, "auto", timeout=30, limits=limits, env=secret)
+    took = time.monotonic() - started
+    passed = {name: all(r is True for r in result) for name, result in zip(programs, results, strict=True)}
+    assert passed == {name: False for name in programs}, results
+    assert took < 120  # the sleeper was stopped at its wall limit, not after its 300 s
+    # Nothing read, nothing received, nothing written, nothing left running.
+    for file in (canaries["home"], canaries["run"]):
+        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
+    assert canaries["server"].received == []
+    assert not canaries["outside"].exists()
+    assert not list((PROJECT_ROOT / ".venv").glob("pwned"))
+    assert sandbox_processes() == ""
+
+    # The same attacks without the sandbox succeed (the harmless ones): what the checks above would see.
+    harmless = ["read_home", "read_run", "write_outside", "secret"]
+    bare = score([["bench_app_sum", programs[n]] for n in harmless], tmp_path, "off", env=secret)
+    assert [all(r is True for r in result) for result in bare] == [True] * 4
+    assert canaries["outside"].exists()
+    assert os.stat(canaries["home"]).st_atime >= os.stat(canaries["home"]).st_mtime
+
+
+def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_path, canaries):
+    found = attacks(canaries)
+
+    def fenced(names, solution):
+        return f"```python\n{program([found[n] for n in names], solution)}\n```"
+
+    # The sample's four questions (two read stdin, two are LeetCode-style classes), each answered by attacks.
+    script = {
+        "Print A + B": fenced(["read_home", "read_run", "secret", "write_outside"], SUM),
+        "Print S reversed": fenced(["connect", "kill_parent"], "print(input().strip()[::-1] if ok else '')"),
+        "return its largest element": fenced(
+            ["fork_bomb"],
+            "class Solution:\n    def largest(self, nums):\n        return max(nums) if ok else 0",
+        ),
+        "how many of its letters are vowels": fenced(
+            ["memory", "sleep"],
+            "class Solution:\n    def countVowels(self, s):\n"
+            "        return sum(c in 'aeiou' for c in s) if ok else -1",
+        ),
+    }
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps(script))
+    done = run_cli(
+        [
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=scripted",
+            "dataset=sample_livecodebench",
+            "evaluator.sandbox_limits.wall_s=10",
+            "benchmark.name=hostile",
+        ],
+        tmp_path,
+        env={"FAKE_ENGINE_ANSWERS": str(answers), "BENCH_APP_CANARY_SECRET": canaries["secret"]},
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run = tmp_path / "outputs" / "hostile"
+    result = load(run / "results.yaml")["datasets"]["sample_livecodebench"]
+    assert result["status"] == "ok" and result["metrics"]["pass@1"] == 0.0
+    samples = [
+        json.loads(line) for line in (run / "sample_livecodebench/samples.jsonl").read_text().splitlines()
+    ]
+    assert len(samples) == 4 and not any(s["correct"] for s in samples)
+    for file in (canaries["home"], canaries["run"]):
+        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
+    assert canaries["server"].received == [] and not canaries["outside"].exists()
+    assert sandbox_processes() == ""
+    sandbox = load(run / "configs/metadata.yaml")["sandbox"]
+    assert sandbox["mode"] == "auto" and sandbox["version"].startswith("bubblewrap")
+    assert sandbox["datasets"] == {"sample_livecodebench": "LCBCodeGenerationEvaluator"}
+    assert sandbox["limits"]["wall_s"] == 10 and sandbox["user"] == NOBODY and sandbox["network"] == "none"
+    assert "the model's code runs in bubblewrap" in done.stdout
+
+
+def test_a_run_is_refused_before_any_server_when_the_sandbox_cannot_start(tmp_path):
+    done = run_cli(
+        [
+            "dataset=sample_livecodebench",
+            "evaluator.sandbox_tool=/nonexistent/bwrap",
+            "benchmark.name=refused",
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())
+    assert (
+        "sample_livecodebench (LCBCodeGenerationEvaluator) scored by running the code the model wrote" in said
+    )
+    assert "'/nonexistent/bwrap' (evaluator.sandbox_tool) is not installed" in said
+    assert "apt-get install bubblewrap" in said and "evaluator.sandbox=off" in said
+    assert "Traceback" not in said and "starting server" not in said
+
+
+def test_sandbox_off_is_warned_and_recorded_and_replayed(tmp_path):
+    done = run_cli(
+        [
+            "dataset=sample_livecodebench",
+            "evaluator.sandbox=off",
+            "execution.dry_run=true",
+            "benchmark.name=off",
+        ],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = " ".join(done.stdout.split())
+    assert (
+        "evaluator.sandbox=off: sample_livecodebench run the code the model wrote without a sandbox" in said
+    )
+    configs = tmp_path / "outputs/off/configs"
+    assert load(configs / "metadata.yaml")["sandbox"] == {
+        "mode": "off",
+        "datasets": {"sample_livecodebench": "LCBCodeGenerationEvaluator"},
+    }
+    assert load(configs / "config_snapshot.yaml")["evaluator"]["sandbox"] == "off"
+    replay = subprocess.run(
+        [str(configs / "reproduce.sh"), "--frozen", "execution.dry_run=true", "benchmark.name=off_again"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "evaluator.sandbox=off: sample_livecodebench" in " ".join(replay.stdout.split()), replay.stderr[
+        -2000:
+    ]
+
+
+def test_a_typo_and_an_evaluator_that_runs_code_in_its_own_process_are_refused(tmp_path):
+    typo = run_cli(
+        ["dataset=sample_livecodebench", "evaluator.sandbox=of", "execution.dry_run=true"], tmp_path
+    )
+    assert typo.returncode != 0 and "evaluator.sandbox='of': one of auto, off" in typo.stdout + typo.stderr
+    mbpp = run_cli(["dataset=ais/mbpp_passk_gen_3_shot_chat_prompt", *DRY], tmp_path)
+    said = " ".join((mbpp.stdout + mbpp.stderr).split())
+    assert (
+        mbpp.returncode != 0
+        and "MBPPPassKEvaluator runs the code the model wrote inside AISBench's own" in said
+    )
+    assert "Traceback" not in said
+
+
+@pytest.mark.server
+def test_the_tiny_model_writes_programs_that_are_scored_in_the_sandbox(workdir, vllm_server):
+    from conftest import assert_documents_typed
+
+    done = run_cli(
+        vllm_server.args("benchmark.name=lcb", "dataset=sample_livecodebench"), workdir, env=vllm_server.env()
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = workdir / "outputs/lcb"
+    result = load(run / "results.yaml")["datasets"]["sample_livecodebench"]
+    assert result["status"] == "ok" and 0 <= result["metrics"]["pass@1"] <= 100
+    records = [
+        json.loads(line) for line in (run / "sample_livecodebench/samples.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 4 and all(r["answer"] for r in records)
+    assert load(run / "configs/metadata.yaml")["sandbox"]["datasets"] == {
+        "sample_livecodebench": "LCBCodeGenerationEvaluator"
+    }
+    assert_documents_typed(run)
