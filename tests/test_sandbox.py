@@ -239,6 +239,14 @@ def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_
     assert sandbox["limits"]["wall_s"] == 10 and sandbox["user"] == NOBODY and sandbox["network"] == "none"
     assert "the model's code runs in bubblewrap" in done.stdout
 
+    # Re-scoring runs the programs again: in the sandbox too.
+    again = run_cli(["rescore", str(run)], tmp_path, env={"BENCH_APP_CANARY_SECRET": canaries["secret"]})
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert load(run / "results.yaml")["datasets"]["sample_livecodebench"]["metrics"]["pass@1"] == 0.0
+    for file in (canaries["home"], canaries["run"]):
+        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read when re-scored"
+    assert canaries["server"].received == [] and not canaries["outside"].exists()
+
 
 def test_a_run_is_refused_before_any_server_when_the_sandbox_cannot_start(tmp_path):
     done = run_cli(
@@ -250,7 +258,7 @@ def test_a_run_is_refused_before_any_server_when_the_sandbox_cannot_start(tmp_pa
         tmp_path,
         timeout=300,
     )
-    assert done.returncode != 0
+    assert done.returncode == 2
     said = " ".join((done.stdout + done.stderr).split())
     assert (
         "sample_livecodebench (LCBCodeGenerationEvaluator) scored by running the code the model wrote" in said

@@ -55,12 +55,15 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
         raise UserError(f"no dataset {unknown} in {run_dir}. Datasets of this run: {', '.join(entries)}.")
     shorts = wanted or [s for s in entries if folder.dataset_dir(s).is_dir()]
     previous, failed = {}, []
+    # Scoring runs the model's code again for a code dataset: only where the sandbox starts (or is off).
+    documents = {short: read_yaml(folder.per_dataset_file(short)) or {} for short in shorts}
+    evaluator.plan_sandbox([(s, entries[s].name or "", settings_of(documents[s])) for s in shorts])
     log = folder.logs / "rescore.log"
     log.parent.mkdir(exist_ok=True)
     with evaluator.open_session(log) as session:
         for short in shorts:
             per_dataset_file = folder.per_dataset_file(short)
-            per_dataset = read_yaml(per_dataset_file) or {}
+            per_dataset = documents[short]
             settings = settings_of(per_dataset)
             work_dir = folder.dataset_dir(short)
             entry = entries[short]
