@@ -2,14 +2,19 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from bench_app.cli.main import CONF_DIR
+from bench_app.config.components import instantiate_component
 from bench_app.config.resolve import resolve
+from bench_app.engines import Engine
+from bench_app.engines.base import EngineServer
 from bench_app.evaluators.aisbench import catalog
 from bench_app.run.plan import build_plan
 
@@ -171,37 +176,20 @@ def browser():
 
 
 # ------------------------------------------------- one real vLLM-CPU server for the whole session
-class RemoteVllmServer:
-    """A real `vllm serve` of the tiny model, started once per test session, in the manner of vLLM's own
-    tests/utils.py RemoteOpenAIServer: its own process group, a free port, an API key, ready when /health
-    answers. Tests whose subject is downstream of the server (reports, rescore, custom configs, load
-    levels, the external engine) evaluate it through `engine=external`; tests of the server's lifecycle
-    start their own."""
+@dataclass
+class SessionServer:
+    """The session's real `vllm serve` of the tiny model (bench_app's own EngineServer, started with an API
+    key). Tests whose subject is downstream of the server (reports, rescore, custom configs, load levels,
+    the external engine) evaluate it through `engine=external`; tests of the server's lifecycle start their
+    own."""
 
+    server: EngineServer
+    key: str
     KEY_ENV = "BENCH_APP_TEST_SERVER_KEY"
 
-    def __init__(self, log_file: Path, timeout_s: float = 300.0):
-        import secrets
-
-        from bench_app.common.net import free_port, http_status
-
-        self.port = free_port("127.0.0.1")
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.key = secrets.token_hex(16)
-        engine = Path(__file__).parents[1] / ".venv-engine" / "bin" / "vllm"
-        argv = [str(engine), "serve", str(PROJECT_MODEL), "--host", "127.0.0.1", "--port", str(self.port),
-                "--max-model-len", "2048", "--dtype", "bfloat16", "--enforce-eager", "--seed", "0",
-                "--served-model-name", "smollm2-135m-instruct", "--api-key", self.key]  # fmt: skip
-        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-        self.log = open(log_file, "w")
-        self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while http_status(self.base_url + "/health") != 200:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the session's vLLM server did not start; see {log_file}")
-            time.sleep(0.5)
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
 
     def args(self, *extra):
         """The overrides that evaluate this server (the key's variable is in env())."""
@@ -210,18 +198,6 @@ class RemoteVllmServer:
 
     def env(self):
         return {self.KEY_ENV: self.key}
-
-    def stop(self):
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
 
 
 def pytest_itemcollected(item):
@@ -235,9 +211,16 @@ def pytest_itemcollected(item):
 def vllm_server(tmp_path_factory):
     if not PROJECT_MODEL.is_dir():
         pytest.fail(f"the tiny model is missing ({PROJECT_MODEL}); run `make setup`")
-    server = RemoteVllmServer(tmp_path_factory.mktemp("vllm_server") / "server.log")
-    yield server
-    server.stop()
+    import secrets
+
+    key = secrets.token_hex(16)
+    conf = OmegaConf.to_container(compose_config([]).engine, resolve=True)  # conf/engine/vllm_cpu.yaml
+    engine = instantiate_component(conf, Engine, "engine")
+    args = {"model_path": str(PROJECT_MODEL), "max_model_len": 2048, "dtype": "bfloat16",
+            "enforce_eager": True, "seed": 0, "served_model_name": "smollm2-135m-instruct",
+            "extra_args": {"api_key": key}}  # fmt: skip
+    with engine.serve(args, tmp_path_factory.mktemp("vllm_server") / "server.log", 300) as server:
+        yield SessionServer(server, key)
 
 
 # ------------------------------------------------- every document a writer produced, read strictly

@@ -37,7 +37,7 @@ def test_a_running_server_is_evaluated_as_it_is(vllm_server, tmp_path):
     assert _files_holding(run, vllm_server.key) == []  # the API key is nowhere in the run folder
     # while the variable's name is kept (a replay reads the key from it again)
     assert load(run / "configs" / "config_snapshot.yaml")["engine"]["api_key_env"] == vllm_server.KEY_ENV
-    assert vllm_server.process.poll() is None  # and the server runs on: not ours to stop
+    assert vllm_server.server.death() is None  # and the server runs on: not ours to stop
     # The same server again: answered from the shared cache, keyed on what the server reports.
     again = run_cli([*args[:-2], "benchmark.name=ext2", args[-1]], tmp_path, env=vllm_server.env())
     assert again.returncode == 0, again.stdout[-2000:]

@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from bench_app.common.errors import EngineError
 from bench_app.common.files import tail
-from bench_app.common.net import client_host, http_status
+from bench_app.common.net import client_host, free_port, http_status
 from bench_app.common.processes import ProcessGroup
 
 # Never reach a model hub or phone home from a benchmark run; what is not local fails loudly.
@@ -101,6 +101,21 @@ class Engine(ABC):
         server does not report them. Differences around one dataset tell how its requests ended."""
         return {}
 
+    def serve(
+        self,
+        engine_args: Mapping[str, Any],
+        log_file: Path,
+        start_timeout_s: float = 600.0,
+        stop_timeout_s: float = 30.0,
+    ) -> EngineServer:
+        """A server of any engine args on a free port of their host (127.0.0.1 unless they say), not started:
+        `with engine.serve(args, log) as server:` starts it, waits until healthy and stops it at the end."""
+        args = {"host": "127.0.0.1", **engine_args}
+        args["port"] = args.get("port") or free_port(str(args["host"]))
+        env = self.environment(os.environ)
+        argv = self.argv(args, "engine")
+        return self.server(argv, args["host"], args["port"], env, log_file, start_timeout_s, stop_timeout_s)
+
     def server(
         self,
         argv: List[str],
@@ -117,7 +132,8 @@ class Engine(ABC):
 
 
 class EngineServer:
-    """One server process group: start, wait until healthy, read back, stop. Also a context manager."""
+    """One server process group: start, wait until healthy, read back, stop. As a context manager (in the
+    manner of vLLM's tests/utils.py RemoteOpenAIServer): started and healthy inside, stopped after."""
 
     def __init__(
         self,
@@ -142,6 +158,11 @@ class EngineServer:
 
     def __enter__(self) -> EngineServer:
         self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
