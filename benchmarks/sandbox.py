@@ -13,6 +13,7 @@ program's results must be the same both ways (printed). It reports; it asserts n
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_app.evaluators.aisbench import AisbenchEvaluator  # noqa: E402
-from bench_app.evaluators.sandbox import SANDBOX_VARIABLE  # noqa: E402
+from bench_app.evaluators.sandbox import SANDBOX_VARIABLE, UID_BASE, UID_MARK  # noqa: E402
 
 SAMPLE = ROOT / "data/samples/livecodebench/code_generation_lite"
 PYTHON = str(ROOT / ".venv/bin/python")
@@ -66,7 +67,8 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     with tempfile.TemporaryDirectory() as folder:
         env = AisbenchEvaluator(command=[str(ROOT / ".venv/bin/ais_bench")]).environment(Path(folder))
-    prefix = json.loads(env[SANDBOX_VARIABLE])
+    uid = str(UID_BASE + os.getpid())  # as bench_app's sitecustomize.py starts each program
+    prefix = [arg.replace(UID_MARK, uid) for arg in json.loads(env[SANDBOX_VARIABLE])]
     version = subprocess.run([prefix[0], "--version"], capture_output=True, text=True).stdout.strip()
     programs = payloads()
     straight, inside, differ = [], [], 0

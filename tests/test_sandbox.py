@@ -17,7 +17,7 @@ import pytest
 from conftest import FAKES_CONF, load, run_cli
 
 from bench_app.evaluators.aisbench import AisbenchEvaluator
-from bench_app.evaluators.sandbox import NOBODY, SandboxLimits
+from bench_app.evaluators.sandbox import NOBODY, UID_BASE, SandboxLimits
 
 PROJECT_ROOT = Path(__file__).parents[1]
 SAMPLE = PROJECT_ROOT / "data/samples/livecodebench/code_generation_lite"
@@ -102,6 +102,8 @@ def attacks(c):
         "sleep": "time.sleep(300)\nok = True",
         "kill_parent": "os.kill(os.getppid(), 9)\nok = True",
         "secret": f"ok = os.environ.get('BENCH_APP_CANARY_SECRET') == {c['secret']!r}",
+        "user_namespace": "ok = os.system('unshare --user --map-root-user true') == 0",
+        "output_flood": "while True:\n    sys.stdout.write('x' * 1048576)",
     }
 
 
@@ -142,8 +144,13 @@ def score(answers, tmp_path, sandbox, timeout=3, limits=None, env=None):
 
 
 def sandbox_processes():
-    ps = subprocess.run(["ps", "-u", str(NOBODY), "-o", "pid=,cmd="], capture_output=True, text=True)
-    return ps.stdout.strip()
+    """Processes of the sandboxes' users (nobody, or UID_BASE + a pid when run as root)."""
+    ps = subprocess.run(["ps", "-e", "-o", "uid=,pid=,cmd="], capture_output=True, text=True)
+    return [
+        line
+        for line in ps.stdout.splitlines()
+        if int(line.split()[0]) in (NOBODY,) or int(line.split()[0]) >= UID_BASE
+    ]
 
 
 def test_honest_solutions_score_the_same_inside_and_outside_the_sandbox(tmp_path):
@@ -163,13 +170,19 @@ def test_honest_solutions_score_the_same_inside_and_outside_the_sandbox(tmp_path
 def test_every_hostile_program_is_contained_and_scored_as_failed(tmp_path, canaries):
     programs = {name: program([code]) for name, code in attacks(canaries).items()}
     answers = [["bench_app_sum", text] for text in programs.values()]
+    # Honest programs scored beside them, four at a time: a fork bomb next door must not fail them.
+    honest = json.loads((SAMPLE / "solutions.json").read_text())
+    answers += [[question, text] for question, text in honest.items()] * 2
     secret = {"BENCH_APP_CANARY_SECRET": canaries["secret"]}
     limits = SandboxLimits(memory_mb=1024, wall_s=5)  # the wall limit, not AISBench's 30 s, stops the sleep
     started = time.monotonic()
     results = score(answers, tmp_path, "auto", timeout=30, limits=limits, env=secret)
     took = time.monotonic() - started
-    passed = {name: all(r is True for r in result) for name, result in zip(programs, results, strict=True)}
-    assert passed == {name: False for name in programs}, results
+    passed = [all(r is True for r in result) for result in results]
+    assert dict(zip(programs, passed[: len(programs)], strict=True)) == {name: False for name in programs}, (
+        results
+    )
+    assert passed[len(programs) :] == [True] * 8, results
     assert took < 120  # the sleeper was stopped at its wall limit, not after its 300 s
     # Nothing read, nothing received, nothing written, nothing left running.
     for file in (canaries["home"], canaries["run"]):
@@ -177,7 +190,7 @@ def test_every_hostile_program_is_contained_and_scored_as_failed(tmp_path, canar
     assert canaries["server"].received == []
     assert not canaries["outside"].exists()
     assert not list((PROJECT_ROOT / ".venv").glob("pwned"))
-    assert sandbox_processes() == ""
+    assert sandbox_processes() == []
 
     # The same attacks without the sandbox succeed (the harmless ones): what the checks above would see.
     harmless = ["read_home", "read_run", "write_outside", "secret"]
@@ -232,11 +245,11 @@ def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_
     for file in (canaries["home"], canaries["run"]):
         assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
     assert canaries["server"].received == [] and not canaries["outside"].exists()
-    assert sandbox_processes() == ""
+    assert sandbox_processes() == []
     sandbox = load(run / "configs/metadata.yaml")["sandbox"]
     assert sandbox["mode"] == "auto" and sandbox["version"].startswith("bubblewrap")
     assert sandbox["datasets"] == {"sample_livecodebench": "LCBCodeGenerationEvaluator"}
-    assert sandbox["limits"]["wall_s"] == 10 and sandbox["user"] == NOBODY and sandbox["network"] == "none"
+    assert sandbox["limits"]["wall_s"] == 10 and sandbox["network"] == "none"
     assert "the model's code runs in bubblewrap" in done.stdout
 
     # Re-scoring runs the programs again: in the sandbox too.

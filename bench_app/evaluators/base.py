@@ -27,6 +27,9 @@ from bench_app.evaluators.sandbox import SANDBOX_MODES, SANDBOX_VARIABLE, Sandbo
 # The folder of the sitecustomize.py that loads evaluator.override_modules, and the variable it reads.
 OVERLAY = str(Path(__file__).parent / "overlay")
 OVERRIDES_VARIABLE = "BENCH_APP_OVERRIDE_MODULES"
+# Variables of the evaluator's environment that bench_app puts together (evaluator.env's PYTHONPATH goes after
+# the overlay) or owns (the sandbox's command line): evaluator.env cannot replace them.
+MANAGED_VARIABLES = ("PYTHONPATH", OVERRIDES_VARIABLE, SANDBOX_VARIABLE)
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
 
 
@@ -251,6 +254,7 @@ class Evaluator(ABC):
         env = dict(os.environ)
         env.update(OFFLINE_ENV)
         env.update({k: str(v) for k, v in self.env.items()})
+        env.pop(SANDBOX_VARIABLE, None)  # only ever bench_app's own
         if self.sandbox == "auto":  # what the evaluator starts a model's program under (sitecustomize.py)
             env[SANDBOX_VARIABLE] = json.dumps(self.sandboxing().argv())
         front = [OVERLAY] if self.override_modules or self.sandbox == "auto" else []

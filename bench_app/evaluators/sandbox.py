@@ -1,16 +1,17 @@
 """The sandbox every program a model wrote runs in when a dataset is scored by running it (bubblewrap).
 
 Inside: a new network namespace with no interface but its own loopback (nothing outside is reachable), a
-new PID, IPC and UTS namespace, a read-only view of /usr and of the evaluator's environment (its venv
-and the interpreter's installation) and nothing else of the host's files (no home folder, no run folder,
-no request cache), a private writable /tmp, an empty environment (no secrets), user 65534 (nobody)
-without capabilities, and limits on processes, memory, open files, file size and wall time. bwrap
-starts the sandbox; the program ends with it: a sandbox whose first process exits (or is killed by the
-wall-time limit) takes every process inside with it.
+new PID, IPC and UTS namespace, no further user namespaces, a read-only view of /usr and of the evaluator's
+environment (its venv and the interpreter's installation) and nothing else of the host's files (no home
+folder, no run folder, no request cache), a private writable /tmp of bounded size, an empty environment (no
+secrets), a user without capabilities, and limits on processes, memory, open files, file size and wall
+time. The program ends with its sandbox: one whose first process exits (or is killed at the wall-time
+limit) takes every process inside with it.
 
-Run as root, bwrap builds the sandbox with root's privileges and the program is dropped to nobody inside
-(setpriv): a fork bomb then meets RLIMIT_NPROC, which the kernel does not apply to root. Run as another
-user, bwrap needs unprivileged user namespaces and maps that user to nobody.
+Run as root, bwrap builds the sandbox with root's privileges; the program is dropped to a uid of its own
+(100000 + the pid of the process that starts it, so that sandboxes side by side do not share RLIMIT_NPROC,
+which the kernel does not apply to root at all), then a second, unprivileged bwrap forbids new user
+namespaces. Run as another user, bwrap needs unprivileged user namespaces and maps that user to nobody.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from bench_app.common.errors import UserError
 # evaluator.sandbox: auto sandboxes every dataset whose scoring runs the model's code; off runs it as is.
 SANDBOX_MODES = ("auto", "off")
 NOBODY = 65534
+# Run as root, the program's uid: this plus the pid of the evaluator process that starts it (one program at
+# a time per process), put in place of UID_MARK on its command line by whoever starts it.
+UID_BASE = 100000
+UID_MARK = "@uid@"
 # The variable sitecustomize.py (evaluators/overlay) reads: the command line a program is started under.
 SANDBOX_VARIABLE = "BENCH_APP_SANDBOX"
 
@@ -38,16 +43,17 @@ class SandboxLimits:
     processes: int = 64  # RLIMIT_NPROC of the sandbox's user: a fork bomb stops here
     memory_mb: int = 2048  # RLIMIT_AS of each process
     open_files: int = 256  # RLIMIT_NOFILE
-    file_size_mb: int = 64  # RLIMIT_FSIZE: the largest file it may write (in its private /tmp)
-    # Killed after this many seconds, with everything it started. AISBench's own per-test timeouts
-    # (LiveCodeBench: `timeout` per test case, 500 s in its stock config) apply first inside it.
+    file_size_mb: int = 64  # RLIMIT_FSIZE: the largest file it may write, its output included
+    tmp_mb: int = 256  # the size of its private /tmp
+    # Killed after this many seconds, with everything it started. AISBench gives a LiveCodeBench program
+    # (timeout + 1) x tests + 5 s (timeout: 500 s per test in its stock config), and each test its timeout.
     wall_s: int = 600
 
 
 def read_only_folders(python: str) -> List[Path]:
     """The evaluator's environment as the sandbox sees it: the venv of `python` and the installation of
     the interpreter it links to (both outside /usr, which is always there)."""
-    venv = Path(python).parent.parent
+    venv = Path(os.path.abspath(python)).parent.parent
     real = Path(os.path.realpath(python)).parent.parent
     folders = []
     for folder in (venv, real):
@@ -60,17 +66,25 @@ def read_only_folders(python: str) -> List[Path]:
 def sandbox_argv(tool: str, limits: SandboxLimits, read_only: Sequence[Path], as_root: bool) -> List[str]:
     """The command line that runs the program appended to it in the sandbox."""
     argv = [tool, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    no_userns = ["--unshare-user", "--disable-userns"]
     if not as_root:
-        argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
+        argv += [*no_userns, "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
     argv += ["--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]
+    for threads in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+    ):  # threads count as processes
+        argv += ["--setenv", threads, "1"]
     argv += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):  # merged /usr: links into it
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             argv += ["--ro-bind", top, top]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    tmp_bytes = str(int(limits.tmp_mb) * 1024 * 1024)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", tmp_bytes, "--tmpfs", "/tmp"]
     made = {Path("/"), Path("/tmp")}
     for folder in read_only:
         for parent in reversed(folder.parents):  # bwrap would make them 0700: unreadable for nobody
@@ -82,8 +96,9 @@ def sandbox_argv(tool: str, limits: SandboxLimits, read_only: Sequence[Path], as
     # timeout forks the program before it drops to nobody and takes its limits: that fork is not counted.
     argv += ["timeout", "--signal=KILL", f"{int(limits.wall_s)}s"]
     if as_root:
-        argv += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        argv += ["setpriv", f"--reuid={UID_MARK}", f"--regid={UID_MARK}", "--clear-groups"]
         argv += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        argv += [tool, *no_userns, "--uid", UID_MARK, "--gid", UID_MARK, "--dev-bind", "/", "/", "--"]
     mib = 1024 * 1024
     argv += [
         "prlimit",
@@ -105,7 +120,8 @@ class Sandbox:
 
     def argv(self) -> List[str]:
         tool = shutil.which(self.tool) or self.tool
-        return sandbox_argv(tool, self.limits, read_only_folders(self.python), os.geteuid() == 0)
+        python = shutil.which(self.python) or self.python
+        return sandbox_argv(tool, self.limits, read_only_folders(python), os.geteuid() == 0)
 
     def version(self) -> str:
         try:
@@ -118,12 +134,16 @@ class Sandbox:
         """Why the sandbox cannot start here (None: it starts): the environment's python run inside it."""
         if shutil.which(self.tool) is None:
             return f"{self.tool!r} (evaluator.sandbox_tool) is not installed or not on PATH"
-        probe = [*self.argv(), self.python, "-c", "import os; print(os.getuid())"]
+        if not os.path.isabs(shutil.which(self.python) or self.python):
+            return f"the evaluator's python {self.python!r} is not a path, so its environment is unknown"
+        uid = str(UID_BASE + os.getpid()) if os.geteuid() == 0 else str(NOBODY)
+        argv = [uid if arg == UID_MARK else arg.replace(UID_MARK, uid) for arg in self.argv()]
+        probe = [*argv, self.python, "-c", "import os; print(os.getuid())"]
         try:
             done = subprocess.run(probe, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as error:
             return f"{self.tool} did not run: {error}"
-        if done.returncode != 0 or done.stdout.strip() != str(NOBODY):
+        if done.returncode != 0 or done.stdout.strip() != uid:
             said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
             return f"{self.tool} could not start the evaluator's python inside it: {said}"
         return None
@@ -134,7 +154,7 @@ class Sandbox:
             "mode": "auto",
             "tool": shutil.which(self.tool) or self.tool,
             "version": self.version(),
-            "user": NOBODY,
+            "user": f"{UID_BASE} + the starting process's pid" if os.geteuid() == 0 else NOBODY,
             "network": "none",
             "limits": asdict(self.limits),
             "datasets": dict(datasets),

@@ -21,6 +21,7 @@ from bench_app.common.redact import redact_argv, redact_mapping
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
+from bench_app.evaluators.sandbox import sandbox_off_warning
 from bench_app.rundir.layout import RunFolder
 
 RESCORE_TIMEOUT_S = 3600.0
@@ -57,7 +58,9 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     previous, failed = {}, []
     # Scoring runs the model's code again for a code dataset: only where the sandbox starts (or is off).
     documents = {short: read_yaml(folder.per_dataset_file(short)) or {} for short in shorts}
-    evaluator.plan_sandbox([(s, entries[s].name or "", settings_of(documents[s])) for s in shorts])
+    sandbox = evaluator.plan_sandbox([(s, entries[s].name or "", settings_of(documents[s])) for s in shorts])
+    for warning in sandbox_off_warning(sandbox):
+        say(f"warning: {warning}")
     log = folder.logs / "rescore.log"
     log.parent.mkdir(exist_ok=True)
     with evaluator.open_session(log) as session:

@@ -61,7 +61,7 @@ def print_sandbox(console, plan: RunPlan) -> None:
     if plan.sandbox and plan.sandbox["mode"] == "auto":
         limits = ", ".join(f"{k} {v}" for k, v in plan.sandbox["limits"].items())
         said = f" {', '.join(plan.sandbox['datasets'])}: the model's code runs in {plan.sandbox['version']}"
-        console.print(styled("sandbox:", "bold", f"{said} (no network, user nobody; {limits})"))
+        console.print(styled("sandbox:", "bold", f"{said} (no network, an unprivileged user; {limits})"))
 
 
 def print_load_levels(console, plan: RunPlan) -> None:

@@ -35,7 +35,9 @@ def code_runners(
             files = sorted(Path(settings.config_file).parent.glob("*.py"))
         else:
             files = sorted(stock_folder.glob(f"*/{name}.py"))[:1] if stock_folder else []
-        types = {t for f in files for t in re.findall(r"\btype\s*=\s*(\w+)", f.read_text(errors="replace"))}
+        types = {
+            t for f in files for t in re.findall(r"\btype\s*=\s*['\"]?(\w+)", f.read_text(errors="replace"))
+        }
         runners = sorted(t for t in types if t in CODE_EVALUATORS)
         if runners:
             runner = ([t for t in runners if not CODE_EVALUATORS[t]] or runners)[0]  # the weakest decides

@@ -40,6 +40,7 @@ from bench_app.evaluators.aisbench.task import (
     task_config_text,
 )
 from bench_app.evaluators.base import (
+    MANAGED_VARIABLES,
     SAMPLES_FILE,
     Endpoint,
     EvaluationResult,
@@ -193,7 +194,9 @@ class AisbenchEvaluator(Evaluator):
         env["TERM"] = "dumb"
         if self.datasets_root:
             env["AIS_BENCH_DATASETS_CACHE"] = self.datasets_root
-        env.update({k: str(v) for k, v in self.env.items()})  # the user's settings win
+        # The user's settings win, but for the variables the base class puts together from them (PYTHONPATH
+        # with the overlay in front: the sandbox and override_modules need it).
+        env.update({k: str(v) for k, v in self.env.items() if k not in MANAGED_VARIABLES})
         return env
 
     def open_session(self, log_file: Path) -> EvaluationSession:

@@ -34,7 +34,9 @@ if _FILES:
 
 
 class _SandboxedSubprocess:
-    """The subprocess module as a model's program is started with: run() prefixed with the sandbox."""
+    """The subprocess module as a model's program is started with: run() prefixed with the sandbox (its
+    uid, run as root, this process's own: bench_app.evaluators.sandbox), its output written to files, which
+    the program's own file-size limit bounds, instead of pipes that would fill this process's memory."""
 
     def __init__(self, prefix):
         import subprocess
@@ -45,7 +47,21 @@ class _SandboxedSubprocess:
         return getattr(self._subprocess, name)
 
     def run(self, args, *rest, **kwargs):
-        return self._subprocess.run([*self._prefix, *args], *rest, **kwargs)
+        import tempfile
+
+        uid = str(100000 + os.getpid())  # UID_BASE + pid; used only where the prefix has the mark
+        argv = [arg.replace("@uid@", uid) for arg in self._prefix] + list(args)
+        if not kwargs.pop("capture_output", False):
+            return self._subprocess.run(argv, *rest, **kwargs)
+        text = kwargs.get("text") or kwargs.get("universal_newlines")
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            done = self._subprocess.run(argv, *rest, stdout=out, stderr=err, **kwargs)
+            output = []
+            for file in (out, err):
+                file.seek(0)
+                data = file.read()
+                output.append(data.decode(errors="replace") if text else data)
+        return self._subprocess.CompletedProcess(argv, done.returncode, output[0], output[1])
 
 
 def _sandbox_spawns(module):

@@ -4,14 +4,24 @@
 files (test.jsonl ... test6.jsonl); this sample has one file, test.jsonl, read for every tag."""
 
 import json
+
 import datasets
 
 FEATURES = datasets.Features(
     {
         name: datasets.Value("string")
         for name in (
-            "question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
-            "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata",
+            "question_title",
+            "question_content",
+            "platform",
+            "question_id",
+            "contest_id",
+            "contest_date",
+            "starter_code",
+            "difficulty",
+            "public_test_cases",
+            "private_test_cases",
+            "metadata",
         )
     }
 )
