@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_app.evaluators.aisbench import AisbenchEvaluator  # noqa: E402
-from bench_app.evaluators.sandbox import SANDBOX_VARIABLE, UID_BASE, UID_MARK  # noqa: E402
+from bench_app.evaluators.sandbox import SANDBOX_VARIABLE, for_process  # noqa: E402
 
 SAMPLE = ROOT / "data/samples/livecodebench/code_generation_lite"
 PYTHON = str(ROOT / ".venv/bin/python")
@@ -67,8 +67,7 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     with tempfile.TemporaryDirectory() as folder:
         env = AisbenchEvaluator(command=[str(ROOT / ".venv/bin/ais_bench")]).environment(Path(folder))
-    uid = str(UID_BASE + os.getpid())  # as bench_app's sitecustomize.py starts each program
-    prefix = [arg.replace(UID_MARK, uid) for arg in json.loads(env[SANDBOX_VARIABLE])]
+    prefix = for_process(json.loads(env[SANDBOX_VARIABLE])["argv"], os.getpid())  # as sitecustomize.py does
     version = subprocess.run([prefix[0], "--version"], capture_output=True, text=True).stdout.strip()
     programs = payloads()
     straight, inside, differ = [], [], 0

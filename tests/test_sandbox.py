@@ -149,7 +149,7 @@ def sandbox_processes():
     return [
         line
         for line in ps.stdout.splitlines()
-        if int(line.split()[0]) in (NOBODY,) or int(line.split()[0]) >= UID_BASE
+        if int(line.split()[0]) == NOBODY or int(line.split()[0]) >= UID_BASE
     ]
 
 

@@ -256,7 +256,7 @@ class Evaluator(ABC):
         env.update({k: str(v) for k, v in self.env.items()})
         env.pop(SANDBOX_VARIABLE, None)  # only ever bench_app's own
         if self.sandbox == "auto":  # what the evaluator starts a model's program under (sitecustomize.py)
-            env[SANDBOX_VARIABLE] = json.dumps(self.sandboxing().argv())
+            env[SANDBOX_VARIABLE] = self.sandboxing().variable()
         front = [OVERLAY] if self.override_modules or self.sandbox == "auto" else []
         if self.python_path or front:
             inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []

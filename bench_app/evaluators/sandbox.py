@@ -16,6 +16,7 @@ namespaces. Run as another user, bwrap needs unprivileged user namespaces and ma
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,8 @@ NOBODY = 65534
 # a time per process), put in place of UID_MARK on its command line by whoever starts it.
 UID_BASE = 100000
 UID_MARK = "@uid@"
-# The variable sitecustomize.py (evaluators/overlay) reads: the command line a program is started under.
+# The variable sitecustomize.py (evaluators/overlay) reads: {"argv": the command line a program is started
+# under, "uid_mark": UID_MARK, "uid_base": UID_BASE} (the evaluator's environment cannot import this module).
 SANDBOX_VARIABLE = "BENCH_APP_SANDBOX"
 
 
@@ -50,6 +52,11 @@ class SandboxLimits:
     wall_s: int = 600
 
 
+def for_process(argv: Sequence[str], pid: int) -> List[str]:
+    """The sandbox's command line as the process `pid` starts a program with it (its uid, run as root)."""
+    return [arg.replace(UID_MARK, str(UID_BASE + pid)) for arg in argv]
+
+
 def read_only_folders(python: str) -> List[Path]:
     """The evaluator's environment as the sandbox sees it: the venv of `python` and the installation of
     the interpreter it links to (both outside /usr, which is always there)."""
@@ -57,7 +64,6 @@ def read_only_folders(python: str) -> List[Path]:
     real = Path(os.path.realpath(python)).parent.parent
     folders = []
     for folder in (venv, real):
-        folder = Path(os.path.abspath(folder))
         if folder != Path("/usr") and not folder.is_relative_to("/usr") and folder not in folders:
             folders.append(folder)
     return folders
@@ -71,11 +77,8 @@ def sandbox_argv(tool: str, limits: SandboxLimits, read_only: Sequence[Path], as
         argv += [*no_userns, "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
     argv += ["--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]
-    for threads in (
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-    ):  # threads count as processes
+    # One thread each: threads count as processes against the process limit.
+    for threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         argv += ["--setenv", threads, "1"]
     argv += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):  # merged /usr: links into it
@@ -123,6 +126,10 @@ class Sandbox:
         python = shutil.which(self.python) or self.python
         return sandbox_argv(tool, self.limits, read_only_folders(python), os.geteuid() == 0)
 
+    def variable(self) -> str:
+        """SANDBOX_VARIABLE's value: what sitecustomize.py starts each program under."""
+        return json.dumps({"argv": self.argv(), "uid_mark": UID_MARK, "uid_base": UID_BASE})
+
     def version(self) -> str:
         try:
             done = subprocess.run([self.tool, "--version"], capture_output=True, text=True, timeout=10)
@@ -137,8 +144,7 @@ class Sandbox:
         if not os.path.isabs(shutil.which(self.python) or self.python):
             return f"the evaluator's python {self.python!r} is not a path, so its environment is unknown"
         uid = str(UID_BASE + os.getpid()) if os.geteuid() == 0 else str(NOBODY)
-        argv = [uid if arg == UID_MARK else arg.replace(UID_MARK, uid) for arg in self.argv()]
-        probe = [*argv, self.python, "-c", "import os; print(os.getuid())"]
+        probe = [*for_process(self.argv(), os.getpid()), self.python, "-c", "import os; print(os.getuid())"]
         try:
             done = subprocess.run(probe, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as error:

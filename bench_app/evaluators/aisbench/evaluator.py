@@ -76,7 +76,7 @@ class AisbenchEvaluator(Evaluator):
 
     def check_dataset_names(self, names: Sequence[str]) -> None:
         # The config files of the evaluator environment's AISBench (no process: a directory listing).
-        folder = catalog.configs_dir(Path(evaluator_python(self.command)).parent.parent)
+        folder = self._configs_dir("datasets")
         if folder is None:
             return  # an environment we cannot look into: prepare_run reports what it cannot find
         # One level (<family>/<name>.py) answers for the configs in use; the full scan only on a miss.
@@ -99,13 +99,14 @@ class AisbenchEvaluator(Evaluator):
     def code_datasets(
         self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
     ) -> Dict[str, Tuple[str, bool]]:
-        return code_runners(catalog.configs_dir(Path(self.python()).parent.parent), datasets)
+        return code_runners(self._configs_dir("datasets"), datasets)
 
-    def _models_dir(self) -> Optional[Path]:
-        return catalog.configs_dir(Path(evaluator_python(self.command)).parent.parent, "models")
+    def _configs_dir(self, kind: str) -> Optional[Path]:
+        """AISBench's config folder of `kind` (datasets, models) in the evaluator's environment."""
+        return catalog.configs_dir(Path(self.python()).parent.parent, kind)
 
     def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
-        folder = self._models_dir()
+        folder = self._configs_dir("models")
         if folder is None:
             return  # an environment we cannot look into: the task fails naming the module
         known = catalog.model_configs(folder)
@@ -138,7 +139,7 @@ class AisbenchEvaluator(Evaluator):
 
     def model_module(self, settings: EvaluatorSettings) -> str:
         """The AISBench model config a dataset's task file starts from (its streaming variant in perf)."""
-        folder = self._models_dir()
+        folder = self._configs_dir("models")
         if folder is None or settings.model not in catalog.model_configs(folder):
             raise EvaluationError(f"AISBench has no model config named {settings.model!r} (aisbench.model)")
         name = catalog.stream_variant(settings.model, folder) if settings.mode == "perf" else settings.model

@@ -16,7 +16,8 @@ import os
 import sys
 
 _FILES = json.loads(os.environ.get("BENCH_APP_OVERRIDE_MODULES") or "{}")
-# The sandbox's command line, that each program is appended to; unset: evaluator.sandbox=off.
+# The sandbox's command line, that each program is appended to, and how its uid is put in (run as root, each
+# process's own: bench_app.evaluators.sandbox.for_process); unset: evaluator.sandbox=off.
 _SANDBOX = json.loads(os.environ.get("BENCH_APP_SANDBOX") or "null")
 
 
@@ -38,10 +39,10 @@ class _SandboxedSubprocess:
     uid, run as root, this process's own: bench_app.evaluators.sandbox), its output written to files, which
     the program's own file-size limit bounds, instead of pipes that would fill this process's memory."""
 
-    def __init__(self, prefix):
+    def __init__(self, sandbox):
         import subprocess
 
-        self._subprocess, self._prefix = subprocess, list(prefix)
+        self._subprocess, self._sandbox = subprocess, sandbox
 
     def __getattr__(self, name):
         return getattr(self._subprocess, name)
@@ -49,8 +50,8 @@ class _SandboxedSubprocess:
     def run(self, args, *rest, **kwargs):
         import tempfile
 
-        uid = str(100000 + os.getpid())  # UID_BASE + pid; used only where the prefix has the mark
-        argv = [arg.replace("@uid@", uid) for arg in self._prefix] + list(args)
+        uid, mark = str(self._sandbox["uid_base"] + os.getpid()), self._sandbox["uid_mark"]
+        argv = [arg.replace(mark, uid) for arg in self._sandbox["argv"]] + list(args)
         if not kwargs.pop("capture_output", False):
             return self._subprocess.run(argv, *rest, **kwargs)
         text = kwargs.get("text") or kwargs.get("universal_newlines")
