@@ -1,6 +1,9 @@
-"""What the sandbox costs per program a model wrote: AISBench's LiveCodeBench test runner (the process it
-starts for each program) run N times on the sample's honest solutions, straight and inside the sandbox,
-alternating, one at a time.
+"""What the sandbox costs per program a model wrote, both ways an AISBench evaluator runs one:
+- as a process of its own: LiveCodeBench's test runner (what its code generation starts for each program)
+  run N times on the sample's honest solutions, straight and inside the sandbox, alternating, one at a time;
+- in a fork of the evaluator (`exec`): AISBench's mbpp.execution (MBPP's evaluators) run N times on the MBPP
+  sample's reference solutions, as AISBench runs it and as bench_app's sitecustomize.py replaces it (the
+  same code in a sandboxed python), one at a time, in two evaluator processes.
 
     .venv/bin/python benchmarks/sandbox.py [N]
 
@@ -28,6 +31,7 @@ from bench_app.evaluators.aisbench import AisbenchEvaluator  # noqa: E402
 from bench_app.evaluators.sandbox import SANDBOX_VARIABLE, for_process  # noqa: E402
 
 SAMPLE = ROOT / "data/samples/livecodebench/code_generation_lite"
+MBPP_SAMPLE = ROOT / "data/samples/mbpp/mbpp.jsonl"
 PYTHON = str(ROOT / ".venv/bin/python")
 RUNNER = next((ROOT / ".venv/lib").glob("python3*/site-packages/ais_bench/benchmark/datasets/livecodebench"))
 RUNNER = RUNNER / "test_runner.py"
@@ -63,7 +67,33 @@ def timed(argv, payload):
     return took, result
 
 
+def time_mbpp_execution(runs: int) -> None:
+    """In an evaluator process (sandboxed or not by its environment): mbpp.execution on each reference
+    solution in turn; prints [[seconds, result], ...]."""
+    from ais_bench.benchmark.datasets import mbpp
+
+    rows = [json.loads(line) for line in MBPP_SAMPLE.read_text().splitlines()]
+    found = []
+    for index in range(runs):
+        row = rows[index % len(rows)]
+        started = time.perf_counter()
+        _, result = mbpp.execution(row["code"] + "\n" + "\n".join(row["test_list"]), index, 10)
+        found.append([time.perf_counter() - started, result])
+    print(json.dumps(found))
+
+
+def in_process(runs: int, sandbox: str) -> list:
+    with tempfile.TemporaryDirectory() as folder:
+        evaluator = AisbenchEvaluator(command=[str(ROOT / ".venv/bin/ais_bench")], sandbox=sandbox)
+        env = evaluator.environment(Path(folder))
+    argv = [PYTHON, __file__, "--mbpp", str(runs)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--mbpp"]:
+        return time_mbpp_execution(int(sys.argv[2]))
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     with tempfile.TemporaryDirectory() as folder:
         env = AisbenchEvaluator(command=[str(ROOT / ".venv/bin/ais_bench")]).environment(Path(folder))
@@ -90,6 +120,16 @@ def main() -> None:
     added = [b - a for a, b in zip(straight, inside, strict=True)]
     print(f"  the sandbox's cost per program:    {ms(added)} (target < 50 ms)")
     print(f"  `bwrap ... true` alone:            {ms(alone)}")
+    print(f"  programs whose results differ: {differ} of {runs}")
+
+    straight, inside = in_process(runs, "off"), in_process(runs, "auto")
+    rows = len(MBPP_SAMPLE.read_text().splitlines())
+    print(f"{runs} programs ({rows} MBPP sample reference solutions in turn), run in a fork of the evaluator")
+    print(f"  straight (AISBench's mbpp.execution): {ms([t for t, _ in straight])}")
+    print(f"  in the sandbox (sitecustomize.py):    {ms([t for t, _ in inside])}")
+    added = [b[0] - a[0] for a, b in zip(straight, inside, strict=True)]
+    print(f"  the sandbox's cost per program:       {ms(added)} (target < 50 ms)")
+    differ = sum(a[1] != b[1] for a, b in zip(straight, inside, strict=True))
     print(f"  programs whose results differ: {differ} of {runs}")
 
 

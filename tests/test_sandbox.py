@@ -24,6 +24,7 @@ SAMPLE = PROJECT_ROOT / "data/samples/livecodebench/code_generation_lite"
 DRY = ["execution.dry_run=true"]
 PYTHON = str(PROJECT_ROOT / ".venv/bin/python")
 SCORE_SCRIPT = PROJECT_ROOT / "tests/fakes/score_livecodebench.py"
+SCORE_IN_PROCESS_SCRIPT = PROJECT_ROOT / "tests/fakes/score_code_evaluators.py"
 AIS_BENCH = str(PROJECT_ROOT / ".venv/bin/ais_bench")
 
 pytestmark = pytest.mark.skipif(
@@ -200,6 +201,127 @@ def test_every_hostile_program_is_contained_and_scored_as_failed(tmp_path, canar
     assert os.stat(canaries["home"]).st_atime >= os.stat(canaries["home"]).st_mtime
 
 
+def score_in_process(cases, tmp_path, sandbox, limits=None, env=None):
+    """Cases scored by the evaluators that run the model's code in a fork of their own process (or `eval`
+    it): each group's results (tests/fakes/score_code_evaluators.py)."""
+    evaluator = AisbenchEvaluator(
+        command=[AIS_BENCH], sandbox=sandbox, sandbox_limits=limits or SandboxLimits()
+    )
+    work = tmp_path / f"work_{uuid.uuid4().hex}"
+    work.mkdir()
+    (work / "cases.json").write_text(json.dumps(cases))
+    done = subprocess.run(
+        [PYTHON, str(SCORE_IN_PROCESS_SCRIPT), str(work / "cases.json"), str(work)],
+        env={**evaluator.environment(tmp_path), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+ADD = {
+    "task_id": "bench_app/add",
+    "prompt": "def add(a, b):\n",
+    "entry_point": "add",
+    "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n",
+}
+SQUARE = ["def square(x):\n    return x * x", "assert square(3) == 9\nassert square(-2) == 4"]
+
+
+def test_evaluators_that_exec_the_code_score_honest_answers_the_same_inside_and_outside(tmp_path):
+    cases = {
+        "mbpp": [
+            SQUARE,
+            ["def square(x):\n    return x + x", SQUARE[1]],  # wrong
+            ["def square(x):\n    return x *", SQUARE[1]],  # does not compile
+            ["import time\ndef square(x):\n    time.sleep(20)", SQUARE[1]],  # past AISBench's 10 s
+        ],
+        "code_execution": [  # LiveCodeBench's: the model predicts what the code returns
+            ["def f(x):\n    return int(np.sum(x))", "f([1, 2])", "3", "3"],
+            ["def f(x):\n    return x[::-1]", "f('ab')", "'ba'", "'ab'"],
+        ],
+        "test_output": [["assert f(2) == [1, 2]", "[1, 2]"], ["assert f(2) == [2]", "[1, 2]"]],
+        "humaneval": {
+            "problems": [ADD],
+            "completions": [
+                ["bench_app/add", "    return a + b\n"],
+                ["bench_app/add", "    return a - b\n"],
+                ["bench_app/add", "    while True:\n        pass\n"],
+            ],
+        },
+    }
+    inside = score_in_process(cases, tmp_path, "auto")
+    assert inside == score_in_process(cases, tmp_path, "off")
+    assert inside == {
+        "mbpp": ["pass", "wrong_answer", "failed", "timeout"],
+        "code_execution": [True, False],
+        "test_output": [True, False],
+        "humaneval": ["passed", "failed: ", "timed out"],
+    }
+
+
+def test_evaluators_that_exec_the_code_contain_every_hostile_program(tmp_path, canaries):
+    found = attacks(canaries)
+    honest = 4
+    mbpp = [[program([code], ""), "assert ok"] for code in found.values()] + [SQUARE] * honest
+    body = program([], "return a + b if ok else None")
+    completions = [
+        "\n".join("    " + line for line in program([code], "return a + b if ok else None").splitlines())
+        + "\n"
+        for code in found.values()
+    ] + ["\n".join("    " + line for line in body.splitlines()).replace("ok = False", "ok = True") + "\n"]
+    home, run, outside, port = (repr(str(canaries[k])) for k in ("home", "run", "outside", "port"))
+    expressions = {  # what the model's answer `eval`s to (test output) or is compared with (code execution)
+        "read_home": (f"open({home}).read()", '"canary"'),
+        "read_run": (f"open({run}).read()", '"canary"'),
+        "write_outside": (f"open({outside}, 'w').write('pwned')", "5"),
+        "connect": (
+            f"__import__('socket').create_connection(('127.0.0.1', {port}), 2).sendall(b'x')",
+            "null",
+        ),
+        "secret": ("__import__('os').environ.get('BENCH_APP_CANARY_SECRET')", json.dumps(canaries["secret"])),
+    }
+    cases = {
+        "mbpp": mbpp,
+        "humaneval": {"problems": [ADD], "completions": [["bench_app/add", c] for c in completions]},
+        "test_output": [[f"assert f() == {e}", expected] for e, expected in expressions.values()],
+        "code_execution": [
+            ["def f():\n    return 0", "f()", repr(json.loads(expected)), e]
+            for e, expected in expressions.values()
+        ],
+    }
+    secret = {"BENCH_APP_CANARY_SECRET": canaries["secret"]}
+    limits = SandboxLimits(memory_mb=1024, wall_s=5)
+    results = score_in_process(cases, tmp_path, "auto", limits=limits, env=secret)
+    named = dict(zip(found, results["mbpp"], strict=False))
+    assert "pass" not in named.values(), named
+    assert results["mbpp"][len(found) :] == ["pass"] * honest, results["mbpp"]
+    assert "passed" not in results["humaneval"][: len(found)], results["humaneval"]
+    assert results["humaneval"][len(found) :] == ["passed"], results["humaneval"]
+    assert results["test_output"] == [False] * len(expressions)
+    assert results["code_execution"] == [False] * len(expressions)
+    for file in (canaries["home"], canaries["run"]):
+        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
+    assert canaries["server"].received == []
+    assert not canaries["outside"].exists()
+    assert not list((PROJECT_ROOT / ".venv").glob("pwned"))
+    assert sandbox_processes() == []
+
+    # Without the sandbox the harmless attacks succeed: what the checks above would see.
+    bare = {
+        "mbpp": [mbpp[list(found).index(name)] for name in ("read_home", "secret")],
+        "test_output": [cases["test_output"][list(expressions).index("read_run")]],
+    }
+    assert score_in_process(bare, tmp_path, "off", env=secret) == {
+        "mbpp": ["pass"] * 2,
+        "test_output": [True],
+    }
+    assert os.stat(canaries["home"]).st_atime >= os.stat(canaries["home"]).st_mtime
+    assert os.stat(canaries["run"]).st_atime >= os.stat(canaries["run"]).st_mtime
+
+
 def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_path, canaries):
     found = attacks(canaries)
 
@@ -261,6 +383,53 @@ def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_
     assert canaries["server"].received == [] and not canaries["outside"].exists()
 
 
+def test_an_mbpp_run_answered_with_hostile_code_scores_only_the_honest_answers(tmp_path, canaries):
+    found = attacks(canaries)
+
+    def fenced(names, solution):
+        return f"```python\n{program([found[n] for n in names], solution)}\n```"
+
+    # The sample's four scored problems: two answered by attacks (each solved only if one worked), two
+    # honestly; AISBench's MBPP pass@k evaluator runs each in a fork of its own task, sandboxed.
+    script = {
+        "sum of the digits": fenced(
+            ["read_home", "read_run", "secret", "write_outside", "connect", "kill_parent"],
+            "def digit_sum(n):\n    return sum(int(d) for d in str(n)) if ok else -1",
+        ),
+        "reads the same backwards": fenced(
+            ["fork_bomb", "memory", "sleep", "user_namespace", "output_flood"],
+            "def is_palindrome(s):\n    return s == s[::-1] if ok else None",
+        ),
+        "count the even numbers": fenced(
+            [], "def count_even(nums):\n    return sum(n % 2 == 0 for n in nums)"
+        ),
+        "second largest distinct": fenced([], "def second_largest(nums):\n    return sorted(set(nums))[-2]"),
+    }
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps(script))
+    done = run_cli(
+        [
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=scripted",
+            "dataset=sample_mbpp",
+            "evaluator.sandbox_limits.wall_s=5",
+            "benchmark.name=hostile_mbpp",
+        ],
+        tmp_path,
+        env={"FAKE_ENGINE_ANSWERS": str(answers), "BENCH_APP_CANARY_SECRET": canaries["secret"]},
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run = tmp_path / "outputs" / "hostile_mbpp"
+    result = load(run / "results.yaml")["datasets"]["sample_mbpp"]
+    assert result["status"] == "ok" and result["metrics"]["pass@1"] == 50.0, result
+    for file in (canaries["home"], canaries["run"]):
+        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
+    assert canaries["server"].received == [] and not canaries["outside"].exists()
+    assert sandbox_processes() == []
+    assert load(run / "configs/metadata.yaml")["sandbox"]["datasets"] == {"sample_mbpp": "MBPPPassKEvaluator"}
+
+
 def test_a_run_is_refused_before_any_server_when_the_sandbox_cannot_start(tmp_path):
     done = run_cli(
         [
@@ -314,18 +483,24 @@ def test_sandbox_off_is_warned_and_recorded_and_replayed(tmp_path):
     ]
 
 
-def test_a_typo_and_an_evaluator_that_runs_code_in_its_own_process_are_refused(tmp_path):
+def test_a_typo_and_an_evaluator_the_sandbox_cannot_hold_are_refused(tmp_path):
     typo = run_cli(
         ["dataset=sample_livecodebench", "evaluator.sandbox=of", "execution.dry_run=true"], tmp_path
     )
     assert typo.returncode != 0 and "evaluator.sandbox='of': one of auto, off" in typo.stdout + typo.stderr
-    mbpp = run_cli(["dataset=ais/mbpp_passk_gen_3_shot_chat_prompt", *DRY], tmp_path)
-    said = " ".join((mbpp.stdout + mbpp.stderr).split())
-    assert (
-        mbpp.returncode != 0
-        and "MBPPPassKEvaluator runs the code the model wrote inside AISBench's own" in said
+    humanevalx = run_cli(["dataset=ais/humanevalx_gen_0_shot", *DRY], tmp_path)
+    said = " ".join((humanevalx.stdout + humanevalx.stderr).split())
+    assert humanevalx.returncode != 0 and (
+        "HumanevalXEvaluator runs the code the model wrote where bench_app cannot put it in a sandbox (it "
+        "compiles and runs programs of five languages" in said
     )
     assert "Traceback" not in said
+    # The stock MBPP and HumanEval configs are planned with their code in the sandbox.
+    for name in ("mbpp_passk_gen_3_shot_chat_prompt", "humaneval_gen_0_shot"):
+        planned = run_cli([f"dataset=ais/{name}", f"benchmark.name={name}", *DRY], tmp_path)
+        assert f"sandbox: {name}: the model's code runs in bubblewrap" in planned.stdout, planned.stdout[
+            -2000:
+        ]
 
 
 @pytest.mark.server

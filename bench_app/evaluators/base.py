@@ -209,10 +209,10 @@ class Evaluator(ABC):
 
     def code_datasets(
         self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
-    ) -> Dict[str, Tuple[str, bool]]:
+    ) -> Dict[str, Tuple[str, Optional[str]]]:
         """Of (short name, name, settings), the datasets scored by running the code the model wrote:
-        short -> (what runs it, whether it runs each program as a process of its own, which the sandbox
-        can hold). The default evaluator runs no code."""
+        short -> (what runs it, None where each program runs in the sandbox, else why it cannot). The
+        default evaluator runs no code."""
         return {}
 
     def python(self) -> str:
@@ -235,14 +235,13 @@ class Evaluator(ABC):
         runners = {short: runner for short, (runner, _) in found.items()}
         if self.sandbox == "off":
             return {"mode": "off", "datasets": runners}
-        inside = {short: runner for short, (runner, separate) in found.items() if not separate}
-        if inside:
-            short, runner = next(iter(inside.items()))
+        held_out = {short: (runner, why) for short, (runner, why) in found.items() if why}
+        if held_out:
+            short, (runner, why) = next(iter(held_out.items()))
             raise UserError(
-                f"{short}: {runner} runs the code the model wrote inside {self.label}'s own process, where "
-                "bench_app cannot put it in a sandbox (it sandboxes evaluators that start each program as a "
-                "process of its own, such as LiveCodeBench's code generation). Only on a machine you can "
-                "afford to lose: evaluator.sandbox=off runs it unsandboxed (recorded in the snapshot)."
+                f"{short}: {runner} runs the code the model wrote where bench_app cannot put it in a sandbox "
+                f"({why}). Only on a machine you can afford to lose: evaluator.sandbox=off runs it "
+                "unsandboxed (recorded in the snapshot)."
             )
         sandbox = self.sandboxing()
         problem = sandbox.problem()

@@ -98,7 +98,7 @@ class AisbenchEvaluator(Evaluator):
 
     def code_datasets(
         self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
-    ) -> Dict[str, Tuple[str, bool]]:
+    ) -> Dict[str, Tuple[str, Optional[str]]]:
         return code_runners(self._configs_dir("datasets"), datasets)
 
     def _configs_dir(self, kind: str) -> Optional[Path]:
