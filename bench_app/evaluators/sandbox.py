@@ -9,7 +9,7 @@ time. The program ends with its sandbox: one whose first process exits (or is ki
 limit) takes every process inside with it.
 
 Run as root, bwrap builds the sandbox with root's privileges; the program is dropped to a uid of its own
-(100000 + the pid of the process that starts it, so that sandboxes side by side do not share RLIMIT_NPROC,
+(100000 + the id of the thread that starts it, so that sandboxes side by side do not share RLIMIT_NPROC,
 which the kernel does not apply to root at all), then a second, unprivileged bwrap forbids new user
 namespaces. Run as another user, bwrap needs unprivileged user namespaces and maps that user to nobody.
 """
@@ -29,8 +29,9 @@ from bench_app.common.errors import UserError
 # evaluator.sandbox: auto sandboxes every dataset whose scoring runs the model's code; off runs it as is.
 SANDBOX_MODES = ("auto", "off")
 NOBODY = 65534
-# Run as root, the program's uid: this plus the pid of the evaluator process that starts it (one program at
-# a time per process), put in place of UID_MARK on its command line by whoever starts it.
+# Run as root, the program's uid: this plus the id of the evaluator thread that starts it (one program at a
+# time per thread; a thread's id is a pid no other live thread or process has), put in place of UID_MARK on
+# its command line by whoever starts it.
 UID_BASE = 100000
 UID_MARK = "@uid@"
 # The variable sitecustomize.py (evaluators/overlay) reads: {"argv": the command line a program is started
@@ -53,7 +54,8 @@ class SandboxLimits:
 
 
 def for_process(argv: Sequence[str], pid: int) -> List[str]:
-    """The sandbox's command line as the process `pid` starts a program with it (its uid, run as root)."""
+    """The sandbox's command line as the thread (or single-threaded process) `pid` starts a program with it
+    (its uid, run as root)."""
     return [arg.replace(UID_MARK, str(UID_BASE + pid)) for arg in argv]
 
 
@@ -160,7 +162,7 @@ class Sandbox:
             "mode": "auto",
             "tool": shutil.which(self.tool) or self.tool,
             "version": self.version(),
-            "user": f"{UID_BASE} + the starting process's pid" if os.geteuid() == 0 else NOBODY,
+            "user": f"{UID_BASE} + the starting thread's id" if os.geteuid() == 0 else NOBODY,
             "network": "none",
             "limits": asdict(self.limits),
             "datasets": dict(datasets),
