@@ -154,6 +154,42 @@ def sandbox_processes():
     ]
 
 
+def assert_contained(canaries):
+    """Nothing read, nothing received, nothing written, nothing left running."""
+    for file in (canaries["home"], canaries["run"]):
+        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
+    assert canaries["server"].received == []
+    assert not canaries["outside"].exists()
+    assert not list((PROJECT_ROOT / ".venv").glob("pwned"))
+    assert sandbox_processes() == []
+
+
+def hostile_run(tmp_path, canaries, dataset, script, wall_s, name):
+    """A real run of `dataset` against a stand-in server answering with `script` ({text in the question:
+    answer}); the run folder, once the run exited 0."""
+    answers = tmp_path / f"answers_{name}.json"
+    answers.write_text(json.dumps(script))
+    done = run_cli(
+        [
+            f"hydra.searchpath=[file://{FAKES_CONF}]",
+            "engine=scripted",
+            f"dataset={dataset}",
+            f"evaluator.sandbox_limits.wall_s={wall_s}",
+            f"benchmark.name={name}",
+        ],
+        tmp_path,
+        env={"FAKE_ENGINE_ANSWERS": str(answers), "BENCH_APP_CANARY_SECRET": canaries["secret"]},
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return tmp_path / "outputs" / name, done
+
+
+def fenced(found, names, solution):
+    """A fenced answer: the attacks `names` of `found`, then the solution (see program)."""
+    return f"```python\n{program([found[n] for n in names], solution)}\n```"
+
+
 def test_honest_solutions_score_the_same_inside_and_outside_the_sandbox(tmp_path):
     honest = json.loads((SAMPLE / "solutions.json").read_text())
     answers = [[question, program] for question, program in honest.items()]
@@ -185,13 +221,7 @@ def test_every_hostile_program_is_contained_and_scored_as_failed(tmp_path, canar
     )
     assert passed[len(programs) :] == [True] * 8, results
     assert took < 120  # the sleeper was stopped at its wall limit, not after its 300 s
-    # Nothing read, nothing received, nothing written, nothing left running.
-    for file in (canaries["home"], canaries["run"]):
-        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
-    assert canaries["server"].received == []
-    assert not canaries["outside"].exists()
-    assert not list((PROJECT_ROOT / ".venv").glob("pwned"))
-    assert sandbox_processes() == []
+    assert_contained(canaries)
 
     # The same attacks without the sandbox succeed (the harmless ones): what the checks above would see.
     harmless = ["read_home", "read_run", "write_outside", "secret"]
@@ -302,12 +332,7 @@ def test_evaluators_that_exec_the_code_contain_every_hostile_program(tmp_path, c
     assert results["humaneval"][len(found) :] == ["passed"], results["humaneval"]
     assert results["test_output"] == [False] * len(expressions)
     assert results["code_execution"] == [False] * len(expressions)
-    for file in (canaries["home"], canaries["run"]):
-        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
-    assert canaries["server"].received == []
-    assert not canaries["outside"].exists()
-    assert not list((PROJECT_ROOT / ".venv").glob("pwned"))
-    assert sandbox_processes() == []
+    assert_contained(canaries)
 
     # Without the sandbox the harmless attacks succeed: what the checks above would see.
     bare = {
@@ -324,50 +349,32 @@ def test_evaluators_that_exec_the_code_contain_every_hostile_program(tmp_path, c
 
 def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_path, canaries):
     found = attacks(canaries)
-
-    def fenced(names, solution):
-        return f"```python\n{program([found[n] for n in names], solution)}\n```"
-
     # The sample's four questions (two read stdin, two are LeetCode-style classes), each answered by attacks.
     script = {
-        "Print A + B": fenced(["read_home", "read_run", "secret", "write_outside"], SUM),
-        "Print S reversed": fenced(["connect", "kill_parent"], "print(input().strip()[::-1] if ok else '')"),
+        "Print A + B": fenced(found, ["read_home", "read_run", "secret", "write_outside"], SUM),
+        "Print S reversed": fenced(
+            found, ["connect", "kill_parent"], "print(input().strip()[::-1] if ok else '')"
+        ),
         "return its largest element": fenced(
+            found,
             ["fork_bomb"],
             "class Solution:\n    def largest(self, nums):\n        return max(nums) if ok else 0",
         ),
         "how many of its letters are vowels": fenced(
+            found,
             ["memory", "sleep"],
             "class Solution:\n    def countVowels(self, s):\n"
             "        return sum(c in 'aeiou' for c in s) if ok else -1",
         ),
     }
-    answers = tmp_path / "answers.json"
-    answers.write_text(json.dumps(script))
-    done = run_cli(
-        [
-            f"hydra.searchpath=[file://{FAKES_CONF}]",
-            "engine=scripted",
-            "dataset=sample_livecodebench",
-            "evaluator.sandbox_limits.wall_s=10",
-            "benchmark.name=hostile",
-        ],
-        tmp_path,
-        env={"FAKE_ENGINE_ANSWERS": str(answers), "BENCH_APP_CANARY_SECRET": canaries["secret"]},
-        timeout=900,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    run = tmp_path / "outputs" / "hostile"
+    run, done = hostile_run(tmp_path, canaries, "sample_livecodebench", script, 10, "hostile")
     result = load(run / "results.yaml")["datasets"]["sample_livecodebench"]
     assert result["status"] == "ok" and result["metrics"]["pass@1"] == 0.0
     samples = [
         json.loads(line) for line in (run / "sample_livecodebench/samples.jsonl").read_text().splitlines()
     ]
     assert len(samples) == 4 and not any(s["correct"] for s in samples)
-    for file in (canaries["home"], canaries["run"]):
-        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
-    assert canaries["server"].received == [] and not canaries["outside"].exists()
-    assert sandbox_processes() == []
+    assert_contained(canaries)
     sandbox = load(run / "configs/metadata.yaml")["sandbox"]
     assert sandbox["mode"] == "auto" and sandbox["version"].startswith("bubblewrap")
     assert sandbox["datasets"] == {"sample_livecodebench": "LCBCodeGenerationEvaluator"}
@@ -378,55 +385,35 @@ def test_a_run_answered_with_hostile_code_finishes_with_every_answer_failed(tmp_
     again = run_cli(["rescore", str(run)], tmp_path, env={"BENCH_APP_CANARY_SECRET": canaries["secret"]})
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert load(run / "results.yaml")["datasets"]["sample_livecodebench"]["metrics"]["pass@1"] == 0.0
-    for file in (canaries["home"], canaries["run"]):
-        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read when re-scored"
-    assert canaries["server"].received == [] and not canaries["outside"].exists()
+    assert_contained(canaries)
 
 
 def test_an_mbpp_run_answered_with_hostile_code_scores_only_the_honest_answers(tmp_path, canaries):
     found = attacks(canaries)
-
-    def fenced(names, solution):
-        return f"```python\n{program([found[n] for n in names], solution)}\n```"
-
     # The sample's four scored problems: two answered by attacks (each solved only if one worked), two
     # honestly; AISBench's MBPP pass@k evaluator runs each in a fork of its own task, sandboxed.
     script = {
         "sum of the digits": fenced(
+            found,
             ["read_home", "read_run", "secret", "write_outside", "connect", "kill_parent"],
             "def digit_sum(n):\n    return sum(int(d) for d in str(n)) if ok else -1",
         ),
         "reads the same backwards": fenced(
+            found,
             ["fork_bomb", "memory", "sleep", "user_namespace", "output_flood"],
             "def is_palindrome(s):\n    return s == s[::-1] if ok else None",
         ),
         "count the even numbers": fenced(
-            [], "def count_even(nums):\n    return sum(n % 2 == 0 for n in nums)"
+            found, [], "def count_even(nums):\n    return sum(n % 2 == 0 for n in nums)"
         ),
-        "second largest distinct": fenced([], "def second_largest(nums):\n    return sorted(set(nums))[-2]"),
+        "second largest distinct": fenced(
+            found, [], "def second_largest(nums):\n    return sorted(set(nums))[-2]"
+        ),
     }
-    answers = tmp_path / "answers.json"
-    answers.write_text(json.dumps(script))
-    done = run_cli(
-        [
-            f"hydra.searchpath=[file://{FAKES_CONF}]",
-            "engine=scripted",
-            "dataset=sample_mbpp",
-            "evaluator.sandbox_limits.wall_s=5",
-            "benchmark.name=hostile_mbpp",
-        ],
-        tmp_path,
-        env={"FAKE_ENGINE_ANSWERS": str(answers), "BENCH_APP_CANARY_SECRET": canaries["secret"]},
-        timeout=900,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    run = tmp_path / "outputs" / "hostile_mbpp"
+    run, _ = hostile_run(tmp_path, canaries, "sample_mbpp", script, 5, "hostile_mbpp")
     result = load(run / "results.yaml")["datasets"]["sample_mbpp"]
     assert result["status"] == "ok" and result["metrics"]["pass@1"] == 50.0, result
-    for file in (canaries["home"], canaries["run"]):
-        assert os.stat(file).st_atime < os.stat(file).st_mtime, f"{file} was read"
-    assert canaries["server"].received == [] and not canaries["outside"].exists()
-    assert sandbox_processes() == []
+    assert_contained(canaries)
     assert load(run / "configs/metadata.yaml")["sandbox"]["datasets"] == {"sample_mbpp": "MBPPPassKEvaluator"}
 
 
