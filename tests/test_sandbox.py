@@ -120,28 +120,28 @@ def program(codes, solution=SUM):
     return text + solution
 
 
-def score(answers, tmp_path, sandbox, timeout=3, limits=None, env=None):
-    """[[question_id, program], ...] scored by AISBench's LCBCodeGenerationEvaluator: each one's results."""
+def evaluator_script(argv, tmp_path, sandbox, limits, env, timeout_s):
+    """A script run with the evaluator environment's python, as a run's evaluator would be (sandboxed or
+    not, by its environment): the JSON of its last line."""
     evaluator = AisbenchEvaluator(
         command=[AIS_BENCH], sandbox=sandbox, sandbox_limits=limits or SandboxLimits()
     )
-    file = tmp_path / f"answers_{uuid.uuid4().hex}.json"
-    file.write_text(json.dumps(answers))
     done = subprocess.run(
-        [
-            PYTHON,
-            str(PROJECT_ROOT / "tests/fakes/score_livecodebench.py"),
-            str(SAMPLE),
-            str(file),
-            str(timeout),
-        ],
+        [PYTHON, *map(str, argv)],
         env={**evaluator.environment(tmp_path), **(env or {})},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout_s,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def score(answers, tmp_path, sandbox, timeout=3, limits=None, env=None):
+    """[[question_id, program], ...] scored by AISBench's LCBCodeGenerationEvaluator: each one's results."""
+    file = tmp_path / f"answers_{uuid.uuid4().hex}.json"
+    file.write_text(json.dumps(answers))
+    return evaluator_script([SCORE_SCRIPT, SAMPLE, file, timeout], tmp_path, sandbox, limits, env, 600)
 
 
 def sandbox_processes():
@@ -234,21 +234,12 @@ def test_every_hostile_program_is_contained_and_scored_as_failed(tmp_path, canar
 def score_in_process(cases, tmp_path, sandbox, limits=None, env=None):
     """Cases scored by the evaluators that run the model's code in a fork of their own process (or `eval`
     it): each group's results (tests/fakes/score_code_evaluators.py)."""
-    evaluator = AisbenchEvaluator(
-        command=[AIS_BENCH], sandbox=sandbox, sandbox_limits=limits or SandboxLimits()
-    )
     work = tmp_path / f"work_{uuid.uuid4().hex}"
     work.mkdir()
     (work / "cases.json").write_text(json.dumps(cases))
-    done = subprocess.run(
-        [PYTHON, str(SCORE_IN_PROCESS_SCRIPT), str(work / "cases.json"), str(work)],
-        env={**evaluator.environment(tmp_path), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    return evaluator_script(
+        [SCORE_IN_PROCESS_SCRIPT, work / "cases.json", work], tmp_path, sandbox, limits, env, 900
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 ADD = {

@@ -72,7 +72,8 @@ class _SandboxedSubprocess:
         return self._subprocess.CompletedProcess(argv, done.returncode, output[0], output[1])
 
 
-_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_app_code_runner.py")
+_RUNNER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_app_code_runner.py")
+_RUNNER = []  # its text, read on the first program (not at start-up: most evaluator processes run none)
 _TIMED_OUT = object()
 
 
@@ -82,12 +83,12 @@ def _run_in_sandbox(job, wait_s):
     _TIMED_OUT when it was still running after wait_s."""
     import subprocess
 
-    with open(_RUNNER, encoding="utf-8") as handle:
-        runner = handle.read()
-    started = _SandboxedSubprocess(_SANDBOX)
+    if not _RUNNER:
+        with open(_RUNNER_FILE, encoding="utf-8") as handle:
+            _RUNNER.append(handle.read())
     try:
-        done = started.run(
-            [sys.executable, "-c", runner],
+        done = _SandboxedSubprocess(_SANDBOX).run(
+            [sys.executable, "-c", _RUNNER[0]],
             input=json.dumps(job),
             capture_output=True,
             text=True,
@@ -95,13 +96,13 @@ def _run_in_sandbox(job, wait_s):
         )
     except subprocess.TimeoutExpired:
         return _TIMED_OUT
-    lines = done.stdout.strip().splitlines()
     # The runner exits 0 with its result; a program that killed a process of its sandbox (its parent:
     # os.kill(os.getppid(), 9)) gets no result.
-    if done.returncode != 0:
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
         return None
     try:
-        return json.loads(lines[-1])["result"] if lines else None
+        return json.loads(lines[-1])["result"]
     except (ValueError, KeyError, TypeError):
         return None
 
