@@ -1,7 +1,7 @@
 """Context budget check: time to count every prompt's tokens (chat template applied), cold and cached.
 
     .venv/bin/python benchmarks/context_budget.py [N_PROMPTS]
-Measures bench_app.run.budget.check_context for (1) the embedded default's four sample datasets and
+Measures bench_app.run.planning.budget.check_context for (1) the embedded default's four sample datasets and
 (2) a generated gsm8k-format dataset of N_PROMPTS questions (default 10,000), each first with an empty
 cache (one evaluator process renders and counts) and then again (served from the cache).
 """
@@ -19,14 +19,14 @@ from hydra import compose, initialize_config_dir
 def plan_of(overrides):
     from bench_app.cli.main import CONF_DIR
     from bench_app.config.resolve import resolve
-    from bench_app.run.plan import build_plan
+    from bench_app.run.planning.plan import build_plan
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return build_plan(resolve(compose(config_name="config", overrides=["benchmark.name=b", *overrides])))
 
 
 def timed(overrides):
-    from bench_app.run.budget import check_context
+    from bench_app.run.planning.budget import check_context
 
     plan = plan_of(overrides)  # composing is not part of the check
     started = time.perf_counter()

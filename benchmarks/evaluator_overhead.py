@@ -26,7 +26,7 @@ from bench_app.common.net import free_port, http_get_text
 from bench_app.config.resolve import resolve
 from bench_app.config.resolvers import PROJECT_ROOT
 from bench_app.evaluators import Endpoint
-from bench_app.run.plan import build_plan
+from bench_app.run.planning.plan import build_plan
 
 SUBJECTS = [
     "computer_network",

@@ -1,5 +1,5 @@
-"""What the relay (bench_app.run.relay) costs at an evaluator's concurrency, against a FAST STAND-IN server:
-bench_app's own overhead only; no model answers here.
+"""What the relay (bench_app.run.relay.proxy) costs at an evaluator's concurrency, against a FAST STAND-IN
+server: bench_app's own overhead only; no model answers here.
 
     .venv/bin/python benchmarks/relay_throughput.py [--requests N] [--levels 16,256,1024]
 
@@ -60,8 +60,8 @@ def serve_stand_in() -> None:
 
 def serve_relay() -> None:
     """The relay as a run has it: cache and recording on, in a folder of its own."""
-    from bench_app.run.cache import RequestCache
-    from bench_app.run.relay import Relay
+    from bench_app.records.cache import RequestCache
+    from bench_app.run.relay.proxy import Relay
 
     upstream, folder, port_file = int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     profile = len(sys.argv) > 5

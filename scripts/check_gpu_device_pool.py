@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_app.run.resources import LeaseError, ResourcePool, device_pool  # noqa: E402
+from bench_app.run.serving.resources import LeaseError, ResourcePool, device_pool  # noqa: E402
 
 PROBE = (
     "import json, torch; print(json.dumps({'count': torch.cuda.device_count(), "

@@ -1,5 +1,5 @@
 """The run folder's record types as markdown tables (docs/run-folder.md, between its `records` markers):
-each field, its type and the comment beside it in bench_app/rundir/records.py.
+each field, its type and the comment beside it in bench_app/records/ (documents.py, answers.py).
 
     .venv/bin/python scripts/record_reference.py          print the tables
     .venv/bin/python scripts/record_reference.py --write  put them into docs/run-folder.md
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "bench_app" / "rundir" / "records.py"
+SOURCES = [ROOT / "bench_app" / "records" / name for name in ("documents.py", "answers.py")]
 PAGE = ROOT / "docs" / "run-folder.md"
 BEGIN, END = "<!-- records:begin (scripts/record_reference.py --write) -->", "<!-- records:end -->"
 DOCUMENTS = [
@@ -23,6 +23,7 @@ DOCUMENTS = [
     ("RunMetadata", "configs/metadata.yaml"),
     ("RunState", "configs/metadata.yaml `run`"),
     ("SampleRecord", "`<dataset>/samples.jsonl`, one per line"),
+    ("RequestLine", "`<dataset>/requests.jsonl`, one per line"),
     ("SweepResults", "a sweep's results.yaml"),
     ("SweepJob", "a sweep's results.yaml `jobs[]`"),
 ]
@@ -42,12 +43,15 @@ def _comments(lines, node, previous_end):
 
 
 def tables() -> str:
-    source = SOURCE.read_text(encoding="utf-8")
-    lines = source.splitlines()
-    classes = {n.name: n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+    classes = {}
+    for path in SOURCES:
+        source = path.read_text(encoding="utf-8")
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] = (node, source.splitlines())
     out = []
     for name, where in DOCUMENTS:
-        node = classes[name]
+        node, lines = classes[name]
         out += [f"**{where}** (`{name}`)", "", "| field | type | what it holds |", "|---|---|---|"]
         previous_end = node.body[0].end_lineno if isinstance(node.body[0], ast.Expr) else node.lineno
         for item in node.body:

@@ -16,7 +16,7 @@ from bench_app.config.resolve import resolve
 from bench_app.engines import Engine
 from bench_app.engines.base import EngineServer
 from bench_app.evaluators.aisbench import catalog
-from bench_app.run.plan import build_plan
+from bench_app.run.planning.plan import build_plan
 
 PYTHON = sys.executable
 BROKEN_ENGINE = str(Path(__file__).parent / "fakes" / "broken_engine.py")
@@ -226,10 +226,10 @@ def vllm_server(tmp_path_factory):
 # ------------------------------------------------- every document a writer produced, read strictly
 def assert_documents_typed(run_dir):
     """Every document of a run folder reads into its record type with no undeclared key
-    (bench_app.rundir.records; strict=True raises UndeclaredFields naming the key a writer added)."""
+    (bench_app.records.documents; strict=True raises UndeclaredFields naming the key a writer added)."""
     import json
 
-    from bench_app.rundir.records import DatasetEntry, RunMetadata, RunResults, SampleRecord, ServerEntry
+    from bench_app.records.documents import DatasetEntry, RunMetadata, RunResults, SampleRecord, ServerEntry
 
     run_dir = Path(run_dir)
     checked = []

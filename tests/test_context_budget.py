@@ -76,7 +76,7 @@ def test_answers_cut_at_max_out_len_are_counted_and_shown_as_a_reason(workdir, v
 
 
 def test_num_prompts_keeps_the_first_prompts_of_each_subset_as_aisbench_does():
-    from bench_app.run.budget import summarise
+    from bench_app.run.planning.budget import summarise
 
     counts = {"prompt_tokens": [10, 11, 12, 50, 51], "max_out_len": [4] * 5, "subset_sizes": [3, 2]}
     one_each = summarise(counts, 100, num_prompts=1)

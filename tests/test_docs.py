@@ -64,6 +64,6 @@ def test_the_run_folder_page_lists_every_field_of_the_record_types():
     spec.loader.exec_module(reference)
     page = reference.PAGE.read_text(encoding="utf-8")
     assert page == reference.page_with_tables(page), (
-        "docs/run-folder.md differs from bench_app/rundir/records.py: run "
+        "docs/run-folder.md differs from the types in bench_app/records/: run "
         "`.venv/bin/python scripts/record_reference.py --write`"
     )

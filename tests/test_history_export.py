@@ -17,7 +17,8 @@ from run_folders import write_run, write_sweep  # noqa: E402
 
 from bench_app.common.errors import UserError  # noqa: E402
 from bench_app.exports.mlflow import RUN_ID_TAG, export_finished, tracking_uri  # noqa: E402
-from bench_app.rundir.index import INDEX_FILE, RunIndex  # noqa: E402
+from bench_app.records.names import RUNS_INDEX_FILE
+from bench_app.rundir.index import RunIndex  # noqa: E402
 
 ANSWERS = {"d_math": [True, False, True, True], "d_facts": [True, False]}
 
@@ -69,7 +70,7 @@ def test_runs_lists_every_run_newest_first_with_filters(history):
 def test_the_index_follows_the_folders_it_caches(history):
     outputs = history / "outputs"
     runs(history)
-    assert (outputs / INDEX_FILE).is_file()
+    assert (outputs / RUNS_INDEX_FILE).is_file()
     index = RunIndex(outputs)
     assert index.refresh() == (0, 0)  # warm: nothing read again
     results = outputs / "w8a8/results.yaml"
@@ -83,7 +84,7 @@ def test_the_index_follows_the_folders_it_caches(history):
     index.close()
     rows = {r["name"]: r for r in runs(history)}
     assert rows["w8a8"]["scores"]["d_math"] == 25.0 and "bf16_old" not in rows
-    (outputs / INDEX_FILE).write_bytes(b"not a database at all" * 100)  # a broken cache is rebuilt
+    (outputs / RUNS_INDEX_FILE).write_bytes(b"not a database at all" * 100)  # a broken cache is rebuilt
     assert len(runs(history)) == 4
     other = history / "elsewhere"
     write_run(other, "moved_run", ANSWERS, timestamp="2026-12-01T08:00:00")
@@ -238,7 +239,9 @@ def test_a_run_indexes_itself_and_exports_at_its_end(tmp_path):
     assert f"exported to MLflow ({uri}): 1 run(s)" in done.stdout
     (exported,) = exported_runs(mlflow_client(uri))
     assert exported.info.status == "FAILED" and exported.data.tags["status"] == "failed"
-    with sqlite3.connect(tmp_path / "outputs" / INDEX_FILE) as db:  # recorded by the run, before any listing
+    with sqlite3.connect(
+        tmp_path / "outputs" / RUNS_INDEX_FILE
+    ) as db:  # recorded by the run, before any listing
         (row,) = db.execute("SELECT row FROM runs").fetchall()
     assert json.loads(row[0])["name"] == "exported" and json.loads(row[0])["status"] == "failed"
 

@@ -11,8 +11,9 @@ import pytest
 from conftest import FAKES_CONF, load, plan_for, run_cli
 
 from bench_app.common.errors import UserError
+from bench_app.records.folder import RunFolder
 from bench_app.reports.load import knee, request_stats
-from bench_app.run.load_levels import split_short
+from bench_app.run.planning.load_levels import split_short
 
 
 def write_marbles(folder: Path, count: int) -> Path:
@@ -78,9 +79,10 @@ def test_request_stats_measure_the_window_the_concurrency_and_the_latency(tmp_pa
          "first_token_s": 0.2},
         {"started_at": 99.0, "seconds": 0.0, "status": 200, "cached": True},
     ]  # fmt: skip
-    path = tmp_path / "requests.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    stats = request_stats(path)
+    folder = RunFolder(tmp_path)
+    folder.dataset_dir("d").mkdir()
+    folder.requests_file("d").write_text("".join(json.dumps(r) + "\n" for r in records))
+    stats = request_stats(folder.read_requests("d"))
     assert stats["requests"] == 3 and stats["cached"] == 1 and stats["window_s"] == 4.0
     assert stats["max_in_flight"] == 2 and stats["output_tokens_per_s"] == 15.0
     assert stats["requests_per_s"] == 0.75 and stats["e2e_s_p50"] == 2.0

@@ -5,8 +5,8 @@ import json
 import pytest
 from scipy.stats import binomtest
 
+from bench_app.records.documents import SampleRecord
 from bench_app.reports.paired import load_samples, mcnemar_exact_p, pair
-from bench_app.rundir.records import SampleRecord
 
 
 def records(correct, prompt="q"):

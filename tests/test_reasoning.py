@@ -7,8 +7,8 @@ import pytest
 from conftest import load, plan_for, run_cli
 
 from bench_app.evaluators.aisbench.task import request_kwargs, task_config_text
-from bench_app.run.plan import config_fingerprint, effective_dataset_record
-from bench_app.rundir.layout import RunFolder
+from bench_app.records.folder import RunFolder
+from bench_app.run.planning.plan import config_fingerprint, effective_dataset_record
 
 DRY = ["execution.dry_run=true"]
 
@@ -156,7 +156,7 @@ def _reasoning_run(workdir, shape, name, *extra):
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     run = workdir / "outputs" / name
-    samples = {r["id"]: r for r in RunFolder(run).read_samples("sample_gsm8k", texts=True)}
+    samples = {r.id: r for r in RunFolder(run).read_samples("sample_gsm8k", texts=True)}
     return done, load(run / "results.yaml")["datasets"]["sample_gsm8k"], samples
 
 
@@ -184,23 +184,21 @@ def test_real_aisbench_scores_a_reasoning_model_without_its_thinking(workdir, sh
     )
     assert "reasoning sample_gsm8k: 1 of 4 cut in thinking; score all 50.0, finished 66.6667" in done.stdout
     cut = samples[1]
-    assert cut["cut_in_thinking"] is True and cut["correct"] is False and cut["finish_reason"] == "length"
-    assert cut["finish_reason_from"] == "server" and "answer:30" in cut["reasoning"] and cut["answer"] == ""
+    assert cut.cut_in_thinking is True and cut.correct is False and cut.finish_reason == "length"
+    assert cut.finish_reason_from == "server" and "answer:30" in cut.reasoning and cut.answer == ""
     right = samples[2]
-    assert (right["answer"], right["correct"]) == ("answer:12", True) and "answer:11" in right["reasoning"]
-    assert right["reasoning_tokens"] > right["answer_tokens"] > 0
+    assert (right.answer, right.correct) == ("answer:12", True) and "answer:11" in right.reasoning
+    assert right.reasoning_tokens > right.answer_tokens > 0
     # Each answer stored once besides AISBench's files: the thinking is in the run's request cache only (the
     # relay's record names its key, length and hash); AISBench's output (the thinking and the answer
     # joined) is put together again from it.
     run = workdir / "outputs" / f"r_{shape}"
     assert "answer:11" not in (run / "sample_gsm8k/samples.jsonl").read_text()
-    recorded = json.loads(
-        (run / "sample_gsm8k/requests.jsonl").read_text().splitlines()[right["request_line"]]
-    )
+    recorded = json.loads((run / "sample_gsm8k/requests.jsonl").read_text().splitlines()[right.request_line])
     assert recorded["reasoning"] is None and recorded["cache_key"] and "answer:11" not in json.dumps(recorded)
     joined = {"tags": "<think>{reasoning}</think>{answer}", "parsed": "{reasoning}</think>{answer}"}[shape]
-    assert right["output_from"] == joined and right["output"].endswith("</think>answer:12")
-    assert right["reasoning_chars"] == len(right["reasoning"])
+    assert right.output_from == joined and right.output.endswith("</think>answer:12")
+    assert right.reasoning_chars == len(right.reasoning)
     # report.html: the reasoning table and the histogram of reasoning tokens, no console error
     report = workdir / "outputs" / f"r_{shape}" / "report.html"
     assert browser.open(report, "#reasoning") == []
@@ -213,5 +211,5 @@ def test_real_aisbench_scores_a_reasoning_model_without_its_thinking(workdir, sh
 def test_as_is_lets_a_cut_answer_be_scored_from_its_thinking(workdir):
     """What happened before: the draft inside an unfinished thinking was credited."""
     _, result, samples = _reasoning_run(workdir, "parsed", "r_as_is", "aisbench.cut_in_thinking=as_is")
-    assert samples[1]["cut_in_thinking"] is True and samples[1]["correct"] is True
+    assert samples[1].cut_in_thinking is True and samples[1].correct is True
     assert result["metrics"]["accuracy"] == 75.0 and result["reasoning"]["score_finished"] == 66.6667

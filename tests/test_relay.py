@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench_app.run.answers import split_reasoning
-from bench_app.run.relay import Relay
+from bench_app.records.answers import split_reasoning
+from bench_app.run.relay.proxy import Relay
 
 ANSWERS = {
     # user text -> (content, reasoning_content, finish_reason)
@@ -148,7 +148,7 @@ def test_split_reasoning():
 
 
 def test_the_cache_answers_what_it_has_and_misses_on_any_change(upstream, tmp_path):
-    from bench_app.run.cache import RequestCache
+    from bench_app.records.cache import RequestCache
 
     cache = RequestCache(tmp_path / "requests.sqlite")
     out = tmp_path / "requests.jsonl"
@@ -172,7 +172,7 @@ def test_the_cache_answers_what_it_has_and_misses_on_any_change(upstream, tmp_pa
 def test_a_cache_that_cannot_be_used_is_set_aside_with_a_warning(tmp_path):
     import sqlite3
 
-    from bench_app.run.cache import CACHE_SCHEMA_VERSION, open_cache
+    from bench_app.records.cache import CACHE_SCHEMA_VERSION, open_cache
 
     broken = tmp_path / "broken.sqlite"
     broken.write_bytes(b"not a database at all" * 100)
@@ -189,8 +189,8 @@ def test_every_change_that_changes_an_answer_is_another_key(tmp_path):
     """max_out_len (max_tokens), temperature, seed, thinking: in the request; the rope override and the
     model files: in the engine's fingerprint."""
 
-    from bench_app.run.cache import RequestCache
-    from bench_app.run.identity import engine_fingerprint
+    from bench_app.records.cache import RequestCache
+    from bench_app.run.planning.identity import engine_fingerprint
 
     model = tmp_path / "model"
     model.mkdir()
@@ -236,10 +236,10 @@ def test_every_change_that_changes_an_answer_is_another_key(tmp_path):
 
 def test_two_processes_sharing_one_cache_lose_no_entry(tmp_path):
     """The jobs of a sweep write one shared cache at once."""
-    from bench_app.run.cache import RequestCache
+    from bench_app.records.cache import RequestCache
 
     script = (
-        "import sys; from pathlib import Path; from bench_app.run.cache import RequestCache\n"
+        "import sys; from pathlib import Path; from bench_app.records.cache import RequestCache\n"
         "cache = RequestCache(Path(sys.argv[1]))\n"
         "for i in range(200):\n"
         "    cache.put(f'{sys.argv[2]}-{i}', 'engine', {'choices': [{'message': {'content': str(i)}}]})\n"
@@ -353,7 +353,7 @@ def _concurrent_posts(port, texts, concurrency):
 
 
 def test_a_thousand_connections_at_once_are_all_answered_and_recorded(upstream, tmp_path):
-    from bench_app.run.cache import RequestCache
+    from bench_app.records.cache import RequestCache
 
     cache = RequestCache(tmp_path / "requests.sqlite")
     out = tmp_path / "requests.jsonl"
@@ -375,8 +375,8 @@ import sys, threading, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from test_relay import StandIn, Upstream
-from bench_app.run.cache import RequestCache
-from bench_app.run.relay import Relay
+from bench_app.records.cache import RequestCache
+from bench_app.run.relay.proxy import Relay
 server = Upstream(("127.0.0.1", 0), StandIn)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 folder = Path(sys.argv[1])
@@ -395,7 +395,7 @@ def test_kill_9_loses_no_answer_the_evaluator_was_given(tmp_path):
     import signal
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench_app.run.cache import RequestCache
+    from bench_app.records.cache import RequestCache
 
     relay = subprocess.Popen(
         [sys.executable, "-c", RELAY_PROCESS, str(tmp_path), str(Path(__file__).parent)],
@@ -442,7 +442,7 @@ def test_kill_9_loses_no_answer_the_evaluator_was_given(tmp_path):
 def test_answers_are_stored_compressed_and_a_cache_of_plain_json_rows_still_reads(tmp_path):
     import sqlite3
 
-    from bench_app.run.cache import CACHE_SCHEMA_VERSION, RequestCache
+    from bench_app.records.cache import CACHE_SCHEMA_VERSION, RequestCache
 
     old = tmp_path / "old.sqlite"  # as the first schema wrote it: the answer as JSON text
     with sqlite3.connect(old) as db:
@@ -467,8 +467,8 @@ def test_answers_are_stored_compressed_and_a_cache_of_plain_json_rows_still_read
 def test_with_the_runs_own_cache_a_record_refers_to_it_for_the_reasoning(upstream, tmp_path):
     """Each answer stored once in the run folder: the cache holds the text, the record its length and hash
     (and a cache off or shared: the record keeps the text)."""
-    from bench_app.run.answers import reasoning_of, text_sha256
-    from bench_app.run.cache import RequestCache
+    from bench_app.records.answers import reasoning_of, text_sha256
+    from bench_app.records.cache import RequestCache
 
     cache = RequestCache(tmp_path / "requests.sqlite")
     own, shared = tmp_path / "own.jsonl", tmp_path / "shared.jsonl"
@@ -491,7 +491,7 @@ def test_with_the_runs_own_cache_a_record_refers_to_it_for_the_reasoning(upstrea
 def test_a_runs_own_cache_is_never_pruned(tmp_path):
     from conftest import run_cli
 
-    from bench_app.run.cache import RequestCache
+    from bench_app.records.cache import RequestCache
 
     run = tmp_path / "outputs" / "run"
     (run / "configs").mkdir(parents=True)
@@ -506,8 +506,8 @@ def test_a_runs_own_cache_is_never_pruned(tmp_path):
 
 
 def test_a_miss_says_what_changed_since_the_answers_it_did_not_reuse(tmp_path):
-    from bench_app.run.cache import RequestCache
-    from bench_app.run.identity import engine_identity, fingerprint_of
+    from bench_app.records.cache import RequestCache
+    from bench_app.run.planning.identity import engine_identity, fingerprint_of, why_not_reused
 
     model = tmp_path / "model"
     model.mkdir()
@@ -518,17 +518,17 @@ def test_a_miss_says_what_changed_since_the_answers_it_did_not_reuse(tmp_path):
     before = engine_identity(args)
     cache.remember_engine(fingerprint_of(before), before)
     cache.put("k", fingerprint_of(before), {"choices": []})
-    assert cache.why_not_reused(fingerprint_of(before), before) is None  # its own answers: reused
+    assert why_not_reused(cache, fingerprint_of(before), before) is None  # its own answers: reused
     (model / "chat_template.jinja").write_text("{{ other }}")
     after = engine_identity({**args, "max_model_len": 4096})
-    said = cache.why_not_reused(fingerprint_of(after), after)
+    said = why_not_reused(cache, fingerprint_of(after), after)
     assert "1 cached answer(s) of this model are not reused" in said
     assert "chat_template.jinja changed" in said and "engine_args.max_model_len: 2048 -> 4096" in said
     # The answers of another engine group of the same run are no news: nothing to say about them.
-    assert cache.why_not_reused(fingerprint_of(after), after, siblings={fingerprint_of(before)}) is None
+    assert why_not_reused(cache, fingerprint_of(after), after, siblings={fingerprint_of(before)}) is None
     cache.put("old", "an-earlier-release-fingerprint", {"choices": []})  # no identity recorded
     other = engine_identity({"model_path": str(tmp_path / "another"), "max_model_len": 2048})
-    assert "come from an earlier bench_app" in cache.why_not_reused(fingerprint_of(other), other)
+    assert "come from an earlier bench_app" in why_not_reused(cache, fingerprint_of(other), other)
     cache.close()
 
 

@@ -14,7 +14,7 @@ from scipy import stats
 
 from bench_app.common.errors import UserError
 from bench_app.evaluators.samples import repeat_summary
-from bench_app.run.repeats import RepeatSeeds
+from bench_app.run.planning.repeats import RepeatSeeds
 
 SAMPLED = ["dataset=sample_gsm8k", "aisbench.num_prompts=3", "++aisbench.generation_kwargs.temperature=0.8"]
 

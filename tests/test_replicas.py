@@ -23,9 +23,10 @@ import pytest
 from conftest import PYTHON, assert_documents_typed, broken_engine_args, load, pid_alive, run_cli, wait_until
 
 from bench_app.common.errors import LeaseError, UserError
-from bench_app.run.balancer import Balancer, counter_difference
-from bench_app.run.relay import Relay
-from bench_app.run.resources import ResourcePool, devices_per_server, replica_count
+from bench_app.run.planning.devices import devices_per_server, replica_count
+from bench_app.run.relay.balancer import Balancer, counter_difference
+from bench_app.run.relay.proxy import Relay
+from bench_app.run.serving.resources import ResourcePool
 
 DRY = ["dataset=sample_gsm8k", "execution.dry_run=true"]
 

@@ -1,4 +1,4 @@
-"""Port and device leases under contention (bench_app.run.resources), with real processes and real flocks."""
+"""Port and device leases under contention (bench_app.run.serving.resources), real processes and flocks."""
 
 import multiprocessing
 import os
@@ -9,7 +9,8 @@ import time
 import pytest
 from conftest import wait_until
 
-from bench_app.run.resources import LeaseError, ResourcePool, device_pool
+from bench_app.run.planning.devices import device_pool
+from bench_app.run.serving.resources import LeaseError, ResourcePool
 
 CTX = multiprocessing.get_context("fork")
 

@@ -1,4 +1,4 @@
-"""The run folder's one owner (bench_app.rundir.layout): a folder written before results.yaml had a
+"""The run folder's one owner (bench_app.records.folder): a folder written before results.yaml had a
 schema_version (kept as a fixture, made by the previous release's `make run`) still reads everywhere; a
 newer schema is refused with a clear message; what is written now carries the version."""
 
@@ -10,8 +10,8 @@ import yaml
 from conftest import assert_documents_typed, run_cli
 
 from bench_app.common.errors import UserError
+from bench_app.records.folder import RESULTS_SCHEMA_VERSION, RunFolder
 from bench_app.reports.html import report_data
-from bench_app.rundir.layout import RESULTS_SCHEMA_VERSION, RunFolder
 from bench_app.sweeps.jobs import read_job
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_before_schema_version"
@@ -64,7 +64,7 @@ def test_results_are_written_with_the_schema_version(tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.write_results({"status": "completed", "datasets": {}})
     assert yaml.safe_load(folder.results_file.read_text())["schema_version"] == RESULTS_SCHEMA_VERSION
-    assert folder.read_results()["status"] == "completed"
+    assert folder.read_results().status == "completed"
 
 
 def _runnable_here(run: Path) -> None:
@@ -89,8 +89,8 @@ def test_rescore_applies_todays_postprocessors_to_a_run_made_before(old_run, tmp
     predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
     done = run_cli(["rescore", str(old_run), "sample_gsm8k"], tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    samples = {r["id"]: r for r in RunFolder(old_run).read_samples("sample_gsm8k")}
-    assert (samples[0]["correct"], samples[1]["correct"]) == (False, True)
+    samples = {r.id: r for r in RunFolder(old_run).read_samples("sample_gsm8k")}
+    assert (samples[0].correct, samples[1].correct) == (False, True)
     assert RunFolder(old_run).read_results().datasets["sample_gsm8k"].metrics["accuracy"] == 25.0
     assert assert_documents_typed(old_run)  # what rescore added (rescored_at, metadata rescored) is typed
     task = old_run / "sample_gsm8k" / "aisbench_task.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PYTHON, assert_documents_typed, load, run_cli
 
-from bench_app.run.sampling import allocate, draw, wilson
+from bench_app.run.planning.sampling import allocate, draw, wilson
 
 PROBE = ["dataset=[sample_mmlu,sample_ceval]", "aisbench.sample_size=3", "aisbench.sample_seed=7"]
 
@@ -28,7 +28,7 @@ def test_allocation_is_proportional_and_covers_every_subset_where_it_can():
 def test_the_same_seed_draws_the_same_sample_in_another_process_and_another_seed_another():
     here = draw([57, 23, 310], 40, 7, "mmlu")
     script = (
-        "import json; from bench_app.run.sampling import draw; "
+        "import json; from bench_app.run.planning.sampling import draw; "
         "print(json.dumps(draw([57, 23, 310], 40, 7, 'mmlu')))"
     )
     other = subprocess.run(

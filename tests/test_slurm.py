@@ -17,8 +17,9 @@ import pytest
 from conftest import PYTHON, broken_engine_args, load, pid_alive, run_cli, wait_until
 
 from bench_app.common.errors import LeaseError
-from bench_app.run import slurm
-from bench_app.run.resources import ResourcePool, device_pool
+from bench_app.run.planning import slurm
+from bench_app.run.planning.devices import device_pool
+from bench_app.run.serving.resources import ResourcePool
 from bench_app.sweeps.jobs import collect_jobs
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -83,7 +83,7 @@ def test_joblib_sweep_of_dry_runs_gives_every_job_the_full_layout_and_a_sweep_su
     assert done.returncode == 0, done.stderr
     sweep = tmp_path / "sweep"
     results = load(sweep / "results.yaml")
-    from bench_app.rundir.records import SweepResults
+    from bench_app.records.documents import SweepResults
 
     SweepResults.from_dict(results, strict=True)  # every field the sweep summary writes is typed
     assert results["sweep"]["jobs"] == 4 and results["sweep"]["status"] == "dry_run"

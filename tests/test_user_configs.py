@@ -11,7 +11,7 @@ from conftest import load, plan_for, run_cli
 
 from bench_app.cli.main import CONF_DIR
 from bench_app.evaluators.aisbench import catalog
-from bench_app.rundir.layout import RunFolder
+from bench_app.records.folder import RunFolder
 
 # The original system's accuracy suite: AISBench dataset configs and their order.
 ORIGINAL_ACCURACY = [
@@ -195,7 +195,7 @@ def test_the_cpu_suite_runs_for_real_with_the_new_answer_formats(tmp_path, vllm_
     for short in ("sample_aime2024", "sample_gpqa"):
         assert isinstance(results["datasets"][short]["metrics"]["accuracy"], float)
         (record,) = RunFolder(run).read_samples(short, texts=True)
-        assert record["output"] and record["gold"] and record["correct"] in (True, False)
+        assert record.output and record.gold and record.correct in (True, False)
     (gpqa,) = [json.loads(line) for line in (run / "sample_gpqa" / "samples.jsonl").read_text().splitlines()]
     assert "A) " in gpqa["prompt"] and "D) " in gpqa["prompt"]  # the four options, as AISBench put them
     original = load(run / "configs" / "config_original.yaml")

@@ -45,8 +45,8 @@ def compare_args(parser: Parser) -> None:
 
 
 def compare(args: argparse.Namespace) -> int:
+    from bench_app.records.folder import RunFolder
     from bench_app.reports import compare as two_runs_diff
-    from bench_app.rundir.layout import RunFolder
 
     a, runs = args.base, args.runs
     if args.levels or not runs:

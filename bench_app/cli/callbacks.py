@@ -18,7 +18,7 @@ from typing import Optional
 from hydra.experimental.callback import Callback
 
 from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
-from bench_app.rundir.layout import RunFolder
+from bench_app.records.folder import RunFolder
 from bench_app.sweeps.jobs import (
     SWEEP_OWNER_ENV,
     clear_interrupted,

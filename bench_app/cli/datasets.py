@@ -28,7 +28,7 @@ from bench_app.evaluators import Evaluator
 from bench_app.evaluators.aisbench import datafiles, fetch
 from bench_app.evaluators.aisbench.task import evaluator_python
 from bench_app.evaluators.data import measure_path
-from bench_app.run.plan import evaluator_settings
+from bench_app.run.planning.plan import evaluator_settings
 
 CHECKED = PROJECT_ROOT / ".cache" / "datasets" / "checked.json"
 FETCHED = PROJECT_ROOT / ".cache" / "datasets" / "fetched.json"  # data path -> the archive it came from

@@ -23,8 +23,8 @@ from bench_app.config.overrides import quote_value
 from bench_app.config.resolvers import PROJECT_ROOT, register_resolvers
 from bench_app.config.schema import register_schema
 from bench_app.evaluators.aisbench import catalog
-from bench_app.run import slurm
-from bench_app.rundir.layout import RunFolder
+from bench_app.records.folder import RunFolder
+from bench_app.run.planning import slurm
 from bench_app.sweeps import jobs as sweep
 
 CONF_DIR = PROJECT_ROOT / "conf"

@@ -17,13 +17,14 @@ from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.exports.mlflow import check_trackers, export_finished
+from bench_app.records.folder import RunFolder
 from bench_app.reports import text as report
-from bench_app.run import sampling, slurm, staging
-from bench_app.run.budget import budget_lines, check_context
-from bench_app.run.plan import RunPlan, build_plan, config_fingerprint
+from bench_app.run import staging
+from bench_app.run.planning import sampling, slurm
+from bench_app.run.planning.budget import budget_lines, check_context
+from bench_app.run.planning.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
 from bench_app.rundir.index import record_run
-from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.snapshot import Snapshot, chosen_files, hydra_info_from_config, mark_abandoned_runs
 
 

@@ -35,7 +35,7 @@ def _report_args(parser: Parser) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from bench_app.rundir.layout import RunFolder
+    from bench_app.records.folder import RunFolder
     from bench_app.sweeps.html import is_sweep_folder, write_report
 
     folder = args.folder
@@ -197,7 +197,8 @@ def _cache_args(parser: Parser) -> None:
 def _cache(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from bench_app.run.cache import CACHE_FILE, CacheError, RequestCache
+    from bench_app.records.cache import CacheError, RequestCache
+    from bench_app.records.names import CACHE_FILE
 
     path = args.folder / CACHE_FILE
     if not path.is_file():
@@ -237,7 +238,7 @@ def _print_engines(engines) -> None:
     of that model were not reused."""
     from datetime import datetime
 
-    from bench_app.run.identity import changes
+    from bench_app.run.planning.identity import changes
 
     last_of_model = {}
     for identity, count, stored in engines:

@@ -71,9 +71,6 @@ def read_yaml_if_exists(path: Path, default: Any = None) -> Any:
     return read_yaml(path) if path.exists() else default
 
 
-SAMPLES_FILE = "samples.jsonl"  # outputs/<run>/<dataset>/samples.jsonl: one record per sample
-
-
 def first_config_file(group: str, option: str, folders: Iterable[Path]) -> Optional[Path]:
     """<folder>/<group>/<option>.yaml in the first of the config folders (search order) that has it."""
     return next(

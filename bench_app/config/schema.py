@@ -136,7 +136,7 @@ class AisbenchConf:
 @dataclass
 class EvaluatorSettings(AisbenchConf):
     """The effective evaluator settings of one dataset: the run-wide `aisbench:` block with the
-    dataset's own values (bench_app.run.plan builds it; the snapshot writes it field by field)."""
+    dataset's own values (bench_app.run.planning.plan builds it; the snapshot writes it field by field)."""
 
     # From the dataset's model_config, or aisbench.max_out_len when set (generation_kwargs: the
     # dataset's, then the run-wide ones).
@@ -215,7 +215,7 @@ class ExecutionConf:
     resource_wait_timeout_s: float = 86400.0
     # Node-local folder of the lease files; null = <tmp>/bench_app-leases-<uid>.
     lease_dir: Optional[str] = None
-    # The request cache (bench_app.run.cache): null = the run folder's own (what resume=true answers
+    # The request cache (bench_app.records.cache): null = the run folder's own (what resume=true answers
     # from); a folder = shared across runs (e.g. ~/.cache/bench_app/requests); off = none.
     cache: Optional[str] = None
     # A server that dies during a dataset (a crash, an OOM kill) is started again with the same argv up

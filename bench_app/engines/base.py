@@ -79,7 +79,7 @@ class Engine(ABC):
 
     def cache_identity(self, engine_args: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         """What the request cache keys this engine's answers on; None: the model files and engine args
-        (bench_app.run.identity)."""
+        (bench_app.run.planning.identity)."""
         return None
 
     def headers(self) -> Dict[str, str]:

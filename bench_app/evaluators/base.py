@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bench_app.common.errors import EvaluationError, UserError
-from bench_app.common.files import SAMPLES_FILE, tail
+from bench_app.common.files import tail
 from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.samples import answer_sources, reasoning_summary, repeat_summary
 from bench_app.evaluators.sandbox import SANDBOX_MODES, SANDBOX_VARIABLE, Sandbox, SandboxLimits, refusal
+from bench_app.records.names import SAMPLES_FILE
 
 # The folder of the sitecustomize.py that loads evaluator.override_modules, and the variable it reads.
 OVERLAY = str(Path(__file__).parent / "overlay")
@@ -194,7 +195,7 @@ class Evaluator(ABC):
         self, short: str, name: str, settings: EvaluatorSettings, model_path: str
     ) -> Tuple[str, List[Path], List[Path]]:
         """What the prompts of a dataset depend on: (task text, data files, tokenizer files), the key of
-        the token-count cache (bench_app.run.budget)."""
+        the token-count cache (bench_app.run.planning.budget)."""
         raise NotImplementedError(f"{self.label} cannot render prompts for the context budget")
 
     def count_prompt_tokens(

@@ -24,7 +24,7 @@ def answer_sources(records: List[Dict[str, Any]]) -> Dict[str, int]:
 def reasoning_summary(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     """How many answers were cut in their thinking, the score over the answers that finished (the
     server said stop) beside the score over all, and the median and p95 reasoning tokens; {} when no
-    answer was recorded as the server gave it (bench_app.run.relay)."""
+    answer was recorded as the server gave it (bench_app.run.relay.proxy)."""
     recorded = [r for r in records if "cut_in_thinking" in r]
     if not recorded:
         return {}

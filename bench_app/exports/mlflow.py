@@ -29,10 +29,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml_if_exists
+from bench_app.records.documents import RunResults, SweepResults
+from bench_app.records.folder import RunFolder
 from bench_app.reports.compare import flatten
 from bench_app.rundir.index import read_row
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import RunResults, SweepResults
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
 
 RUN_ID_TAG = "bench_app.run_id"

@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml
+from bench_app.records.documents import RunMetadata, RunResults
+from bench_app.records.folder import RunFolder
 from bench_app.reports.paired import pair_runs
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import RunMetadata, RunResults
 
 _IGNORED = {"benchmark.name", "benchmark.timestamp", "frozen_from"}
 _UNSET = object()

@@ -16,12 +16,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
+from bench_app.records.folder import RunFolder
 from bench_app.reports.compare import diff_mappings, show_value
 from bench_app.reports.matrix import dataset_config
 from bench_app.reports.references import load_reference, published_figure, reference_samples
 from bench_app.run import sequential
-from bench_app.run.plan import DatasetPlan, RunPlan
-from bench_app.rundir.layout import RunFolder
+from bench_app.run.planning.plan import DatasetPlan, RunPlan
 from bench_app.rundir.snapshot import per_dataset_document
 
 # Sections of a per_dataset document named without their prefix in a refusal (max_out_len, subsets, ...).

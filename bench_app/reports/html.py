@@ -14,10 +14,9 @@ from typing import Any, Dict, List, Optional
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import DatasetEntry, ServerEntry
+from bench_app.records.documents import DatasetEntry, ServerEntry
+from bench_app.records.folder import RunFolder
 
-REPORT_FILE = "report.html"
 ASSETS = Path(__file__).with_name("assets")
 # Longer texts (long-context prompts, reasoning) are cut in the page, head and tail kept; the run folder has
 # them whole. The page embeds every sample, so the limit shrinks with their number: all texts together stay

@@ -17,11 +17,12 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from bench_app.records.answers import RequestLine
+from bench_app.records.documents import DatasetEntry, SampleRecord
+from bench_app.records.folder import RunFolder, headline
 from bench_app.reports.matrix import holm
 from bench_app.reports.paired import SIGNIFICANCE, load_samples, pair
-from bench_app.run.load_levels import split_short
-from bench_app.rundir.layout import RunFolder, headline
-from bench_app.rundir.records import DatasetEntry
+from bench_app.run.planning.load_levels import split_short
 
 THROUGHPUT_GAIN = 1.05  # a level that adds less than 5% output throughput has stopped paying
 
@@ -36,34 +37,26 @@ def _percentile(values: List[float], q: float) -> Optional[float]:
     return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 4)
 
 
-def request_stats(path: Path) -> Dict[str, Any]:
+def request_stats(records: List[RequestLine]) -> Dict[str, Any]:
     """Throughput, latency and concurrency of one level's requests answered by the server (not the cache)."""
-    records = []
-    if path.is_file():
-        with open(path, encoding="utf-8") as handle:
-            records = [json.loads(line) for line in handle if line.strip()]
-    served = [
-        r
-        for r in records
-        if not r.get("cached") and r.get("started_at") is not None and r.get("status") == 200
-    ]
-    stats: Dict[str, Any] = {"requests": len(served), "cached": sum(1 for r in records if r.get("cached"))}
+    served = [r for r in records if not r.cached and r.started_at is not None and r.status == 200]
+    stats: Dict[str, Any] = {"requests": len(served), "cached": sum(1 for r in records if r.cached)}
     if not served:
         return stats
-    spans = [(r["started_at"], r["started_at"] + r["seconds"]) for r in served]
+    spans = [(r.started_at, r.started_at + (r.seconds or 0.0)) for r in served]
     window = max(end for _, end in spans) - min(start for start, _ in spans)
-    tokens = [((r.get("usage") or {}).get("completion_tokens") or 0) for r in served]
+    tokens = [((r.usage or {}).get("completion_tokens") or 0) for r in served]
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     in_flight = peak = 0
     for _, step in events:
         in_flight += step
         peak = max(peak, in_flight)
-    latency = [r["seconds"] for r in served]
-    ttft = [r["first_token_s"] for r in served if r.get("first_token_s") is not None]
+    latency = [r.seconds for r in served]
+    ttft = [r.first_token_s for r in served if r.first_token_s is not None]
     tpot = [
-        (r["seconds"] - r["first_token_s"]) / (n - 1)
+        (r.seconds - r.first_token_s) / (n - 1)
         for r, n in zip(served, tokens, strict=True)
-        if r.get("first_token_s") is not None and n > 1
+        if r.first_token_s is not None and n > 1
     ]
     stats.update(
         window_s=round(window, 3),
@@ -90,12 +83,12 @@ def wilson(right: int, total: int) -> Optional[List[float]]:
     return [round(100 * float(interval.low), 4), round(100 * float(interval.high), 4)]
 
 
-def _changed_predictions(reference: Dict[Any, dict], other: Dict[Any, dict]) -> int:
+def _changed_predictions(reference: Dict[Any, SampleRecord], other: Dict[Any, SampleRecord]) -> int:
     return sum(
         1
         for key in set(reference) & set(other)
-        if reference[key].get("prompt") == other[key].get("prompt")
-        and json.dumps(reference[key].get("prediction")) != json.dumps(other[key].get("prediction"))
+        if reference[key].prompt == other[key].prompt
+        and json.dumps(reference[key].prediction) != json.dumps(other[key].prediction)
     )
 
 
@@ -141,7 +134,7 @@ def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None)
         for level in ordered:
             short, entry = shorts[level], entries[shorts[level]]
             samples = load_samples(run_dir, short) or {}
-            scored = [r for r in samples.values() if r.get("correct") is not None]
+            scored = [r for r in samples.values() if r.correct is not None]
             main = headline(entry.metrics) if entry.status == "ok" else None
             row: Dict[str, Any] = {
                 "level": level,
@@ -150,9 +143,9 @@ def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None)
                 "started_at": entry.evaluation_started_at,
                 "metric": main[0] if main else None,
                 "score": main[1] if main else None,
-                "ci95": wilson(sum(1 for r in scored if r["correct"]), len(scored)),
+                "ci95": wilson(sum(1 for r in scored if r.correct), len(scored)),
                 "samples": len(scored),
-                **request_stats(folder.requests_file(short)),
+                **request_stats(folder.read_requests(short)),
             }
             if level != reference and samples and reference_samples:
                 paired = pair(reference_samples, samples)

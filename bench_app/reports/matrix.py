@@ -28,11 +28,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import EvaluatorSettings
+from bench_app.records.folder import RunFolder, headline
 from bench_app.reports import decisions
 from bench_app.reports.compare import diff_mappings
 from bench_app.reports.paired import SIGNIFICANCE, mcnemar_exact_p
-from bench_app.run.load_levels import split_short
-from bench_app.rundir.layout import RunFolder, headline
+from bench_app.run.planning.load_levels import split_short
 
 BOOTSTRAP_SAMPLES = 4000
 BOOTSTRAP_SEED = 0  # the same folders always give the same intervals

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import List, Optional
 
 from bench_app.common.files import atomic_write
+from bench_app.records.folder import RunFolder
 from bench_app.reports.matrix import Cell, Matrix
 from bench_app.reports.paired import SIGNIFICANCE
-from bench_app.rundir.layout import RunFolder
 
 LEGEND = (
     f"delta: run - baseline in points on the questions both answered; * significant after Holm's correction "

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import SampleRecord
+from bench_app.records.documents import SampleRecord
+from bench_app.records.folder import RunFolder
 
 SIGNIFICANCE = 0.05
 SampleKey = Tuple[str, int]  # (subset, id)

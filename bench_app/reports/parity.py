@@ -28,6 +28,7 @@ import yaml
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.evaluators.samples import mean_interval
+from bench_app.records.folder import RunFolder
 from bench_app.reports import decisions
 from bench_app.reports.references import (
     figure_verified,
@@ -35,8 +36,7 @@ from bench_app.reports.references import (
     published_figure,
     reference_samples,
 )
-from bench_app.run import sampling
-from bench_app.rundir.layout import RunFolder
+from bench_app.run.planning import sampling
 
 DEFAULT_TOLERANCE = 2.0  # points: how far from the published figure still counts as the same
 GREEDY_BELOW = 0.05  # a temperature at or below this decodes (almost) greedily
@@ -60,7 +60,7 @@ class Row:
 
 
 def wilson(score: float, n: int) -> Tuple[float, float]:
-    """95% Wilson interval of a percentage over n questions, in percent (bench_app.run.sampling's)."""
+    """95% Wilson interval of a percentage over n questions, in percent (run.planning.sampling's)."""
     return sampling.wilson(score * n / 100.0, n)
 
 

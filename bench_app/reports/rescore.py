@@ -22,7 +22,7 @@ from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.sandbox import sandbox_off_warning
-from bench_app.rundir.layout import RunFolder
+from bench_app.records.folder import RunFolder
 
 RESCORE_TIMEOUT_S = 3600.0
 

@@ -10,17 +10,17 @@ from rich.table import Table
 from rich.text import Text
 
 from bench_app.common.files import atomic_write
+from bench_app.records.documents import DatasetEntry
+from bench_app.records.folder import RunFolder
 from bench_app.reports.load import load_sweep
 from bench_app.reports.load import summary_lines as load_summary_lines
-from bench_app.run.load_levels import split_short
 from bench_app.run.outcome import RunOutcome
+from bench_app.run.planning.load_levels import split_short
 from bench_app.run.progress import styled
 from bench_app.rundir.index import model_identity
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import DatasetEntry
 
 if TYPE_CHECKING:  # the sweep summary uses this module without planning anything
-    from bench_app.run.plan import RunPlan
+    from bench_app.run.planning.plan import RunPlan
 
 
 def print_plan(console, plan: RunPlan, run_dir: Path) -> None:

@@ -11,11 +11,12 @@ from typing import Callable, Dict, Optional
 from bench_app.common.errors import EvaluationError
 from bench_app.common.files import now_iso
 from bench_app.evaluators import Endpoint, EvaluationSession
-from bench_app.run.live import Live
-from bench_app.run.outcome import DatasetResult, note_cut_in_thinking, note_finished_requests
-from bench_app.run.plan import DatasetPlan
+from bench_app.records.documents import DatasetEntry
+from bench_app.run.outcome import note_cut_in_thinking, note_finished_requests
+from bench_app.run.planning.plan import DatasetPlan
+from bench_app.run.planning.sampling import probe_record
 from bench_app.run.progress import RequestProgress
-from bench_app.run.sampling import probe_record
+from bench_app.run.serving.live import Live
 
 # The evaluator's own count of failed requests (AISBench's: bench_app.evaluators.aisbench.results).
 _EVALUATOR_COUNT = re.compile(r"^\d+ request\(s\) failed\b.*?(?:; see (?P<path>\S+))?$")
@@ -57,12 +58,11 @@ def evaluate_dataset(
     timeout_s: float,
     stop_reason: Callable[[], Optional[str]],
     show_progress: Callable[[str], None] = lambda detail: None,
-) -> DatasetResult:
-    result = DatasetResult(
-        dataset.short,
-        dataset.name,
-        "failed",
-        group,
+) -> DatasetEntry:
+    result = DatasetEntry(
+        name=dataset.name,
+        status="failed",
+        group=group,
         server_started_at=server_started_at,
         output_dir=str(work_dir),
     )

@@ -14,18 +14,18 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Dict, Iterator
 
 from bench_app.run.groups import GroupRunner
 from bench_app.run.outcome import (
-    DatasetResult,
+    DatasetEntry,
     RunOutcome,
 )
-from bench_app.run.plan import RunPlan
+from bench_app.run.planning.devices import device_pool
+from bench_app.run.planning.plan import RunPlan
 from bench_app.run.progress import Progress
-from bench_app.run.resources import ResourcePool, default_lease_dir, device_pool
+from bench_app.run.serving.resources import ResourcePool, default_lease_dir
 
 
 class Interrupted(Exception):
@@ -68,7 +68,7 @@ def execute(
     run_dir: Path,
     snapshot,
     console,
-    already_ok: Dict[str, dict],
+    already_ok: Dict[str, DatasetEntry],
     stop_requested: Callable[[], bool] = lambda: False,
     label: str = "",
 ) -> RunOutcome:
@@ -83,16 +83,9 @@ def execute(
         if short in {d.short for d in plan.datasets}:
             dataset = plan.dataset(short)
             # everything the earlier run recorded of it (samples, answers, timings), not only its score
-            kept = {
-                f.name: getattr(previous, f.name)
-                for f in fields(DatasetResult)
-                if f.name not in ("short", "name", "status", "group", "reason")
-                and getattr(previous, f.name, None) is not None
-            }
             said = "kept from the resumed run" + (f"; {previous.reason}" if previous.reason else "")
-            groups.results[short] = DatasetResult(
-                short, dataset.name, "ok", dataset.group, **kept, reason=said
-            )
+            update = {"name": dataset.name, "status": "ok", "group": dataset.group, "reason": said}
+            groups.results[short] = previous.model_copy(update=update)
     todo = [(g, [s for s in g.datasets if s not in already_ok]) for g in plan.groups]
     todo = [(g, pending) for g, pending in todo if pending]
     status = "completed"
@@ -123,11 +116,10 @@ def execute(
     results = groups.results
     for dataset in plan.datasets:  # whatever did not run is recorded, never silently absent
         if dataset.short not in results:
-            results[dataset.short] = DatasetResult(
-                dataset.short,
-                dataset.name,
-                "skipped",
-                dataset.group,
+            results[dataset.short] = DatasetEntry(
+                name=dataset.name,
+                status="skipped",
+                group=dataset.group,
                 reason="run interrupted before this dataset",
             )
             snapshot.record_dataset(dataset.short, {"result": results[dataset.short].to_dict()})

@@ -14,20 +14,22 @@ from bench_app.common.files import now_iso, tail
 from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
-from bench_app.run.balancer import counter_difference
-from bench_app.run.cache import CACHE_FILE, RequestCache, open_cache
+from bench_app.records.cache import RequestCache, open_cache
+from bench_app.records.names import CACHE_FILE
 from bench_app.run.evaluate import evaluate_dataset, explain_failed_requests
-from bench_app.run.identity import engine_identity, fingerprint_of
-from bench_app.run.live import Live, NoLease, NotStarted
 from bench_app.run.outcome import (
-    DatasetResult,
-    ServerRecord,
+    DatasetEntry,
+    ServerEntry,
 )
-from bench_app.run.plan import EngineGroup, RunPlan
+from bench_app.run.planning.devices import devices_per_server
+from bench_app.run.planning.identity import engine_identity, fingerprint_of, why_not_reused
+from bench_app.run.planning.plan import EngineGroup, RunPlan
 from bench_app.run.progress import Progress
-from bench_app.run.relay import Relay
-from bench_app.run.replicas import ReplicaSet
-from bench_app.run.resources import ResourcePool, devices_per_server
+from bench_app.run.relay.balancer import counter_difference
+from bench_app.run.relay.proxy import Relay
+from bench_app.run.serving.live import Live, NoLease, NotStarted
+from bench_app.run.serving.replicas import ReplicaSet
+from bench_app.run.serving.resources import ResourcePool
 from bench_app.run.staging import evaluate_in_stages
 
 
@@ -64,12 +66,12 @@ class GroupRunner:
         self.config = config
         self.plan = plan
         self.run_dir = run_dir
-        self.folder = snapshot.folder  # the run folder's layout (bench_app.rundir.layout.RunFolder)
+        self.folder = snapshot.folder  # the run folder's layout (bench_app.records.folder.RunFolder)
         self.snapshot = snapshot
         self.progress = progress
         self.pool = pool
-        self.results: Dict[str, DatasetResult] = {}
-        self.servers: List[ServerRecord] = []
+        self.results: Dict[str, DatasetEntry] = {}
+        self.servers: List[ServerEntry] = []
         self.cancel = threading.Event()
         self.index = {d.short: i + 1 for i, d in enumerate(plan.datasets)}
         self.cache = request_cache(config, self.folder, progress.log)
@@ -88,23 +90,23 @@ class GroupRunner:
     def _interrupted(self) -> Optional[str]:
         return "run interrupted" if self.cancel.is_set() else None
 
-    def _record(self, result: DatasetResult, record: ServerRecord) -> None:
+    def _record(self, short: str, result: DatasetEntry, record: ServerEntry) -> None:
         if self.cancel.is_set() and result.status == "failed":
             # A failure caused by stopping the run is not a finding about the model or the config.
             result.status, result.reason = "skipped", f"run interrupted during this dataset ({result.reason})"
-        self.results[result.short] = result
-        self.snapshot.record_dataset(result.short, {"server": record.to_dict(), "result": result.to_dict()})
+        self.results[short] = result
+        self.snapshot.record_dataset(short, {"server": record.to_dict(), "result": result.to_dict()})
 
     def _fail_all(
-        self, shorts: List[str], group: EngineGroup, record: ServerRecord, reason: str, log_tail: str = ""
+        self, shorts: List[str], group: EngineGroup, record: ServerEntry, reason: str, log_tail: str = ""
     ) -> None:
         for short in shorts:
             self._record(
-                DatasetResult(
-                    short,
-                    self.plan.dataset(short).name,
-                    "failed",
-                    group.index,
+                short,
+                DatasetEntry(
+                    name=self.plan.dataset(short).name,
+                    status="failed",
+                    group=group.index,
                     reason=reason,
                     log_tail=log_tail or None,
                     server_started_at=record.started_at,
@@ -112,7 +114,7 @@ class GroupRunner:
                 record,
             )
 
-    def _start_server(self, group: EngineGroup, record: ServerRecord, pending: List[str]):
+    def _start_server(self, group: EngineGroup, record: ServerEntry, pending: List[str]):
         """Lease resources, start the server and wait until it is ready; returns (server, lease)."""
         execution, engine, args = self.config.execution, self.plan.engine, group.engine_args
         if group.replicas > 1:
@@ -151,7 +153,7 @@ class GroupRunner:
             raise
         return server, lease
 
-    def _start_replicas(self, group: EngineGroup, record: ServerRecord):
+    def _start_replicas(self, group: EngineGroup, record: ServerEntry):
         """execution.replicas: every server of the group's engine configuration; returns (set, set): the
         set is its own lease."""
         replicas = ReplicaSet(
@@ -172,7 +174,7 @@ class GroupRunner:
             raise
         return replicas, replicas
 
-    def _stop(self, server: EngineServer, group: EngineGroup, record: ServerRecord) -> None:
+    def _stop(self, server: EngineServer, group: EngineGroup, record: ServerEntry) -> None:
         if record.external:  # not ours to stop
             return
         with self.progress.phase(f"stopping server of group {group.index}"):
@@ -193,12 +195,12 @@ class GroupRunner:
             self._run_group(group, pending, session)
 
     def _run_group(self, group: EngineGroup, pending: List[str], session: EvaluationSession) -> None:
-        record = ServerRecord(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
+        record = ServerEntry(group=group.index, argv=group.argv, port=int(group.engine_args["port"]))
         self.servers.append(record)
         identity, fingerprint = self._identity(group)
         if self.cache is not None:
             siblings = {self._identity(other)[1] for other in self.plan.groups if other is not group}
-            not_reused = self.cache.why_not_reused(fingerprint, identity, siblings)
+            not_reused = why_not_reused(self.cache, fingerprint, identity, siblings)
             if not_reused:
                 self.progress.log(f"group {group.index}: {not_reused}")
             self.cache.remember_engine(fingerprint, identity)
@@ -257,7 +259,7 @@ class GroupRunner:
     def _bring_up(
         self,
         group: EngineGroup,
-        record: ServerRecord,
+        record: ServerEntry,
         pending: List[str],
         live: Live,
         fail_pending: bool = True,
@@ -310,7 +312,7 @@ class GroupRunner:
         self,
         session: EvaluationSession,
         group: EngineGroup,
-        record: ServerRecord,
+        record: ServerEntry,
         live: Live,
         endpoint: Endpoint,
         relay: Relay,
@@ -390,12 +392,12 @@ class GroupRunner:
             if group.replicas > 1:  # each replica's share of this dataset: an uneven one shows
                 result.replicas = counter_difference(relay.balancer.counters(), replicas_before)
             result.server_restarts = [r["reason"] for r in record.restarts if r["dataset"] == short]
-            self._record(result, record)
+            self._record(short, result, record)
             progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
             position += 1
 
     def _restart(
-        self, group: EngineGroup, record: ServerRecord, live: Live, short: str, death: str, left: List[str]
+        self, group: EngineGroup, record: ServerEntry, live: Live, short: str, death: str, left: List[str]
     ) -> bool:
         """Stop what is left of a dead server and start it again with the same argv; False (the datasets
         left failed) when it does not come back."""

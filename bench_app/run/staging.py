@@ -18,9 +18,9 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
-from bench_app.run.outcome import DatasetResult
-from bench_app.run.plan import DatasetPlan, RunPlan
-from bench_app.run.sampling import counted_subsets
+from bench_app.records.documents import DatasetEntry
+from bench_app.run.planning.plan import DatasetPlan, RunPlan
+from bench_app.run.planning.sampling import counted_subsets
 
 
 class Decider(Protocol):
@@ -128,13 +128,13 @@ def evaluate_in_stages(
     dataset: DatasetPlan,
     decider: Decider,
     seed: int,
-    evaluate: Callable[[DatasetPlan], DatasetResult],
+    evaluate: Callable[[DatasetPlan], DatasetEntry],
     log: Callable[[str], None],
-) -> DatasetResult:
+) -> DatasetEntry:
     """Evaluate stage after stage until the decider has a verdict (or the last stage is done)."""
     stages, total = len(dataset.stages), dataset.stage_questions[-1]
     looks: List[Dict[str, Any]] = []
-    result: Optional[DatasetResult] = None
+    result: Optional[DatasetEntry] = None
     seconds, generated = 0.0, 0
     for stage in range(stages):
         asked = dataset.stage_questions[stage]

@@ -16,9 +16,9 @@ from bench_app.config.components import instantiate_component
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.data import measure_path
+from bench_app.records.documents import RunMetadata
+from bench_app.records.folder import RunFolder
 from bench_app.rundir import metadata as meta
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import RunMetadata
 from bench_app.rundir.snapshot import snapshot_to_config
 
 

@@ -23,10 +23,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml_if_exists, yaml_loads
 from bench_app.common.processes import process_alive
-from bench_app.rundir.layout import RunFolder, headline
-from bench_app.rundir.records import RunResults
+from bench_app.records.documents import RunResults
+from bench_app.records.folder import RunFolder, headline
+from bench_app.records.names import RUNS_INDEX_FILE
 
-INDEX_FILE = ".bench_app_runs.sqlite"
 INDEX_VERSION = 2  # the rows' layout; another one is rebuilt (2: where execution.decide stopped a dataset)
 WALK_DEPTH = 4  # root/<run>, root/sweeps/<time>/<job>
 _SKIP = {"configs", "logs", ".hydra", "tmp"}
@@ -191,7 +191,7 @@ class RunIndex:
 
     def __init__(self, root: Path):
         self.root = root.resolve()
-        self.file = root / INDEX_FILE
+        self.file = root / RUNS_INDEX_FILE
         self.db = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -256,7 +256,7 @@ def index_root_of(run_dir: Path) -> Path:
     """Where a run's index lives: the nearest ancestor (up to the walk's depth) that has one, else the
     run's parent (outputs/ for outputs/<run>)."""
     for parent in list(run_dir.resolve().parents)[:WALK_DEPTH]:
-        if (parent / INDEX_FILE).is_file():
+        if (parent / RUNS_INDEX_FILE).is_file():
             return parent
     return run_dir.resolve().parent
 

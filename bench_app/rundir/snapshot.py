@@ -35,10 +35,10 @@ from bench_app.common.redact import redact_mapping, secret_values
 from bench_app.config.resolvers import PROJECT_ROOT
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
-from bench_app.run import slurm
-from bench_app.run.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
+from bench_app.records.folder import RunFolder
+from bench_app.run.planning import slurm
+from bench_app.run.planning.plan import DatasetPlan, EngineGroup, RunPlan, config_fingerprint
 from bench_app.rundir import metadata as meta
-from bench_app.rundir.layout import RunFolder
 from bench_app.rundir.reproduce import reproduce_script
 from bench_app.rundir.user_code import keep_overrides, keep_python_path
 

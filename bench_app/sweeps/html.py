@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any, Dict
 
 from bench_app.common.files import atomic_write, read_yaml_if_exists
-from bench_app.reports.html import REPORT_FILE, numbers, render, write_run_report
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import SweepResults
+from bench_app.records.documents import SweepResults
+from bench_app.records.folder import RunFolder
+from bench_app.records.names import REPORT_FILE
+from bench_app.reports.html import numbers, render, write_run_report
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
 from bench_app.sweeps.statistics import repeat_statistics
 

@@ -24,12 +24,12 @@ from typing import Any, Dict, List, Optional, Sequence
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml
 from bench_app.common.processes import process_alive, process_start_time
-from bench_app.run import slurm
-from bench_app.run.slurm import SlurmJob, SlurmRecord
-from bench_app.rundir.layout import RunFolder
-from bench_app.rundir.records import RunResults
+from bench_app.records.documents import RunResults
+from bench_app.records.folder import RunFolder
+from bench_app.records.names import JOB_FILE
+from bench_app.run.planning import slurm
+from bench_app.run.planning.slurm import SlurmJob, SlurmRecord
 
-JOB_FILE = "job.yaml"
 INTERRUPT_MARKER = ".interrupted"
 # Overrides that only pick a sampling / engine seed: jobs differing only in these are repeats.
 REPEAT_KEYS = ("aisbench.generation_kwargs.seed", "vllm.seed")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from bench_app.common.errors import UserError
+from bench_app.records.folder import RunFolder
 from bench_app.reports.matrix import Side
-from bench_app.run.load_levels import split_short
-from bench_app.rundir.layout import RunFolder
+from bench_app.run.planning.load_levels import split_short
 from bench_app.sweeps.jobs import REPEAT_KEYS, JobSummary, collect_jobs, is_sweep_folder
 from bench_app.sweeps.statistics import override_key
 

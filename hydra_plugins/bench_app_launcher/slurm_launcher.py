@@ -9,7 +9,7 @@ ends the sweep without its summary (or, without accounting, it waits forever). T
     until SLURM has ended them (a second Ctrl-C stops waiting);
   * returns for every job, so the sweep summary is always written; each job's SLURM state is kept in
     the record and a job SLURM ended otherwise than COMPLETED is reported failed with that state.
-Inside a job it binds to the CPUs the job asked for (bench_app.run.slurm) and ignores SLURM's early
+Inside a job it binds to the CPUs the job asked for (bench_app.run.planning.slurm) and ignores SLURM's early
 time-limit warning (USR2, `signal_delay_s` before the limit): SLURM sends it to every process of the
 job, and the vLLM server would die of it; submitit would requeue the whole job from scratch. At the
 limit SLURM's SIGTERM stops the run like Ctrl-C does: servers stopped, snapshot finalised.
@@ -30,7 +30,8 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 from omegaconf import OmegaConf
 
-from bench_app.run import slurm
+from bench_app.records.names import SLURM_JOBS_FILE
+from bench_app.run.planning import slurm
 from bench_app.sweeps.jobs import interrupt_marked
 
 POLL_INTERVAL_S = 2.0
@@ -88,7 +89,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
         arrays = slurm.array_ids(job.job_id for job in jobs)
         _say(
             f"submitted {len(jobs)} job(s) as job array {', '.join(arrays)} "
-            f"(squeue -j {','.join(arrays)}; record: {sweep_dir / slurm.RECORD_FILE})"
+            f"(squeue -j {','.join(arrays)}; record: {sweep_dir / SLURM_JOBS_FILE})"
         )
         self._wait(record, sweep_dir)
         record.write(sweep_dir)

@@ -1,6 +1,6 @@
 """Per-sample records of one dataset from AISBench's own output; runs in the evaluator's environment.
 
-    python aisbench_samples.py TOKENIZER_PATH WORK_DIR OUT_FILE MAX_OUT_LEN [REPEATS]
+    python aisbench_samples.py TOKENIZER_PATH WORK_DIR REQUESTS_FILE OUT_FILE MAX_OUT_LEN [REPEATS]
 Reads the newest AISBench output folder under WORK_DIR: `predictions/<model>/<subset>.jsonl` (prompt,
 raw output, gold), `<subset>_failed.jsonl` (requests that failed, with AISBench's error) and, when
 AISBench dumped its evaluation details (--dump-eval-details), `results/<model>/<subset>.json` (the
@@ -8,7 +8,7 @@ extracted prediction, the reference and whether it is correct, in the order of t
 Writes OUT_FILE (JSON lines, atomically), one record per prompt:
     id, subset, prompt (chat template applied by the model's tokenizer, as the server does), output,
     prediction, gold, correct, prompt_tokens, output_tokens, finish_reason, error, and, from the
-    answers bench_app's relay recorded as the server gave them (WORK_DIR/requests.jsonl): request_line
+    answers bench_app's relay recorded as the server gave them (REQUESTS_FILE): request_line
     (that record's line, from 0), answer, answer_tokens, reasoning_chars, reasoning_tokens, cut_in_thinking
     (the length limit came before the reasoning ended), cached (answered from the request cache), and the
     server's own finish_reason.
@@ -16,7 +16,7 @@ Each answer is stored once: the reasoning's text stays where the relay put it (r
 own request cache, which the record names by key; request_line says which record), and an output that is
 the recorded answer put together (AISBench's prediction of a reasoning model is its thinking, `</think>`,
 then the answer) is left out, `output_from` saying how to put it together again
-(bench_app.rundir.layout.RunFolder.read_samples(texts=True) does). Token counts of a recorded answer are the
+(bench_app.records.folder.RunFolder.read_samples(texts=True) does). Token counts of a recorded answer are the
 server's (usage; the reasoning's is the completion's less the answer's unless the server reports it):
 tokenizing every long answer again would cost more than the evaluation.
 In perf mode the records come from `performances/<model>/<subset>_details.jsonl` and the request time
@@ -95,9 +95,6 @@ def correct_of(detail: dict):
     return None
 
 
-REQUESTS_FILE = "requests.jsonl"  # bench_app.run.relay
-
-
 def _message_key(messages) -> str:
     return json.dumps([(m.get("role"), m.get("content")) for m in messages or []], ensure_ascii=False)
 
@@ -107,10 +104,9 @@ class Answers:
     repeats: the last one of each, as a retried request's last answer is the one AISBench kept. With
     repeats: the k answers of a question, each given once to the output it is (else the next one left)."""
 
-    def __init__(self, work_dir: Path, repeats: int = 1):
+    def __init__(self, path: Path, repeats: int = 1):
         self.by_messages = {}
         self.repeats = repeats
-        path = work_dir / REQUESTS_FILE
         if path.exists():
             with open(path, encoding="utf-8") as handle:
                 for line_number, line in enumerate(handle):
@@ -338,7 +334,14 @@ def perf_records(folder: Path, tokens: Tokens, max_out_len: int) -> list:
     return records
 
 
-def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int, repeats: int = 1) -> int:
+def build(
+    tokenizer_path: str,
+    work_dir: Path,
+    requests_file: Path,
+    out_file: Path,
+    max_out_len: int,
+    repeats: int = 1,
+) -> int:
     folder = newest_output_folder(work_dir)
     subsets = sorted(
         {
@@ -347,7 +350,7 @@ def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int,
         }
     )
     tokens = Tokens(tokenizer_path)
-    answers = Answers(work_dir, repeats)
+    answers = Answers(requests_file, repeats)
     records = [
         r for subset in subsets for r in subset_records(folder, subset, tokens, max_out_len, answers, repeats)
     ]
@@ -362,11 +365,18 @@ def build(tokenizer_path: str, work_dir: Path, out_file: Path, max_out_len: int,
 
 def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
-    args = (argv or sys.argv[1:])[:5]
-    tokenizer_path, work_dir, out_file, max_out_len = args[:4]
-    repeats = int(args[4]) if len(args) > 4 else 1
+    args = (argv or sys.argv[1:])[:6]
+    tokenizer_path, work_dir, requests_file, out_file, max_out_len = args[:5]
+    repeats = int(args[5]) if len(args) > 5 else 1
     try:
-        count = build(tokenizer_path, Path(work_dir), Path(out_file), int(max_out_len or 0), repeats)
+        count = build(
+            tokenizer_path,
+            Path(work_dir),
+            Path(requests_file),
+            Path(out_file),
+            int(max_out_len or 0),
+            repeats,
+        )
     except Exception as error:  # noqa: BLE001 - reported to the runner, which records it
         print(json.dumps({"error": f"{type(error).__name__}: {str(error)[:300]}"}))
         return 1

@@ -41,7 +41,6 @@ from bench_app.evaluators.aisbench.task import (
 )
 from bench_app.evaluators.base import (
     MANAGED_VARIABLES,
-    SAMPLES_FILE,
     Endpoint,
     EvaluationResult,
     EvaluationSession,
@@ -49,6 +48,7 @@ from bench_app.evaluators.base import (
     Evaluator,
     exit_description,
 )
+from bench_app.records.names import REQUESTS_FILE, SAMPLES_FILE
 
 # ais_bench/benchmark/openicl/icl_inferencer/icl_base_inferencer.py: MAX_BATCH_SIZE.
 AISBENCH_MAX_BATCH_SIZE = 100000
@@ -283,7 +283,13 @@ class AisbenchEvaluator(Evaluator):
 
     def samples_task(self, task: EvaluationTask) -> Optional[EvaluationTask]:
         script = Path(__file__).with_name(SAMPLES_SCRIPT)
-        argv = [str(task.model_path), str(task.work_dir), str(task.work_dir / SAMPLES_FILE)]
+        work_dir = task.work_dir
+        argv = [
+            str(task.model_path),
+            str(work_dir),
+            str(work_dir / REQUESTS_FILE),
+            str(work_dir / SAMPLES_FILE),
+        ]
         return replace(
             task,
             argv=[

@@ -1,7 +1,7 @@
 """execution.replicas: N servers of one engine configuration, to the group runner one server.
 
 The replicas take their leases all at once (each its own devices or CPU slot, and its own free port), start
-side by side and must all become ready. The relay spreads requests over them (bench_app.run.balancer). A
+side by side and must all become ready. The relay spreads requests over them (bench_app.run.relay.balancer). A
 supervisor thread watches them while the group evaluates: a replica whose process dies is marked down at
 once (its requests in flight are tried again on a live one by the relay) and started again with the same
 argv on a fresh lease, within execution.server_restarts of the group, while the others carry on. The set
@@ -21,10 +21,11 @@ from bench_app.common.errors import EngineError
 from bench_app.common.files import now_iso
 from bench_app.common.net import client_host
 from bench_app.engines import Engine, EngineServer, ServerFacts
-from bench_app.run.balancer import Balancer
-from bench_app.run.outcome import ServerRecord
-from bench_app.run.plan import EngineGroup
-from bench_app.run.resources import Lease, ResourcePool, devices_per_server
+from bench_app.records.documents import ServerEntry
+from bench_app.run.planning.devices import devices_per_server
+from bench_app.run.planning.plan import EngineGroup
+from bench_app.run.relay.balancer import Balancer
+from bench_app.run.serving.resources import Lease, ResourcePool
 
 SUPERVISE_EVERY_S = 0.5
 
@@ -63,7 +64,7 @@ class ReplicaSet:
         self.engine, self.planned_argv, self.host = engine, group.argv, group.engine_args["host"]
         self.pool, self.devices_needed, self.env = pool, devices_per_server(group.engine_args), env
         self.execution = execution
-        # The group's record of restarts (ServerRecord.restarts): replicas and whole-group restarts share
+        # The group's record of restarts (ServerEntry.restarts): replicas and whole-group restarts share
         # execution.server_restarts.
         self.restarts = restarts
         self.log = log
@@ -123,7 +124,7 @@ class ReplicaSet:
             raise
         return time.monotonic() - started
 
-    def start_into(self, record: ServerRecord, cancelled: Callable[[], bool]) -> None:
+    def start_into(self, record: ServerEntry, cancelled: Callable[[], bool]) -> None:
         """Start every replica and fill the group's record: its lease fields from the replicas, the
         replicas' own entries, what the servers report."""
         record.replicas = self.entries()

@@ -21,7 +21,7 @@ from typing import Dict, Iterable, List, Optional
 from bench_app.common.errors import ComponentError, UserError
 from bench_app.common.files import atomic_write
 from bench_app.config.resolvers import PROJECT_ROOT
-from bench_app.run.plan import DatasetPlan, RunPlan
+from bench_app.run.planning.plan import DatasetPlan, RunPlan
 
 # BENCH_APP_BUDGET_CACHE moves it (benchmarks measure a cold cache with an empty folder).
 CACHE_DIR = Path(os.environ.get("BENCH_APP_BUDGET_CACHE") or PROJECT_ROOT / ".cache" / "context_budget")

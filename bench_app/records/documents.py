@@ -1,152 +1,63 @@
 """The run folder's documents as typed records: results.yaml (RunResults, with DatasetEntry and ServerEntry),
-configs/metadata.yaml (RunMetadata), <dataset>/samples.jsonl (SampleRecord) and a sweep's results.yaml
-(SweepResults). Each field is declared once, here.
-
-`Record.from_dict(document)` reads a document as any release wrote it: a field it lacks is None (or empty),
-and a key this release does not declare is kept in `extra` and written back by `to_dict()`, so nothing a
-newer writer added is lost. `from_dict(document, strict=True)` refuses undeclared keys: the tests read every
-document the writers produce that way, so a writer cannot emit a field the types lack. Records also answer
-`record["key"]` and `record.get("key")` (the same fields) for readers not yet moved to attributes.
+configs/metadata.yaml (RunMetadata), configs/per_dataset/<short>.yaml (PerDataset), <dataset>/samples.jsonl
+(SampleRecord), <dataset>/requests.jsonl (RequestLine) and a sweep's results.yaml (SweepResults). Each field
+is declared once, here; bench_app.records.base says how they are read and written.
 """
 
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Type, TypeVar
+from typing import Any, ClassVar, Dict, List, Optional
+
+from pydantic import Field
+
+from bench_app.records.base import Record
 
 # results.yaml: 1 = the first versioned layout (the same documents as before versions were written down).
 RESULTS_SCHEMA_VERSION = 1
 
-R = TypeVar("R", bound="Record")
-
-
-class UndeclaredFields(ValueError):
-    """A document holds keys its record type does not declare (strict reading)."""
-
-
-@dataclass
-class Record:
-    extra: Dict[str, Any] = field(default_factory=dict, repr=False)
-    # Keys that are written even when null (null says something there, e.g. metadata run.ended).
-    KEEP_NULL: ClassVar[frozenset] = frozenset()
-
-    @classmethod
-    def from_dict(cls: Type[R], document: Optional[Mapping[str, Any]], strict: bool = False) -> R:
-        document = dict(document or {})
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in fields(cls)} - {"extra"}
-        undeclared = sorted(set(document) - known)
-        if strict and undeclared:
-            raise UndeclaredFields(f"{cls.__name__} does not declare: {', '.join(map(str, undeclared))}")
-        values = {name: _convert(hints[name], document[name], strict) for name in known if name in document}
-        record = cls(**values)
-        record.extra = {key: document[key] for key in undeclared}
-        record._given = frozenset(document)
-        return record
-
-    def to_dict(self) -> Dict[str, Any]:
-        given = getattr(self, "_given", frozenset())
-        out: Dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            if value is None and f.name not in given and f.name not in self.KEEP_NULL:
-                continue
-            out[f.name] = _plain(value)
-        out.update(self.extra)
-        return out
-
-    # Mapping-style reads, for readers that still walk documents as dicts.
-    def get(self, key: str, default: Any = None) -> Any:
-        value = getattr(self, key, None) if key != "extra" else None
-        if value is None:
-            value = self.extra.get(key)
-        return default if value is None else value
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key)
-        if value is None and key not in self.to_dict():
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.to_dict()
-
-
-def _convert(hint: Any, value: Any, strict: bool) -> Any:
-    """A document value as the declared type: records inside mappings and lists become records."""
-    if value is None:
-        return None
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union:
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, strict) if len(inner) == 1 else value
-    if isinstance(hint, type) and issubclass(hint, Record) and isinstance(value, Mapping):
-        return hint.from_dict(value, strict)
-    if origin in (dict, Dict) and len(args) == 2 and isinstance(value, Mapping):
-        return {k: _convert(args[1], v, strict) for k, v in value.items()}
-    if origin in (list, List) and args and isinstance(value, list):
-        return [_convert(args[0], v, strict) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
 
 # ----------------------------------------------------------------------------------------- results.yaml
-@dataclass
 class DatasetEntry(Record):
-    """results.yaml datasets.<short> (and configs/per_dataset/<short>.yaml `result`)."""
+    """results.yaml datasets.<short> (and per_dataset/<short>.yaml `result`); empty values left out."""
+
+    LEAVE_OUT: ClassVar[tuple] = (None, {}, "")
 
     name: Optional[str] = None  # the AISBench dataset config
     status: Optional[str] = None  # ok | failed | skipped
     group: Optional[int] = None  # its engine group
     # The evaluator's metrics (numbers; `subsets`: the same per subset).
-    metrics: Dict[str, Any] = field(default_factory=dict)
+    metrics: Dict[str, Any] = Field(default_factory=dict)
     reason: Optional[str] = None  # why it failed, or what to know about an ok one (answers cut, ...)
     log_tail: Optional[str] = None  # the end of the log that says why
     server_started_at: Optional[str] = None  # when its group's server started
     evaluation_started_at: Optional[str] = None
     evaluation_s: Optional[float] = None  # the evaluator's time for it
-    finished_requests: Dict[str, int] = field(default_factory=dict)  # the server's, by finish reason
+    finished_requests: Dict[str, int] = Field(default_factory=dict)  # the server's, by finish reason
     output_dir: Optional[str] = None  # its folder, <run>/<dataset>
-    prompts: Dict[str, Optional[int]] = field(default_factory=dict)  # done, total
+    prompts: Dict[str, Optional[int]] = Field(default_factory=dict)  # done, total
     samples: Optional[int] = None  # records in samples.jsonl
     samples_error: Optional[str] = None  # why samples.jsonl could not be written
     # A reasoning model's answers: answers, finished, cut_in_thinking, score_all, score_finished,
     # reasoning_tokens_median, reasoning_tokens_p95, longest_prompt_tokens.
-    reasoning: Dict[str, Any] = field(default_factory=dict)
-    answers: Dict[str, int] = field(default_factory=dict)  # reused (from the request cache), generated
-    server_restarts: List[str] = field(default_factory=list)  # why its server was started again
+    reasoning: Dict[str, Any] = Field(default_factory=dict)
+    answers: Dict[str, int] = Field(default_factory=dict)  # reused (from the request cache), generated
+    server_restarts: List[str] = Field(default_factory=list)  # why its server was started again
     # execution.replicas > 1: per replica, this dataset's requests, failures, prompt_tokens,
     # completion_tokens and busy_s (time with a request in flight)
     replicas: Optional[List[Dict[str, Any]]] = None
     probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
     # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, pass@k, maj@k
-    repeats: Dict[str, Any] = field(default_factory=dict)
+    repeats: Dict[str, Any] = Field(default_factory=dict)
     # execution.decide: decision, verdict, stage (of stages), questions (of total), requests_saved, looks
-    decided: Dict[str, Any] = field(default_factory=dict)
+    decided: Dict[str, Any] = Field(default_factory=dict)
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
-    def to_dict(self) -> Dict[str, Any]:  # as the run writes it (DatasetResult): empty values left out
-        return {k: v for k, v in super().to_dict().items() if v not in (None, {}, "") or k in self.extra}
 
-
-@dataclass
 class ServerEntry(Record):
     """results.yaml servers[]: one engine group's server, every key always written."""
 
     group: Optional[int] = None  # the engine group
-    argv: List[str] = field(default_factory=list)  # the command that started it, with the leased port
+    argv: List[str] = Field(default_factory=list)  # the command that started it, with the leased port
     port: Optional[int] = None
     started_at: Optional[str] = None  # for an external server: when it was first used
     ready_after_s: Optional[float] = None  # start to healthy
@@ -156,36 +67,38 @@ class ServerEntry(Record):
     version: Optional[str] = None  # read back from /version
     log_file: Optional[str] = None  # its output, logs/engine_group<N>.log
     error: Optional[str] = None  # why it did not start, or could not be stopped
-    devices: List[str] = field(default_factory=list)  # the devices its lease gave it
+    devices: List[str] = Field(default_factory=list)  # the devices its lease gave it
     visible_devices_env: Optional[str] = None  # the variable that exposed them
     cpu_slot: Optional[int] = None  # on a machine without a device pool
     cpu_cores: Optional[str] = None  # the cores its threads were bound to (execution.cpu_cores_per_server)
     waited_for_resources_s: Optional[float] = None
-    restarts: List[Dict[str, Any]] = field(default_factory=list)  # dataset, reason, at (replica)
+    restarts: List[Dict[str, Any]] = Field(default_factory=list)  # dataset, reason, at (replica)
     external: Optional[str] = None  # the address of a server bench_app did not start
     # execution.replicas > 1: per replica: replica, port, devices, cpu_slot, cpu_cores, argv, log_file,
     # started_at, ready_after_s, stopped_at, restarts, error
     replicas: Optional[List[Dict[str, Any]]] = None
 
 
-@dataclass
+# Every key of a server's entry is written, null included: the entry's shape does not depend on what happened.
+ServerEntry.KEEP_NULL = frozenset(ServerEntry.model_fields)
+
+
 class RunResults(Record):
     """results.yaml of a run."""
 
     schema_version: Optional[int] = None  # the layout's version (RESULTS_SCHEMA_VERSION); absent: 1
-    benchmark: Dict[str, Any] = field(default_factory=dict)  # name, timestamp
-    model: Dict[str, Any] = field(default_factory=dict)  # name, path, dtype, quantization, kv_cache_dtype
+    benchmark: Dict[str, Any] = Field(default_factory=dict)  # name, timestamp
+    model: Dict[str, Any] = Field(default_factory=dict)  # name, path, dtype, quantization, kv_cache_dtype
     status: Optional[str] = None  # completed | failed | interrupted
     wall_time_s: Optional[float] = None  # the run's, start to end
     server_starts: Optional[int] = None  # servers bench_app started (an external one is not)
-    datasets: Dict[str, DatasetEntry] = field(default_factory=dict)  # by short name, in plan order
-    servers: List[ServerEntry] = field(default_factory=list)  # one per engine group
+    datasets: Dict[str, DatasetEntry] = Field(default_factory=dict)  # by short name, in plan order
+    servers: List[ServerEntry] = Field(default_factory=list)  # one per engine group
     # execution.load_levels: {levels, datasets: {<base>: {reference, order, levels: [...], knee}}} or {error}
     load_sweep: Optional[Dict[str, Any]] = None
 
 
 # ----------------------------------------------------------------------------------- configs/metadata.yaml
-@dataclass
 class RunState(Record):
     """metadata.yaml run: who runs it and how it ended."""
 
@@ -200,20 +113,19 @@ class RunState(Record):
     error: Optional[str] = None  # why a job crashed (Hydra's callback)
 
 
-@dataclass
 class RunMetadata(Record):
     """configs/metadata.yaml."""
 
-    runtime: Dict[str, Any] = field(default_factory=dict)  # timestamp, hostname, platform, python, cwd
-    versions: Dict[str, Any] = field(default_factory=dict)  # package versions; <engine>_server: per group
-    command: Dict[str, Any] = field(default_factory=dict)  # executable, python, args (redacted), full_command
-    git: Dict[str, Any] = field(default_factory=dict)  # commit, branch, dirty, diff_file
-    accelerator: Dict[str, Any] = field(default_factory=dict)  # kind, devices or cpu_model and cpu_count
-    environment_variables: Dict[str, str] = field(default_factory=dict)  # the relevant ones, secrets redacted
-    package_lists: Dict[str, str] = field(default_factory=dict)  # engine, evaluator: their pip freeze files
-    run: RunState = field(default_factory=RunState)
-    fingerprint: Dict[str, str] = field(default_factory=dict)  # per dataset: its effective config's hash
-    data: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # per dataset: path, files, bytes, sha256
+    runtime: Dict[str, Any] = Field(default_factory=dict)  # timestamp, hostname, platform, python, cwd
+    versions: Dict[str, Any] = Field(default_factory=dict)  # package versions; <engine>_server: per group
+    command: Dict[str, Any] = Field(default_factory=dict)  # executable, python, args (redacted), full_command
+    git: Dict[str, Any] = Field(default_factory=dict)  # commit, branch, dirty, diff_file
+    accelerator: Dict[str, Any] = Field(default_factory=dict)  # kind, devices or cpu_model and cpu_count
+    environment_variables: Dict[str, str] = Field(default_factory=dict)  # the relevant ones, secrets redacted
+    package_lists: Dict[str, str] = Field(default_factory=dict)  # engine, evaluator: their pip freeze files
+    run: RunState = Field(default_factory=RunState)
+    fingerprint: Dict[str, str] = Field(default_factory=dict)  # per dataset: its effective config's hash
+    data: Dict[str, Dict[str, Any]] = Field(default_factory=dict)  # per dataset: path, files, bytes, sha256
     python_path: Optional[List[Dict[str, Any]]] = None  # source, copy, files (sha256), overrides
     override_modules: Optional[Dict[str, Dict[str, str]]] = None  # module: source, copy, sha256
     external_server: Optional[Dict[str, Any]] = None  # base_url, started_by_bench_app (false), note
@@ -226,7 +138,6 @@ class RunMetadata(Record):
 
 
 # --------------------------------------------------------------------------- <dataset>/samples.jsonl
-@dataclass
 class SampleRecord(Record):
     """One line of <dataset>/samples.jsonl."""
 
@@ -260,26 +171,22 @@ class SampleRecord(Record):
 
 
 # --------------------------------------------------------------------------------- a sweep's results.yaml
-@dataclass
 class SweepJob(Record):
+    LEAVE_OUT: ClassVar[tuple] = ({}, [])
     num: Optional[int] = None  # Hydra's job number
     dir: Optional[str] = None  # its run folder
-    overrides: List[str] = field(default_factory=list)  # what makes this job this job
+    overrides: List[str] = Field(default_factory=list)  # what makes this job this job
     exit_code: Optional[int] = None
     status: Optional[str] = None  # completed | failed | interrupted | dry_run | error | missing | skipped
     error: Optional[str] = None  # why it did not run
     slurm_job_id: Optional[str] = None
     slurm_state: Optional[str] = None  # as SLURM ended it
-    datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # status, metrics, reason
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {k: v for k, v in super().to_dict().items() if v not in ({}, []) or k in self.extra}
+    datasets: Dict[str, Dict[str, Any]] = Field(default_factory=dict)  # status, metrics, reason
 
 
-@dataclass
 class SweepResults(Record):
     """outputs/sweeps/<time>/results.yaml."""
 
-    sweep: Dict[str, Any] = field(default_factory=dict)  # dir, status, exit_code, jobs, job_status, wall
-    jobs: List[SweepJob] = field(default_factory=list)
+    sweep: Dict[str, Any] = Field(default_factory=dict)  # dir, status, exit_code, jobs, job_status, wall
+    jobs: List[SweepJob] = Field(default_factory=list)
     repeats: Optional[List[Dict[str, Any]]] = None  # config, jobs, seeds, datasets (n, mean, std, ci95)

@@ -3,38 +3,11 @@ assembled from its events, and an answer emptied (cut inside its thinking)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
-
-def text_sha256(text: str) -> str:
-    """What a record keeps of a text stored elsewhere, to find it or check it again."""
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def reasoning_of(response: Dict[str, Any]) -> str:
-    """The reasoning of a stored chat completion, as the relay recorded it."""
-    message = ((response.get("choices") or [{}])[0]).get("message") or {}
-    content = message.get("content") or ""
-    return split_reasoning(content, message.get("reasoning_content") or message.get("reasoning") or "")[1]
-
-
-def split_reasoning(content: str, reasoning: str) -> Tuple[str, str, bool]:
-    """(answer, reasoning, reasoning_ended): from a parser's separate field, or from <think> tags
-    left in the answer. A reasoning that never closed is all reasoning and no answer."""
-    if reasoning:
-        return content, reasoning, bool(content) or THINK_CLOSE in content
-    if THINK_CLOSE in content:
-        before, _, after = content.rpartition(THINK_CLOSE)
-        return after.strip(), before.replace(THINK_OPEN, "", 1).strip(), True
-    if THINK_OPEN in content:
-        before, _, after = content.partition(THINK_OPEN)
-        return before.strip(), after.strip(), False
-    return content, "", True
+from bench_app.records.answers import RequestLine, split_reasoning, text_sha256
 
 
 class StreamedAnswer:
@@ -129,29 +102,25 @@ def record_line(
     cut = finish_reason == "length" and bool(reasoning) and not ended
     seconds = time.monotonic() - started
     stored = key is not None and reasoning_in_cache and bool(reasoning)
-    line = json.dumps(
-        {
-            "messages": body.get("messages"),
-            "settings": {k: v for k, v in body.items() if k not in _NOT_SETTINGS},
-            "status": status,
-            "finish_reason": finish_reason,
-            "answer": answer,
-            "reasoning": None if stored else reasoning,
-            "reasoning_chars": len(reasoning),
-            **({"reasoning_sha256": text_sha256(reasoning), "cache_key": key} if stored else {}),
-            "cut_in_thinking": cut,
-            "usage": response.get("usage"),
-            "error": None if status == 200 else (response.get("error") or response.get("message")),
-            # when it arrived (epoch s) and how long it took: throughput and concurrency per load level
-            "started_at": round(time.time() - seconds, 3),
-            "seconds": round(seconds, 3),
-            "first_token_s": first_token_s,  # streamed answers: time to the first token
-            "cached": cached,  # answered from the request cache, not by the server
-            # which of the engine configuration's replicas answered (execution.replicas > 1)
-            **({"replica": replica} if replica is not None else {}),
-            # which repeat of the question this answer is (benchmark.repeats > 1; its seed in settings)
-            **({"repeat": repeat} if repeat is not None else {}),
-        },
-        ensure_ascii=False,
+    optional = {"reasoning_sha256": text_sha256(reasoning), "cache_key": key} if stored else {}
+    optional.update({"replica": replica} if replica is not None else {})
+    optional.update({"repeat": repeat} if repeat is not None else {})
+    line = RequestLine(
+        messages=body.get("messages"),
+        settings={k: v for k, v in body.items() if k not in _NOT_SETTINGS},
+        status=status,
+        finish_reason=finish_reason,
+        answer=answer,
+        reasoning=None if stored else reasoning,
+        reasoning_chars=len(reasoning),
+        cut_in_thinking=cut,
+        usage=response.get("usage"),
+        error=None if status == 200 else (response.get("error") or response.get("message")),
+        # when it arrived (epoch s) and how long it took: throughput and concurrency per load level
+        started_at=round(time.time() - seconds, 3),
+        seconds=round(seconds, 3),
+        first_token_s=first_token_s,
+        cached=cached,
+        **optional,
     )
-    return line + "\n", cut
+    return json.dumps(line.to_dict(), ensure_ascii=False) + "\n", cut

@@ -2,8 +2,8 @@
 
 Each request goes to the live replica with the fewest requests in flight (ties: the one that has answered
 fewest), so a slow or restarted replica gets less work instead of a fixed share. A replica whose process
-died is marked down by the group's supervisor (bench_app.run.replicas) and comes back with its new port
-after a restart; a request that fails to reach a replica is tried on another live one. Counted per
+died is marked down by the group's supervisor (bench_app.run.serving.replicas) and comes back with its
+new port after a restart; a request that fails to reach a replica is tried on another live one. Counted per
 replica: requests, tokens, time busy (at least one request in flight) and failures, so an uneven replica
 shows in the results.
 """

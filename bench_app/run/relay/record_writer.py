@@ -13,9 +13,7 @@ import threading
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
-from bench_app.run.cache import RequestCache
-
-REQUESTS_FILE = "requests.jsonl"  # <dataset>/requests.jsonl: the relay's record of every request
+from bench_app.records.cache import RequestCache
 
 
 class RecordWriter:

@@ -35,7 +35,7 @@ from bench_app.config.schema import (
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.sandbox import sandbox_off_warning
-from bench_app.run import load_levels, repeats, resources
+from bench_app.run.planning import devices, load_levels, repeats
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
 
@@ -49,7 +49,7 @@ class DatasetPlan:
     override_applied: Dict[str, Any]
     evaluator: EvaluatorSettings
     group: int = -1
-    # Filled by bench_app.run.budget before the snapshot: prompt token counts against max_model_len.
+    # Filled by bench_app.run.planning.budget before the snapshot: prompt token counts against max_model_len.
     context_budget: Optional[Dict[str, Any]] = None
     # execution.load_levels: the requests in flight of this level (short = <dataset>@c<level>).
     load_level: Optional[int] = None
@@ -345,10 +345,10 @@ def plan_replicas(config: BenchAppConfig, engine: Engine, groups: List[EngineGro
                 f"({', '.join(perf)}); measure perf with one replica."
             )
         if pool is None:
-            pool, _ = resources.device_pool(execution.devices, engine.device_visibility_env, os.environ)
-        group.replicas = resources.replica_count(
+            pool, _ = devices.device_pool(execution.devices, engine.device_visibility_env, os.environ)
+        group.replicas = devices.replica_count(
             setting,
-            resources.devices_per_server(group.engine_args),
+            devices.devices_per_server(group.engine_args),
             pool,
             execution.max_cpu_servers,
             side_by_side,

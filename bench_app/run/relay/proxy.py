@@ -9,7 +9,8 @@ parser, or `<think>...</think>` inside the answer) and the token usage.
 An answer cut off inside its thinking (finish_reason `length` before the reasoning ended) reaches the
 evaluator as an empty answer when `cut_in_thinking` is `no_answer` (the default): a draft inside the
 thinking is never credited. Streamed responses are passed through chunk by chunk and only recorded.
-Repeats (benchmark.repeats > 1): each copy of a request goes with its repeat's seed (bench_app.run.repeats).
+Repeats (benchmark.repeats > 1): each copy of a request goes with its repeat's seed
+(bench_app.run.planning.repeats).
 Perf mode does not use the relay: latency is what it measures.
 
 Built for an evaluator at full concurrency (AISBench opens batch_size + 1 connections at once): aiohttp's
@@ -35,11 +36,11 @@ import aiohttp
 from aiohttp import web
 
 from bench_app.config.schema import CUT_IN_THINKING_POLICIES
-from bench_app.run.answers import StreamedAnswer, empty_answer, record_line, server_error
-from bench_app.run.balancer import Balancer
-from bench_app.run.cache import RequestCache
-from bench_app.run.record_writer import RecordWriter
-from bench_app.run.repeats import RepeatSeeds
+from bench_app.records.cache import RequestCache
+from bench_app.run.planning.repeats import RepeatSeeds
+from bench_app.run.relay.answers import StreamedAnswer, empty_answer, record_line, server_error
+from bench_app.run.relay.balancer import Balancer
+from bench_app.run.relay.record_writer import RecordWriter
 
 # Headers that belong to one connection, not to the request or response being relayed. Bodies are passed
 # on decoded, so their encoding goes too.
@@ -92,7 +93,7 @@ class Relay:
         # Set: the server is not started yet; the first request the cache cannot answer starts it
         # (returns its host and port, or None when it did not come up).
         self._start_upstream = start_upstream
-        # Answers already given by this engine configuration (bench_app.run.cache), and its fingerprint.
+        # Answers already given by this engine configuration (bench_app.records.cache), and its fingerprint.
         self.cache, self.engine = cache, engine
         if cut_in_thinking not in CUT_IN_THINKING_POLICIES:
             raise ValueError(f"cut_in_thinking {cut_in_thinking!r}: one of {CUT_IN_THINKING_POLICIES}")
@@ -235,7 +236,7 @@ class Relay:
         return True
 
     def record(self, body: Dict[str, Any], status: int, response: Dict[str, Any], started: float, **facts):
-        """One chat completion's record line (bench_app.run.answers.record_line), and whether its answer
+        """One chat completion's record line (bench_app.run.relay.answers.record_line), and whether its answer
         must reach the evaluator empty (cut in its thinking, under the no_answer policy)."""
         stored = facts.get("key") is not None and self.reasoning_in_cache
         line, cut = record_line(body, status, response, started, reasoning_in_cache=stored, **facts)

@@ -52,7 +52,7 @@ def check_levels(levels: Sequence[int], modes: Set[str]) -> List[int]:
 
 
 def expand(plans: List[Any], levels: Sequence[int], seed: str) -> List[Any]:
-    """One DatasetPlan (bench_app.run.plan, which imports this module) per dataset and level, each
+    """One DatasetPlan (bench_app.run.planning.plan, which imports this module) per dataset and level, each
     dataset's levels in a shuffled order (seeded)."""
     shuffle = random.Random(seed)
     expanded = []

@@ -1,10 +1,11 @@
 """The request cache: every answer the server gave, keyed by everything that decides it.
 
-A key is the engine's fingerprint (bench_app.run.identity: its effective engine arguments, the rope override
-among them, and the content of every file that shapes the prompt or the defaults: tokenizer, chat template,
-generation config, config.json, with the weights' identity) with the whole request body (messages, sampling
-settings, seed, max tokens, chat template kwargs). Each engine configuration's identity is kept beside its
-answers, so a run that finds none of its own can say what changed since the answers it did not reuse.
+A key is the engine's fingerprint (bench_app.run.planning.identity: its effective engine arguments, the
+rope override among them, and the content of every file that shapes the prompt or the defaults: tokenizer,
+chat template, generation config, config.json, with the weights' identity) with the whole request body
+(messages, sampling settings, seed, max tokens, chat template kwargs). Each engine configuration's identity
+is kept beside its answers, so a run that finds none of its own can say what changed since the answers it
+did not reuse (run.planning.identity.why_not_reused).
 The relay answers a request from here when the key is known, and stores every new answer as it arrives,
 so an interrupted dataset resumes by re-sending only what has no answer, and an identical rerun asks the
 server nothing.
@@ -24,13 +25,10 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
-
-from bench_app.run.identity import IDENTITY_VERSION, changes
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 # 2: answers are stored zlib-compressed (a reasoning answer shrinks 3-5x); rows of 1 (plain JSON) still read.
 CACHE_SCHEMA_VERSION = 2
-CACHE_FILE = "requests.sqlite"
 
 
 class CacheError(Exception):
@@ -135,15 +133,9 @@ class RequestCache:
                 (fingerprint, json.dumps(identity, sort_keys=True, default=str), time.time()),
             )
 
-    def why_not_reused(
-        self, fingerprint: str, identity: Mapping[str, Any], siblings: Collection[str] = ()
-    ) -> Optional[str]:
-        """Why this engine configuration finds no answers though the cache holds some of its model's (or of
-        an earlier bench_app's): what changed. None when it has answers, or when nothing is related.
-        siblings: the fingerprints of the run's other engine groups, whose answers are no news (a first run
-        of two groups would otherwise call its own first group's answers not reused)."""
-        if self.has_engine(fingerprint):
-            return None
+    def answered_engines(self) -> Tuple[List[Tuple[str, Dict[str, Any], int]], int]:
+        """The engine configurations with answers, newest first: (fingerprint, identity, answers); and how
+        many answers no remembered identity covers (stored by an earlier bench_app)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT e.fingerprint, e.identity, COUNT(a.key) FROM engines e JOIN answers a "
@@ -152,24 +144,7 @@ class RequestCache:
             (unknown,) = self._db.execute(
                 "SELECT COUNT(*) FROM answers WHERE engine NOT IN (SELECT fingerprint FROM engines)"
             ).fetchone()
-        path = (identity.get("model") or {}).get("path")
-        known = [(text, count) for engine, text, count in rows if engine not in siblings]
-        for text, count in known:
-            earlier = json.loads(text)
-            if (earlier.get("model") or {}).get("path") == path:
-                changed = changes(earlier, identity)
-                return (
-                    f"{count} cached answer(s) of this model are not reused: since they were given, "
-                    + "; ".join(changed[:8])
-                    + (f" (and {len(changed) - 8} more)" if len(changed) > 8 else "")
-                )
-        if unknown:
-            return (
-                f"{unknown} cached answer(s) come from an earlier bench_app, whose cache identity did not "
-                f"cover the tokenizer, the chat template and the generation config (identity version "
-                f"{IDENTITY_VERSION} does): they are never reused"
-            )
-        return None
+        return [(engine, json.loads(text), count) for engine, text, count in rows], unknown
 
     def engine_identities(self) -> List[Tuple[Dict[str, Any], int, float]]:
         """Each engine configuration with answers: (its identity, {} if unknown; answers; last stored)."""

@@ -17,8 +17,8 @@ from typing import Dict, Iterable, List, Mapping, Optional
 
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml_if_exists
 from bench_app.common.processes import run_command
+from bench_app.records.names import SLURM_JOBS_FILE
 
-RECORD_FILE = "slurm_jobs.yaml"
 # States of a job that is not over yet (squeue's long names).
 ACTIVE_STATES = frozenset(
     {
@@ -125,11 +125,11 @@ class SlurmRecord:
     jobs: List[SlurmJob] = field(default_factory=list)
 
     def write(self, sweep_dir: Path) -> None:
-        atomic_write(sweep_dir / RECORD_FILE, dump_yaml({"jobs": [asdict(job) for job in self.jobs]}))
+        atomic_write(sweep_dir / SLURM_JOBS_FILE, dump_yaml({"jobs": [asdict(job) for job in self.jobs]}))
 
     @classmethod
     def read(cls, sweep_dir: Path) -> SlurmRecord:
-        document = read_yaml_if_exists(sweep_dir / RECORD_FILE, {}) or {}
+        document = read_yaml_if_exists(sweep_dir / SLURM_JOBS_FILE, {}) or {}
         return cls([SlurmJob(**job) for job in document.get("jobs", [])])
 
     def by_num(self) -> Dict[int, SlurmJob]:

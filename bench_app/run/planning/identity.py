@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Collection, Dict, List, Mapping, Optional
 
 from bench_app.common.files import file_sha256
 from bench_app.config.hub import model_folder
+from bench_app.records.cache import RequestCache
 
 # 2: every prompt- and default-shaping file's content (1 had config.json and the weights only, so a changed
 # chat template or tokenizer kept its answers: those are not trusted).
@@ -120,3 +121,31 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> List[str]:
         else:
             said.append(f"{key}: {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}")
     return said
+
+
+def why_not_reused(
+    cache: RequestCache, fingerprint: str, identity: Mapping[str, Any], siblings: Collection[str] = ()
+) -> Optional[str]:
+    """Why this engine configuration finds no answers though the cache holds some of its model's (or of
+    an earlier bench_app's): what changed. None when it has answers, or when nothing is related.
+    siblings: the fingerprints of the run's other engine groups, whose answers are no news (a first run
+    of two groups would otherwise call its own first group's answers not reused)."""
+    if cache.has_engine(fingerprint):
+        return None
+    answered, unknown = cache.answered_engines()
+    path = (identity.get("model") or {}).get("path")
+    for engine, earlier, count in answered:
+        if engine not in siblings and (earlier.get("model") or {}).get("path") == path:
+            changed = changes(earlier, identity)
+            return (
+                f"{count} cached answer(s) of this model are not reused: since they were given, "
+                + "; ".join(changed[:8])
+                + (f" (and {len(changed) - 8} more)" if len(changed) > 8 else "")
+            )
+    if unknown:
+        return (
+            f"{unknown} cached answer(s) come from an earlier bench_app, whose cache identity did not "
+            f"cover the tokenizer, the chat template and the generation config (identity version "
+            f"{IDENTITY_VERSION} does): they are never reused"
+        )
+    return None

@@ -8,7 +8,6 @@
     configs/per_dataset/<short>.yaml   effective per-dataset config, engine argv, server, result
     requests.sqlite                the run's request cache: every answer, what resume=true answers from
     results.yaml                   every dataset's status and metrics (RunResults, schema_version)
-The documents' record types are in bench_app.rundir.records.
     summary.md, report.html        the same for people
     logs/                          engine and evaluator logs per engine group
     <short>/                       the evaluator's work folder; <short>/samples.jsonl per-sample records,
@@ -28,11 +27,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import SAMPLES_FILE, atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
-from bench_app.run.answers import reasoning_of
-from bench_app.run.cache import CACHE_FILE, RequestCache
-from bench_app.run.record_writer import REQUESTS_FILE
-from bench_app.rundir.records import (
+from bench_app.common.files import atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
+from bench_app.records import names
+from bench_app.records.answers import RequestLine, reasoning_of
+from bench_app.records.cache import RequestCache
+from bench_app.records.documents import (
     RESULTS_SCHEMA_VERSION,
     DatasetEntry,
     RunMetadata,
@@ -57,20 +56,20 @@ class RunFolder:
     root: Path
 
     # ------------------------------------------------------------------ paths, as the tree above
-    configs = property(lambda self: self.root / "configs")
-    metadata_file = property(lambda self: self.configs / "metadata.yaml")
-    snapshot_file = property(lambda self: self.configs / "config_snapshot.yaml")
-    original_file = property(lambda self: self.configs / "config_original.yaml")
-    reproduce_file = property(lambda self: self.configs / "reproduce.sh")
-    git_diff_file = property(lambda self: self.configs / "git_diff.patch")
-    per_dataset_dir = property(lambda self: self.configs / "per_dataset")
-    results_file = property(lambda self: self.root / "results.yaml")
-    summary_file = property(lambda self: self.root / "summary.md")
-    report_file = property(lambda self: self.root / "report.html")
-    error_file = property(lambda self: self.root / "error.txt")  # why a sweep job could not start
-    logs = property(lambda self: self.root / "logs")
+    configs = property(lambda self: self.root / names.CONFIGS_DIR)
+    metadata_file = property(lambda self: self.configs / names.METADATA_FILE)
+    snapshot_file = property(lambda self: self.configs / names.SNAPSHOT_FILE)
+    original_file = property(lambda self: self.configs / names.ORIGINAL_FILE)
+    reproduce_file = property(lambda self: self.configs / names.REPRODUCE_FILE)
+    git_diff_file = property(lambda self: self.configs / names.GIT_DIFF_FILE)
+    per_dataset_dir = property(lambda self: self.configs / names.PER_DATASET_DIR)
+    results_file = property(lambda self: self.root / names.RESULTS_FILE)
+    summary_file = property(lambda self: self.root / names.SUMMARY_FILE)
+    report_file = property(lambda self: self.root / names.REPORT_FILE)
+    error_file = property(lambda self: self.root / names.ERROR_FILE)  # why a sweep job could not start
+    logs = property(lambda self: self.root / names.LOGS_DIR)
     hydra_dir = property(lambda self: self.root / ".hydra")
-    cache_file = property(lambda self: self.root / CACHE_FILE)  # the run's own request cache
+    cache_file = property(lambda self: self.root / names.CACHE_FILE)  # the run's own request cache
 
     def packages_file(self, role: str) -> Path:
         """pip freeze of one environment (engine, evaluator)."""
@@ -93,11 +92,11 @@ class RunFolder:
         return self.root / short
 
     def samples_file(self, short: str) -> Path:
-        return self.dataset_dir(short) / SAMPLES_FILE
+        return self.dataset_dir(short) / names.SAMPLES_FILE
 
     def requests_file(self, short: str) -> Path:
-        """Every answer the server gave, recorded as it arrived (bench_app.run.relay)."""
-        return self.dataset_dir(short) / REQUESTS_FILE
+        """Every answer the server gave, recorded as it arrived (bench_app.run.relay.proxy)."""
+        return self.dataset_dir(short) / names.REQUESTS_FILE
 
     # ------------------------------------------------------------------ what it holds
     def holds_run(self) -> bool:
@@ -170,6 +169,14 @@ class RunFolder:
                     record.output = shorten(record.output)
         return records
 
+    def read_requests(self, short: str) -> List[RequestLine]:
+        """Every line of <short>/requests.jsonl, in the order the answers arrived (empty when none)."""
+        path = self.requests_file(short)
+        if not path.is_file():
+            return []
+        with open(path, encoding="utf-8") as handle:
+            return [RequestLine.from_dict(json.loads(line)) for line in handle if line.strip()]
+
     def _request_texts(self, short: str, lines: Set[int]) -> Dict[int, Tuple[str, str]]:
         """(answer, reasoning) of the relay's records on those lines of <short>/requests.jsonl; a reasoning
         the record left in the run's own request cache (cache_key) is read from there."""
@@ -183,16 +190,16 @@ class RunFolder:
                 for number, line in enumerate(handle):
                     if number not in lines:
                         continue
-                    record = json.loads(line)
-                    reasoning = record.get("reasoning") or ""
-                    if record.get("cache_key") and record.get("reasoning") is None:
+                    record = RequestLine.from_dict(json.loads(line))
+                    reasoning = record.reasoning or ""
+                    if record.cache_key and record.reasoning is None:
                         if cache is None and self.cache_file.is_file():
                             cache = RequestCache(self.cache_file)
-                        stored = cache.lookup(record["cache_key"]) if cache is not None else None
+                        stored = cache.lookup(record.cache_key) if cache is not None else None
                         reasoning = (
                             reasoning_of(stored) if stored else "[not found in the run's request cache]"
                         )
-                    found[number] = (record.get("answer") or "", reasoning)
+                    found[number] = (record.answer or "", reasoning)
         finally:
             if cache is not None:
                 cache.close()

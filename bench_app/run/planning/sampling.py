@@ -15,7 +15,7 @@ import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench_app.common.errors import UserError
-from bench_app.run.plan import RunPlan
+from bench_app.run.planning.plan import RunPlan
 
 
 def allocate(sizes: Sequence[int], n: int) -> List[int]:
