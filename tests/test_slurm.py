@@ -266,7 +266,7 @@ def test_a_gpu_engine_in_a_slurm_job_without_gpus_is_told_what_to_ask_for(tmp_pa
 
 def test_cpus_per_task_binds_the_job_when_slurm_did_not(tmp_path):
     probe = (
-        "import os, json; from bench_app.run import slurm; "
+        "import os, json; from bench_app.run.planning import slurm; "
         "chosen = slurm.keep_to_cpus_per_task(os.environ); "
         "print(json.dumps([chosen, sorted(os.sched_getaffinity(0))]))"
     )

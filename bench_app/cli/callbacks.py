@@ -18,7 +18,7 @@ from typing import Optional
 from hydra.experimental.callback import Callback
 
 from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
-from bench_app.records.folder import RunFolder
+from bench_app.records.folder import RunFolder, SweepFolder
 from bench_app.sweeps.jobs import (
     SWEEP_OWNER_ENV,
     clear_interrupted,
@@ -108,7 +108,8 @@ class SweepCallback(Callback):
             states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items())
             states = f"{states} ({job.error})" if states and job.error else states or job.error or ""
             print(f"  job {job.label} [{job.status}] {shlex.join(job.overrides)}: {states}")
-        print(f"summary: {sweep_dir / 'summary.md'} · results: {sweep_dir / 'results.yaml'}")
+        folder = SweepFolder(sweep_dir)
+        print(f"summary: {folder.summary_file} · results: {folder.results_file}")
         from bench_app.sweeps.html import write_report  # each job wrote its own report.html
 
         try:

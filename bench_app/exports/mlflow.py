@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import read_yaml_if_exists
-from bench_app.records.documents import RunResults, SweepResults
-from bench_app.records.folder import RunFolder
+from bench_app.records.documents import RunResults, ServedModel
+from bench_app.records.folder import RunFolder, SweepFolder
 from bench_app.reports.compare import flatten
 from bench_app.rundir.index import read_row
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
@@ -93,7 +92,7 @@ def run_metrics(results: RunResults) -> Dict[str, float]:
     return metrics
 
 
-def run_parity(run_dir: Path, model: Dict[str, Any]) -> Tuple[Dict[str, str], Dict[str, float]]:
+def run_parity(run_dir: Path, model: ServedModel) -> Tuple[Dict[str, str], Dict[str, float]]:
     """The run's parity against the reference matching its model, as (tags, metrics): per dataset the
     reference has a figure for, the verdict and, where decided on an interval, run - reference with its 95%
     interval, the minimum detectable effect and the questions that would decide an open verdict (points,
@@ -101,7 +100,7 @@ def run_parity(run_dir: Path, model: Dict[str, Any]) -> Tuple[Dict[str, str], Di
     from bench_app.reports.parity import DEFAULT_TOLERANCE, parity  # scipy, statsmodels: only when exporting
     from bench_app.reports.references import load_reference
 
-    names = [model.get("path"), model.get("name"), model.get("served_model_name")]  # as parity() matches
+    names = [model.path, model.name]  # as parity() matches
     try:
         chosen, _ = load_reference(None, names)
     except UserError:  # no reference matches the model: the run exports as it always did
@@ -206,7 +205,7 @@ class Exporter:
         tags = {
             "model": row.model,
             "precision": row.precision,
-            "git_commit": str(metadata.git.get("commit") or ""),
+            "git_commit": str(metadata.git.commit or ""),
             "status": row.status,
             "bench_app.run_folder": str(run_dir.resolve()),
         }
@@ -214,15 +213,12 @@ class Exporter:
         for short, entry in results.datasets.items():  # execution.decide: where it was decided
             decided = entry.decided
             if decided:
-                full = decided.get("stage") == decided.get("stages")
                 tags[f"decided.{short}"] = (
-                    f"{decided.get('verdict') or 'not decided'} at stage {decided.get('stage')} of "
-                    f"{decided.get('stages')}" + ("" if full else "; not a full score")
+                    f"{decided.verdict or 'not decided'} at stage {decided.stage} of {decided.stages}"
+                    + ("; not a full score" if decided.partial else "")
                 )
-                metrics[_metric_key(short, "decided", "questions")] = float(decided.get("questions") or 0)
-                metrics[_metric_key(short, "decided", "requests_saved")] = float(
-                    decided.get("requests_saved") or 0
-                )
+                metrics[_metric_key(short, "decided", "questions")] = float(decided.questions or 0)
+                metrics[_metric_key(short, "decided", "requests_saved")] = float(decided.requests_saved or 0)
         try:
             parity_tags, parity_metrics = run_parity(run_dir, results.model)
         except Exception as error:  # noqa: BLE001 - parity is an extra: the run still exports without it
@@ -251,12 +247,13 @@ class Exporter:
         """A sweep -> a parent run and its jobs as children: [(what, MLflow run id, created, changed)]."""
         sweep_id = f"sweep:{sweep_dir.resolve()}"
         parent, created = self._find_or_create(sweep_id, sweep_dir.name, None)
-        summary = SweepResults.from_dict(read_yaml_if_exists(sweep_dir / "results.yaml", {}))
-        status = str(summary.sweep.get("status", "unknown"))
+        sweep = SweepFolder(sweep_dir)
+        summary = sweep.read_results()
+        status = str(summary.sweep.status or "unknown")
         self.client.set_tag(parent, "status", status)
-        for name in ("results.yaml", "summary.md", "report.html"):
-            if (sweep_dir / name).is_file():
-                self.client.log_artifact(parent, str(sweep_dir / name))
+        for path in (sweep.results_file, sweep.summary_file, sweep.report_file):
+            if path.is_file():
+                self.client.log_artifact(parent, str(path))
         exported = [(str(sweep_dir), parent, created, [])]
         for job in collect_jobs(sweep_dir):
             if RunFolder(Path(job.dir)).is_run_folder():

@@ -21,8 +21,11 @@ class UndeclaredFields(ValueError):
 
 
 class Record(BaseModel):
-    # Assignment is not validated: the writers fill a record field by field as the run goes on.
-    model_config = ConfigDict(extra="allow", protected_namespaces=(), arbitrary_types_allowed=True)
+    # Assignment is validated too: a writer that fills a field with the wrong type fails where it does it,
+    # and a mapping assigned to a record field becomes that record.
+    model_config = ConfigDict(
+        extra="allow", protected_namespaces=(), arbitrary_types_allowed=True, validate_assignment=True
+    )
     # Keys written even when null (null says something there, e.g. metadata run.ended).
     KEEP_NULL: ClassVar[frozenset] = frozenset()
     # Values left out of the document (e.g. None, {} and "": an entry that says only what happened).

@@ -17,6 +17,42 @@ RESULTS_SCHEMA_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------- results.yaml
+class Benchmark(Record):
+    """results.yaml benchmark."""
+
+    name: Optional[str] = None  # the run's name (its folder)
+    timestamp: Optional[str] = None  # when it started
+
+
+class ServedModel(Record):
+    """results.yaml model: what `bench-app runs` lists without the snapshot."""
+
+    name: Optional[str] = None  # the served model name, else the model folder's name
+    path: Optional[str] = None
+    dtype: Optional[str] = None
+    quantization: Optional[str] = None
+    kv_cache_dtype: Optional[str] = None
+
+
+class Decided(Record):
+    """results.yaml datasets.<short>.decided: where execution.decide stopped a dataset, and on what."""
+
+    decision: Optional[str] = None  # gate | parity
+    verdict: Optional[str] = None  # null when a stage failed before a verdict
+    stage: Optional[int] = None  # the stage it was decided at (from 1)
+    stages: Optional[int] = None  # of how many
+    questions: Optional[int] = None  # asked
+    total: Optional[int] = None  # of the dataset's
+    requests_saved: Optional[int] = None
+    # each stage's look: estimate, interval, boundary
+    looks: List[Dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """Stopped before its last stage: the score is not a full one."""
+        return self.stage != self.stages
+
+
 class DatasetEntry(Record):
     """results.yaml datasets.<short> (and per_dataset/<short>.yaml `result`); empty values left out."""
 
@@ -48,8 +84,7 @@ class DatasetEntry(Record):
     probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
     # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, pass@k, maj@k
     repeats: Dict[str, Any] = Field(default_factory=dict)
-    # execution.decide: decision, verdict, stage (of stages), questions (of total), requests_saved, looks
-    decided: Dict[str, Any] = Field(default_factory=dict)
+    decided: Optional[Decided] = None  # execution.decide: where it was decided, on what
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
 
 
@@ -87,8 +122,8 @@ class RunResults(Record):
     """results.yaml of a run."""
 
     schema_version: Optional[int] = None  # the layout's version (RESULTS_SCHEMA_VERSION); absent: 1
-    benchmark: Dict[str, Any] = Field(default_factory=dict)  # name, timestamp
-    model: Dict[str, Any] = Field(default_factory=dict)  # name, path, dtype, quantization, kv_cache_dtype
+    benchmark: Benchmark = Field(default_factory=Benchmark)
+    model: ServedModel = Field(default_factory=ServedModel)
     status: Optional[str] = None  # completed | failed | interrupted
     wall_time_s: Optional[float] = None  # the run's, start to end
     server_starts: Optional[int] = None  # servers bench_app started (an external one is not)
@@ -99,6 +134,25 @@ class RunResults(Record):
 
 
 # ----------------------------------------------------------------------------------- configs/metadata.yaml
+class Runtime(Record):
+    """metadata.yaml runtime: where and when the run ran."""
+
+    timestamp: Optional[str] = None
+    hostname: Optional[str] = None
+    platform: Optional[str] = None
+    python_version: Optional[str] = None
+    working_directory: Optional[str] = None
+
+
+class GitState(Record):
+    """metadata.yaml git: the checkout bench_app ran from."""
+
+    commit: Optional[str] = None
+    branch: Optional[str] = None
+    dirty: Optional[bool] = None  # uncommitted changes, kept in diff_file
+    diff_file: Optional[str] = None
+
+
 class RunState(Record):
     """metadata.yaml run: who runs it and how it ended."""
 
@@ -116,10 +170,10 @@ class RunState(Record):
 class RunMetadata(Record):
     """configs/metadata.yaml."""
 
-    runtime: Dict[str, Any] = Field(default_factory=dict)  # timestamp, hostname, platform, python, cwd
+    runtime: Runtime = Field(default_factory=Runtime)
     versions: Dict[str, Any] = Field(default_factory=dict)  # package versions; <engine>_server: per group
     command: Dict[str, Any] = Field(default_factory=dict)  # executable, python, args (redacted), full_command
-    git: Dict[str, Any] = Field(default_factory=dict)  # commit, branch, dirty, diff_file
+    git: GitState = Field(default_factory=GitState)
     accelerator: Dict[str, Any] = Field(default_factory=dict)  # kind, devices or cpu_model and cpu_count
     environment_variables: Dict[str, str] = Field(default_factory=dict)  # the relevant ones, secrets redacted
     package_lists: Dict[str, str] = Field(default_factory=dict)  # engine, evaluator: their pip freeze files
@@ -171,6 +225,17 @@ class SampleRecord(Record):
 
 
 # --------------------------------------------------------------------------------- a sweep's results.yaml
+class SweepState(Record):
+    """A sweep's results.yaml sweep: how the sweep as a whole ended."""
+
+    dir: Optional[str] = None
+    status: Optional[str] = None  # completed | failed | interrupted
+    exit_code: Optional[int] = None
+    jobs: Optional[int] = None  # how many
+    job_status: Dict[str, int] = Field(default_factory=dict)  # jobs per status
+    wall_time_s: Optional[float] = None
+
+
 class SweepJob(Record):
     LEAVE_OUT: ClassVar[tuple] = ({}, [])
     num: Optional[int] = None  # Hydra's job number
@@ -187,6 +252,6 @@ class SweepJob(Record):
 class SweepResults(Record):
     """outputs/sweeps/<time>/results.yaml."""
 
-    sweep: Dict[str, Any] = Field(default_factory=dict)  # dir, status, exit_code, jobs, job_status, wall
+    sweep: SweepState = Field(default_factory=SweepState)
     jobs: List[SweepJob] = Field(default_factory=list)
     repeats: Optional[List[Dict[str, Any]]] = None  # config, jobs, seeds, datasets (n, mean, std, ci95)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
@@ -37,6 +37,7 @@ from bench_app.records.documents import (
     RunMetadata,
     RunResults,
     SampleRecord,
+    SweepResults,
 )
 
 
@@ -133,6 +134,13 @@ class RunFolder:
     def read_snapshot(self) -> Dict[str, Any]:
         return read_yaml(self.snapshot_file)
 
+    def read_per_dataset_file(self, short: str) -> Dict[str, Any]:
+        """configs/per_dataset/<short>.yaml ({} when there is none yet)."""
+        return read_yaml_if_exists(self.per_dataset_file(short), {}) or {}
+
+    def write_per_dataset(self, short: str, document: Dict[str, Any], secrets: Sequence[str] = ()) -> None:
+        atomic_write(self.per_dataset_file(short), dump_yaml(document), secrets)
+
     def read_per_dataset(self) -> Dict[str, Dict[str, Any]]:
         """configs/per_dataset/<short>.yaml of every dataset, by short name."""
         return {p.stem: read_yaml(p) or {} for p in sorted(self.per_dataset_dir.glob("*.yaml"))}
@@ -204,3 +212,22 @@ class RunFolder:
             if cache is not None:
                 cache.close()
         return found
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """A sweep's folder (outputs/sweeps/<time>/): its summary documents; each job is a RunFolder below it."""
+
+    root: Path
+
+    results_file = property(lambda self: self.root / names.RESULTS_FILE)
+    summary_file = property(lambda self: self.root / names.SUMMARY_FILE)
+    report_file = property(lambda self: self.root / names.REPORT_FILE)
+    slurm_jobs_file = property(lambda self: self.root / names.SLURM_JOBS_FILE)
+
+    def read_results(self) -> SweepResults:
+        return SweepResults.from_dict(read_yaml_if_exists(self.results_file, {}) or {})
+
+    def write_summary(self, results: SweepResults, markdown: str) -> None:
+        atomic_write(self.results_file, dump_yaml(results.to_dict()))
+        atomic_write(self.summary_file, markdown)

@@ -72,7 +72,7 @@ def _effective(document: Dict[str, Any]) -> Dict[str, Any]:
 def _environment(metadata: RunMetadata) -> Dict[str, Any]:
     return {
         "versions": metadata.versions,
-        "git": {k: v for k, v in metadata.git.items() if k != "diff_file"},
+        "git": {k: v for k, v in metadata.git.to_dict().items() if k != "diff_file"},
         "accelerator": metadata.accelerator,
     }
 

@@ -129,7 +129,8 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 "finished_requests": entry.finished_requests,
                 "replicas": entry.replicas,  # execution.replicas > 1: each replica's share
                 "probe": entry.probe,  # a seeded sample: its size, seed and interval
-                "decided": entry.decided,  # execution.decide: the stage it stopped at, never a full score
+                # execution.decide: the stage it stopped at, never a full score
+                "decided": entry.decided.to_dict() if entry.decided else {},
                 "repeats": entry.repeats,  # repeats in one run: each repeat's score, their interval, maj@k
                 "engine": _engine_table(document),
                 "server": {k: getattr(server, k) for k in shown if getattr(server, k) is not None},
@@ -151,9 +152,9 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
             "name": run_dir.name,
             "status": results.status or metadata.run.status or "unknown",
             "wall_time_s": results.wall_time_s,
-            "started": metadata.runtime.get("timestamp"),
-            "host": metadata.runtime.get("hostname"),
-            "git": metadata.git,
+            "started": metadata.runtime.timestamp,
+            "host": metadata.runtime.hostname,
+            "git": metadata.git.to_dict(),
             "versions": {k: v for k, v in metadata.versions.items() if not isinstance(v, dict)},
         },
         "datasets": datasets,

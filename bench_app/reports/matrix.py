@@ -123,8 +123,8 @@ class SideData:
                     continue
                 if entry.probe or entry.decided:
                     data.by_prompt.add(short)
-                if entry.decided and entry.decided.get("stage") != entry.decided.get("stages"):
-                    data.stopped[short] = f"stage {entry.decided['stage']} of {entry.decided['stages']}"
+                if entry.decided and entry.decided.partial:
+                    data.stopped[short] = f"stage {entry.decided.stage} of {entry.decided.stages}"
                 data.metric.setdefault(short, main[0])
                 data.scores.setdefault(short, []).append(main[1])
                 for record in folder.read_samples(recorded) or []:

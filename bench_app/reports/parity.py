@@ -160,9 +160,7 @@ def parity(
     results = [r.read_results() for r in runs]
     per_dataset = runs[0].read_per_dataset()
     model = results[0].model
-    chosen, document = load_reference(
-        reference, [model.get("path"), model.get("name"), model.get("served_model_name")], extra
-    )
+    chosen, document = load_reference(reference, [model.path, model.name], extra)
     published_all = document.get("datasets") or {}
     rows: List[Row] = []
     repeats = len(runs)
@@ -318,12 +316,12 @@ def save_reference(run: Path, name: str, folder: Path) -> Path:
             "repeats": 1,
             "sampling": model_config.get("generation_kwargs") or {},
         }
-    model = results.model.get("path") or results.model.get("name") or ""
+    model = results.model.path or results.model.name or ""
     document = {
-        "model": results.model.get("name") or model,
-        "matches": [m for m in {results.model.get("name"), Path(str(model)).name} if m],
+        "model": results.model.name or model,
+        "matches": [m for m in {results.model.name, Path(str(model)).name} if m],
         "verified": True,
-        "source": f"bench_app run {run.resolve()} ({results.benchmark.get('timestamp')})",
+        "source": f"bench_app run {run.resolve()} ({results.benchmark.timestamp})",
         "datasets": datasets,
     }
     target.parent.mkdir(parents=True, exist_ok=True)

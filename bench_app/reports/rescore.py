@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from bench_app.common.errors import EvaluationError, UserError
-from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
+from bench_app.common.files import atomic_write, dump_yaml, now_iso
 from bench_app.common.redact import redact_argv, redact_mapping
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
@@ -57,7 +57,7 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     shorts = wanted or [s for s in entries if folder.dataset_dir(s).is_dir()]
     previous, failed = {}, []
     # Scoring runs the model's code again for a code dataset: only where the sandbox starts (or is off).
-    documents = {short: read_yaml(folder.per_dataset_file(short)) or {} for short in shorts}
+    documents = {short: folder.read_per_dataset_file(short) for short in shorts}
     sandbox = evaluator.plan_sandbox([(s, entries[s].name or "", settings_of(documents[s])) for s in shorts])
     for warning in sandbox_off_warning(sandbox):
         say(f"warning: {warning}")
@@ -65,7 +65,6 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     log.parent.mkdir(exist_ok=True)
     with evaluator.open_session(log) as session:
         for short in shorts:
-            per_dataset_file = folder.per_dataset_file(short)
             per_dataset = documents[short]
             settings = settings_of(per_dataset)
             work_dir = folder.dataset_dir(short)
@@ -89,7 +88,7 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
                 failed.append(short)
             entry.rescored_at = now_iso()
             per_dataset["result"] = {**(per_dataset.get("result") or {}), **entry.to_dict()}
-            atomic_write(per_dataset_file, dump_yaml(per_dataset))
+            folder.write_per_dataset(short, per_dataset)
             say(f"  {short}: {entry.status} {entry.metrics or entry.reason}")
     if any(e.status != "ok" for e in entries.values()):
         results.status = "failed" if results.status == "completed" else results.status

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench_app.common.files import atomic_write
-from bench_app.records.documents import DatasetEntry
+from bench_app.records.documents import DatasetEntry, Decided
 from bench_app.records.folder import RunFolder
 from bench_app.reports.load import load_sweep
 from bench_app.reports.load import summary_lines as load_summary_lines
@@ -115,7 +115,7 @@ def markdown_cell(text: Any) -> str:
 def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, Any]:
     return {
         "benchmark": {"name": config.benchmark.name, "timestamp": config.benchmark.timestamp},
-        "model": model_identity(config.vllm),  # what `bench-app runs` lists without the snapshot
+        "model": model_identity(config.vllm).to_dict(),  # what `bench-app runs` lists without the snapshot
         "status": outcome.status,
         "wall_time_s": round(outcome.wall_s, 1),
         "server_starts": outcome.server_starts,
@@ -194,17 +194,17 @@ def repeats_text(repeats: Dict[str, Any]) -> str:
     return said + "".join(f"; {k} {repeats[k]:g}" for k in counted)
 
 
-def decided_text(decided: Dict[str, Any]) -> str:
+def decided_text(decided: Decided) -> str:
     """A staged dataset (execution.decide) in one line: where it was decided, on what; never a full score."""
-    verdict = decided.get("verdict") or "not decided (a stage failed)"
+    verdict = decided.verdict or "not decided (a stage failed)"
     said = (
-        f"{verdict} at stage {decided['stage']} of {decided['stages']} ({decided['questions']} of "
-        f"{decided['total']} questions, {decided['requests_saved']} requests saved)"
+        f"{verdict} at stage {decided.stage} of {decided.stages} ({decided.questions} of "
+        f"{decided.total} questions, {decided.requests_saved} requests saved)"
     )
-    look = (decided.get("looks") or [{}])[-1]
+    look = (decided.looks or [{}])[-1]
     if look.get("interval"):
         low, high = look["interval"]
-        what = "run - baseline" if decided.get("decision") == "gate" else "run - reference"
+        what = "run - baseline" if decided.decision == "gate" else "run - reference"
         bound = f"-{look['max_drop']:g}" if "max_drop" in look else f"+-{look.get('tolerance', 0):g}"
         shown = "-inf" if low is None else f"{low:+.2f}", "+inf" if high is None else f"{high:+.2f}"
         confidence = f"{1 - 2 * look.get('alpha', 0.025):.1%}"
@@ -212,7 +212,7 @@ def decided_text(decided: Dict[str, Any]) -> str:
             f"; {what} {look['estimate']:+.2f} points, repeated {confidence} interval "
             f"{shown[0]}..{shown[1]} against {bound} (boundary z {look['boundary']})"
         )
-    return said + ("" if decided.get("stage") == decided.get("stages") else "; not a full score")
+    return said + ("; not a full score" if decided.partial else "")
 
 
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
-from bench_app.records.documents import DatasetEntry
+from bench_app.records.documents import DatasetEntry, Decided
 from bench_app.run.planning.plan import DatasetPlan, RunPlan
 from bench_app.run.planning.sampling import counted_subsets
 
@@ -158,14 +158,14 @@ def evaluate_in_stages(
     verdict = looks[-1].get("verdict") if looks else None
     if verdict is None and looks and stage == stages - 1:
         verdict = "INCONCLUSIVE" if decider.kind == "gate" else "inconclusive"
-    result.decided = {
-        "decision": decider.kind,
-        "verdict": verdict,
-        "stage": stage + 1,
-        "stages": stages,
-        "questions": asked,
-        "total": total,
-        "requests_saved": total - asked,
-        "looks": looks,
-    }
+    result.decided = Decided(
+        decision=decider.kind,
+        verdict=verdict,
+        stage=stage + 1,
+        stages=stages,
+        questions=asked,
+        total=total,
+        requests_saved=total - asked,
+        looks=looks,
+    )
     return result

@@ -16,7 +16,7 @@ from bench_app.config.components import instantiate_component
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.data import measure_path
-from bench_app.records.documents import RunMetadata
+from bench_app.records.documents import GitState, RunMetadata
 from bench_app.records.folder import RunFolder
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.snapshot import snapshot_to_config
@@ -62,8 +62,8 @@ def differences(metadata_file: Path) -> List[str]:
                 f"dataset {short} data {data['path']}: recorded sha256 {data['sha256'][:16]}, "
                 f"{data.get('files')} file(s); now {state}"
             )
-    git_now, git_then = meta.git_state(), recorded.git
+    git_now, git_then = GitState.from_dict(meta.git_state()), recorded.git
     for key in ("commit", "dirty"):
-        if git_then.get(key) != git_now.get(key):
-            found.append(f"git {key}: recorded {git_then.get(key)}, now {git_now.get(key)}")
+        if getattr(git_then, key) != getattr(git_now, key):
+            found.append(f"git {key}: recorded {getattr(git_then, key)}, now {getattr(git_now, key)}")
     return found

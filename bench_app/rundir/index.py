@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml_if_exists, yaml_loads
 from bench_app.common.processes import process_alive
-from bench_app.records.documents import RunResults
+from bench_app.records.documents import RunResults, ServedModel
 from bench_app.records.folder import RunFolder, headline
 from bench_app.records.names import RUNS_INDEX_FILE
 
@@ -50,7 +50,7 @@ class RunRow:
         return asdict(self)
 
 
-def model_identity(vllm: Any) -> Dict[str, Any]:
+def model_identity(vllm: Any) -> ServedModel:
     """What results.yaml records of the served model: a name, and its precision (from the resolved
     config's VllmArgs, or a snapshot's `vllm:` mapping)."""
 
@@ -58,19 +58,19 @@ def model_identity(vllm: Any) -> Dict[str, Any]:
         return vllm.get(key) if isinstance(vllm, Mapping) else getattr(vllm, key, None)
 
     path = str(value("model_path") or "")
-    return {
-        "name": value("served_model_name") or Path(path).name or "?",
-        "path": path,
-        "dtype": value("dtype"),
-        "quantization": value("quantization"),
-        "kv_cache_dtype": value("kv_cache_dtype"),
-    }
+    return ServedModel(
+        name=value("served_model_name") or Path(path).name or "?",
+        path=path,
+        dtype=value("dtype"),
+        quantization=value("quantization"),
+        kv_cache_dtype=value("kv_cache_dtype"),
+    )
 
 
-def precision_label(model: Dict[str, Any]) -> str:
-    parts = [str(model[k]) for k in ("quantization", "dtype") if model.get(k)]
-    if model.get("kv_cache_dtype"):
-        parts.append(f"kv {model['kv_cache_dtype']}")
+def precision_label(model: ServedModel) -> str:
+    parts = [str(value) for value in (model.quantization, model.dtype) if value]
+    if model.kv_cache_dtype:
+        parts.append(f"kv {model.kv_cache_dtype}")
     return "/".join(parts) or "-"
 
 
@@ -132,7 +132,7 @@ def read_row(run_dir: Path, root: Path) -> RunRow:
         results = RunResults(status="unreadable (newer bench_app)")  # listed, never fails the listing
     metadata = folder.read_metadata()
     model = results.model
-    if not model:
+    if not (model.name or model.path):
         snapshot = read_yaml_if_exists(folder.snapshot_file, {}) or {}
         model = model_identity(snapshot.get("vllm") or {})
     run = metadata.run
@@ -144,26 +144,27 @@ def read_row(run_dir: Path, root: Path) -> RunRow:
     return RunRow(
         path=str(run_dir),
         name=os.path.relpath(run_dir, root),  # a sweep's job: sweeps/<time>/<job>
-        model=str(model.get("name") or "?"),
+        model=str(model.name or "?"),
         precision=precision_label(model),
         status=str(status),
-        started=str(results.benchmark.get("timestamp") or run.started or ""),
-        commit=str(metadata.git.get("commit") or "")[:12],
+        started=str(results.benchmark.timestamp or run.started or ""),
+        commit=str(metadata.git.commit or "")[:12],
         scores=scores,
         owner=f"{run.host} {run.pid} {run.pid_start}" if status == "running" else "",
         stopped={
-            short: f"stage {entry.decided['stage']} of {entry.decided['stages']}"
+            short: f"stage {entry.decided.stage} of {entry.decided.stages}"
             for short, entry in results.datasets.items()
-            if entry.decided and entry.decided.get("stage") != entry.decided.get("stages")
+            if entry.decided and entry.decided.partial
         },
     )
 
 
 def _signature(run_dir: Path) -> str:
     parts = []
-    for name in ("results.yaml", "configs/metadata.yaml"):
+    folder = RunFolder(run_dir)
+    for path in (folder.results_file, folder.metadata_file):
         try:
-            stat = os.stat(run_dir / name)
+            stat = os.stat(path)
             parts.append(f"{stat.st_size}:{stat.st_mtime_ns}")
         except OSError:
             parts.append("-")
@@ -180,7 +181,7 @@ def walk(root: Path, depth: int = WALK_DEPTH) -> Iterator[Path]:
         if entry.name.startswith(".") or entry.name in _SKIP or not entry.is_dir(follow_symlinks=False):
             continue
         path = Path(entry.path)
-        if os.path.isfile(os.path.join(entry.path, "configs", "config_snapshot.yaml")):
+        if RunFolder(Path(entry.path)).is_run_folder():
             yield path
         elif depth > 1:
             yield from walk(path, depth - 1)

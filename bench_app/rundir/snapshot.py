@@ -349,10 +349,9 @@ class Snapshot:
 
     def record_dataset(self, short: str, extra: Dict[str, Any]) -> None:
         """Add what happened (server read-back, argv actually used, result) to per_dataset/<short>.yaml."""
-        path = self.folder.per_dataset_file(short)
-        document = read_yaml(path)
+        document = self.folder.read_per_dataset_file(short)
         document.update(extra)
-        self._write(path, document)
+        self.folder.write_per_dataset(short, redact_mapping(document), self.secrets)
 
     def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
         self.metadata["run"].update(status=status, ended=now_iso())

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict
 
-from bench_app.common.files import atomic_write, read_yaml_if_exists
-from bench_app.records.documents import SweepResults
-from bench_app.records.folder import RunFolder
+from bench_app.common.files import atomic_write
+from bench_app.records.folder import RunFolder, SweepFolder
 from bench_app.records.names import REPORT_FILE
 from bench_app.reports.html import numbers, render, write_run_report
 from bench_app.sweeps.jobs import collect_jobs, is_sweep_folder
@@ -18,10 +17,10 @@ from bench_app.sweeps.statistics import repeat_statistics
 def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
     """Jobs x datasets (status and first metric) and the repeat groups' means with their 95% CIs."""
     jobs = collect_jobs(sweep_dir)
-    results = SweepResults.from_dict(read_yaml_if_exists(sweep_dir / "results.yaml", {}))
+    results = SweepFolder(sweep_dir).read_results()
     return {
         "kind": "sweep",
-        "sweep": {"name": sweep_dir.name, **results.sweep},
+        "sweep": {"name": sweep_dir.name, **results.sweep.to_dict()},
         "jobs": [
             {
                 "num": job.label,

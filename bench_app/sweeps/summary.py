@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_app.common.files import atomic_write, dump_yaml
+from bench_app.records.documents import SweepResults
+from bench_app.records.folder import SweepFolder
 from bench_app.reports.text import markdown_cell, metric_text
 from bench_app.sweeps.jobs import JobSummary, collect_jobs
 from bench_app.sweeps.statistics import repeat_statistics
@@ -88,6 +89,5 @@ def write_sweep_summary(sweep_dir: Path, wall_s: Optional[float] = None) -> Tupl
     """Write results.yaml and summary.md; return the sweep's status, exit code and the jobs read."""
     jobs = collect_jobs(sweep_dir)
     document, markdown = sweep_documents(sweep_dir, jobs, wall_s)
-    atomic_write(sweep_dir / "results.yaml", dump_yaml(document))
-    atomic_write(sweep_dir / "summary.md", markdown)
+    SweepFolder(sweep_dir).write_summary(SweepResults.from_dict(document), markdown)
     return document["sweep"]["status"], document["sweep"]["exit_code"], jobs
