@@ -21,11 +21,9 @@ class UndeclaredFields(ValueError):
 
 
 class Record(BaseModel):
-    # Assignment is validated too: a writer that fills a field with the wrong type fails where it does it,
-    # and a mapping assigned to a record field becomes that record.
-    model_config = ConfigDict(
-        extra="allow", protected_namespaces=(), arbitrary_types_allowed=True, validate_assignment=True
-    )
+    # Assignment is not validated: validating copies a list or mapping, and the run fills some (a server's
+    # replicas, restarts) in place after assigning them. A writer assigns a sub-document as its record.
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), arbitrary_types_allowed=True)
     # Keys written even when null (null says something there, e.g. metadata run.ended).
     KEEP_NULL: ClassVar[frozenset] = frozenset()
     # Values left out of the document (e.g. None, {} and "": an entry that says only what happened).
