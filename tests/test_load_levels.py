@@ -82,7 +82,7 @@ def test_request_stats_measure_the_window_the_concurrency_and_the_latency(tmp_pa
     folder = RunFolder(tmp_path)
     folder.dataset_dir("d").mkdir()
     folder.requests_file("d").write_text("".join(json.dumps(r) + "\n" for r in records))
-    stats = request_stats(folder.read_requests("d"))
+    stats = request_stats(folder.read_requests("d").values())
     assert stats["requests"] == 3 and stats["cached"] == 1 and stats["window_s"] == 4.0
     assert stats["max_in_flight"] == 2 and stats["output_tokens_per_s"] == 15.0
     assert stats["requests_per_s"] == 0.75 and stats["e2e_s_p50"] == 2.0

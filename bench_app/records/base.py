@@ -57,9 +57,7 @@ class Record(BaseModel):
             value = getattr(self, name)
             if value is None and name not in given and name not in self.KEEP_NULL:
                 continue
-            if self.LEAVE_OUT and any(
-                value == empty for empty in self.LEAVE_OUT if type(value) is type(empty)
-            ):
+            if value in self.LEAVE_OUT:
                 continue
             out[name] = _plain(value)
         out.update(self.extra)

@@ -177,37 +177,35 @@ class RunFolder:
                     record.output = shorten(record.output)
         return records
 
-    def read_requests(self, short: str) -> List[RequestLine]:
-        """Every line of <short>/requests.jsonl, in the order the answers arrived (empty when none)."""
+    def read_requests(self, short: str, lines: Optional[Set[int]] = None) -> Dict[int, RequestLine]:
+        """The lines of <short>/requests.jsonl (every one, or those numbered in `lines`, from 0) by number, in
+        the order the answers arrived; empty when there are none."""
         path = self.requests_file(short)
         if not path.is_file():
-            return []
+            return {}
         with open(path, encoding="utf-8") as handle:
-            return [RequestLine.from_dict(json.loads(line)) for line in handle if line.strip()]
+            return {
+                number: RequestLine.from_dict(json.loads(line))
+                for number, line in enumerate(handle)
+                if (lines is None or number in lines) and line.strip()
+            }
 
     def _request_texts(self, short: str, lines: Set[int]) -> Dict[int, Tuple[str, str]]:
         """(answer, reasoning) of the relay's records on those lines of <short>/requests.jsonl; a reasoning
         the record left in the run's own request cache (cache_key) is read from there."""
         found: Dict[int, Tuple[str, str]] = {}
-        path = self.requests_file(short)
-        if not lines or not path.is_file():
+        if not lines:
             return found
         cache = None
         try:
-            with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle):
-                    if number not in lines:
-                        continue
-                    record = RequestLine.from_dict(json.loads(line))
-                    reasoning = record.reasoning or ""
-                    if record.cache_key and record.reasoning is None:
-                        if cache is None and self.cache_file.is_file():
-                            cache = RequestCache(self.cache_file)
-                        stored = cache.lookup(record.cache_key) if cache is not None else None
-                        reasoning = (
-                            reasoning_of(stored) if stored else "[not found in the run's request cache]"
-                        )
-                    found[number] = (record.answer or "", reasoning)
+            for number, record in self.read_requests(short, lines).items():
+                reasoning = record.reasoning or ""
+                if record.cache_key and record.reasoning is None:
+                    if cache is None and self.cache_file.is_file():
+                        cache = RequestCache(self.cache_file)
+                    stored = cache.lookup(record.cache_key) if cache is not None else None
+                    reasoning = reasoning_of(stored) if stored else "[not found in the run's request cache]"
+                found[number] = (record.answer or "", reasoning)
         finally:
             if cache is not None:
                 cache.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Collection, Dict, List, Optional
 
 from bench_app.records.answers import RequestLine
 from bench_app.records.documents import DatasetEntry, SampleRecord
@@ -37,7 +37,7 @@ def _percentile(values: List[float], q: float) -> Optional[float]:
     return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 4)
 
 
-def request_stats(records: List[RequestLine]) -> Dict[str, Any]:
+def request_stats(records: Collection[RequestLine]) -> Dict[str, Any]:
     """Throughput, latency and concurrency of one level's requests answered by the server (not the cache)."""
     served = [r for r in records if not r.cached and r.started_at is not None and r.status == 200]
     stats: Dict[str, Any] = {"requests": len(served), "cached": sum(1 for r in records if r.cached)}
@@ -145,7 +145,7 @@ def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None)
                 "score": main[1] if main else None,
                 "ci95": wilson(sum(1 for r in scored if r.correct), len(scored)),
                 "samples": len(scored),
-                **request_stats(folder.read_requests(short)),
+                **request_stats(folder.read_requests(short).values()),
             }
             if level != reference and samples and reference_samples:
                 paired = pair(reference_samples, samples)

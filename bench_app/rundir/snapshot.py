@@ -321,12 +321,11 @@ class Snapshot:
                 copy_with_siblings(
                     Path(dataset.evaluator.config_file), self.folder.configs / CONFIG_COPIES / dataset.short
                 )
-            path = self.folder.per_dataset_file(dataset.short)
             document = per_dataset_document(dataset, self.plan.groups[dataset.group])
             # resume=true: what the earlier run recorded of it stays until this run records anew
-            earlier = read_yaml(path) if path.is_file() else {}
-            document.update({k: earlier[k] for k in ("server", "result") if k in (earlier or {})})
-            self._write(path, document)
+            earlier = self.folder.read_per_dataset_file(dataset.short)
+            document.update({k: earlier[k] for k in ("server", "result") if k in earlier})
+            self._write(self.folder.per_dataset_file(dataset.short), document)
         for role, packages in envs.items():
             atomic_write(self.folder.packages_file(role), "".join(f"{n}=={v}\n" for n, v in packages.items()))
         if git.get("dirty"):
@@ -351,7 +350,7 @@ class Snapshot:
         """Add what happened (server read-back, argv actually used, result) to per_dataset/<short>.yaml."""
         document = self.folder.read_per_dataset_file(short)
         document.update(extra)
-        self.folder.write_per_dataset(short, redact_mapping(document), self.secrets)
+        self._write(self.folder.per_dataset_file(short), document)
 
     def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
         self.metadata["run"].update(status=status, ended=now_iso())
