@@ -159,6 +159,48 @@ def test_the_monitor_of_in_process_tasks_ends_on_the_final_state_file(tmp_path, 
     assert done.stdout.strip().splitlines()[-1].endswith(expected)  # after curses' probe codes
 
 
+COUNTER_CHECK = """
+import asyncio, queue, sys
+sys.path.insert(0, sys.argv[1])
+import aisbench_host as host
+from ais_bench.benchmark.openicl.icl_inferencer.icl_base_api_inferencer import StatusCounter
+if sys.argv[2] == "patched":
+    host.shorten_polling()
+counter = StatusCounter(batch_size=1)  # its counting thread not started: it has fallen behind
+
+
+async def answered_from_the_cache():  # four events per request, as AISBench's client records them
+    for _ in range(3):
+        await counter.post(); await counter.rev(); await counter.finish(); await counter.case_finish()
+
+
+try:
+    asyncio.run(answered_from_the_cache())
+    print("all counted")
+except queue.Full:
+    print("queue.Full")
+"""
+
+
+@pytest.mark.parametrize("patched, expected", [("patched", "all counted"), ("stock", "queue.Full")])
+def test_a_counter_that_falls_behind_never_fails_a_request(patched, expected):
+    """AISBench's progress counter queues batch_size * 5 events and raised queue.Full into a request when its
+    thread fell behind: answers from the request cache come back within a millisecond (it happened to a
+    resumed run at batch 1 on a busy machine). In the host its queue has no bound."""
+    import subprocess
+
+    from bench_app.evaluators.aisbench import evaluator as aisbench
+
+    done = subprocess.run(
+        [sys.executable, "-c", COUNTER_CHECK, str(Path(aisbench.__file__).parent), patched],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].endswith(expected)  # after curses' probe codes
+
+
 # ------------------------------------------- every way an AISBench task fails says its cause in one line
 FAULTY_CONFIG = """from mmengine.config import read_base
 
