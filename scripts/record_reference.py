@@ -13,19 +13,30 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [ROOT / "bench_app" / "records" / name for name in ("documents.py", "answers.py")]
+SOURCES = [ROOT / "bench_app" / "records" / name for name in ("documents.py", "answers.py", "reference.py")]
 PAGE = ROOT / "docs" / "run-folder.md"
 BEGIN, END = "<!-- records:begin (scripts/record_reference.py --write) -->", "<!-- records:end -->"
 DOCUMENTS = [
     ("RunResults", "results.yaml"),
     ("DatasetEntry", "results.yaml `datasets.<dataset>` (and `per_dataset/<dataset>.yaml` `result`)"),
+    ("PromptCount", "results.yaml `datasets.<dataset>.prompts`"),
+    ("AnswerSources", "results.yaml `datasets.<dataset>.answers`"),
+    ("ReasoningSummary", "results.yaml `datasets.<dataset>.reasoning`"),
+    ("ProbeSummary", "results.yaml `datasets.<dataset>.probe`"),
+    ("RepeatSummary", "results.yaml `datasets.<dataset>.repeats`"),
     ("ServerEntry", "results.yaml `servers[]` (and `per_dataset/<dataset>.yaml` `server`)"),
+    ("PerDataset", "configs/per_dataset/<dataset>.yaml"),
+    ("DatasetName", "configs/per_dataset/<dataset>.yaml `dataset`"),
+    ("ConfigFileCopy", "configs/per_dataset/<dataset>.yaml `config_file`"),
+    ("EngineLaunch", "configs/per_dataset/<dataset>.yaml `engine`"),
     ("RunMetadata", "configs/metadata.yaml"),
     ("RunState", "configs/metadata.yaml `run`"),
     ("SampleRecord", "`<dataset>/samples.jsonl`, one per line"),
     ("RequestLine", "`<dataset>/requests.jsonl`, one per line"),
     ("SweepResults", "a sweep's results.yaml"),
     ("SweepJob", "a sweep's results.yaml `jobs[]`"),
+    ("ParityReference", "a parity reference, conf/reference/<name>.yaml"),
+    ("PublishedFigure", "a parity reference's `datasets.<dataset>.<mode>`"),
 ]
 
 
@@ -42,6 +53,15 @@ def _comments(lines, node, previous_end):
     return " ".join([*above, trailing]).strip()
 
 
+def _alias(item: ast.AnnAssign):
+    """The document's key of a field declared under another name (Field(alias=...))."""
+    if isinstance(item.value, ast.Call):
+        for keyword in item.value.keywords:
+            if keyword.arg == "alias" and isinstance(keyword.value, ast.Constant):
+                return keyword.value.value
+    return None
+
+
 def tables() -> str:
     classes = {}
     for path in SOURCES:
@@ -56,7 +76,7 @@ def tables() -> str:
         previous_end = node.body[0].end_lineno if isinstance(node.body[0], ast.Expr) else node.lineno
         for item in node.body:
             if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                field_name = item.target.id
+                field_name = _alias(item) or item.target.id
                 if field_name.isupper():  # class settings (KEEP_NULL), not fields
                     previous_end = item.end_lineno
                     continue

@@ -229,7 +229,8 @@ def assert_documents_typed(run_dir):
     (bench_app.records.documents; strict=True raises UndeclaredFields naming the key a writer added)."""
     import json
 
-    from bench_app.records.documents import DatasetEntry, RunMetadata, RunResults, SampleRecord, ServerEntry
+    from bench_app.records.answers import RequestLine
+    from bench_app.records.documents import PerDataset, RunMetadata, RunResults, SampleRecord
 
     run_dir = Path(run_dir)
     checked = []
@@ -238,11 +239,14 @@ def assert_documents_typed(run_dir):
         checked.append("results.yaml")
     RunMetadata.from_dict(load(run_dir / "configs" / "metadata.yaml"), strict=True)
     for per_dataset in sorted((run_dir / "configs" / "per_dataset").glob("*.yaml")):
-        document = load(per_dataset)
-        DatasetEntry.from_dict(document.get("result"), strict=True)
-        ServerEntry.from_dict(document.get("server"), strict=True)
-    for samples in sorted(run_dir.glob("*/samples.jsonl")):
-        for line in samples.read_text().splitlines():
-            SampleRecord.from_dict(json.loads(line), strict=True)
-        checked.append(str(samples.relative_to(run_dir)))
+        PerDataset.from_dict(load(per_dataset), strict=True)
+        checked.append(str(per_dataset.relative_to(run_dir)))
+    for kind, lines in (
+        (SampleRecord, sorted(run_dir.glob("*/samples.jsonl"))),
+        (RequestLine, sorted(run_dir.glob("*/requests.jsonl"))),
+    ):
+        for path in lines:
+            for line in path.read_text().splitlines():
+                kind.from_dict(json.loads(line), strict=True)
+            checked.append(str(path.relative_to(run_dir)))
     return checked

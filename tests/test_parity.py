@@ -14,6 +14,7 @@ from conftest import load, run_cli
 sys.path.insert(0, str(Path(__file__).parent / "fakes"))
 from run_folders import write_run  # noqa: E402
 
+from bench_app.records.reference import ParityReference  # noqa: E402
 from bench_app.reports.parity import wilson  # noqa: E402
 
 QWEN = "Qwen3-30B-A3B"
@@ -208,6 +209,8 @@ REPORT_BASE = {"mmlu": 81.38, "gsm8k": 91.81, "mmlu_redux": 81.17}
 def test_the_references_hold_exactly_the_reports_figures_with_their_tables():
     chat = load(Path(__file__).parents[1] / "conf/reference/qwen3_30b_a3b.yaml")
     base = load(Path(__file__).parents[1] / "conf/reference/qwen3_30b_a3b_base.yaml")
+    for document in (chat, base):  # every figure's key is declared (bench_app.records.reference)
+        ParityReference.from_dict(document, strict=True)
     assert chat["verified"] is True and base["verified"] is True
     assert "2505.09388" in chat["source"] and "5c54b9fa76b5be63" in chat["source"]
     figures = {k: (v["thinking"]["score"], v["non_thinking"]["score"]) for k, v in chat["datasets"].items()}

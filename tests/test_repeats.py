@@ -14,6 +14,7 @@ from scipy import stats
 
 from bench_app.common.errors import UserError
 from bench_app.evaluators.samples import repeat_summary
+from bench_app.records.documents import SampleRecord
 from bench_app.run.planning.repeats import RepeatSeeds
 
 SAMPLED = ["dataset=sample_gsm8k", "aisbench.num_prompts=3", "++aisbench.generation_kwargs.temperature=0.8"]
@@ -48,7 +49,7 @@ def test_the_repeat_summary_is_each_repeats_score_their_spread_and_a_vote():
                 {"id": question, "subset": "s", "repeat": repeat, "seed": 1 + repeat,
                  "prediction": prediction, "correct": prediction == gold}
             )  # fmt: skip
-    summary = repeat_summary(rows)
+    summary = repeat_summary([SampleRecord.from_dict(r, strict=True) for r in rows]).to_dict()
     scores = [100.0, 50.0, 0.0]  # repeat 0: both right; 1: question 0 only; 2: neither
     assert summary["k"] == 3 and summary["questions"] == 2 and summary["seeds"] == [1, 2, 3]
     assert summary["scores"] == scores and summary["mean"] == 50.0
@@ -58,12 +59,14 @@ def test_the_repeat_summary_is_each_repeats_score_their_spread_and_a_vote():
     assert summary["ci95"] == [round(50 - half, 4), round(50 + half, 4)]
     assert summary["maj@3"] == 50.0  # question 0 votes 7 (right), question 1 votes 4 (wrong)
     assert summary["pass@3"] == 100.0  # each question right at least once
-    assert repeat_summary([{k: v for k, v in r.items() if k != "repeat"} for r in rows]) == {}
+    assert (
+        repeat_summary([SampleRecord.from_dict(r).model_copy(update={"repeat": None}) for r in rows]) is None
+    )
     # a tie is broken at random on average: one right of three different answers scores a third
-    tie = [{"id": 0, "repeat": i, "prediction": p, "correct": p == "5"} for i, p in enumerate("125")]
-    assert repeat_summary(tie)["maj@3"] == round(100 / 3, 4)
-    unextracted = [dict(r, prediction=None) for r in rows]  # an evaluator without extracted answers
-    assert "maj@3" not in repeat_summary(unextracted)
+    tie = [SampleRecord(id=0, repeat=i, prediction=p, correct=p == "5") for i, p in enumerate("125")]
+    assert repeat_summary(tie).to_dict()["maj@3"] == round(100 / 3, 4)
+    unextracted = [SampleRecord.from_dict(dict(r, prediction=None)) for r in rows]  # no extracted answers
+    assert "maj@3" not in repeat_summary(unextracted).to_dict()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List
 
 from bench_app.common.files import dump_yaml
-from bench_app.rundir.snapshot import CONFIG_COPIES, load_snapshot_config
+from bench_app.rundir.documents import CONFIG_COPIES, load_snapshot_config
 from bench_app.rundir.user_code import frozen_user_code
 
 # What conf/config.yaml sets for Hydra, carried here so a replay does not depend on conf/.

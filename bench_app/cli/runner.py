@@ -17,6 +17,7 @@ from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.exports.mlflow import check_trackers, export_finished
+from bench_app.records.documents import DatasetEntry
 from bench_app.records.folder import RunFolder
 from bench_app.reports import text as report
 from bench_app.run import staging
@@ -24,8 +25,10 @@ from bench_app.run.planning import sampling, slurm
 from bench_app.run.planning.budget import budget_lines, check_context
 from bench_app.run.planning.plan import RunPlan, build_plan, config_fingerprint
 from bench_app.run.progress import make_console, styled
+from bench_app.rundir.abandoned import mark_abandoned_runs
 from bench_app.rundir.index import record_run
-from bench_app.rundir.snapshot import Snapshot, chosen_files, hydra_info_from_config, mark_abandoned_runs
+from bench_app.rundir.snapshot import Snapshot
+from bench_app.rundir.sources import HydraInfo, chosen_files, hydra_info_from_config
 
 
 def _discard_new_run_dir(run_dir: Path) -> None:
@@ -36,7 +39,9 @@ def _discard_new_run_dir(run_dir: Path) -> None:
             shutil.rmtree(run_dir)
 
 
-def _previous_results(run_dir: Path, plan: RunPlan, resume: bool, sweep_job: bool = False) -> Dict[str, dict]:
+def _previous_results(
+    run_dir: Path, plan: RunPlan, resume: bool, sweep_job: bool = False
+) -> Dict[str, DatasetEntry]:
     """Refuse to overwrite an existing run; with resume=true return its datasets that are already ok."""
     folder = RunFolder(run_dir)
     if not folder.metadata_file.exists():
@@ -61,7 +66,7 @@ def _previous_results(run_dir: Path, plan: RunPlan, resume: bool, sweep_job: boo
     return {short: entry for short, entry in previous.items() if entry.status == "ok"}
 
 
-def anchor_config_files(config, resolved: Dict[str, Any], info: Dict[str, Any]) -> None:
+def anchor_config_files(config, resolved: Dict[str, Any], info: HydraInfo) -> None:
     """A dataset's own config_file, relative to the config folder its dataset file came from, and the
     evaluator's python_path and override_modules files, relative to the run's directory, made absolute
     (in the config and in the document the snapshot records)."""
@@ -76,8 +81,7 @@ def anchor_config_files(config, resolved: Dict[str, Any], info: Dict[str, Any]) 
     given = {short: d.config_file for short, d in config.datasets.items() if d.config_file}
     if not given:
         return
-    folders = [Path(f) for f in info.get("config_folders") or []]
-    files = chosen_files(folders, info.get("choices", {}), list(config.datasets), info.get("overrides", []))
+    files = chosen_files(info, list(config.datasets))
     for short, text in given.items():
         path = Path(os.path.expanduser(text))
         if not path.is_absolute():
@@ -97,9 +101,9 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     """One run (or one job of a sweep); returns the exit code. stop_requested: the sweep asks to stop."""
     console = make_console()
     info = hydra_info_from_config()
-    run_dir = Path(info["output_dir"])
+    run_dir = Path(info.output_dir)
     # A single run's folder sits in outputs/ (sweeps are under outputs/sweeps/, checked from there too).
-    for abandoned in mark_abandoned_runs(run_dir.parent) if info.get("job_num") is None else []:
+    for abandoned in mark_abandoned_runs(run_dir.parent) if not info.in_sweep else []:
         console.print(
             f"note: {abandoned} was left running by a runner that died; marked abandoned "
             "(resume=true continues it)"
@@ -119,7 +123,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             raise UserError("refusing to start: " + " ".join(plan.problems + plan.data_problems))
         # A SLURM job requeued after its time limit or a preemption continues its run from its answers.
         resume = config.resume or slurm.requeued(os.environ) and RunFolder(run_dir).holds_run()
-        already_ok = _previous_results(run_dir, plan, resume, info.get("job_num") is not None)  # cheap first
+        already_ok = _previous_results(run_dir, plan, resume, info.in_sweep)  # cheap first
         for warning in plan.warnings:
             console.print(styled("warning:", "yellow", f" {warning}"))
         report.print_sandbox(console, plan)
@@ -133,7 +137,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             plan.decider = Decider(config.execution.decide, plan, run_dir, names)
     except UserError as error:
         console.print(styled("bench_app: error:", "bold red", f" {error}"))
-        if info.get("job_num") is None:
+        if not info.in_sweep:
             _discard_new_run_dir(run_dir)
         else:  # a sweep job keeps its folder: the sweep summary reports why it did not run
             atomic_write(RunFolder(run_dir).error_file, f"{error}\n")
@@ -154,9 +158,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
     snapshot.write_initial(status="running")
     outcome = None
     try:
-        label = (
-            f"[job {info['job_num']}]" if info.get("job_num") is not None else ""
-        )  # sweep jobs share a terminal
+        label = f"[job {info.job_num}]" if info.in_sweep else ""  # sweep jobs share a terminal
         outcome = execute(config, plan, run_dir, snapshot, console, already_ok, stop_requested, label)
     finally:  # finalised whatever happens, an unexpected error included
         if outcome is None:
@@ -166,7 +168,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
             report.write_reports(run_dir, config, plan, outcome)
         html = report.write_html_report(run_dir, console)  # also after a crash: what the folder holds
     report.print_summary(console, run_dir, plan, outcome, html)
-    _after_run(config, run_dir, console, sweep_job=info.get("job_num") is not None)
+    _after_run(config, run_dir, console, sweep_job=info.in_sweep)
     return outcome.exit_code
 
 

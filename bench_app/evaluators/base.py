@@ -23,6 +23,7 @@ from bench_app.common.processes import ProcessGroup
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.samples import answer_sources, reasoning_summary, repeat_summary
 from bench_app.evaluators.sandbox import SANDBOX_MODES, SANDBOX_VARIABLE, Sandbox, SandboxLimits, refusal
+from bench_app.records.documents import AnswerSources, ReasoningSummary, RepeatSummary, SampleRecord
 from bench_app.records.names import SAMPLES_FILE
 
 # The folder of the sitecustomize.py that loads evaluator.override_modules, and the variable it reads.
@@ -91,12 +92,12 @@ class SamplesOutcome:
 
     count: Optional[int] = None
     error: Optional[str] = None
-    # bench_app.evaluators.samples.reasoning_summary of the records ({}: no answer was recorded).
-    reasoning: Dict[str, Any] = field(default_factory=dict)
+    # bench_app.evaluators.samples.reasoning_summary of the records (None: no answer was recorded).
+    reasoning: Optional[ReasoningSummary] = None
     # bench_app.evaluators.samples.answer_sources: answers reused from the request cache / generated.
-    answers: Dict[str, int] = field(default_factory=dict)
-    # bench_app.evaluators.samples.repeat_summary: repeats in one run ({}: none).
-    repeats: Dict[str, Any] = field(default_factory=dict)
+    answers: Optional[AnswerSources] = None
+    # bench_app.evaluators.samples.repeat_summary: repeats in one run (None: none).
+    repeats: Optional[RepeatSummary] = None
 
 
 @dataclass
@@ -394,7 +395,7 @@ class EvaluationSession:
         if not out_file.exists():
             return SamplesOutcome(error="per-sample records not written: " + tail(samples_task.log_file, 1))
         with open(out_file, encoding="utf-8") as handle:
-            records = [json.loads(line) for line in handle if line.strip()]
+            records = [SampleRecord.from_dict(json.loads(line)) for line in handle if line.strip()]
         return SamplesOutcome(
             count=len(records),
             reasoning=reasoning_summary(records),

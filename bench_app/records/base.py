@@ -23,11 +23,15 @@ class UndeclaredFields(ValueError):
 class Record(BaseModel):
     # Assignment is not validated: validating copies a list or mapping, and the run fills some (a server's
     # replicas, restarts) in place after assigning them. A writer assigns a sub-document as its record.
-    model_config = ConfigDict(extra="allow", protected_namespaces=(), arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="allow", protected_namespaces=(), arbitrary_types_allowed=True, populate_by_name=True
+    )
     # Keys written even when null (null says something there, e.g. metadata run.ended).
     KEEP_NULL: ClassVar[frozenset] = frozenset()
     # Values left out of the document (e.g. None, {} and "": an entry that says only what happened).
     LEAVE_OUT: ClassVar[tuple] = ()
+    # Keys declared by another layer (e.g. an engine's launch details): kept, and not refused when strict.
+    OPEN: ClassVar[bool] = False
 
     @classmethod
     def from_dict(cls: Type[R], document: Optional[Mapping[str, Any]], strict: bool = False) -> R:
@@ -42,7 +46,7 @@ class Record(BaseModel):
         return self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
 
     def check_declared(self) -> None:
-        if self.extra:
+        if self.extra and not self.OPEN:
             raise UndeclaredFields(
                 f"{type(self).__name__} does not declare: {', '.join(map(str, self.extra))}"
             )
@@ -53,13 +57,13 @@ class Record(BaseModel):
         """The document: a field left None is written only when it was given or set (or is KEEP_NULL)."""
         given = self.model_fields_set
         out: Dict[str, Any] = {}
-        for name in type(self).model_fields:
+        for name, field in type(self).model_fields.items():
             value = getattr(self, name)
             if value is None and name not in given and name not in self.KEEP_NULL:
                 continue
             if value in self.LEAVE_OUT:
                 continue
-            out[name] = _plain(value)
+            out[field.alias or name] = _plain(value)  # alias: a key that is not a Python name
         out.update(self.extra)
         return out
 

@@ -6,10 +6,12 @@ is declared once, here; bench_app.records.base says how they are read and writte
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Optional
+import dataclasses
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Type
 
-from pydantic import Field
+from pydantic import Field, create_model, model_validator
 
+from bench_app.config.schema import EvaluatorSettings
 from bench_app.records.base import Record
 
 # results.yaml: 1 = the first versioned layout (the same documents as before versions were written down).
@@ -53,6 +55,75 @@ class Decided(Record):
         return self.stage != self.stages
 
 
+class PromptCount(Record):
+    """results.yaml datasets.<short>.prompts: the requests answered of those the evaluator sent."""
+
+    done: Optional[int] = None
+    total: Optional[int] = None
+
+
+class AnswerSources(Record):
+    """results.yaml datasets.<short>.answers: where its answers came from."""
+
+    reused: int = 0  # from the request cache
+    generated: int = 0  # by the server, in this run
+
+
+class ReasoningSummary(Record):
+    """results.yaml datasets.<short>.reasoning: a reasoning model's answers at a glance (samples.jsonl)."""
+
+    answers: Optional[int] = None  # recorded as the server gave them
+    finished: Optional[int] = None  # the server said stop
+    cut_in_thinking: Optional[int] = None  # max_out_len ended them inside their thinking
+    score_all: Optional[float] = None  # over every scored answer
+    score_finished: Optional[float] = None  # over those that finished
+    reasoning_tokens_median: Optional[int] = None
+    reasoning_tokens_p95: Optional[int] = None
+    longest_prompt_tokens: Optional[int] = None
+
+
+class ProbeSummary(Record):
+    """results.yaml datasets.<short>.probe: a seeded probe (aisbench.sample_size)."""
+
+    size: Optional[int] = None  # prompts drawn
+    seed: Optional[int] = None
+    ci95: Optional[List[float]] = None  # the accuracy's Wilson interval
+
+
+class RepeatSummary(Record):
+    """results.yaml datasets.<short>.repeats: repeats in one run (k answers per question); pass@k and maj@k
+    are written under their names with k (pass@4)."""
+
+    k: Optional[int] = None
+    questions: Optional[int] = None
+    seeds: List[int] = Field(default_factory=list)  # each repeat's
+    scores: List[float] = Field(default_factory=list)  # each repeat's, in the order of the seeds
+    mean: Optional[float] = None  # avg@k
+    std_error: Optional[float] = None  # across repeats
+    ci95: Optional[List[float]] = None  # Student-t, across repeats
+    pass_at_k: Optional[float] = None  # a question counts when any of its k answers is right
+    maj_at_k: Optional[float] = None  # each question scored by its most frequent extracted answer
+
+    _NAMED_BY_K: ClassVar[Dict[str, str]] = {"pass_at_k": "pass", "maj_at_k": "maj"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_names_with_k(cls, document: Any) -> Any:
+        if isinstance(document, dict) and document.get("k") is not None:
+            document = dict(document)
+            for field, prefix in cls._NAMED_BY_K.items():
+                if f"{prefix}@{document['k']}" in document:
+                    document[field] = document.pop(f"{prefix}@{document['k']}")
+        return document
+
+    def to_dict(self) -> Dict[str, Any]:
+        document = super().to_dict()
+        for field, prefix in self._NAMED_BY_K.items():
+            if field in document:
+                document[f"{prefix}@{self.k}"] = document.pop(field)
+        return document
+
+
 class DatasetEntry(Record):
     """results.yaml datasets.<short> (and per_dataset/<short>.yaml `result`); empty values left out."""
 
@@ -70,22 +141,29 @@ class DatasetEntry(Record):
     evaluation_s: Optional[float] = None  # the evaluator's time for it
     finished_requests: Dict[str, int] = Field(default_factory=dict)  # the server's, by finish reason
     output_dir: Optional[str] = None  # its folder, <run>/<dataset>
-    prompts: Dict[str, Optional[int]] = Field(default_factory=dict)  # done, total
+    prompts: Optional[PromptCount] = None
     samples: Optional[int] = None  # records in samples.jsonl
     samples_error: Optional[str] = None  # why samples.jsonl could not be written
-    # A reasoning model's answers: answers, finished, cut_in_thinking, score_all, score_finished,
-    # reasoning_tokens_median, reasoning_tokens_p95, longest_prompt_tokens.
-    reasoning: Dict[str, Any] = Field(default_factory=dict)
-    answers: Dict[str, int] = Field(default_factory=dict)  # reused (from the request cache), generated
+    reasoning: Optional[ReasoningSummary] = None  # a reasoning model's answers
+    answers: Optional[AnswerSources] = None
     server_restarts: List[str] = Field(default_factory=list)  # why its server was started again
     # execution.replicas > 1: per replica, this dataset's requests, failures, prompt_tokens,
     # completion_tokens and busy_s (time with a request in flight)
     replicas: Optional[List[Dict[str, Any]]] = None
-    probe: Optional[Dict[str, Any]] = None  # a seeded probe (sample_size): size, seed, ci95 of accuracy
-    # repeats in one run: k, questions, seeds, scores (each repeat's), mean, std_error, ci95, pass@k, maj@k
-    repeats: Dict[str, Any] = Field(default_factory=dict)
+    probe: Optional[ProbeSummary] = None  # a seeded probe (sample_size)
+    repeats: Optional[RepeatSummary] = None  # repeats in one run
     decided: Optional[Decided] = None  # execution.decide: where it was decided, on what
     rescored_at: Optional[str] = None  # bench-app rescore scored it again
+
+    _SUMMARIES: ClassVar[tuple] = ("prompts", "reasoning", "answers", "probe", "repeats")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_summary_is_none(cls, document: Any) -> Any:
+        """Earlier runs wrote {} for a summary they did not have."""
+        if isinstance(document, dict) and any(document.get(k) == {} for k in cls._SUMMARIES):
+            document = {k: v for k, v in document.items() if not (k in cls._SUMMARIES and v == {})}
+        return document
 
 
 class ServerEntry(Record):
@@ -131,6 +209,84 @@ class RunResults(Record):
     servers: List[ServerEntry] = Field(default_factory=list)  # one per engine group
     # execution.load_levels: {levels, datasets: {<base>: {reference, order, levels: [...], knee}}} or {error}
     load_sweep: Optional[Dict[str, Any]] = None
+
+
+# ------------------------------------------------------------------------ configs/per_dataset/<short>.yaml
+class DatasetName(Record):
+    """per_dataset dataset: which dataset this is."""
+
+    name: Optional[str] = None  # the AISBench dataset config
+    short: Optional[str] = None  # its name in this run
+    description: Optional[str] = None
+
+
+def _settings_section(name: str, fields: Sequence[str], doc: str) -> Type[Record]:
+    """A section of evaluator settings: its fields are config.schema.EvaluatorSettings', declared there once
+    (any value: a folder written by another release may hold another type)."""
+    declared: Dict[str, Any] = {field: (Optional[Any], None) for field in fields}
+    return create_model(name, __base__=Record, __doc__=doc, __module__=__name__, **declared)
+
+
+_MODEL_CONFIG = EvaluatorSettings.MODEL_CONFIG_FIELDS
+EvaluatorSection = _settings_section(
+    "EvaluatorSection",
+    [f.name for f in dataclasses.fields(EvaluatorSettings) if f.name not in _MODEL_CONFIG],
+    "per_dataset aisbench: the dataset's effective evaluator settings.",
+)
+ModelConfigSection = _settings_section(
+    "ModelConfigSection", _MODEL_CONFIG, "per_dataset model_config: max_out_len, generation_kwargs, thinking."
+)
+
+
+class ConfigFileCopy(Record):
+    """per_dataset config_file: the dataset's own AISBench config and its copy in configs/."""
+
+    source: Optional[str] = None
+    copy_: Optional[str] = Field(None, alias="copy")  # relative to configs/ (BaseModel has a `copy`)
+    sha256: Optional[str] = None
+
+
+class EngineLaunch(Record):
+    """per_dataset engine: the server this dataset's engine group planned; the engine's own launch details
+    (e.g. vLLM's hf_overrides) are kept beside these keys."""
+
+    OPEN: ClassVar[bool] = True
+    group: Optional[int] = None
+    shares_server_with: List[str] = Field(default_factory=list)  # the group's other datasets
+    argv: List[str] = Field(default_factory=list)  # as planned (port 0: leased at start)
+    replicas: Optional[int] = None  # execution.replicas > 1
+    problems: Optional[List[str]] = None  # why it cannot start as planned
+
+
+class PerDataset(Record):
+    """configs/per_dataset/<short>.yaml: one dataset's effective configuration, in the sections of the
+    original document, and what happened to it (server, result) once it ran."""
+
+    dataset: DatasetName = Field(default_factory=DatasetName)
+    vllm: Dict[str, Any] = Field(default_factory=dict)  # the engine's arguments (its config section's)
+    # every evaluator setting of config.schema.EvaluatorSettings but those of model_config
+    aisbench: EvaluatorSection = Field(default_factory=EvaluatorSection)
+    # max_out_len, generation_kwargs, thinking (pydantic keeps the name model_config for itself)
+    generation: ModelConfigSection = Field(default_factory=ModelConfigSection, alias="model_config")
+    vllm_config_override_applied: Optional[Dict[str, Any]] = None  # the dataset's engine overrides
+    config_file: Optional[ConfigFileCopy] = None
+    context_budget: Optional[Dict[str, Any]] = None  # prompt token counts against max_model_len
+    data: Optional[Dict[str, Any]] = None  # the data files it read: path, files, bytes, sha256
+    engine: EngineLaunch = Field(default_factory=EngineLaunch)
+    server: Optional[ServerEntry] = None  # its group's server, once started
+    result: Optional[DatasetEntry] = None  # once it ran
+
+    @model_validator(mode="before")
+    @classmethod
+    def _thinking_in_model_config(cls, document: Any) -> Any:
+        """Earlier runs recorded `thinking` under aisbench."""
+        aisbench = document.get("aisbench") if isinstance(document, dict) else None
+        if isinstance(aisbench, dict) and "thinking" in aisbench:
+            model_config = dict(document.get("model_config") or {})
+            model_config.setdefault("thinking", aisbench["thinking"])
+            aisbench = {k: v for k, v in aisbench.items() if k != "thinking"}
+            document = {**document, "aisbench": aisbench, "model_config": model_config}
+        return document
 
 
 # ----------------------------------------------------------------------------------- configs/metadata.yaml

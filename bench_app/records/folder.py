@@ -28,12 +28,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
+from bench_app.common.redact import redact_mapping
 from bench_app.records import names
 from bench_app.records.answers import RequestLine, reasoning_of
 from bench_app.records.cache import RequestCache
 from bench_app.records.documents import (
     RESULTS_SCHEMA_VERSION,
     DatasetEntry,
+    PerDataset,
     RunMetadata,
     RunResults,
     SampleRecord,
@@ -134,16 +136,15 @@ class RunFolder:
     def read_snapshot(self) -> Dict[str, Any]:
         return read_yaml(self.snapshot_file)
 
-    def read_per_dataset_file(self, short: str) -> Dict[str, Any]:
-        """configs/per_dataset/<short>.yaml ({} when there is none yet)."""
-        return read_yaml_if_exists(self.per_dataset_file(short), {}) or {}
+    def read_per_dataset_file(self, short: str) -> PerDataset:
+        """configs/per_dataset/<short>.yaml (empty when there is none yet)."""
+        return PerDataset.from_dict(read_yaml_if_exists(self.per_dataset_file(short), {}) or {})
 
-    def write_per_dataset(self, short: str, document: Dict[str, Any], secrets: Sequence[str] = ()) -> None:
-        atomic_write(self.per_dataset_file(short), dump_yaml(document), secrets)
-
-    def read_per_dataset(self) -> Dict[str, Dict[str, Any]]:
+    def read_per_dataset(self) -> Dict[str, PerDataset]:
         """configs/per_dataset/<short>.yaml of every dataset, by short name."""
-        return {p.stem: read_yaml(p) or {} for p in sorted(self.per_dataset_dir.glob("*.yaml"))}
+        return {
+            p.stem: PerDataset.from_dict(read_yaml(p)) for p in sorted(self.per_dataset_dir.glob("*.yaml"))
+        }
 
     def dataset_results(self) -> Dict[str, DatasetEntry]:
         """Each dataset's result: from results.yaml, or, when the runner died before writing it, from
@@ -151,7 +152,33 @@ class RunFolder:
         if self.results_file.exists():
             return dict(self.read_results().datasets)
         per_dataset = self.read_per_dataset().items()
-        return {short: DatasetEntry.from_dict(doc.get("result")) for short, doc in per_dataset}
+        return {short: document.result or DatasetEntry() for short, document in per_dataset}
+
+    # ------------------------------------------------------------------ configs/, as the snapshot writes it
+    def _write_yaml(self, path: Path, document: Any, secrets: Sequence[str]) -> None:
+        """A YAML document of configs/: secrets' values and secret-named keys never reach the file."""
+        atomic_write(path, dump_yaml(redact_mapping(document)), secrets)
+
+    def write_original(self, document: Dict[str, Any], secrets: Sequence[str] = ()) -> None:
+        self._write_yaml(self.original_file, document, secrets)
+
+    def write_snapshot(self, document: Dict[str, Any], secrets: Sequence[str] = ()) -> None:
+        self._write_yaml(self.snapshot_file, document, secrets)
+
+    def write_metadata(self, metadata: RunMetadata, secrets: Sequence[str] = ()) -> None:
+        self._write_yaml(self.metadata_file, metadata.to_dict(), secrets)
+
+    def write_per_dataset(self, short: str, document: PerDataset, secrets: Sequence[str] = ()) -> None:
+        self._write_yaml(self.per_dataset_file(short), document.to_dict(), secrets)
+
+    def write_packages(self, role: str, packages: Dict[str, str]) -> None:
+        atomic_write(self.packages_file(role), "".join(f"{n}=={v}\n" for n, v in packages.items()))
+
+    def write_git_diff(self, diff: str, secrets: Sequence[str] = ()) -> None:
+        atomic_write(self.git_diff_file, diff, secrets)
+
+    def write_reproduce_script(self, script: str, secrets: Sequence[str] = ()) -> None:
+        atomic_write(self.reproduce_file, script, secrets, mode=0o755)
 
     def read_samples(
         self, short: str, texts: bool = False, shorten: Callable[[str], str] = lambda text: text

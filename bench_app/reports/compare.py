@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml
-from bench_app.records.documents import RunMetadata, RunResults
+from bench_app.records.documents import PerDataset, RunMetadata, RunResults
 from bench_app.records.folder import RunFolder
 from bench_app.reports.paired import pair_runs
 
@@ -64,9 +64,9 @@ def _load_run(path: Path) -> Dict[str, Any]:
     }
 
 
-def _effective(document: Dict[str, Any]) -> Dict[str, Any]:
+def _effective(document: PerDataset) -> Dict[str, Any]:
     """The configuration part of a per_dataset file (without what happened at run time)."""
-    return {k: v for k, v in document.items() if k not in ("server", "result")}
+    return {k: v for k, v in document.to_dict().items() if k not in ("server", "result")}
 
 
 def _environment(metadata: RunMetadata) -> Dict[str, Any]:
@@ -136,7 +136,7 @@ def compare_files(a: Path, b: Path) -> List[str]:
     x, y = read_yaml(a), read_yaml(b)
     if not isinstance(x, dict) or not isinstance(y, dict):
         raise BadInput("both files must hold YAML mappings (per_dataset/*.yaml)")
-    rows = diff_mappings(_effective(x), _effective(y))
+    rows = diff_mappings(_effective(PerDataset.from_dict(x)), _effective(PerDataset.from_dict(y)))
     return (
         [f"== {a.name} vs {b.name} ({len(rows)})"]
         + [f"  {k}: {show_value(p)} -> {show_value(q)}" for k, p, q in rows]

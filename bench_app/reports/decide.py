@@ -16,13 +16,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
+from bench_app.records.documents import PerDataset
 from bench_app.records.folder import RunFolder
 from bench_app.reports.compare import diff_mappings, show_value
 from bench_app.reports.matrix import dataset_config
-from bench_app.reports.references import load_reference, published_figure, reference_samples
+from bench_app.reports.references import load_reference
 from bench_app.run import sequential
 from bench_app.run.planning.plan import DatasetPlan, RunPlan
-from bench_app.rundir.snapshot import per_dataset_document
+from bench_app.rundir.documents import per_dataset_document
 
 # Sections of a per_dataset document named without their prefix in a refusal (max_out_len, subsets, ...).
 _SECTIONS = ("aisbench.", "model_config.")
@@ -65,7 +66,7 @@ class Decider:
                 raise UserError(
                     f"{where}: no ok result to gate against ({entry.status if entry else 'absent'})."
                 )
-            differs = self._differences(per_dataset.get(dataset.short, {}), dataset, plan)
+            differs = self._differences(per_dataset.get(dataset.short, PerDataset()), dataset, plan)
             if differs:
                 raise UserError(
                     f"{where}: configured otherwise ({'; '.join(differs)}); gate like against like."
@@ -76,7 +77,7 @@ class Decider:
             self.baseline[dataset.short] = answers
 
     @staticmethod
-    def _differences(recorded: Dict[str, Any], dataset: DatasetPlan, plan: RunPlan) -> List[str]:
+    def _differences(recorded: PerDataset, dataset: DatasetPlan, plan: RunPlan) -> List[str]:
         """What compare's gate would flag as configured otherwise (matrix.dataset_config of both per_dataset
         documents), and repeats: a staged decision pairs one answer per question."""
         planned = per_dataset_document(dataset, plan.group_of(dataset.short))
@@ -85,14 +86,14 @@ class Decider:
             f"{show_value(mine)} here"
             for key, theirs, mine in diff_mappings(dataset_config(recorded), dataset_config(planned))
         ]
-        repeats = (recorded.get("aisbench") or {}).get("repeats") or 1
+        repeats = recorded.aisbench.repeats or 1
         if int(repeats) != 1:
             said.append(f"repeats={repeats} there: a staged decision pairs one answer per question")
         return said
 
     def _check_reference(self, plan: RunPlan, model_names: List[Optional[str]]) -> None:
         try:
-            chosen, document = load_reference(self.decide.reference, model_names)
+            chosen, reference = load_reference(self.decide.reference, model_names)
         except UserError as error:  # its flags are parity's; a run names the reference in its settings
             raise UserError(
                 f"execution.decide.tolerance: parity needs a reference: {error} (here: "
@@ -100,13 +101,13 @@ class Decider:
             ) from None
         for dataset in plan.datasets:
             mode = "thinking" if dataset.evaluator.thinking in (True, None) else "non_thinking"
-            published = published_figure(document, dataset.short, mode)
-            if published is None:
+            published = reference.figure(dataset.short, mode)
+            if published is None or published.score is None:
                 raise UserError(
                     f"execution.decide.tolerance: the reference {chosen} has no {mode.replace('_', '-')} "
                     f"figure for dataset {dataset.short}: parity cannot decide it; leave the dataset out."
                 )
-            self.reference[dataset.short] = (float(published["score"]), reference_samples(published), chosen)
+            self.reference[dataset.short] = (float(published.score), published.samples, chosen)
 
     # -- after each stage
     def look(self, dataset: DatasetPlan, stage: int) -> Dict[str, Any]:

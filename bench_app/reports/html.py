@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
-from bench_app.records.documents import DatasetEntry, ServerEntry
+from bench_app.records.base import Record
+from bench_app.records.documents import DatasetEntry, PerDataset, ServerEntry
 from bench_app.records.folder import RunFolder
 
 ASSETS = Path(__file__).with_name("assets")
@@ -77,14 +78,19 @@ def _samples(run_dir: Path, short: str, limit: int = TEXT_LIMIT) -> List[Dict[st
     ]
 
 
-def _engine_table(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
+def _engine_table(per_dataset: PerDataset) -> Dict[str, Any]:
     """The effective engine arguments of a dataset, flat, and which of them its override set."""
-    engine = {k: v for k, v in (per_dataset.get("vllm") or {}).items() if v not in (None, {}, [])}
-    override = per_dataset.get("vllm_config_override_applied") or {}
+    engine = {k: v for k, v in per_dataset.vllm.items() if v not in (None, {}, [])}
+    override = per_dataset.vllm_config_override_applied or {}
     return {
         "args": {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in engine.items()},
         "override": sorted(override),
     }
+
+
+def _plain(summary: Optional[Record]) -> Dict[str, Any]:
+    """A result's summary as the page's script reads it ({}: none)."""
+    return summary.to_dict() if summary is not None else {}
 
 
 def report_data(run_dir: Path) -> Dict[str, Any]:
@@ -98,18 +104,18 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
     entries = results.datasets or {short: DatasetEntry() for short in per_dataset}
     limit = text_limit(sum(int(e.samples or 0) for e in entries.values()))
     for short, entry in entries.items():
-        document = per_dataset.get(short, {})
+        document = per_dataset.get(short, PerDataset())
         subsets = {
             name: next(iter(numbers(values).values()), None)
             for name, values in (entry.metrics.get("subsets") or {}).items()
         }
-        group = entry.group if entry.group is not None else (document.get("engine") or {}).get("group")
+        group = entry.group if entry.group is not None else document.engine.group
         server = by_group.get(group, ServerEntry())
         shown = ("port", "max_model_len", "version", "served_model", "ready_after_s", "error")
         datasets.append(
             {
                 "short": short,
-                "name": entry.name or (document.get("dataset") or {}).get("name"),
+                "name": entry.name or document.dataset.name,
                 "status": entry.status or "not run",
                 "group": group,
                 "metrics": numbers(entry.metrics),
@@ -119,19 +125,19 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 "evaluation_started_at": entry.evaluation_started_at,
                 "evaluation_s": entry.evaluation_s,
                 "samples": entry.samples,
-                "prompts": entry.prompts,
+                "prompts": _plain(entry.prompts),
                 "samples_error": entry.samples_error,
-                "reasoning": entry.reasoning,
-                "answers": entry.answers,
-                "cut_in_thinking_policy": (document.get("aisbench") or {}).get(
-                    "cut_in_thinking", "no_answer"
-                ),
+                "reasoning": _plain(entry.reasoning),
+                "answers": _plain(entry.answers),
+                "cut_in_thinking_policy": document.aisbench.cut_in_thinking or "no_answer",
                 "finished_requests": entry.finished_requests,
                 "replicas": entry.replicas,  # execution.replicas > 1: each replica's share
-                "probe": entry.probe,  # a seeded sample: its size, seed and interval
+                "probe": entry.probe.to_dict()
+                if entry.probe
+                else None,  # a seeded sample: size, seed, interval
                 # execution.decide: the stage it stopped at, never a full score
-                "decided": entry.decided.to_dict() if entry.decided else {},
-                "repeats": entry.repeats,  # repeats in one run: each repeat's score, their interval, maj@k
+                "decided": _plain(entry.decided),
+                "repeats": _plain(entry.repeats),  # repeats in one run: each score, their interval, maj@k
                 "engine": _engine_table(document),
                 "server": {k: getattr(server, k) for k in shown if getattr(server, k) is not None},
             }

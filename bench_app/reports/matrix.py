@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import EvaluatorSettings
+from bench_app.records.documents import PerDataset
 from bench_app.records.folder import RunFolder, headline
 from bench_app.reports import decisions
 from bench_app.reports.compare import diff_mappings
@@ -71,16 +72,16 @@ def _evaluator_defaults() -> Dict[str, Any]:
     }
 
 
-def dataset_config(per_dataset: Dict[str, Any]) -> Dict[str, Any]:
+def dataset_config(per_dataset: PerDataset) -> Dict[str, Any]:
     """What decides the questions and how they are asked (not the engine, not the evaluator's pace).
     A setting a run recorded no value for (written before bench_app had it) counts at its default."""
-    recorded = {**_evaluator_defaults(), **(per_dataset.get("aisbench") or {})}
+    recorded = {**_evaluator_defaults(), **per_dataset.aisbench.to_dict()}
     aisbench = {k: v for k, v in recorded.items() if k not in _OPERATIONAL}
     return {
-        "dataset.name": (per_dataset.get("dataset") or {}).get("name"),
+        "dataset.name": per_dataset.dataset.name,
         "aisbench": aisbench,
-        "model_config": per_dataset.get("model_config") or {},
-        "config_file.sha256": (per_dataset.get("config_file") or {}).get("sha256"),
+        "model_config": per_dataset.generation.to_dict(),
+        "config_file.sha256": per_dataset.config_file.sha256 if per_dataset.config_file else None,
     }
 
 
@@ -116,7 +117,7 @@ class SideData:
                     if side.level is not None or level is None:
                         continue
                     short = recorded  # a load sweep's levels compared with a plain run: each level apart
-                data.config.setdefault(short, dataset_config(per_dataset.get(recorded, {})))
+                data.config.setdefault(short, dataset_config(per_dataset.get(recorded, PerDataset())))
                 main = headline(entry.metrics) if entry.status == "ok" else None
                 if main is None:
                     data.failed.setdefault(short, f"{entry.status or 'no result'}: {entry.reason or ''}")

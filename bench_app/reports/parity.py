@@ -28,13 +28,12 @@ import yaml
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write
 from bench_app.evaluators.samples import mean_interval
+from bench_app.records.documents import DatasetEntry, PerDataset
 from bench_app.records.folder import RunFolder
+from bench_app.records.reference import ParityReference, PublishedFigure
 from bench_app.reports import decisions
 from bench_app.reports.references import (
-    figure_verified,
     load_reference,
-    published_figure,
-    reference_samples,
 )
 from bench_app.run.planning import sampling
 
@@ -64,51 +63,45 @@ def wilson(score: float, n: int) -> Tuple[float, float]:
     return sampling.wilson(score * n / 100.0, n)
 
 
-def _mode(per_dataset: Dict[str, Any]) -> str:
-    thinking = (per_dataset.get("model_config") or {}).get("thinking")
-    if thinking is None:
-        thinking = (per_dataset.get("aisbench") or {}).get("thinking")
+def _mode(per_dataset: PerDataset) -> str:
+    thinking = per_dataset.generation.thinking
     return "non_thinking" if thinking is False else "thinking"  # null: the chat template's default (thinks)
 
 
-def _questions(entry) -> Optional[int]:
-    probe = entry.probe or {}
-    if probe.get("size"):
-        return int(probe["size"])
-    if (entry.repeats or {}).get("questions"):  # repeats in one run: a record per answer
-        return int(entry.repeats["questions"])
+def _questions(entry: DatasetEntry) -> Optional[int]:
+    if entry.probe and entry.probe.size:
+        return int(entry.probe.size)
+    if entry.repeats and entry.repeats.questions:  # repeats in one run: a record per answer
+        return int(entry.repeats.questions)
     if entry.samples:
         return int(entry.samples)
-    return int(entry.prompts["total"]) if (entry.prompts or {}).get("total") else None
+    return int(entry.prompts.total) if entry.prompts and entry.prompts.total else None
 
 
-def _cautions(document: Dict[str, Any], published: Dict[str, Any], repeats_run: int = 1) -> List[str]:
-    aisbench = document.get("aisbench") or {}
-    model_config = document.get("model_config") or {}
+def _cautions(document: PerDataset, published: PublishedFigure, repeats_run: int = 1) -> List[str]:
+    aisbench, model_config = document.aisbench, document.generation
+    generation_kwargs = model_config.generation_kwargs or {}
     said: List[str] = []
-    budget, wanted = model_config.get("max_out_len"), published.get("max_out_len")
+    budget, wanted = model_config.max_out_len, published.max_out_len
     if budget and wanted and int(budget) < int(wanted):
         said.append(f"max_out_len {budget} < the reference's {wanted}: long answers are cut")
-    temperature = (model_config.get("generation_kwargs") or {}).get("temperature")
-    sampled = (published.get("sampling") or {}).get("temperature")
+    temperature, sampled = generation_kwargs.get("temperature"), published.sampling.get("temperature")
     if temperature is not None and sampled and float(temperature) <= GREEDY_BELOW < float(sampled):
         said.append(f"greedy decoding (temperature {temperature}) where the authors sample at {sampled}")
-    penalty = (published.get("sampling") or {}).get("presence_penalty")
-    used = (model_config.get("generation_kwargs") or {}).get("presence_penalty")
-    if penalty and not used:
+    penalty = published.sampling.get("presence_penalty")
+    if penalty and not generation_kwargs.get("presence_penalty"):
         said.append(f"no presence penalty where the authors use {penalty}")
-    repeats = int(published.get("repeats") or 1)
+    repeats = published.repeats or 1
     if repeats > repeats_run:
         passes = "one pass" if repeats_run == 1 else f"{repeats_run} repeats"
         said.append(f"{passes} where the reference averages {repeats} samples per question")
-    name, variants = (document.get("dataset") or {}).get("name"), published.get("names") or []
+    name, variants = document.dataset.name, published.names
     if variants and name not in variants:
-        said.append(
-            f"{name} is not the reference's variant {published.get('variant')} ({', '.join(variants)})"
-        )
-    subset = [k for k in ("num_prompts", "sample_size", "subsets") if aisbench.get(k) is not None]
-    if subset:
-        said.append("a subset of the dataset (" + ", ".join(f"{k} {aisbench[k]}" for k in subset) + ")")
+        said.append(f"{name} is not the reference's variant {published.variant} ({', '.join(variants)})")
+    subset = {k: getattr(aisbench, k) for k in ("num_prompts", "sample_size", "subsets")}
+    if any(v is not None for v in subset.values()):
+        shown = ", ".join(f"{k} {v}" for k, v in subset.items() if v is not None)
+        said.append(f"a subset of the dataset ({shown})")
     return said
 
 
@@ -161,11 +154,10 @@ def parity(
     per_dataset = runs[0].read_per_dataset()
     model = results[0].model
     chosen, document = load_reference(reference, [model.path, model.name], extra)
-    published_all = document.get("datasets") or {}
     rows: List[Row] = []
     repeats = len(runs)
     for short, entry in results[0].datasets.items():
-        config = per_dataset.get(short, {})
+        config = per_dataset.get(short, PerDataset())
         row = Row(short, _mode(config))
         rows.append(row)
         entries = [r.datasets.get(short) for r in results]
@@ -175,7 +167,7 @@ def parity(
                 f"the run has no score ({entry.status})" if len(runs) == 1 else "a repeat has no score"
             )
             continue
-        inside = (entries[0].repeats or {}).get("scores") if len(entries) == 1 else None
+        inside = entries[0].repeats.scores if len(entries) == 1 and entries[0].repeats else None
         if inside and len(inside) > 1:  # repeats in one run: each repeat's pass over every question
             scores = [float(x) for x in inside]
         repeats = max(repeats, len(scores))
@@ -185,17 +177,17 @@ def parity(
         elif row.questions:
             row.ci95 = wilson(row.score, row.questions)
         key = short.split("@")[0]
-        if key not in published_all:
-            why = (document.get("not_reported") or {}).get(key)
+        if key not in document.datasets:
+            why = document.not_reported.get(key)
             row.reasons.append(f"no reference: {why}" if why else f"no reference for {key} in {chosen}")
             continue
-        published = published_figure(document, key, row.mode)
-        if published is None:
+        published = document.figure(key, row.mode)
+        if published is None or published.score is None:
             row.reasons.append(f"the reference has no {row.mode.replace('_', '-')} score for {key}")
             continue
-        row.reference = float(published["score"])
+        row.reference = float(published.score)
         row.difference = round(row.score - row.reference, 2)
-        row.where, row.verified = published.get("where"), figure_verified(document, published)
+        row.where, row.verified = published.where, document.is_verified(published)
         row.cautions = _cautions(config, published, len(scores))
         if not row.verified:
             row.cautions.append(
@@ -204,7 +196,7 @@ def parity(
         if row.ci95 is None:
             row.reasons.append("the number of questions is not recorded: no interval")
             continue
-        samples = reference_samples(published)
+        samples = published.samples
         decision = decisions.parity(
             row.score,
             row.questions or len(scores),
@@ -238,8 +230,8 @@ def parity(
         "reference": chosen,
         "tolerance": tolerance,
         # every figure this run was compared with was checked against the source
-        "verified": all(compared) if compared else bool(document.get("verified")),
-        "source": document.get("source"),
+        "verified": all(compared) if compared else bool(document.verified),
+        "source": document.source,
         "repeats": repeats,
         "rows": [asdict(r) for r in rows],
     }
@@ -300,32 +292,31 @@ def save_reference(run: Path, name: str, folder: Path) -> Path:
         raise UserError(f"{target} exists; it is never overwritten: choose another name")
     run_folder = RunFolder(run)
     results, per_dataset = run_folder.read_results(), run_folder.read_per_dataset()
-    datasets: Dict[str, Any] = {}
+    datasets: Dict[str, Dict[str, PublishedFigure]] = {}
     for short, entry in results.datasets.items():
         score = entry.metrics.get("accuracy")
         if entry.status != "ok" or not isinstance(score, (int, float)):
             continue
-        config = per_dataset.get(short, {})
-        model_config = config.get("model_config") or {}
-        datasets.setdefault(short.split("@")[0], {})[_mode(config)] = {
-            "score": float(score),
-            "metric": "accuracy",
-            "variant": (config.get("dataset") or {}).get("name"),
-            "questions": _questions(entry),
-            "max_out_len": model_config.get("max_out_len"),
-            "repeats": 1,
-            "sampling": model_config.get("generation_kwargs") or {},
-        }
+        config = per_dataset.get(short, PerDataset())
+        datasets.setdefault(short.split("@")[0], {})[_mode(config)] = PublishedFigure(
+            score=float(score),
+            metric="accuracy",
+            variant=config.dataset.name,
+            questions=_questions(entry),
+            max_out_len=config.generation.max_out_len,
+            repeats=1,
+            sampling=config.generation.generation_kwargs or {},
+        )
     model = results.model.path or results.model.name or ""
-    document = {
-        "model": results.model.name or model,
-        "matches": [m for m in {results.model.name, Path(str(model)).name} if m],
-        "verified": True,
-        "source": f"bench_app run {run.resolve()} ({results.benchmark.timestamp})",
-        "datasets": datasets,
-    }
+    document = ParityReference(
+        model=results.model.name or model,
+        matches=[m for m in {results.model.name, Path(str(model)).name} if m],
+        verified=True,
+        source=f"bench_app run {run.resolve()} ({results.benchmark.timestamp})",
+        datasets=datasets,
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    atomic_write(target, yaml.safe_dump(document.to_dict(), sort_keys=False, allow_unicode=True))
     return target
 
 

@@ -11,11 +11,14 @@ settings and `where` the source gives it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
+
+from pydantic import ValidationError
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import read_yaml
 from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.records.reference import ParityReference
 
 REFERENCE_DIR = PROJECT_ROOT / "conf" / "reference"
 
@@ -28,56 +31,30 @@ def reference_files(extra: Sequence[Path] = ()) -> Dict[str, Path]:
     return found
 
 
-def _match_length(document: Dict, model_names: Sequence[str]) -> int:
-    """How specifically a reference matches the run's model: its longest pattern found (0: none), so that
-    Qwen3-30B-A3B-Base takes the base model's reference, not the chat model's it also contains."""
-    names = [str(model).lower() for model in model_names if model]
-    if any(str(x).lower() in name for x in document.get("excludes") or [] for name in names):
-        return 0
-    return max(
-        (
-            len(p)
-            for p in (str(m).lower() for m in document.get("matches") or [])
-            if any(p in name for name in names)
-        ),
-        default=0,
-    )
+def _read(path: Path) -> ParityReference:
+    try:
+        return ParityReference.from_dict(read_yaml(path))
+    except ValidationError as error:
+        raise UserError(f"reference {path}: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}") from None
 
 
 def load_reference(
-    name: Optional[str], model_names: Sequence[str], extra: Sequence[Path] = ()
-) -> Tuple[str, Dict]:
+    name: Optional[str], model_names: Sequence[Optional[str]], extra: Sequence[Path] = ()
+) -> Tuple[str, ParityReference]:
     files = reference_files(extra)
     if name:
         if name not in files:
             raise UserError(f"no reference {name!r}; known: {', '.join(sorted(files)) or 'none'}")
-        return name, read_yaml(files[name]) or {}
-    best: Tuple[int, str, Dict] = (0, "", {})
+        return name, _read(files[name])
+    best: Tuple[int, str, ParityReference] = (0, "", ParityReference())
     for stem, path in files.items():
-        document = read_yaml(path) or {}
-        length = _match_length(document, model_names)
+        reference = _read(path)
+        length = reference.match_length(model_names)
         if length > best[0]:
-            best = (length, stem, document)
+            best = (length, stem, reference)
     if best[0]:
         return best[1], best[2]
     raise UserError(
         f"no reference matches the run's model ({', '.join(str(m) for m in model_names if m)}); name one "
         f"with --reference ({', '.join(sorted(files)) or 'none known'}), or save one with --save-reference"
     )
-
-
-def published_figure(document: Dict, dataset: str, mode: str) -> Optional[Dict]:
-    """The reference's figure for a dataset in a mode (`any`: a model without modes, e.g. a base model)."""
-    figures = (document.get("datasets") or {}).get(dataset) or {}
-    return figures.get(mode) or figures.get("any")
-
-
-def figure_verified(document: Dict, published: Dict) -> bool:
-    """A figure is checked against its source when it says so, else when its whole reference does."""
-    return bool(published.get("verified", document.get("verified")))
-
-
-def reference_samples(published: Dict[str, Any]) -> Optional[int]:
-    """Answers the published figure averages (questions x repeats), where the reference says."""
-    questions = published.get("questions")
-    return int(questions) * int(published.get("repeats") or 1) if questions else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import List
 
 from bench_app.common.errors import EvaluationError, UserError
 from bench_app.common.files import atomic_write, dump_yaml, now_iso
@@ -22,17 +22,17 @@ from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.sandbox import sandbox_off_warning
+from bench_app.records.documents import PerDataset
 from bench_app.records.folder import RunFolder
 
 RESCORE_TIMEOUT_S = 3600.0
 
 
-def settings_of(per_dataset: Dict[str, Any]) -> EvaluatorSettings:
+def settings_of(per_dataset: PerDataset) -> EvaluatorSettings:
     """The dataset's evaluator settings as the snapshot recorded them (aisbench: + model_config:)."""
     names = {f.name for f in dataclasses.fields(EvaluatorSettings)}
-    values = {k: v for k, v in (per_dataset.get("aisbench") or {}).items() if k in names}
-    values.update({k: v for k, v in (per_dataset.get("model_config") or {}).items() if k in names})
-    return EvaluatorSettings(**values)
+    recorded = {**per_dataset.aisbench.to_dict(), **per_dataset.generation.to_dict()}
+    return EvaluatorSettings(**{k: v for k, v in recorded.items() if k in names})
 
 
 def load_run(run_dir: Path):
@@ -74,7 +74,7 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
             say(f"re-scoring {short} from its stored predictions ...")
             try:
                 task = evaluator.rescore_task(short, entry.name or "", settings, work_dir)
-                task.model_path = str((per_dataset.get("vllm") or {}).get("model_path", ""))
+                task.model_path = str(per_dataset.vllm.get("model_path", ""))  # the engine's own section
                 session.run(task, RESCORE_TIMEOUT_S, lambda: None)
                 samples = session.write_samples(task, RESCORE_TIMEOUT_S, lambda: None)
                 verified = evaluator.verify(task)
@@ -87,7 +87,7 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
                 entry.log_tail = error.log_tail or None
                 failed.append(short)
             entry.rescored_at = now_iso()
-            per_dataset["result"] = {**(per_dataset.get("result") or {}), **entry.to_dict()}
+            per_dataset.result = entry
             folder.write_per_dataset(short, per_dataset)
             say(f"  {short}: {entry.status} {entry.metrics or entry.reason}")
     if any(e.status != "ok" for e in entries.values()):

@@ -10,7 +10,15 @@ from rich.table import Table
 from rich.text import Text
 
 from bench_app.common.files import atomic_write
-from bench_app.records.documents import DatasetEntry, Decided
+from bench_app.records.documents import (
+    Benchmark,
+    DatasetEntry,
+    Decided,
+    ProbeSummary,
+    ReasoningSummary,
+    RepeatSummary,
+    RunResults,
+)
 from bench_app.records.folder import RunFolder
 from bench_app.reports.load import load_sweep
 from bench_app.reports.load import summary_lines as load_summary_lines
@@ -98,13 +106,18 @@ def metric_text(metrics: Dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
-def reasoning_text(summary: Dict[str, Any]) -> str:
+def reasoning_text(summary: ReasoningSummary) -> str:
     """A reasoning model's answers in one line (bench_app.evaluators.samples.reasoning_summary)."""
     return (
-        f"{summary.get('cut_in_thinking')} of {summary.get('answers')} cut in thinking; score all "
-        f"{summary.get('score_all')}, finished {summary.get('score_finished')}; reasoning tokens median "
-        f"{summary.get('reasoning_tokens_median')}, p95 {summary.get('reasoning_tokens_p95')}"
+        f"{summary.cut_in_thinking} of {summary.answers} cut in thinking; score all "
+        f"{summary.score_all}, finished {summary.score_finished}; reasoning tokens median "
+        f"{summary.reasoning_tokens_median}, p95 {summary.reasoning_tokens_p95}"
     )
+
+
+def thinks(result: DatasetEntry) -> bool:
+    """A model that thinks: its answers carry reasoning tokens."""
+    return bool(result.reasoning and result.reasoning.reasoning_tokens_median)
 
 
 def markdown_cell(text: Any) -> str:
@@ -112,16 +125,16 @@ def markdown_cell(text: Any) -> str:
     return str(text).replace("|", "/").replace("\n", " ")
 
 
-def results_document(config, plan: RunPlan, outcome: RunOutcome) -> Dict[str, Any]:
-    return {
-        "benchmark": {"name": config.benchmark.name, "timestamp": config.benchmark.timestamp},
-        "model": model_identity(config.vllm).to_dict(),  # what `bench-app runs` lists without the snapshot
-        "status": outcome.status,
-        "wall_time_s": round(outcome.wall_s, 1),
-        "server_starts": outcome.server_starts,
-        "datasets": {short: result.to_dict() for short, result in outcome.results.items()},
-        "servers": [server.to_dict() for server in outcome.servers],
-    }
+def results_document(config, outcome: RunOutcome) -> RunResults:
+    return RunResults(
+        benchmark=Benchmark(name=config.benchmark.name, timestamp=config.benchmark.timestamp),
+        model=model_identity(config.vllm),  # what `bench-app runs` lists without the snapshot
+        status=outcome.status,
+        wall_time_s=round(outcome.wall_s, 1),
+        server_starts=outcome.server_starts,
+        datasets=dict(outcome.results),
+        servers=list(outcome.servers),
+    )
 
 
 def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
@@ -150,7 +163,7 @@ def summary_markdown(config, plan: RunPlan, outcome: RunOutcome) -> str:
     if repeated:
         lines += ["", "| dataset | repeats |", "|---|---|"]
         lines += [f"| {s} | {markdown_cell(repeats_text(summary))} |" for s, summary in repeated.items()]
-    thinking = {s: r.reasoning for s, r in results if r.reasoning.get("reasoning_tokens_median")}
+    thinking = {s: r.reasoning for s, r in results if thinks(r)}
     if thinking:
         lines += ["", "| dataset | reasoning |", "|---|---|"]
         lines += [f"| {s} | {markdown_cell(reasoning_text(summary))} |" for s, summary in thinking.items()]
@@ -176,22 +189,22 @@ def plan_has_levels(plan: RunPlan) -> bool:
     return any(dataset.load_level is not None for dataset in plan.datasets)
 
 
-def probe_text(probe: Dict[str, Any]) -> str:
-    interval = probe.get("ci95")
+def probe_text(probe: ProbeSummary) -> str:
+    interval = probe.ci95
     shown = f"accuracy 95% interval {interval[0]}-{interval[1]}" if interval else "no accuracy to bound"
-    return f"a seeded sample of {probe['size']} prompts (seed {probe['seed']}), not a full run: {shown}"
+    return f"a seeded sample of {probe.size} prompts (seed {probe.seed}), not a full run: {shown}"
 
 
-def repeats_text(repeats: Dict[str, Any]) -> str:
+def repeats_text(repeats: RepeatSummary) -> str:
     """Repeats in one run in one line (bench_app.evaluators.samples.repeat_summary)."""
-    said = f"mean of {repeats['k']} repeats over {repeats['questions']} questions {repeats['mean']:g}"
-    if repeats.get("ci95"):
-        low, high = repeats["ci95"]
-        said += f" (standard error {repeats['std_error']:g}, 95% interval {low:g}..{high:g})"
-    said += f"; each repeat: {', '.join(f'{x:g}' for x in repeats['scores'])}"
-    said += f"; seeds {', '.join(str(x) for x in repeats['seeds'])}" if repeats.get("seeds") else ""
-    counted = [k for k in repeats if k.startswith(("pass@", "maj@"))]
-    return said + "".join(f"; {k} {repeats[k]:g}" for k in counted)
+    said = f"mean of {repeats.k} repeats over {repeats.questions} questions {repeats.mean:g}"
+    if repeats.ci95:
+        low, high = repeats.ci95
+        said += f" (standard error {repeats.std_error:g}, 95% interval {low:g}..{high:g})"
+    said += f"; each repeat: {', '.join(f'{x:g}' for x in repeats.scores)}"
+    said += f"; seeds {', '.join(str(x) for x in repeats.seeds)}" if repeats.seeds else ""
+    counted = {f"pass@{repeats.k}": repeats.pass_at_k, f"maj@{repeats.k}": repeats.maj_at_k}
+    return said + "".join(f"; {k} {v:g}" for k, v in counted.items() if v is not None)
 
 
 def decided_text(decided: Decided) -> str:
@@ -217,16 +230,16 @@ def decided_text(decided: Decided) -> str:
 
 def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> None:
     folder = RunFolder(run_dir)
-    document = results_document(config, plan, outcome)
+    document = results_document(config, outcome)
     folder.write_results(document)  # first: reading every level's samples below can take a while
     summary = summary_markdown(config, plan, outcome)
     try:  # execution.load_levels: each level from its own samples and requests
-        entries = {short: DatasetEntry.from_dict(entry) for short, entry in document["datasets"].items()}
-        sweep = load_sweep(run_dir, entries)
+        sweep = load_sweep(run_dir, dict(document.datasets))
     except Exception as error:  # noqa: BLE001 - the results stand without it; the table says why
         sweep = {"error": f"{type(error).__name__}: {error}"} if plan_has_levels(plan) else None
     if sweep is not None:
-        folder.write_results({**document, "load_sweep": sweep})
+        document.load_sweep = sweep
+        folder.write_results(document)
         summary += "\n".join(load_summary_lines(sweep)) + "\n"
     atomic_write(folder.summary_file, summary)
 
@@ -274,12 +287,12 @@ def print_summary(
             console.print(f"decided {short}: {decided_text(r.decided)}")
         if r.repeats:  # samples per question: their spread, so that one figure is not read alone
             console.print(f"repeats {short}: {repeats_text(r.repeats)}")
-        if r.reasoning.get("reasoning_tokens_median"):  # a model that thinks: its answers at a glance
+        if r.reasoning and thinks(r):  # a model that thinks: its answers at a glance
             console.print(f"reasoning {short}: {reasoning_text(r.reasoning)}")
-        if r.answers.get("reused"):
+        if r.answers and r.answers.reused:
             console.print(
-                f"answers {short}: {r.answers['reused']} reused from the request cache, "
-                f"{r.answers['generated']} generated"
+                f"answers {short}: {r.answers.reused} reused from the request cache, "
+                f"{r.answers.generated} generated"
             )
     folder = RunFolder(run_dir)
     sweep = folder.read_results().load_sweep if folder.results_file.exists() else None

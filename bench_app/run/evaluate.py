@@ -11,7 +11,7 @@ from typing import Callable, Dict, Optional
 from bench_app.common.errors import EvaluationError
 from bench_app.common.files import now_iso
 from bench_app.evaluators import Endpoint, EvaluationSession
-from bench_app.records.documents import DatasetEntry
+from bench_app.records.documents import DatasetEntry, PromptCount
 from bench_app.run.outcome import note_cut_in_thinking, note_finished_requests
 from bench_app.run.planning.plan import DatasetPlan
 from bench_app.run.planning.sampling import probe_record
@@ -100,5 +100,5 @@ def evaluate_dataset(
         result.evaluation_s = round(time.monotonic() - started, 1)
     note_finished_requests(result, before, live.server.request_counters())
     if result.finished_requests or watch.total:
-        result.prompts = {"done": sum(result.finished_requests.values()), "total": watch.total}
+        result.prompts = PromptCount(done=sum(result.finished_requests.values()), total=watch.total)
     return result

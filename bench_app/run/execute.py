@@ -122,7 +122,7 @@ def execute(
                 group=dataset.group,
                 reason="run interrupted before this dataset",
             )
-            snapshot.record_dataset(dataset.short, {"result": results[dataset.short].to_dict()})
+            snapshot.record_dataset(dataset.short, result=results[dataset.short])
     ordered = {d.short: results[d.short] for d in plan.datasets}
     if status == "completed" and any(r.status != "ok" for r in ordered.values()):
         status = "failed"

@@ -95,7 +95,7 @@ class GroupRunner:
             # A failure caused by stopping the run is not a finding about the model or the config.
             result.status, result.reason = "skipped", f"run interrupted during this dataset ({result.reason})"
         self.results[short] = result
-        self.snapshot.record_dataset(short, {"server": record.to_dict(), "result": result.to_dict()})
+        self.snapshot.record_dataset(short, server=record, result=result)
 
     def _fail_all(
         self, shorts: List[str], group: EngineGroup, record: ServerEntry, reason: str, log_tail: str = ""

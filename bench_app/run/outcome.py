@@ -53,11 +53,15 @@ def note_cut_in_thinking(result: DatasetEntry, dataset: DatasetPlan) -> None:
     """More than 5% of the answers ran out of tokens while still thinking: the score measures the
     budget as much as the model. Say so, with what the context leaves for a longer answer."""
     summary, settings = result.reasoning, dataset.evaluator
-    cut, answers = summary.get("cut_in_thinking", 0), summary.get("answers", 0)
-    if not answers or cut / answers <= CUT_IN_THINKING_NOTE:
+    if (
+        summary is None
+        or not summary.answers
+        or (summary.cut_in_thinking or 0) / summary.answers <= CUT_IN_THINKING_NOTE
+    ):
         return
+    cut, answers = summary.cut_in_thinking, summary.answers
     scored = "scored as no answer" if settings.cut_in_thinking == "no_answer" else "scored as they were"
-    context, longest = dataset.engine_args.get("max_model_len"), summary.get("longest_prompt_tokens")
+    context, longest = dataset.engine_args.get("max_model_len"), summary.longest_prompt_tokens
     fits = (
         f"max_out_len up to {context - longest} fits max_model_len {context} (longest prompt {longest})"
         if isinstance(context, int) and longest and context - longest > settings.max_out_len
@@ -65,7 +69,7 @@ def note_cut_in_thinking(result: DatasetEntry, dataset: DatasetPlan) -> None:
     )
     note = (
         f"{cut} of {answers} answer(s) were cut inside their thinking at max_out_len {settings.max_out_len} "
-        f"({scored}); score over the {summary.get('finished', 0)} that finished: "
-        f"{summary.get('score_finished')}. To let them finish: {fits}"
+        f"({scored}); score over the {summary.finished or 0} that finished: "
+        f"{summary.score_finished}. To let them finish: {fits}"
     )
     result.reason = f"{result.reason}; {note}" if result.reason else note

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
-from bench_app.records.documents import DatasetEntry, Decided
+from bench_app.records.documents import AnswerSources, DatasetEntry, Decided
 from bench_app.run.planning.plan import DatasetPlan, RunPlan
 from bench_app.run.planning.sampling import counted_subsets
 
@@ -141,7 +141,7 @@ def evaluate_in_stages(
         log(f"{dataset.short}: stage {stage + 1} of {stages} ({asked} of {total} questions)")
         result = evaluate(stage_plan(dataset, stage, seed))
         seconds += result.evaluation_s or 0.0
-        generated += result.answers.get("generated", 0)
+        generated += result.answers.generated if result.answers else 0
         if result.status != "ok":
             break
         look = decider.look(dataset, stage)
@@ -151,8 +151,8 @@ def evaluate_in_stages(
     assert result is not None
     result.evaluation_s = round(seconds, 1)  # every stage's; answers: generated in any stage, the rest reused
     if result.answers:
-        answered = result.answers.get("reused", 0) + result.answers.get("generated", 0)
-        result.answers = {"reused": max(0, answered - generated), "generated": generated}
+        answered = result.answers.reused + result.answers.generated
+        result.answers = AnswerSources(reused=max(0, answered - generated), generated=generated)
     stage = len(looks) - 1 if looks else 0
     asked = dataset.stage_questions[stage]
     verdict = looks[-1].get("verdict") if looks else None

@@ -19,7 +19,7 @@ from bench_app.evaluators.data import measure_path
 from bench_app.records.documents import GitState, RunMetadata
 from bench_app.records.folder import RunFolder
 from bench_app.rundir import metadata as meta
-from bench_app.rundir.snapshot import snapshot_to_config
+from bench_app.rundir.documents import snapshot_to_config
 
 
 def _package_file(path: Path) -> Dict[str, str]:

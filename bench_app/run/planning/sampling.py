@@ -15,6 +15,7 @@ import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench_app.common.errors import UserError
+from bench_app.records.documents import ProbeSummary
 from bench_app.run.planning.plan import RunPlan
 
 
@@ -86,13 +87,13 @@ def wilson(correct: float, n: int, z: float = 1.96) -> Optional[Tuple[float, flo
     return round(100 * (centre - half), 1), round(100 * (centre + half), 1)
 
 
-def probe_record(settings, metrics: Dict[str, object]) -> Optional[Dict[str, object]]:
+def probe_record(settings, metrics: Dict[str, object]) -> Optional[ProbeSummary]:
     """What a probe's result carries: its size, seed, and the headline score's 95% interval."""
     if settings.sample_ids is None:
         return None
     n = sum(len(ids) for ids in settings.sample_ids)
-    record: Dict[str, object] = {"size": n, "seed": settings.sample_seed}
+    record = ProbeSummary(size=n, seed=settings.sample_seed)
     score = metrics.get("accuracy")
     if isinstance(score, (int, float)):
-        record["ci95"] = list(wilson(round(float(score) * n / 100), n) or [])
+        record.ci95 = list(wilson(round(float(score) * n / 100), n) or [])
     return record
