@@ -11,6 +11,7 @@ import pytest
 from conftest import FAKES_CONF, load, plan_for, run_cli
 
 from bench_app.common.errors import UserError
+from bench_app.records.documents import LoadLevel
 from bench_app.records.folder import RunFolder
 from bench_app.reports.load import knee, request_stats
 from bench_app.run.planning.load_levels import split_short
@@ -60,15 +61,15 @@ def test_levels_expand_each_dataset_in_a_seeded_shuffled_order_on_one_server():
 
 def test_knee_is_the_last_level_before_accuracy_changes_or_throughput_stalls():
     rows = [
-        {"level": 1, "output_tokens_per_s": 10.0},
-        {"level": 2, "output_tokens_per_s": 19.0, "significant": False},
-        {"level": 4, "output_tokens_per_s": 19.5, "significant": False},
-        {"level": 8, "output_tokens_per_s": 40.0, "significant": True},
+        LoadLevel(level=1, output_tokens_per_s=10.0),
+        LoadLevel(level=2, output_tokens_per_s=19.0, significant=False),
+        LoadLevel(level=4, output_tokens_per_s=19.5, significant=False),
+        LoadLevel(level=8, output_tokens_per_s=40.0, significant=True),
     ]
-    assert knee(rows)["level"] == 2 and "less than 5% at 4" in knee(rows)["reason"]
-    rows[2]["output_tokens_per_s"] = 35.0
-    assert knee(rows) == {"level": 4, "reason": "accuracy changes significantly at 8"}
-    assert knee(rows[:3])["level"] == 4
+    assert knee(rows).level == 2 and "less than 5% at 4" in knee(rows).reason
+    rows[2].output_tokens_per_s = 35.0
+    assert knee(rows).to_dict() == {"level": 4, "reason": "accuracy changes significantly at 8"}
+    assert knee(rows[:3]).level == 4
 
 
 def test_request_stats_measure_the_window_the_concurrency_and_the_latency(tmp_path):

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from bench_app.cli.main import CONF_DIR
 from bench_app.config.resolvers import PROJECT_ROOT
-from bench_app.sweeps.jobs import JobSummary
+from bench_app.records.documents import SweepJob
 from bench_app.sweeps.statistics import describe, repeat_statistics, t_critical_95
 from bench_app.sweeps.summary import sweep_status
 
@@ -234,7 +234,7 @@ def test_slurm_launcher_config_composes_with_gpus_from_tensor_parallel_size():
 # ---------------------------------------------------------------- repeat statistics (pure)
 def _job(num, seed, accuracy, status="ok", extra=()):
     entry = {"status": status, "metrics": {"accuracy": accuracy}} if status == "ok" else {"status": status}
-    return JobSummary(
+    return SweepJob(
         num=num,
         dir=f"/s/{num}",
         overrides=[*extra, f"++aisbench.generation_kwargs.seed={seed}"],

@@ -17,7 +17,7 @@ from typing import Optional
 
 from hydra.experimental.callback import Callback
 
-from bench_app.common.files import atomic_write, dump_yaml, now_iso, read_yaml
+from bench_app.common.files import now_iso
 from bench_app.records.folder import RunFolder, SweepFolder
 from bench_app.sweeps.jobs import (
     SWEEP_OWNER_ENV,
@@ -41,15 +41,14 @@ class SnapshotCallback(Callback):
 
         if job_return.status != JobStatus.FAILED:
             return
-        metadata_file = RunFolder(Path(job_return.working_dir or ".")).metadata_file
-        if not metadata_file.exists():
+        folder = RunFolder(Path(job_return.working_dir or "."))
+        if not folder.metadata_file.exists():
             return
-        document = read_yaml(metadata_file)
-        if document.get("run", {}).get("status") == "running":
-            document["run"].update(
-                status="failed", ended=now_iso(), error=repr(job_return._return_value)[:500]
-            )
-            atomic_write(metadata_file, dump_yaml(document))
+        metadata = folder.read_metadata()
+        if metadata.run.status == "running":
+            run = metadata.run
+            run.status, run.ended, run.error = "failed", now_iso(), repr(job_return._return_value)[:500]
+            folder.write_metadata(metadata)
 
 
 # The sweep's exit code, read by bench_app.cli.main.main once Hydra returns.
@@ -105,7 +104,7 @@ class SweepCallback(Callback):
         status, SWEEP_EXIT_CODE, jobs = write_sweep_summary(sweep_dir, time.monotonic() - self.started)
         print(f"\nsweep {sweep_dir}: {status}, {len(jobs)} job(s)")
         for job in jobs:
-            states = ", ".join(f"{s}={e.get('status')}" for s, e in job.datasets.items())
+            states = ", ".join(f"{s}={e.status}" for s, e in job.datasets.items())
             states = f"{states} ({job.error})" if states and job.error else states or job.error or ""
             print(f"  job {job.label} [{job.status}] {shlex.join(job.overrides)}: {states}")
         folder = SweepFolder(sweep_dir)

@@ -196,6 +196,64 @@ class ServerEntry(Record):
 ServerEntry.KEEP_NULL = frozenset(ServerEntry.model_fields)
 
 
+class LoadLevel(Record):
+    """results.yaml load_sweep.datasets.<base>.levels[]: a dataset at one level of execution.load_levels."""
+
+    level: Optional[int] = None  # requests in flight
+    dataset: Optional[str] = None  # its short name in the run (<base>@c<level>)
+    status: Optional[str] = None
+    started_at: Optional[str] = None
+    metric: Optional[str] = None
+    score: Optional[float] = None
+    ci95: Optional[List[float]] = None  # Wilson, over its scored samples
+    samples: Optional[int] = None  # scored
+    requests: Optional[int] = None  # answered by the server (not the cache)
+    cached: Optional[int] = None  # answered from the request cache
+    window_s: Optional[float] = None  # first request sent to last answer
+    requests_per_s: Optional[float] = None
+    output_tokens_per_s: Optional[float] = None
+    max_in_flight: Optional[int] = None
+    e2e_s_p50: Optional[float] = None
+    e2e_s_p95: Optional[float] = None
+    ttft_s_p50: Optional[float] = None  # streamed answers: time to first token
+    ttft_s_p95: Optional[float] = None
+    tpot_s_p50: Optional[float] = None  # ... and time per output token after it
+    tpot_s_p95: Optional[float] = None
+    # against the lowest level: questions paired, flips each way, predictions changed, exact McNemar p,
+    # its Holm-adjusted value over the levels, and whether accuracy changed significantly
+    paired: Optional[int] = None
+    right_to_wrong: Optional[int] = None
+    wrong_to_right: Optional[int] = None
+    changed_predictions: Optional[int] = None
+    p_value: Optional[float] = None
+    p_holm: Optional[float] = None
+    significant: Optional[bool] = None
+
+
+class Knee(Record):
+    """results.yaml load_sweep.datasets.<base>.knee: the highest level worth serving at, and why."""
+
+    level: Optional[int] = None
+    reason: Optional[str] = None
+
+
+class LoadDataset(Record):
+    """results.yaml load_sweep.datasets.<base>: one dataset's levels."""
+
+    reference: Optional[int] = None  # the level the others are paired with (the lowest)
+    order: List[int] = Field(default_factory=list)  # the levels in the order they ran
+    levels: List[LoadLevel] = Field(default_factory=list)
+    knee: Knee = Field(default_factory=Knee)
+
+
+class LoadSweep(Record):
+    """results.yaml load_sweep: execution.load_levels, or why it could not be computed."""
+
+    levels: List[int] = Field(default_factory=list)
+    datasets: Dict[str, LoadDataset] = Field(default_factory=dict)  # by the dataset's base short name
+    error: Optional[str] = None
+
+
 class RunResults(Record):
     """results.yaml of a run."""
 
@@ -207,8 +265,7 @@ class RunResults(Record):
     server_starts: Optional[int] = None  # servers bench_app started (an external one is not)
     datasets: Dict[str, DatasetEntry] = Field(default_factory=dict)  # by short name, in plan order
     servers: List[ServerEntry] = Field(default_factory=list)  # one per engine group
-    # execution.load_levels: {levels, datasets: {<base>: {reference, order, levels: [...], knee}}} or {error}
-    load_sweep: Optional[Dict[str, Any]] = None
+    load_sweep: Optional[LoadSweep] = None  # execution.load_levels
 
 
 # ------------------------------------------------------------------------ configs/per_dataset/<short>.yaml
@@ -393,7 +450,9 @@ class SweepState(Record):
 
 
 class SweepJob(Record):
-    LEAVE_OUT: ClassVar[tuple] = ({}, [])
+    """A sweep's results.yaml jobs[]: one job as the sweep saw it."""
+
+    LEAVE_OUT: ClassVar[tuple] = (None, {}, [])
     num: Optional[int] = None  # Hydra's job number
     dir: Optional[str] = None  # its run folder
     overrides: List[str] = Field(default_factory=list)  # what makes this job this job
@@ -402,7 +461,11 @@ class SweepJob(Record):
     error: Optional[str] = None  # why it did not run
     slurm_job_id: Optional[str] = None
     slurm_state: Optional[str] = None  # as SLURM ended it
-    datasets: Dict[str, Dict[str, Any]] = Field(default_factory=dict)  # status, metrics, reason
+    datasets: Dict[str, DatasetEntry] = Field(default_factory=dict)  # status, metrics, reason
+
+    @property
+    def label(self) -> str:
+        return f"{self.num} ({self.slurm_job_id})" if self.slurm_job_id else str(self.num)
 
 
 class SweepResults(Record):

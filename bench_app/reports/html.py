@@ -167,7 +167,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
         "servers": [{k: getattr(s, k) for k in timeline} for s in results.servers],
         "samples": samples,
         "text_limit": limit,
-        "load": results.load_sweep,  # execution.load_levels: the frontier section
+        "load": results.load_sweep.to_dict() if results.load_sweep else None,  # execution.load_levels
         "parity": _parity(run_dir),  # against the reference matching the model, when one does
     }
 

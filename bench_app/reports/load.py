@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Collection, Dict, List, Optional
 
 from bench_app.records.answers import RequestLine
-from bench_app.records.documents import DatasetEntry, SampleRecord
+from bench_app.records.documents import DatasetEntry, Knee, LoadDataset, LoadLevel, LoadSweep, SampleRecord
 from bench_app.records.folder import RunFolder, headline
 from bench_app.reports.matrix import holm
 from bench_app.reports.paired import SIGNIFICANCE, load_samples, pair
@@ -92,28 +92,22 @@ def _changed_predictions(reference: Dict[Any, SampleRecord], other: Dict[Any, Sa
     )
 
 
-def knee(levels: List[Dict[str, Any]]) -> Dict[str, Any]:
+def knee(levels: List[LoadLevel]) -> Knee:
     """The highest level worth serving at, and why the next one is not."""
     for previous, level in zip(levels, levels[1:], strict=False):
-        if level.get("significant"):
-            return {
-                "level": previous["level"],
-                "reason": f"accuracy changes significantly at {level['level']}",
-            }
-        before, now = previous.get("output_tokens_per_s"), level.get("output_tokens_per_s")
+        if level.significant:
+            return Knee(level=previous.level, reason=f"accuracy changes significantly at {level.level}")
+        before, now = previous.output_tokens_per_s, level.output_tokens_per_s
         if before and now is not None and now < THROUGHPUT_GAIN * before:
-            return {
-                "level": previous["level"],
-                "reason": f"output throughput rises by less than 5% at {level['level']} "
+            return Knee(
+                level=previous.level,
+                reason=f"output throughput rises by less than 5% at {level.level} "
                 f"({before:g} -> {now:g} tok/s)",
-            }
-    return {
-        "level": levels[-1]["level"],
-        "reason": "accuracy held and throughput rose up to the highest level",
-    }
+            )
+    return Knee(level=levels[-1].level, reason="accuracy held and throughput rose up to the highest level")
 
 
-def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None) -> Optional[Dict[str, Any]]:
+def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None) -> Optional[LoadSweep]:
     """The run's load levels per dataset (None for a run without execution.load_levels); `entries`: the
     datasets' results when the caller holds them (else read from the run folder)."""
     folder = RunFolder(run_dir)
@@ -136,7 +130,7 @@ def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None)
             samples = load_samples(run_dir, short) or {}
             scored = [r for r in samples.values() if r.correct is not None]
             main = headline(entry.metrics) if entry.status == "ok" else None
-            row: Dict[str, Any] = {
+            found: Dict[str, Any] = {
                 "level": level,
                 "dataset": short,
                 "status": entry.status,
@@ -149,52 +143,51 @@ def load_sweep(run_dir: Path, entries: Optional[Dict[str, DatasetEntry]] = None)
             }
             if level != reference and samples and reference_samples:
                 paired = pair(reference_samples, samples)
-                row.update(
+                found.update(
                     paired=paired.paired,
                     right_to_wrong=len(paired.right_to_wrong),
                     wrong_to_right=len(paired.wrong_to_right),
                     changed_predictions=_changed_predictions(reference_samples, samples),
                     p_value=round(float(paired.p_value), 6),
                 )
-            rows.append(row)
-        tested = [row for row in rows if "p_value" in row]
-        for row, adjusted in zip(tested, holm([row["p_value"] for row in tested]), strict=True):
-            row["p_holm"] = round(adjusted, 6)
-            row["significant"] = (
-                row["right_to_wrong"] + row["wrong_to_right"]
+            rows.append(LoadLevel.from_dict(found))
+        tested = [row for row in rows if row.p_value is not None]
+        for row, adjusted in zip(tested, holm([row.p_value for row in tested]), strict=True):
+            row.p_holm = round(adjusted, 6)
+            row.significant = (row.right_to_wrong or 0) + (
+                row.wrong_to_right or 0
             ) > 0 and adjusted < SIGNIFICANCE
-        order = [row["level"] for row in sorted(rows, key=lambda r: r.get("started_at") or "")]
-        datasets[base] = {"reference": reference, "order": order, "levels": rows, "knee": knee(rows)}
+        order = [row.level for row in sorted(rows, key=lambda r: r.started_at or "")]
+        datasets[base] = LoadDataset(reference=reference, order=order, levels=rows, knee=knee(rows))
     levels = sorted({level for shorts in by_base.values() for level in shorts})
-    return {"levels": levels, "datasets": datasets}
+    return LoadSweep(levels=levels, datasets=datasets)
 
 
-def summary_lines(sweep: Dict[str, Any]) -> List[str]:
+def summary_lines(sweep: LoadSweep) -> List[str]:
     """The markdown table of summary.md."""
-    if "error" in sweep:
-        return ["", f"## Accuracy under load: not computed ({sweep['error']})"]
+    if sweep.error:
+        return ["", f"## Accuracy under load: not computed ({sweep.error})"]
     lines = [
         "",
-        f"## Accuracy under load (levels {', '.join(map(str, sweep['levels']))}: requests in flight)",
+        f"## Accuracy under load (levels {', '.join(map(str, sweep.levels))}: requests in flight)",
         "",
         "| dataset | level | score (95% CI) | out tok/s | req/s | e2e p50 / p95 s | max in flight "
         "| changed vs ref | right->wrong / wrong->right | Holm p |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     show = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
-    for base, data in sweep["datasets"].items():
-        for row in data["levels"]:
-            ci = row.get("ci95")
-            score = show(row.get("score")) + (f" ({ci[0]:.1f}..{ci[1]:.1f})" if ci else "")
+    for base, data in sweep.datasets.items():
+        for row in data.levels:
+            ci = row.ci95
+            score = show(row.score) + (f" ({ci[0]:.1f}..{ci[1]:.1f})" if ci else "")
             flips = (
-                f"{row['right_to_wrong']} / {row['wrong_to_right']}" if "p_value" in row else "(reference)"
+                f"{row.right_to_wrong} / {row.wrong_to_right}" if row.p_value is not None else "(reference)"
             )
             lines.append(
-                f"| {base} | {row['level']} | {score} | {show(row.get('output_tokens_per_s'))} | "
-                f"{show(row.get('requests_per_s'))} | "
-                f"{show(row.get('e2e_s_p50'))} / {show(row.get('e2e_s_p95'))} | "
-                f"{show(row.get('max_in_flight'))} | {show(row.get('changed_predictions'))} | {flips} | "
-                f"{show(row.get('p_holm'))}{' *' if row.get('significant') else ''} |"
+                f"| {base} | {row.level} | {score} | {show(row.output_tokens_per_s)} | "
+                f"{show(row.requests_per_s)} | {show(row.e2e_s_p50)} / {show(row.e2e_s_p95)} | "
+                f"{show(row.max_in_flight)} | {show(row.changed_predictions)} | {flips} | "
+                f"{show(row.p_holm)}{' *' if row.significant else ''} |"
             )
-        lines.append(f"| {base} | knee: **{data['knee']['level']}** | {data['knee']['reason']} |||||||||")
+        lines.append(f"| {base} | knee: **{data.knee.level}** | {data.knee.reason} |||||||||")
     return lines

@@ -14,6 +14,7 @@ from bench_app.records.documents import (
     Benchmark,
     DatasetEntry,
     Decided,
+    LoadSweep,
     ProbeSummary,
     ReasoningSummary,
     RepeatSummary,
@@ -236,7 +237,7 @@ def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> 
     try:  # execution.load_levels: each level from its own samples and requests
         sweep = load_sweep(run_dir, dict(document.datasets))
     except Exception as error:  # noqa: BLE001 - the results stand without it; the table says why
-        sweep = {"error": f"{type(error).__name__}: {error}"} if plan_has_levels(plan) else None
+        sweep = LoadSweep(error=f"{type(error).__name__}: {error}") if plan_has_levels(plan) else None
     if sweep is not None:
         document.load_sweep = sweep
         folder.write_results(document)
@@ -296,14 +297,14 @@ def print_summary(
             )
     folder = RunFolder(run_dir)
     sweep = folder.read_results().load_sweep if folder.results_file.exists() else None
-    for base, data in (sweep or {}).get("datasets", {}).items():
+    for base, data in (sweep.datasets if sweep else {}).items():
         levels = ", ".join(
-            f"{row['level']}: {row.get('score')} ({row.get('output_tokens_per_s') or '-'} tok/s"
-            + (f", {row['changed_predictions']} changed" if "changed_predictions" in row else "")
+            f"{row.level}: {row.score} ({row.output_tokens_per_s or '-'} tok/s"
+            + (f", {row.changed_predictions} changed" if row.changed_predictions is not None else "")
             + ")"
-            for row in data["levels"]
+            for row in data.levels
         )
-        console.print(f"load {base}: {levels}; knee {data['knee']['level']} ({data['knee']['reason']})")
+        console.print(f"load {base}: {levels}; knee {data.knee.level} ({data.knee.reason})")
     console.print(
         f"results: {folder.results_file} · summary: {folder.summary_file} · configs: {folder.configs}"
     )

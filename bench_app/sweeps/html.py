@@ -31,7 +31,7 @@ def sweep_report_data(sweep_dir: Path) -> Dict[str, Any]:
                 if RunFolder(Path(job.dir)).report_file.exists()
                 else None,
                 "datasets": {
-                    short: {"status": entry.get("status"), "metrics": numbers(entry.get("metrics") or {})}
+                    short: {"status": entry.status, "metrics": numbers(entry.metrics)}
                     for short, entry in job.datasets.items()
                 },
             }

@@ -17,14 +17,13 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from bench_app.common.errors import UserError
 from bench_app.common.files import atomic_write, dump_yaml, read_yaml
 from bench_app.common.processes import process_alive, process_start_time
-from bench_app.records.documents import RunResults
+from bench_app.records.documents import DatasetEntry, RunResults, SweepJob
 from bench_app.records.folder import RunFolder
 from bench_app.records.names import JOB_FILE
 from bench_app.run.planning import slurm
@@ -112,26 +111,6 @@ def clear_interrupted(sweep_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------- reading a sweep
-@dataclass
-class JobSummary:
-    num: int
-    dir: str
-    overrides: List[str]
-    exit_code: Optional[int]
-    status: str  # completed | failed | interrupted | dry_run | error | missing
-    error: Optional[str] = None
-    slurm_job_id: Optional[str] = None  # jobs of hydra/launcher=slurm: SLURM's id and end state
-    slurm_state: Optional[str] = None
-    datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.num} ({self.slurm_job_id})" if self.slurm_job_id else str(self.num)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, {}, [])}
-
-
 def _job_dirs(sweep_dir: Path) -> List[Path]:
     return sorted(
         (p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
@@ -148,13 +127,13 @@ def is_sweep_folder(path: Path) -> bool:
     )
 
 
-def read_job(job_dir: Path) -> JobSummary:
+def read_job(job_dir: Path) -> SweepJob:
     job = read_yaml(job_dir / JOB_FILE) if (job_dir / JOB_FILE).exists() else {}
     overrides = job.get("overrides")
     if overrides is None and (job_dir / ".hydra" / "overrides.yaml").exists():
         overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml") or []
     num = job.get("num", int(job_dir.name) if job_dir.name.isdigit() else -1)
-    summary = JobSummary(
+    summary = SweepJob(
         num=num,
         dir=str(job_dir),
         overrides=list(overrides or []),
@@ -170,14 +149,17 @@ def read_job(job_dir: Path) -> JobSummary:
     if results.status or results.datasets:
         summary.status = results.status or "failed"
         for short, entry in results.datasets.items():
-            kept = {"status": entry.status, "metrics": entry.metrics, "reason": entry.reason}
-            summary.datasets[short] = {k: v for k, v in kept.items() if v not in (None, {})}
+            summary.datasets[short] = DatasetEntry(
+                status=entry.status, metrics=entry.metrics, reason=entry.reason
+            )
     elif metadata.run.status or folder.metadata_file.exists():
         summary.status = metadata.run.status or "failed"
         if summary.status == "running":  # the job died without finalising (killed)
             summary.status = "failed"
         for planned in sorted(folder.read_per_dataset()):
-            summary.datasets[planned] = {"status": "planned" if summary.status == "dry_run" else "not run"}
+            summary.datasets[planned] = DatasetEntry(
+                status="planned" if summary.status == "dry_run" else "not run"
+            )
     elif job:  # the job never got as far as a snapshot
         summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
     if folder.error_file.exists():
@@ -190,7 +172,7 @@ def read_job(job_dir: Path) -> JobSummary:
     return summary
 
 
-def _apply_slurm_state(job: JobSummary, entry: SlurmJob, interrupted: bool) -> None:
+def _apply_slurm_state(job: SweepJob, entry: SlurmJob, interrupted: bool) -> None:
     """A job SLURM ended otherwise than COMPLETED failed (or was interrupted, when the sweep was),
     whatever the job could still write: SLURM's state is the reason."""
     job.slurm_job_id, job.slurm_state = entry.job_id, entry.state
@@ -203,7 +185,7 @@ def _apply_slurm_state(job: JobSummary, entry: SlurmJob, interrupted: bool) -> N
     job.error = f"{reason}; {job.error}" if job.error else reason
 
 
-def collect_jobs(sweep_dir: Path) -> List[JobSummary]:
+def collect_jobs(sweep_dir: Path) -> List[SweepJob]:
     if not sweep_dir.is_dir():
         return []
     jobs = [read_job(d) for d in _job_dirs(sweep_dir)]
@@ -211,7 +193,7 @@ def collect_jobs(sweep_dir: Path) -> List[JobSummary]:
     if record:  # a SLURM sweep: also the jobs that never made a folder (cancelled while pending)
         seen = {job.num for job in jobs}
         jobs += [
-            JobSummary(num, str(sweep_dir / str(num)), entry.overrides, None, "missing")
+            SweepJob(num=num, dir=str(sweep_dir / str(num)), overrides=entry.overrides, status="missing")
             for num, entry in record.items()
             if num not in seen
         ]

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from bench_app.common.errors import UserError
+from bench_app.records.documents import SweepJob
 from bench_app.records.folder import RunFolder
 from bench_app.reports.matrix import Side
 from bench_app.run.planning.load_levels import split_short
-from bench_app.sweeps.jobs import REPEAT_KEYS, JobSummary, collect_jobs, is_sweep_folder
+from bench_app.sweeps.jobs import REPEAT_KEYS, collect_jobs, is_sweep_folder
 from bench_app.sweeps.statistics import override_key
 
 
-def _distinct(jobs: Sequence[JobSummary]) -> Dict[int, Tuple[str, ...]]:
+def _distinct(jobs: Sequence[SweepJob]) -> Dict[int, Tuple[str, ...]]:
     """Each job's overrides that not every job of the sweep has, seeds left out."""
     common = set.intersection(*(set(job.overrides) for job in jobs)) if jobs else set()
     return {

@@ -6,7 +6,8 @@ import math
 import statistics
 from typing import Any, Dict, List, Sequence, Tuple
 
-from bench_app.sweeps.jobs import REPEAT_KEYS, JobSummary, _parse_override
+from bench_app.records.documents import SweepJob
+from bench_app.sweeps.jobs import REPEAT_KEYS, _parse_override
 
 
 def t_critical_95(df: int) -> float:
@@ -40,15 +41,15 @@ def override_key(override: str) -> str:
     return parsed.key_or_group if parsed is not None else override.split("=", 1)[0]
 
 
-def _seed_of(job: JobSummary) -> str:
+def _seed_of(job: SweepJob) -> str:
     override = next(o for o in job.overrides if override_key(o) in REPEAT_KEYS)
     parsed = _parse_override(override)
     return parsed.get_value_element_as_str() if parsed is not None else override.split("=", 1)[1]
 
 
-def repeat_groups(jobs: Sequence[JobSummary]) -> List[Tuple[List[str], List[JobSummary]]]:
+def repeat_groups(jobs: Sequence[SweepJob]) -> List[Tuple[List[str], List[SweepJob]]]:
     """Jobs that differ only in a seed override, grouped by everything else (2+ jobs per group)."""
-    groups: Dict[Tuple[str, ...], List[JobSummary]] = {}
+    groups: Dict[Tuple[str, ...], List[SweepJob]] = {}
     for job in jobs:
         seeds = [o for o in job.overrides if override_key(o) in REPEAT_KEYS]
         if not seeds:
@@ -58,29 +59,21 @@ def repeat_groups(jobs: Sequence[JobSummary]) -> List[Tuple[List[str], List[JobS
     return [(list(config), members) for config, members in groups.items() if len(members) > 1]
 
 
-def repeat_statistics(jobs: Sequence[JobSummary]) -> List[Dict[str, Any]]:
+def repeat_statistics(jobs: Sequence[SweepJob]) -> List[Dict[str, Any]]:
     """Per repeat group and dataset: statistics of every numeric metric over the jobs where it is ok."""
     report = []
     for config, members in repeat_groups(jobs):
         datasets: Dict[str, Any] = {}
         shorts = sorted({s for job in members for s in job.datasets})
         for short in shorts:
-            ok = [job.datasets[short] for job in members if job.datasets.get(short, {}).get("status") == "ok"]
+            ok = [job.datasets[short] for job in members if short in job.datasets]
+            ok = [entry for entry in ok if entry.status == "ok"]
             metrics: Dict[str, Any] = {}
             names = sorted(
-                {
-                    k
-                    for entry in ok
-                    for k, v in entry.get("metrics", {}).items()
-                    if isinstance(v, (int, float))
-                }
+                {k for entry in ok for k, v in entry.metrics.items() if isinstance(v, (int, float))}
             )
             for name in names:
-                values = [
-                    float(e["metrics"][name])
-                    for e in ok
-                    if isinstance(e.get("metrics", {}).get(name), (int, float))
-                ]
+                values = [float(e.metrics[name]) for e in ok if isinstance(e.metrics.get(name), (int, float))]
                 if values:
                     metrics[name] = describe(values)
             datasets[short] = {"ok_runs": len(ok), "runs": len(members), "metrics": metrics}

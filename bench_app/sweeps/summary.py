@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_app.records.documents import SweepResults
+from bench_app.records.documents import SweepJob, SweepResults
 from bench_app.records.folder import SweepFolder
 from bench_app.reports.text import markdown_cell, metric_text
-from bench_app.sweeps.jobs import JobSummary, collect_jobs
+from bench_app.sweeps.jobs import collect_jobs
 from bench_app.sweeps.statistics import repeat_statistics
 
 
-def sweep_status(jobs: Sequence[JobSummary]) -> Tuple[str, int]:
+def sweep_status(jobs: Sequence[SweepJob]) -> Tuple[str, int]:
     if not jobs:
         return "failed", 1
     if any(j.status == "interrupted" for j in jobs):
@@ -23,7 +23,7 @@ def sweep_status(jobs: Sequence[JobSummary]) -> Tuple[str, int]:
 
 
 def sweep_documents(
-    sweep_dir: Path, jobs: Sequence[JobSummary], wall_s: Optional[float]
+    sweep_dir: Path, jobs: Sequence[SweepJob], wall_s: Optional[float]
 ) -> Tuple[Dict[str, Any], str]:
     status, exit_code = sweep_status(jobs)
     repeats = repeat_statistics(jobs)
@@ -58,10 +58,10 @@ def sweep_documents(
                 f"| {job.label} | {overrides} | - | {job.status} | - | {markdown_cell(job.error or '')} |"
             )
         for short, entry in job.datasets.items():
-            reason = "; ".join(r for r in (job.error, entry.get("reason")) if r)  # the job's first
+            reason = "; ".join(r for r in (job.error, entry.reason) if r)  # the job's first
             lines.append(
-                f"| {job.label} | {overrides} | {short} | {entry.get('status', '-')} | "
-                f"{metric_text(entry.get('metrics', {}))} | {markdown_cell(reason)} |"
+                f"| {job.label} | {overrides} | {short} | {entry.status or '-'} | "
+                f"{metric_text(entry.metrics)} | {markdown_cell(reason)} |"
             )
     for group in repeats:
         lines += [
@@ -85,7 +85,7 @@ def sweep_documents(
     return document, "\n".join(lines) + "\n"
 
 
-def write_sweep_summary(sweep_dir: Path, wall_s: Optional[float] = None) -> Tuple[str, int, List[JobSummary]]:
+def write_sweep_summary(sweep_dir: Path, wall_s: Optional[float] = None) -> Tuple[str, int, List[SweepJob]]:
     """Write results.yaml and summary.md; return the sweep's status, exit code and the jobs read."""
     jobs = collect_jobs(sweep_dir)
     document, markdown = sweep_documents(sweep_dir, jobs, wall_s)
