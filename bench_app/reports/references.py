@@ -35,7 +35,9 @@ def _read(path: Path) -> ParityReference:
     try:
         return ParityReference.from_dict(read_yaml(path))
     except ValidationError as error:
-        raise UserError(f"reference {path}: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}") from None
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise UserError(f"reference {path}: {where}: {first['msg']} (got {first.get('input')!r})") from None
 
 
 def load_reference(
