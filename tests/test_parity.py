@@ -269,3 +269,14 @@ def test_a_base_model_run_takes_the_base_models_reference_and_an_update_none(wor
     update = write_run(workdir, "upd", {"gsm8k": [True]}, model="Qwen/Qwen3-30B-A3B-Instruct-2507")
     refused = run_cli(["parity", str(update)], workdir)
     assert refused.returncode == 2 and "no reference matches the run's model" in refused.stderr
+
+
+def test_a_reference_with_a_value_of_the_wrong_type_is_refused_naming_it(tmp_path):
+    from bench_app.common.errors import UserError
+    from bench_app.reports.references import load_reference
+
+    (tmp_path / "bad.yaml").write_text(
+        "model: x\nmatches: [smol]\ndatasets:\n  gsm8k:\n    any: {score: high}\n"
+    )
+    with pytest.raises(UserError, match=r"bad.yaml: datasets.gsm8k.any.score: .*number.*'high'"):
+        load_reference("bad", ["smol"], [tmp_path])
