@@ -50,8 +50,6 @@ def test_no_import_cycle_and_the_layers_hold():
 # reason it is still one module (or what would split it).
 LARGE = 420
 LARGE_MODULES = {
-    "bench_app/evaluators/aisbench/evaluator.py": "one component's whole interface (plan, task, samples, "
-    "rescore, failures) for AISBench; its helpers (catalog, task, results, fetch) are modules already",
     "bench_app/run/groups.py": "drives one engine group through its datasets (server, relay, restarts, "
     "stages); what it drives is in run.serving, run.relay.proxy and run.planning",
 }

@@ -60,9 +60,9 @@ def model_configs(folder: Optional[Path] = None) -> Dict[str, Path]:
     return stock_configs(folder or configs_dir(kind="models"))
 
 
-def model_module(name: str, folder: Path) -> str:
-    """The Python module of a model config, as a task file imports it."""
-    parts = model_configs(folder)[name].relative_to(folder).with_suffix("").parts
+def model_module(config: Path, folder: Path) -> str:
+    """The Python module of a model config file in the models folder, as a task file imports it."""
+    parts = config.relative_to(folder).with_suffix("").parts
     return "ais_bench.benchmark.configs.models." + ".".join(parts)
 
 
@@ -70,11 +70,10 @@ def _streams(path: Path) -> bool:
     return bool(re.search(r"\bstream\s*=\s*True\b", path.read_text(encoding="utf-8", errors="replace")))
 
 
-def stream_variant(name: str, folder: Path) -> Optional[str]:
-    """The streaming config of a model config's family (perf mode measures streamed requests):
-    itself if it streams, else vllm_api_general_chat -> vllm_api_stream_chat, vllm_api_general ->
-    vllm_api_general_stream."""
-    known = model_configs(folder)
+def stream_variant(name: str, known: Dict[str, Path]) -> Optional[str]:
+    """The streaming config of a model config's family among the known ones (model_configs()): perf mode
+    measures streamed requests. Itself if it streams, else vllm_api_general_chat -> vllm_api_stream_chat,
+    vllm_api_general -> vllm_api_general_stream."""
     candidates = [name, name.replace("general", "stream", 1), f"{name}_stream"]
     return next((c for c in candidates if c in known and _streams(known[c])), None)
 

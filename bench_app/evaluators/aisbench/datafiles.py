@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from bench_app.evaluators.aisbench import catalog
+from bench_app.evaluators.aisbench.install import AisbenchInstall
 from bench_app.evaluators.aisbench.relocate import path_of
 from bench_app.evaluators.data import DataFiles, measure_path
 
@@ -26,14 +26,11 @@ def datasets_base(datasets_root: Optional[str], evaluator_env: Path) -> Path:
     return found[0] if found else evaluator_env
 
 
-def declared_path(name: str, config_file: Optional[str], data_path: Optional[str], evaluator_env: Path):
+def declared_path(name: str, config_file: Optional[str], data_path: Optional[str], install: AisbenchInstall):
     """(declared path, source) of a dataset, or (None, why) when its config names none."""
     if data_path:
         return data_path, "data_path"
-    config = Path(config_file) if config_file else None
-    if config is None:
-        folder = catalog.configs_dir(evaluator_env)
-        config = catalog.stock_configs(folder).get(name) if folder is not None else None
+    config = Path(config_file) if config_file else install.stock_configs.get(name)
     if config is None or not config.is_file():
         return None, f"no AISBench config {name!r} to read its path from"
     declared = config_path(config)
@@ -56,17 +53,13 @@ def config_path(config: Path, depth: int = 3) -> Optional[str]:
 
 
 def locate(
-    name: str,
-    config_file: Optional[str],
-    data_path: Optional[str],
-    datasets_root: Optional[str],
-    evaluator_env: Path,
+    name: str, config_file: Optional[str], data_path: Optional[str], install: AisbenchInstall
 ) -> Optional[DataFiles]:
     """The dataset's data files; None when its config names no path (e.g. synthetic data)."""
-    declared, source = declared_path(name, config_file, data_path, evaluator_env)
+    declared, source = declared_path(name, config_file, data_path, install)
     if declared is None:
         return None
     path = Path(os.path.expanduser(declared))
     if not path.is_absolute():
-        path = datasets_base(datasets_root, evaluator_env) / path
+        path = datasets_base(install.datasets_root, install.root) / path
     return measure_path(path, declared, source)

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -22,6 +23,8 @@ from bench_app.config.hub import model_folder
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators.aisbench import catalog
 from bench_app.evaluators.aisbench.code_runners import code_runners
+from bench_app.evaluators.aisbench.datafiles import locate as locate_data_files
+from bench_app.evaluators.aisbench.install import AisbenchInstall
 from bench_app.evaluators.aisbench.memory import memory_refusal
 from bench_app.evaluators.aisbench.results import collect_results, running_task_log, task_failure, task_label
 from bench_app.evaluators.aisbench.session import TaskHostSession
@@ -36,7 +39,6 @@ from bench_app.evaluators.aisbench.task import (
     copy_config_folder,
     evaluator_argv,
     evaluator_python,
-    locate_dataset_modules,
     task_config_text,
 )
 from bench_app.evaluators.base import (
@@ -71,17 +73,23 @@ class AisbenchEvaluator(Evaluator):
     }
 
     def __post_init__(self) -> None:
-        self.stock: Dict[str, dict] = {}  # stock dataset configs found by prepare_run (not a setting)
         self.custom: Dict[str, List[str]] = {}  # own config file -> its *_datasets lists (checked)
+
+    @cached_property
+    def install(self) -> AisbenchInstall:
+        """The evaluator environment's AISBench, looked into on first use and kept for the run."""
+        # The base class's variables do not depend on the work dir: any folder gives them.
+        env = super().environment(Path(tempfile.gettempdir()))
+        return AisbenchInstall(self.python(), env, self.datasets_root)
 
     def check_dataset_names(self, names: Sequence[str]) -> None:
         # The config files of the evaluator environment's AISBench (no process: a directory listing).
-        folder = self._configs_dir("datasets")
+        folder = self.install.datasets_folder
         if folder is None:
             return  # an environment we cannot look into: prepare_run reports what it cannot find
         # One level (<family>/<name>.py) answers for the configs in use; the full scan only on a miss.
         unknown = [name for name in names if not any(folder.glob(f"*/{name}.py"))]
-        known = catalog.stock_configs(folder) if unknown else {}
+        known = self.install.stock_configs if unknown else {}
         unknown = [name for name in unknown if name not in known]
         if unknown:
             import difflib
@@ -94,22 +102,18 @@ class AisbenchEvaluator(Evaluator):
             )
 
     def python(self) -> str:
-        return evaluator_python(self.command)
+        return evaluator_python(self.command)  # not self.install.python: building the install asks for it
 
     def code_datasets(
         self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]]
     ) -> Dict[str, Tuple[str, Optional[str]]]:
-        return code_runners(self._configs_dir("datasets"), datasets)
-
-    def _configs_dir(self, kind: str) -> Optional[Path]:
-        """AISBench's config folder of `kind` (datasets, models) in the evaluator's environment."""
-        return catalog.configs_dir(Path(self.python()).parent.parent, kind)
+        return code_runners(self.install.datasets_folder, datasets)
 
     def check_model_configs(self, choices: Sequence[Tuple[str, str]]) -> None:
-        folder = self._configs_dir("models")
+        folder = self.install.models_folder
         if folder is None:
             return  # an environment we cannot look into: the task fails naming the module
-        known = catalog.model_configs(folder)
+        known = self.install.model_configs
         for name, mode in choices:
             if name not in known:
                 import difflib
@@ -120,7 +124,7 @@ class AisbenchEvaluator(Evaluator):
                     + (f"Closest: {', '.join(close)}. " if close else "")
                     + f"All {len(known)}: bench-app catalog --models (files in {folder})."
                 )
-            if mode == "perf" and catalog.stream_variant(name, folder) is None:
+            if mode == "perf" and catalog.stream_variant(name, known) is None:
                 raise UserError(
                     f"aisbench.mode=perf measures streamed requests, but AISBench's model config {name!r} "
                     "does not stream and has no streaming config beside it; choose a streaming one "
@@ -139,23 +143,19 @@ class AisbenchEvaluator(Evaluator):
 
     def model_module(self, settings: EvaluatorSettings) -> str:
         """The AISBench model config a dataset's task file starts from (its streaming variant in perf)."""
-        folder = self._configs_dir("models")
-        if folder is None or settings.model not in catalog.model_configs(folder):
+        known = self.install.model_configs
+        if settings.model not in known:
             raise EvaluationError(f"AISBench has no model config named {settings.model!r} (aisbench.model)")
-        name = catalog.stream_variant(settings.model, folder) if settings.mode == "perf" else settings.model
-        return catalog.model_module(name or settings.model, folder)
+        name = catalog.stream_variant(settings.model, known) if settings.mode == "perf" else settings.model
+        return catalog.model_module(known[name or settings.model], self.install.models_folder)
 
     def load_config_files(self, paths: Sequence[str]) -> Dict[str, Dict[str, Any]]:
         """Each dataset config file loaded in the evaluator's environment as AISBench loads it:
         {path: {"variables": [...]}} or {path: {"error": ..., "file": ..., "line": N}}."""
-        env = super().environment(Path(tempfile.gettempdir()))
-        return check_config_files(self.command, list(paths), env)
+        return check_config_files(self.install, list(paths))
 
     def data_files(self, name: str, settings: EvaluatorSettings):
-        from bench_app.evaluators.aisbench import datafiles
-
-        env = Path(evaluator_python(self.command)).parent.parent
-        return datafiles.locate(name, settings.config_file, settings.data_path, self.datasets_root, env)
+        return locate_data_files(name, settings.config_file, settings.data_path, self.install)
 
     def check_config_files(self, paths: Sequence[str]) -> None:
         unknown = [p for p in paths if p not in self.custom]
@@ -178,18 +178,19 @@ class AisbenchEvaluator(Evaluator):
         """What the task file imports the dataset from: AISBench's stock config, or the dataset's own
         file copied with its siblings beside the task file."""
         if not settings.config_file:
-            if name not in self.stock:
+            stock = self.install.stock_modules([name])
+            if name not in stock:
                 raise EvaluationError(f"AISBench has no dataset config named {name!r}")
-            return self.stock[name]
+            return stock[name]
         self.check_config_files([settings.config_file])
         source = copy_config_folder(Path(settings.config_file), work_dir / CUSTOM_CONFIG_FOLDER)
         return {**source, "variables": self.custom[settings.config_file]}
 
     def prepare_run(self, dataset_names: Sequence[str]) -> None:
-        self.stock = locate_dataset_modules(self.command, sorted(set(dataset_names)))
+        self.install.stock_modules(dataset_names)  # all in one process, not one per dataset
 
     def environment(self, work_dir: Path) -> Dict[str, str]:
-        env = super().environment(work_dir)
+        env = dict(self.install.env)
         # Keep AISBench's and HF evaluate's caches inside the run, not in the repo or $HOME.
         env["HF_HOME"] = str(work_dir / ".hf_home")
         env["TERM"] = "dumb"
@@ -260,7 +261,6 @@ class AisbenchEvaluator(Evaluator):
             results.rename(results.with_name(f"results_before_rescore_{stamp}"))
         # Scored with today's task file: the model config's postprocessors (e.g. the reasoning removed
         # before scoring) and the dataset config as they are now. A run made before keeps its own file.
-        self._stock_for([] if settings.config_file else [name])
         source = self._dataset_source(name, settings, work_dir)
         current = task_config_text(
             source, self.model_module(settings), settings, "127.0.0.1", 1, "rescore", ""
@@ -293,7 +293,7 @@ class AisbenchEvaluator(Evaluator):
         return replace(
             task,
             argv=[
-                evaluator_python(self.command),
+                self.install.python,
                 str(script),
                 *argv,
                 str(task.settings.max_out_len or 0),
@@ -333,10 +333,6 @@ class AisbenchEvaluator(Evaluator):
     def verify(self, task: EvaluationTask) -> EvaluationResult:
         return collect_results(task.work_dir, task.settings)
 
-    def _stock_for(self, names: Sequence[str]) -> None:
-        if not set(names) <= set(self.stock):
-            self.prepare_run(sorted(set(names) | set(self.stock)))
-
     def _budget_task_text(
         self, name: str, settings: EvaluatorSettings, model_path: str, work_dir: Path
     ) -> str:
@@ -361,20 +357,21 @@ class AisbenchEvaluator(Evaluator):
         # the user's code that may load or shape the data: loaders, fixed modules of AISBench
         data += [p for folder in self.python_path for p in sorted(Path(folder).rglob("*.py"))]
         data += [Path(file) for _, file in sorted(self.override_modules.items())]
-        env_root = Path(evaluator_python(self.command)).parent.parent
-        package = [p / "__init__.py" for p in env_root.glob("lib/python3*/site-packages/ais_bench")]
-        package.append(Path(__file__).with_name(PROMPTS_SCRIPT))  # how prompts are rendered and counted
+        # the installed AISBench, and how prompts are rendered and counted
+        package = [*self.install.package_inits, Path(__file__).with_name(PROMPTS_SCRIPT)]
         return task, [*data, *package], [folder] if folder else [Path(model_path)]
 
     def count_prompt_tokens(
         self, datasets: Sequence[Tuple[str, str, EvaluatorSettings]], model_path: str
     ) -> Dict[str, Dict[str, Any]]:
-        self._stock_for([name for _, name, settings in datasets if not settings.config_file])
+        stock = self.install.stock_modules(
+            [name for _, name, settings in datasets if not settings.config_file]
+        )
         results: Dict[str, Dict[str, Any]] = {}
         with tempfile.TemporaryDirectory(prefix="bench_app_budget_") as tmp:
             task_files: Dict[str, str] = {}
             for short, name, settings in datasets:
-                if name not in self.stock and not settings.config_file:
+                if name not in stock and not settings.config_file:
                     results[short] = {"error": f"AISBench has no dataset config named {name!r}"}
                     continue
                 task_file = Path(tmp) / short / TASK_FILE
@@ -383,12 +380,12 @@ class AisbenchEvaluator(Evaluator):
                 task_files[str(task_file)] = short
             if not task_files:
                 return results
-            env = super().environment(Path(tmp))  # offline; the user's HF cache for the tokenizer
+            env = dict(self.install.env)  # offline; the user's HF cache for the tokenizer
             if self.datasets_root:
                 env["AIS_BENCH_DATASETS_CACHE"] = self.datasets_root
             done = subprocess.run(
                 [
-                    evaluator_python(self.command),
+                    self.install.python,
                     str(Path(__file__).with_name(PROMPTS_SCRIPT)),
                     model_path,
                     *task_files,

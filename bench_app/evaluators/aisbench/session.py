@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bench_app.common.errors import EvaluationError
-from bench_app.evaluators.aisbench.task import HOST_SCRIPT, evaluator_python
+from bench_app.evaluators.aisbench.task import HOST_SCRIPT
 from bench_app.evaluators.base import TIMED_OUT, EvaluationSession, EvaluationTask, Evaluator
 from bench_app.evaluators.task_host import TaskHost
 
@@ -31,7 +31,7 @@ class TaskHostSession(EvaluationSession):
         # HF libraries read HF_HOME when imported, i.e. once for the host: keep it inside the run.
         env = evaluator.environment(self.log_file.parent.parent)
         host = TaskHost(
-            [evaluator_python(evaluator.command), str(Path(__file__).with_name(HOST_SCRIPT))],
+            [evaluator.install.python, str(Path(__file__).with_name(HOST_SCRIPT))],
             env,
             self.log_file,
             evaluator.label,

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Sequence
 from bench_app.common.errors import EvaluationError
 from bench_app.common.files import copy_with_siblings
 from bench_app.config.schema import EvaluatorSettings
+from bench_app.evaluators.aisbench.install import AisbenchInstall
 
 TASK_FILE = "aisbench_task.py"
 PROMPTS_SCRIPT = "aisbench_prompts.py"  # runs in the evaluator's environment (context budget)
@@ -18,23 +19,6 @@ HOST_SCRIPT = "aisbench_host.py"  # runs in the evaluator's environment (task ho
 SAMPLES_SCRIPT = "aisbench_samples.py"  # runs in the evaluator's environment (per-sample records)
 LOG_FILE = "aisbench.log"
 MODEL_ABBR = "bench_app"
-
-# Finds the module of a stock dataset config inside the evaluator environment (run with its python).
-_LOCATE_SCRIPT = r"""
-import importlib.util, json, pathlib, re, sys
-spec = importlib.util.find_spec("ais_bench")
-root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "benchmark" / "configs" / "datasets"
-found = {}
-for name in sys.argv[1:]:
-    hits = sorted(root.rglob(name + ".py"))
-    if hits:
-        parts = hits[0].relative_to(root).with_suffix("").parts
-        module = "ais_bench.benchmark.configs.datasets." + ".".join(parts)
-        variables = sorted(set(re.findall(r"\b([A-Za-z0-9_]+_datasets)\b", hits[0].read_text())))
-        found[name] = {"module": module, "variables": variables}
-print(json.dumps(found))
-"""
-
 
 # Loads users' own dataset config files the way AISBench does (mmengine), every lazy import built, and says
 # which `*_datasets` lists each defines, or what failed where (run with the evaluator environment's python).
@@ -88,15 +72,15 @@ print(json.dumps(out))
 CUSTOM_CONFIG_FOLDER = "dataset_config"  # <work dir>/dataset_config/: a dataset's own config and its siblings
 
 
-def check_config_files(command: List[str], paths: Sequence[str], env: Dict[str, str]) -> Dict[str, dict]:
+def check_config_files(install: AisbenchInstall, paths: Sequence[str]) -> Dict[str, dict]:
     """{path: {"variables": [...]}} or {path: {"error": ..., "file": where, "line": N}} for each config
-    file (the file that failed may be one it imports)."""
+    file (the file that failed may be one it imports), loaded in the evaluator's environment."""
     done = subprocess.run(
-        [evaluator_python(command), "-c", _CHECK_CONFIGS_SCRIPT, *paths],
+        [install.python, "-c", _CHECK_CONFIGS_SCRIPT, *paths],
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
+        env=install.env,
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -118,18 +102,6 @@ def evaluator_python(command: List[str]) -> str:
     """The interpreter of the evaluator's environment (next to its console script)."""
     candidate = Path(command[0]).parent / "python"
     return str(candidate) if candidate.exists() else "python3"
-
-
-def locate_dataset_modules(command: List[str], names: Sequence[str]) -> Dict[str, dict]:
-    done = subprocess.run(
-        [evaluator_python(command), "-c", _LOCATE_SCRIPT, *names], capture_output=True, text=True, timeout=120
-    )
-    if done.returncode != 0:
-        raise EvaluationError(
-            "cannot inspect the evaluator environment (is AISBench installed? run `make setup`)",
-            done.stderr[-2000:],
-        )
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def request_kwargs(settings: EvaluatorSettings) -> Dict[str, Any]:
