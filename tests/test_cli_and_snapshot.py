@@ -64,6 +64,9 @@ def test_dry_run_writes_the_documented_layout(workdir):
     assert snapshot["datasets"]["longbenchv2_gen"]["vllm_config_override"]["max_model_len"] == 131072
     assert "vllm_config_override" not in snapshot["datasets"]["ceval_gen_0_shot_cot_chat_prompt"]
     long, ceval = load(configs / "per_dataset/longbenchv2.yaml"), load(configs / "per_dataset/ceval.yaml")
+    assert not {"server", "result"} & set(ceval), (
+        "a planned dataset has no server or result yet, not even null"
+    )
     assert (
         long["vllm"]["max_model_len"] == 131072
         and long["vllm_config_override_applied"]["max_model_len"] == 131072

@@ -76,7 +76,10 @@ class Snapshot:
             document = per_dataset_document(dataset, self.plan.groups[dataset.group])
             # resume=true: what the earlier run recorded of it stays until this run records anew
             earlier = self.folder.read_per_dataset_file(dataset.short)
-            document.server, document.result = earlier.server, earlier.result
+            if earlier.server is not None:  # a key is written only once there is something to say
+                document.server = earlier.server
+            if earlier.result is not None:
+                document.result = earlier.result
             self.folder.write_per_dataset(dataset.short, document, self.secrets)
         for role, packages in envs.items():
             self.folder.write_packages(role, packages)
