@@ -154,8 +154,10 @@ class Snapshot:
     ) -> None:
         """Add what happened (its server as started, its result) to per_dataset/<short>.yaml."""
         document = self.folder.read_per_dataset_file(short)
-        document.server = server or document.server
-        document.result = result or document.result
+        if server is not None:
+            document.server = server
+        if result is not None:
+            document.result = result
         self.folder.write_per_dataset(short, document, self.secrets)
 
     def finalize(self, status: str, server_versions: Optional[Dict[str, Any]] = None) -> None:
