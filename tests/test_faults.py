@@ -192,6 +192,8 @@ def test_sigint_mid_run_stops_everything_and_finalises_the_snapshot(workdir):
     results = load(workdir / "outputs/int/results.yaml")
     assert results["status"] == "interrupted"
     assert {r["status"] for r in results["datasets"].values()} <= {"skipped", "failed"}
+    for per_dataset in (workdir / "outputs/int/configs/per_dataset").glob("*.yaml"):  # a server, or no key
+        assert load(per_dataset).get("server", {}) is not None, per_dataset.name
     assert "status: interrupted" in (workdir / "outputs/int/report.html").read_text().replace('"', "")
     assert_no_leftovers(workdir / "pids")
 
