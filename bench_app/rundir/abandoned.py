@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import List
 
-from bench_app.common.files import now_iso, read_yaml
+from bench_app.common.files import now_iso, yaml_loads
 from bench_app.common.processes import process_alive
 from bench_app.records.documents import RunMetadata
 from bench_app.records.folder import RunFolder
@@ -18,9 +18,10 @@ def mark_abandoned(folder: RunFolder) -> bool:
     judged; True when the folder was changed."""
     try:
         # Every run under outputs/ is checked at each start: parse only those that may still run.
-        if "status: running" not in folder.metadata_file.read_text():
+        text = folder.metadata_file.read_text()
+        if "status: running" not in text:
             return False
-        metadata = RunMetadata.from_dict(read_yaml(folder.metadata_file))
+        metadata = RunMetadata.from_dict(yaml_loads(text))
     except (OSError, ValueError):
         return False
     run = metadata.run
