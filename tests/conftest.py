@@ -230,7 +230,7 @@ def assert_documents_typed(run_dir):
     import json
 
     from bench_app.records.answers import RequestLine
-    from bench_app.records.documents import PerDataset, RunMetadata, RunResults, SampleRecord
+    from bench_app.records.documents import JobRecord, PerDataset, RunMetadata, RunResults, SampleRecord
 
     run_dir = Path(run_dir)
     checked = []
@@ -238,6 +238,9 @@ def assert_documents_typed(run_dir):
         RunResults.from_dict(load(run_dir / "results.yaml"), strict=True)
         checked.append("results.yaml")
     RunMetadata.from_dict(load(run_dir / "configs" / "metadata.yaml"), strict=True)
+    if (run_dir / "job.yaml").exists():  # a sweep's job
+        JobRecord.from_dict(load(run_dir / "job.yaml"), strict=True)
+        checked.append("job.yaml")
     for per_dataset in sorted((run_dir / "configs" / "per_dataset").glob("*.yaml")):
         PerDataset.from_dict(load(per_dataset), strict=True)
         checked.append(str(per_dataset.relative_to(run_dir)))

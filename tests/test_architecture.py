@@ -50,8 +50,6 @@ def test_no_import_cycle_and_the_layers_hold():
 # reason it is still one module (or what would split it).
 LARGE = 420
 LARGE_MODULES = {
-    "bench_app/run/groups.py": "drives one engine group through its datasets (server, relay, restarts, "
-    "stages); what it drives is in run.serving, run.relay.proxy and run.planning",
     "bench_app/records/documents.py": "declarations only: every document of a run folder and its fields, "
     "each with the comment docs/run-folder.md is made from, read in one place",
 }

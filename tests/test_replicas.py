@@ -187,7 +187,7 @@ def test_the_relay_sends_each_request_to_the_replica_with_fewest_in_flight(tmp_p
     records = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
     assert sorted(r["replica"] for r in records) == sorted(0 if a == "fast" else 1 for a in answers)
     share = counter_difference(counters, [{"requests": 1, "busy_s": 0.0}])
-    assert share[0]["replica"] == 0 and share[0]["requests"] == counters[0]["requests"] - 1
+    assert share[0].replica == 0 and share[0].requests == counters[0]["requests"] - 1
 
 
 def test_a_request_a_replica_cannot_answer_goes_to_another_and_a_replica_marked_down_gets_none(tmp_path):

@@ -8,6 +8,7 @@ vllm_config_override).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
@@ -159,6 +160,11 @@ class EvaluatorSettings(AisbenchConf):
 
     # Fields that the snapshot shows under `model_config:` (the document's section), not `aisbench:`.
     MODEL_CONFIG_FIELDS: ClassVar[Tuple[str, ...]] = ("max_out_len", "generation_kwargs", "thinking")
+
+    @classmethod
+    def aisbench_fields(cls) -> List[dataclasses.Field]:
+        """The fields the snapshot shows under `aisbench:` (all but MODEL_CONFIG_FIELDS)."""
+        return [f for f in dataclasses.fields(cls) if f.name not in cls.MODEL_CONFIG_FIELDS]
 
 
 @dataclass

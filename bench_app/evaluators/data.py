@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 
 from bench_app.common.files import atomic_write, file_sha256
 from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.records.documents import DataRecord
 
 HASH_CACHE = PROJECT_ROOT / ".cache" / "datasets" / "hashes.json"
 
@@ -44,9 +45,9 @@ class DataFiles:
             return f"{self.path}: empty file(s) {', '.join(self.empty_files[:3])} (a download cut short?)"
         return None
 
-    def record(self) -> Dict[str, object]:
+    def record(self) -> DataRecord:
         """What the run records of it (metadata.yaml, per_dataset/<dataset>.yaml)."""
-        return {"path": self.path, "files": self.files, "bytes": self.bytes, "sha256": self.sha256}
+        return DataRecord(path=self.path, files=self.files, bytes=self.bytes, sha256=self.sha256)
 
 
 def measure(found: DataFiles, path: Path, hashes: Dict[str, list]) -> None:

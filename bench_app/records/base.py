@@ -53,6 +53,14 @@ class Record(BaseModel):
         for name in type(self).model_fields:
             _check_inside(getattr(self, name))
 
+    def assign(self, values: Mapping[str, Any]) -> None:
+        """Set these fields at once (e.g. a lease's port and devices); each must be declared."""
+        undeclared = [name for name in values if name not in type(self).model_fields]
+        if undeclared:
+            raise UndeclaredFields(f"{type(self).__name__} does not declare: {', '.join(undeclared)}")
+        for name, value in values.items():
+            setattr(self, name, value)
+
     def to_dict(self) -> Dict[str, Any]:
         """The document: a field left None is written only when it was given or set (or is KEEP_NULL)."""
         given = self.model_fields_set

@@ -6,7 +6,6 @@ is declared once, here; bench_app.records.base says how they are read and writte
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Type
 
 from pydantic import Field, create_model, model_validator
@@ -36,6 +35,26 @@ class ServedModel(Record):
     kv_cache_dtype: Optional[str] = None
 
 
+class StageLook(Record):
+    """results.yaml datasets.<short>.decided.looks[]: one stage's look at the answers so far
+    (bench_app.run.sequential.Look), and what it was tested against."""
+
+    verdict: Optional[str] = None  # gate: PASS / FAIL; parity: consistent / below / above; null: not yet
+    estimate: Optional[float] = None  # points: run - baseline (gate) or run - reference (parity)
+    standard_error: Optional[float] = None  # points
+    statistics: List[Optional[float]] = Field(default_factory=list)  # z; parity: against -tol, then +tol
+    boundary: Optional[float] = None  # null: a look that could never decide
+    interval: Optional[List[Optional[float]]] = None  # points: the repeated confidence interval
+    questions: Optional[int] = None  # answers the look tested
+    note: Optional[str] = None  # why there was nothing to test yet
+    baseline: Optional[str] = None  # gate: the baseline run folder
+    max_drop: Optional[float] = None  # gate: the most the run may be worse (points)
+    reference: Optional[str] = None  # parity: the reference file
+    published: Optional[float] = None  # parity: its figure
+    tolerance: Optional[float] = None  # parity: points either side
+    alpha: Optional[float] = None  # the one-sided error rate spent over the looks
+
+
 class Decided(Record):
     """results.yaml datasets.<short>.decided: where execution.decide stopped a dataset, and on what."""
 
@@ -46,8 +65,7 @@ class Decided(Record):
     questions: Optional[int] = None  # asked
     total: Optional[int] = None  # of the dataset's
     requests_saved: Optional[int] = None
-    # each stage's look: estimate, interval, boundary
-    looks: List[Dict[str, Any]] = Field(default_factory=list)
+    looks: List[StageLook] = Field(default_factory=list)  # each stage's
 
     @property
     def partial(self) -> bool:
@@ -124,6 +142,17 @@ class RepeatSummary(Record):
         return document
 
 
+class ReplicaShare(Record):
+    """results.yaml datasets.<short>.replicas[]: one replica's share of the dataset (execution.replicas)."""
+
+    replica: Optional[int] = None
+    requests: int = 0  # answered by it (any status)
+    failures: int = 0  # could not be reached, broke off, or timed out
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    busy_s: float = 0.0  # time with a request in flight
+
+
 class DatasetEntry(Record):
     """results.yaml datasets.<short> (and per_dataset/<short>.yaml `result`); empty values left out."""
 
@@ -147,9 +176,7 @@ class DatasetEntry(Record):
     reasoning: Optional[ReasoningSummary] = None  # a reasoning model's answers
     answers: Optional[AnswerSources] = None
     server_restarts: List[str] = Field(default_factory=list)  # why its server was started again
-    # execution.replicas > 1: per replica, this dataset's requests, failures, prompt_tokens,
-    # completion_tokens and busy_s (time with a request in flight)
-    replicas: Optional[List[Dict[str, Any]]] = None
+    replicas: Optional[List[ReplicaShare]] = None  # execution.replicas > 1: each replica's share
     probe: Optional[ProbeSummary] = None  # a seeded probe (sample_size)
     repeats: Optional[RepeatSummary] = None  # repeats in one run
     decided: Optional[Decided] = None  # execution.decide: where it was decided, on what
@@ -164,6 +191,37 @@ class DatasetEntry(Record):
         if isinstance(document, dict) and any(document.get(k) == {} for k in cls._SUMMARIES):
             document = {k: v for k, v in document.items() if not (k in cls._SUMMARIES and v == {})}
         return document
+
+
+class ServerRestart(Record):
+    """results.yaml servers[].restarts[]: the server (or one replica) died and was started again."""
+
+    dataset: Optional[str] = None  # the dataset being evaluated
+    reason: Optional[str] = None  # how it died
+    at: Optional[str] = None
+    replica: Optional[int] = None  # which replica (execution.replicas > 1); not in the replica's own list
+
+
+class ReplicaEntry(Record):
+    """results.yaml servers[].replicas[]: one server of the set (execution.replicas), every key written."""
+
+    replica: Optional[int] = None  # its index in the set
+    port: Optional[int] = None
+    devices: List[str] = Field(default_factory=list)
+    visible_devices_env: Optional[str] = None
+    cpu_slot: Optional[int] = None
+    cpu_cores: Optional[str] = None
+    waited_for_resources_s: Optional[float] = None
+    argv: List[str] = Field(default_factory=list)
+    log_file: Optional[str] = None  # its output, logs/engine_group<N>_replica<I>.log
+    started_at: Optional[str] = None
+    ready_after_s: Optional[float] = None
+    stopped_at: Optional[str] = None
+    restarts: List[ServerRestart] = Field(default_factory=list)
+    error: Optional[str] = None  # why it ended (no restarts left, did not come back)
+
+
+ReplicaEntry.KEEP_NULL = frozenset(ReplicaEntry.model_fields)
 
 
 class ServerEntry(Record):
@@ -185,11 +243,9 @@ class ServerEntry(Record):
     cpu_slot: Optional[int] = None  # on a machine without a device pool
     cpu_cores: Optional[str] = None  # the cores its threads were bound to (execution.cpu_cores_per_server)
     waited_for_resources_s: Optional[float] = None
-    restarts: List[Dict[str, Any]] = Field(default_factory=list)  # dataset, reason, at (replica)
+    restarts: List[ServerRestart] = Field(default_factory=list)  # the group's and its replicas'
     external: Optional[str] = None  # the address of a server bench_app did not start
-    # execution.replicas > 1: per replica: replica, port, devices, cpu_slot, cpu_cores, argv, log_file,
-    # started_at, ready_after_s, stopped_at, restarts, error
-    replicas: Optional[List[Dict[str, Any]]] = None
+    replicas: Optional[List[ReplicaEntry]] = None  # execution.replicas > 1
 
 
 # Every key of a server's entry is written, null included: the entry's shape does not depend on what happened.
@@ -287,7 +343,7 @@ def _settings_section(name: str, fields: Sequence[str], doc: str) -> Type[Record
 _MODEL_CONFIG = EvaluatorSettings.MODEL_CONFIG_FIELDS
 EvaluatorSection = _settings_section(
     "EvaluatorSection",
-    [f.name for f in dataclasses.fields(EvaluatorSettings) if f.name not in _MODEL_CONFIG],
+    [f.name for f in EvaluatorSettings.aisbench_fields()],
     "per_dataset aisbench: the dataset's effective evaluator settings.",
 )
 ModelConfigSection = _settings_section(
@@ -315,6 +371,33 @@ class EngineLaunch(Record):
     problems: Optional[List[str]] = None  # why it cannot start as planned
 
 
+class ContextBudget(Record):
+    """per_dataset context_budget: the prompts' token counts against max_model_len
+    (bench_app.run.planning.budget); only `skipped` when they could not be counted."""
+
+    prompts: Optional[int] = None  # the prompts that will be sent (a probe's or a stage's when drawn)
+    longest_prompt_tokens: Optional[int] = None
+    median_prompt_tokens: Optional[float] = None
+    max_out_len: Optional[int] = None
+    max_model_len: Optional[int] = None
+    headroom: Optional[int] = None  # max_model_len - (longest prompt + its max_out_len); < 0: does not fit
+    not_fitting: Optional[int] = None
+    longest_sample: Optional[int] = None  # 0-based, in the evaluator's order
+    cached: Optional[bool] = None  # counted in an earlier run
+    subset_sizes: Optional[List[int]] = None  # prompts per subset in the task's order
+    subset_names: Optional[List[str]] = None
+    skipped: Optional[str] = None  # why it could not be counted (tokenizer or data not available)
+
+
+class DataRecord(Record):
+    """metadata data.<short>, per_dataset data: the data files a dataset read (bench_app.evaluators.data)."""
+
+    path: Optional[str] = None
+    files: Optional[int] = None
+    bytes: Optional[int] = None
+    sha256: Optional[str] = None  # of every file's name and content; null when missing
+
+
 class PerDataset(Record):
     """configs/per_dataset/<short>.yaml: one dataset's effective configuration, in the sections of the
     original document, and what happened to it (server, result) once it ran."""
@@ -327,8 +410,8 @@ class PerDataset(Record):
     generation: ModelConfigSection = Field(default_factory=ModelConfigSection, alias="model_config")
     vllm_config_override_applied: Optional[Dict[str, Any]] = None  # the dataset's engine overrides
     config_file: Optional[ConfigFileCopy] = None
-    context_budget: Optional[Dict[str, Any]] = None  # prompt token counts against max_model_len
-    data: Optional[Dict[str, Any]] = None  # the data files it read: path, files, bytes, sha256
+    context_budget: Optional[ContextBudget] = None
+    data: Optional[DataRecord] = None  # the data files it read
     engine: EngineLaunch = Field(default_factory=EngineLaunch)
     server: Optional[ServerEntry] = None  # its group's server, once started
     result: Optional[DatasetEntry] = None  # once it ran
@@ -392,7 +475,7 @@ class RunMetadata(Record):
     package_lists: Dict[str, str] = Field(default_factory=dict)  # engine, evaluator: their pip freeze files
     run: RunState = Field(default_factory=RunState)
     fingerprint: Dict[str, str] = Field(default_factory=dict)  # per dataset: its effective config's hash
-    data: Dict[str, Dict[str, Any]] = Field(default_factory=dict)  # per dataset: path, files, bytes, sha256
+    data: Dict[str, DataRecord] = Field(default_factory=dict)  # per dataset: the data files it read
     python_path: Optional[List[Dict[str, Any]]] = None  # source, copy, files (sha256), overrides
     override_modules: Optional[Dict[str, Dict[str, str]]] = None  # module: source, copy, sha256
     external_server: Optional[Dict[str, Any]] = None  # base_url, started_by_bench_app (false), note
@@ -447,6 +530,14 @@ class SweepState(Record):
     jobs: Optional[int] = None  # how many
     job_status: Dict[str, int] = Field(default_factory=dict)  # jobs per status
     wall_time_s: Optional[float] = None
+
+
+class JobRecord(Record):
+    """<sweep>/<job>/job.yaml: a sweep job's own record, written when it ends (or could not start)."""
+
+    num: Optional[int] = None  # Hydra's job number
+    overrides: Optional[List[str]] = None  # what makes this job this job
+    exit_code: Optional[int] = None
 
 
 class SweepJob(Record):

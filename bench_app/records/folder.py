@@ -35,6 +35,7 @@ from bench_app.records.cache import RequestCache
 from bench_app.records.documents import (
     RESULTS_SCHEMA_VERSION,
     DatasetEntry,
+    JobRecord,
     PerDataset,
     RunMetadata,
     RunResults,
@@ -73,6 +74,7 @@ class RunFolder:
     logs = property(lambda self: self.root / names.LOGS_DIR)
     hydra_dir = property(lambda self: self.root / ".hydra")
     cache_file = property(lambda self: self.root / names.CACHE_FILE)  # the run's own request cache
+    job_file = property(lambda self: self.root / names.JOB_FILE)  # a sweep job's own record
 
     def packages_file(self, role: str) -> Path:
         """pip freeze of one environment (engine, evaluator)."""
@@ -135,6 +137,16 @@ class RunFolder:
 
     def read_snapshot(self) -> Dict[str, Any]:
         return read_yaml(self.snapshot_file)
+
+    def read_job(self) -> Optional[JobRecord]:
+        """job.yaml of a sweep's job (None: the job has not ended, or this is no sweep job)."""
+        return JobRecord.from_dict(read_yaml(self.job_file)) if self.job_file.exists() else None
+
+    def write_job(self, job: JobRecord, error: Optional[str] = None) -> None:
+        """A sweep job's end: job.yaml, and error.txt when it could not run."""
+        if error:
+            atomic_write(self.error_file, error)
+        atomic_write(self.job_file, dump_yaml(job.to_dict()))
 
     def read_per_dataset_file(self, short: str) -> PerDataset:
         """configs/per_dataset/<short>.yaml (empty when there is none yet)."""

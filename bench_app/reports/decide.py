@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
-from bench_app.records.documents import PerDataset
+from bench_app.records.documents import PerDataset, StageLook
 from bench_app.records.folder import RunFolder
 from bench_app.reports.compare import diff_mappings, show_value
 from bench_app.reports.matrix import dataset_config
@@ -110,7 +110,7 @@ class Decider:
             self.reference[dataset.short] = (float(published.score), published.samples, chosen)
 
     # -- after each stage
-    def look(self, dataset: DatasetPlan, stage: int) -> Dict[str, Any]:
+    def look(self, dataset: DatasetPlan, stage: int) -> StageLook:
         fractions = [n / dataset.stage_questions[-1] for n in dataset.stage_questions]
         boundary = sequential.boundaries(fractions, self.alpha)[stage]
         answers = _answers(RunFolder(self.run_dir), dataset.short)
@@ -118,7 +118,7 @@ class Decider:
             baseline = self.baseline[dataset.short]
             paired = [(baseline[key], right) for key, right in answers.items() if key in baseline]
             if not paired:  # nothing to test yet: the next stage asks more (the last one says why)
-                return {"verdict": None, "questions": 0, "note": "no answer paired by prompt"}
+                return StageLook(verdict=None, questions=0, note="no answer paired by prompt")
             look = sequential.gate_look(
                 sum(1 for base, run in paired if run and not base),
                 sum(1 for base, run in paired if base and not run),
@@ -138,4 +138,4 @@ class Decider:
                 samples,
             )
             against = {"reference": chosen, "published": reference, "tolerance": self.decide.tolerance}
-        return {**look.to_dict(), **against, "alpha": round(self.alpha, 6)}
+        return StageLook(**look.to_dict(), **against, alpha=round(self.alpha, 6))

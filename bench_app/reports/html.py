@@ -131,7 +131,9 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
                 "answers": _plain(entry.answers),
                 "cut_in_thinking_policy": document.aisbench.cut_in_thinking or "no_answer",
                 "finished_requests": entry.finished_requests,
-                "replicas": entry.replicas,  # execution.replicas > 1: each replica's share
+                "replicas": [
+                    r.to_dict() for r in entry.replicas or []
+                ],  # execution.replicas > 1: each replica's share
                 "probe": entry.probe.to_dict()
                 if entry.probe
                 else None,  # a seeded sample: size, seed, interval
@@ -164,7 +166,7 @@ def report_data(run_dir: Path) -> Dict[str, Any]:
             "versions": {k: v for k, v in metadata.versions.items() if not isinstance(v, dict)},
         },
         "datasets": datasets,
-        "servers": [{k: getattr(s, k) for k in timeline} for s in results.servers],
+        "servers": [{k: v for k, v in s.to_dict().items() if k in timeline} for s in results.servers],
         "samples": samples,
         "text_limit": limit,
         "load": results.load_sweep.to_dict() if results.load_sweep else None,  # execution.load_levels

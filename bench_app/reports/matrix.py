@@ -22,7 +22,7 @@ the score, its delta against the baseline, and whether the delta is more than no
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -65,11 +65,7 @@ class Side:
 
 
 def _evaluator_defaults() -> Dict[str, Any]:
-    return {
-        f.name: f.default
-        for f in fields(EvaluatorSettings)
-        if f.default is not MISSING and f.name not in EvaluatorSettings.MODEL_CONFIG_FIELDS
-    }
+    return {f.name: f.default for f in EvaluatorSettings.aisbench_fields() if f.default is not MISSING}
 
 
 def dataset_config(per_dataset: PerDataset) -> Dict[str, Any]:

@@ -19,6 +19,7 @@ from bench_app.records.documents import (
     ReasoningSummary,
     RepeatSummary,
     RunResults,
+    StageLook,
 )
 from bench_app.records.folder import RunFolder
 from bench_app.reports.load import load_sweep
@@ -215,16 +216,16 @@ def decided_text(decided: Decided) -> str:
         f"{verdict} at stage {decided.stage} of {decided.stages} ({decided.questions} of "
         f"{decided.total} questions, {decided.requests_saved} requests saved)"
     )
-    look = (decided.looks or [{}])[-1]
-    if look.get("interval"):
-        low, high = look["interval"]
+    look = decided.looks[-1] if decided.looks else StageLook()
+    if look.interval:
+        low, high = look.interval
         what = "run - baseline" if decided.decision == "gate" else "run - reference"
-        bound = f"-{look['max_drop']:g}" if "max_drop" in look else f"+-{look.get('tolerance', 0):g}"
+        bound = f"-{look.max_drop:g}" if look.max_drop is not None else f"+-{look.tolerance or 0:g}"
         shown = "-inf" if low is None else f"{low:+.2f}", "+inf" if high is None else f"{high:+.2f}"
-        confidence = f"{1 - 2 * look.get('alpha', 0.025):.1%}"
+        confidence = f"{1 - 2 * (0.025 if look.alpha is None else look.alpha):.1%}"
         said += (
-            f"; {what} {look['estimate']:+.2f} points, repeated {confidence} interval "
-            f"{shown[0]}..{shown[1]} against {bound} (boundary z {look['boundary']})"
+            f"; {what} {look.estimate:+.2f} points, repeated {confidence} interval "
+            f"{shown[0]}..{shown[1]} against {bound} (boundary z {look.boundary})"
         )
     return said + ("; not a full score" if decided.partial else "")
 
@@ -288,7 +289,7 @@ def print_summary(
             console.print(f"decided {short}: {decided_text(r.decided)}")
         if r.repeats:  # samples per question: their spread, so that one figure is not read alone
             console.print(f"repeats {short}: {repeats_text(r.repeats)}")
-        if r.reasoning and thinks(r):  # a model that thinks: its answers at a glance
+        if thinks(r):  # a model that thinks: its answers at a glance
             console.print(f"reasoning {short}: {reasoning_text(r.reasoning)}")
         if r.answers and r.answers.reused:
             console.print(

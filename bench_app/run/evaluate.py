@@ -43,7 +43,7 @@ def explain_failed_requests(reason: Optional[str], total: int, failures: Dict[st
 
 def expected_prompts(dataset: DatasetPlan) -> Optional[int]:
     """How many requests the dataset sends (prompts x repeats), from its context budget (None without one)."""
-    prompts = (dataset.context_budget or {}).get("prompts")
+    prompts = dataset.context_budget.prompts if dataset.context_budget else None
     return int(prompts) * dataset.evaluator.repeats if prompts else None
 
 

@@ -17,11 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterator
 
+from bench_app.records.documents import DatasetEntry
 from bench_app.run.groups import GroupRunner
-from bench_app.run.outcome import (
-    DatasetEntry,
-    RunOutcome,
-)
+from bench_app.run.outcome import RunOutcome
 from bench_app.run.planning.devices import device_pool
 from bench_app.run.planning.plan import RunPlan
 from bench_app.run.progress import Progress

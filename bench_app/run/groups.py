@@ -15,12 +15,9 @@ from bench_app.common.net import client_host
 from bench_app.engines import EngineServer
 from bench_app.evaluators import Endpoint, EvaluationSession
 from bench_app.records.cache import RequestCache, open_cache
+from bench_app.records.documents import DatasetEntry, ServerEntry, ServerRestart
 from bench_app.records.names import CACHE_FILE
 from bench_app.run.evaluate import evaluate_dataset, explain_failed_requests
-from bench_app.run.outcome import (
-    DatasetEntry,
-    ServerEntry,
-)
 from bench_app.run.planning.devices import devices_per_server
 from bench_app.run.planning.identity import engine_identity, fingerprint_of, why_not_reused
 from bench_app.run.planning.plan import EngineGroup, RunPlan
@@ -129,7 +126,7 @@ class GroupRunner:
                 self.cancel.is_set,
                 lambda message: self.progress.log(f"group {group.index}: {message}"),
             )
-        record.__dict__.update(lease.record())
+        record.assign(lease.record())
         record.log_file = str(self.folder.engine_log(group.index))
         server = engine.server(
             group.argv,
@@ -146,7 +143,7 @@ class GroupRunner:
         try:
             server.start()
             record.ready_after_s = round(server.wait_ready(self._interrupted), 1)
-            record.__dict__.update(server.read_back().__dict__)
+            record.assign(vars(server.read_back()))
         except BaseException:
             self._stop(server, group, record)
             lease.release()
@@ -298,7 +295,7 @@ class GroupRunner:
         where = f"port {record.port}{devices}"
         if record.replicas:
             where = "ports " + ", ".join(
-                f"{r['port']}" + (f" (devices {','.join(r['devices'])})" if r.get("devices") else "")
+                f"{r.port}" + (f" (devices {','.join(r.devices)})" if r.devices else "")
                 for r in record.replicas
             )
         ready = f"{len(record.replicas)} replicas ready" if record.replicas else "server ready"
@@ -402,7 +399,7 @@ class GroupRunner:
         """Stop what is left of a dead server and start it again with the same argv; False (the datasets
         left failed) when it does not come back."""
         limit = self.config.execution.server_restarts
-        record.restarts.append({"dataset": short, "reason": death, "at": now_iso()})
+        record.restarts.append(ServerRestart(dataset=short, reason=death, at=now_iso()))
         self.progress.log(
             f"group {group.index}: the server died during {short} ({death}); starting it again "
             f"({len(record.restarts)} of {limit}), {short} continues from its saved answers"

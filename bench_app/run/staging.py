@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from bench_app.common.errors import UserError
 from bench_app.config.schema import DecideConf
-from bench_app.records.documents import AnswerSources, DatasetEntry, Decided
+from bench_app.records.documents import AnswerSources, ContextBudget, DatasetEntry, Decided, StageLook
 from bench_app.run.planning.plan import DatasetPlan, RunPlan
 from bench_app.run.planning.sampling import counted_subsets
 
@@ -28,7 +28,7 @@ class Decider(Protocol):
 
     kind: str  # gate | parity
 
-    def look(self, dataset: DatasetPlan, stage: int) -> Dict[str, Any]:
+    def look(self, dataset: DatasetPlan, stage: int) -> StageLook:
         """This stage's look at the dataset's answers so far: `verdict` (None: not decided yet) and what
         the boundary test saw (estimate, standard error, statistic, boundary, interval, questions)."""
 
@@ -120,7 +120,9 @@ def stage_plan(dataset: DatasetPlan, stage: int, seed: int) -> DatasetPlan:
         sample_ids=None if last else dataset.stages[stage],
         sample_seed=dataset.evaluator.sample_seed if last else seed,
     )
-    budget = dict(dataset.context_budget or {}, prompts=dataset.stage_questions[stage])
+    budget = (dataset.context_budget or ContextBudget()).model_copy(
+        update={"prompts": dataset.stage_questions[stage]}
+    )
     return replace(dataset, evaluator=settings, context_budget=budget)
 
 
@@ -133,7 +135,7 @@ def evaluate_in_stages(
 ) -> DatasetEntry:
     """Evaluate stage after stage until the decider has a verdict (or the last stage is done)."""
     stages, total = len(dataset.stages), dataset.stage_questions[-1]
-    looks: List[Dict[str, Any]] = []
+    looks: List[StageLook] = []
     result: Optional[DatasetEntry] = None
     seconds, generated = 0.0, 0
     for stage in range(stages):
@@ -146,7 +148,7 @@ def evaluate_in_stages(
             break
         look = decider.look(dataset, stage)
         looks.append(look)
-        if look.get("verdict"):
+        if look.verdict:
             break
     assert result is not None
     result.evaluation_s = round(seconds, 1)  # every stage's; answers: generated in any stage, the rest reused
@@ -155,7 +157,7 @@ def evaluate_in_stages(
         result.answers = AnswerSources(reused=max(0, answered - generated), generated=generated)
     stage = len(looks) - 1 if looks else 0
     asked = dataset.stage_questions[stage]
-    verdict = looks[-1].get("verdict") if looks else None
+    verdict = looks[-1].verdict if looks else None
     if verdict is None and looks and stage == stages - 1:
         verdict = "INCONCLUSIVE" if decider.kind == "gate" else "inconclusive"
     result.decided = Decided(

@@ -53,14 +53,14 @@ def differences(metadata_file: Path) -> List[str]:
                     f"{now.get(name, 'absent')}"
                 )
     for short, data in sorted(recorded.data.items()):  # the datasets' files, as the run read them
-        if not data.get("sha256"):
+        if not data.sha256:
             continue
-        now = measure_path(Path(data["path"]))
-        if now.sha256 != data["sha256"]:
+        now = measure_path(Path(data.path))
+        if now.sha256 != data.sha256:
             state = f"sha256 {now.sha256[:16]}, {now.files} file(s)" if now.present else "missing"
             found.append(
-                f"dataset {short} data {data['path']}: recorded sha256 {data['sha256'][:16]}, "
-                f"{data.get('files')} file(s); now {state}"
+                f"dataset {short} data {data.path}: recorded sha256 {data.sha256[:16]}, "
+                f"{data.files} file(s); now {state}"
             )
     git_now, git_then = GitState.from_dict(meta.git_state()), recorded.git
     for key in ("commit", "dirty"):

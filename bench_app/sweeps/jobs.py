@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import atomic_write, dump_yaml, read_yaml
+from bench_app.common.files import read_yaml
 from bench_app.common.processes import process_alive, process_start_time
-from bench_app.records.documents import DatasetEntry, RunResults, SweepJob
+from bench_app.records.documents import DatasetEntry, JobRecord, RunResults, SweepJob
 from bench_app.records.folder import RunFolder
-from bench_app.records.names import JOB_FILE
 from bench_app.run.planning import slurm
 from bench_app.run.planning.slurm import SlurmJob, SlurmRecord
 
@@ -94,11 +93,7 @@ def sweep_interrupted(job_dir: Path) -> bool:
 def write_job_record(
     job_dir: Path, num: int, overrides: Sequence[str], exit_code: int, error: Optional[str] = None
 ) -> None:
-    if error:
-        atomic_write(RunFolder(job_dir).error_file, error)
-    atomic_write(
-        job_dir / JOB_FILE, dump_yaml({"num": num, "overrides": list(overrides), "exit_code": exit_code})
-    )
+    RunFolder(job_dir).write_job(JobRecord(num=num, overrides=list(overrides), exit_code=exit_code), error)
 
 
 def mark_interrupted(sweep_dir: Path) -> None:
@@ -128,19 +123,19 @@ def is_sweep_folder(path: Path) -> bool:
 
 
 def read_job(job_dir: Path) -> SweepJob:
-    job = read_yaml(job_dir / JOB_FILE) if (job_dir / JOB_FILE).exists() else {}
-    overrides = job.get("overrides")
-    if overrides is None and (job_dir / ".hydra" / "overrides.yaml").exists():
-        overrides = read_yaml(job_dir / ".hydra" / "overrides.yaml") or []
-    num = job.get("num", int(job_dir.name) if job_dir.name.isdigit() else -1)
+    folder = RunFolder(job_dir)
+    job = folder.read_job()
+    overrides = job.overrides if job else None
+    if overrides is None and (folder.hydra_dir / "overrides.yaml").exists():
+        overrides = read_yaml(folder.hydra_dir / "overrides.yaml") or []
+    num = job.num if job and job.num is not None else int(job_dir.name) if job_dir.name.isdigit() else -1
     summary = SweepJob(
         num=num,
         dir=str(job_dir),
         overrides=list(overrides or []),
-        exit_code=job.get("exit_code"),
+        exit_code=job.exit_code if job else None,
         status="missing",
     )
-    folder = RunFolder(job_dir)
     try:
         results = folder.read_results()
     except UserError as error:  # written by a newer bench_app: the summary says so instead of failing
@@ -161,7 +156,7 @@ def read_job(job_dir: Path) -> SweepJob:
                 status="planned" if summary.status == "dry_run" else "not run"
             )
     elif job:  # the job never got as far as a snapshot
-        summary.status = {0: "completed", 130: "skipped"}.get(job.get("exit_code"), "error")
+        summary.status = {0: "completed", 130: "skipped"}.get(job.exit_code, "error")
     if folder.error_file.exists():
         text = folder.error_file.read_text().strip()
         summary.error = text.splitlines()[-1][:300] if text else None

@@ -21,6 +21,7 @@ from typing import Dict, Iterable, List, Optional
 from bench_app.common.errors import ComponentError, UserError
 from bench_app.common.files import atomic_write
 from bench_app.config.resolvers import PROJECT_ROOT
+from bench_app.records.documents import ContextBudget
 from bench_app.run.planning.plan import DatasetPlan, RunPlan
 
 # BENCH_APP_BUDGET_CACHE moves it (benchmarks measure a cold cache with an empty folder).
@@ -46,10 +47,10 @@ class DatasetBudget:
     subset_sizes: List[int] = field(default_factory=list)
     subset_names: List[str] = field(default_factory=list)
 
-    def to_dict(self) -> Dict[str, object]:
+    def record(self) -> ContextBudget:
         if self.skipped:
-            return {"skipped": self.skipped}
-        return {k: v for k, v in asdict(self).items() if k != "skipped"}
+            return ContextBudget(skipped=self.skipped)
+        return ContextBudget(**{k: v for k, v in asdict(self).items() if k != "skipped"})
 
 
 def _stat_lines(paths: Iterable[Path]) -> List[str]:
@@ -162,7 +163,7 @@ def check_context(plan: RunPlan, mode: str) -> Dict[str, DatasetBudget]:
             budgets[dataset.short].subset_sizes = sizes
             names = list(result.get("subset_names") or [])
             budgets[dataset.short].subset_names = names if len(names) == len(sizes) else []
-        dataset.context_budget = budgets[dataset.short].to_dict()
+        dataset.context_budget = budgets[dataset.short].record()
     failing = {short: b for short, b in budgets.items() if not b.skipped and b.not_fitting}
     if failing and mode == "error":
         raise UserError(

@@ -35,6 +35,7 @@ from bench_app.config.schema import (
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.sandbox import sandbox_off_warning
+from bench_app.records.documents import ContextBudget, DataRecord
 from bench_app.run.planning import devices, load_levels, repeats
 
 VLLM_ARG_NAMES = tuple(f.name for f in fields(VllmArgs))
@@ -50,11 +51,11 @@ class DatasetPlan:
     evaluator: EvaluatorSettings
     group: int = -1
     # Filled by bench_app.run.planning.budget before the snapshot: prompt token counts against max_model_len.
-    context_budget: Optional[Dict[str, Any]] = None
+    context_budget: Optional[ContextBudget] = None
     # execution.load_levels: the requests in flight of this level (short = <dataset>@c<level>).
     load_level: Optional[int] = None
-    # The data files it reads on this machine: path, files, bytes, sha256 (None: the evaluator cannot tell).
-    data: Optional[Dict[str, Any]] = None
+    # The data files it reads on this machine (None: the evaluator cannot tell).
+    data: Optional[DataRecord] = None
     # execution.decide (bench_app.run.staging): per stage, per subset, the indices asked; their counts.
     stages: Optional[List[List[List[int]]]] = None
     stage_questions: Optional[List[int]] = None
@@ -411,6 +412,6 @@ def effective_dataset_record(plan: DatasetPlan) -> Dict[str, Any]:
     if plan.evaluator.config_file:  # what the file says decides the result, wherever it lies
         settings["config_file_sha256"] = file_sha256(Path(plan.evaluator.config_file))
     record = {"name": plan.name, "vllm": engine_args, "evaluator": settings}
-    if plan.data and plan.data.get("sha256"):  # a changed dataset is never resumed with the old one's answers
-        record["data_sha256"] = plan.data["sha256"]
+    if plan.data and plan.data.sha256:  # a changed dataset is never resumed with the old one's answers
+        record["data_sha256"] = plan.data.sha256
     return record

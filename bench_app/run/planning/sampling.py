@@ -74,7 +74,7 @@ def apply(plan: RunPlan, budgets: Dict[str, object]) -> None:
         settings.sample_ids = draw(sizes, settings.sample_size, settings.sample_seed, base)
         drawn = sum(len(ids) for ids in settings.sample_ids)
         if dataset.context_budget is not None:
-            dataset.context_budget["prompts"] = drawn  # what is sent: the progress counts against it
+            dataset.context_budget.prompts = drawn  # what is sent: the progress counts against it
 
 
 def wilson(correct: float, n: int, z: float = 1.96) -> Optional[Tuple[float, float]]:

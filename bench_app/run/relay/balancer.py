@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from bench_app.records.documents import ReplicaShare
+
 
 @dataclass
 class Upstream:
@@ -115,7 +117,7 @@ class Balancer:
             return [u.counters() for u in self.upstreams]
 
 
-def counter_difference(after: List[Dict[str, float]], before: List[Dict[str, float]]) -> List[Dict[str, Any]]:
+def counter_difference(after: List[Dict[str, float]], before: List[Dict[str, float]]) -> List[ReplicaShare]:
     """Per replica, what happened between two readings of Balancer.counters() (one dataset's share)."""
     rows = []
     for index, now in enumerate(after):
@@ -124,5 +126,5 @@ def counter_difference(after: List[Dict[str, float]], before: List[Dict[str, flo
         for key, value in now.items():
             delta = value - then.get(key, 0)
             row[key] = round(delta, 1) if key == "busy_s" else int(delta)
-        rows.append(row)
+        rows.append(ReplicaShare(**row))
     return rows

@@ -21,7 +21,7 @@ from bench_app.common.errors import EngineError
 from bench_app.common.files import now_iso
 from bench_app.common.net import client_host
 from bench_app.engines import Engine, EngineServer, ServerFacts
-from bench_app.records.documents import ServerEntry
+from bench_app.records.documents import ReplicaEntry, ServerEntry, ServerRestart
 from bench_app.run.planning.devices import devices_per_server
 from bench_app.run.planning.plan import EngineGroup
 from bench_app.run.relay.balancer import Balancer
@@ -39,12 +39,12 @@ class Replica:
         self.lease: Optional[Lease] = None
         self.state = "starting"  # starting | up | restarting | dead
         self.last_counters: Dict[str, float] = {}  # its server's finished requests, as last read
-        self.entry: Dict[str, Any] = {"replica": index, "log_file": str(log_file), "restarts": []}
+        self.entry = ReplicaEntry(replica=index, log_file=str(log_file))
 
     def take(self, server: EngineServer, lease: Lease) -> None:
         self.server, self.lease = server, lease
-        self.entry.update(lease.record())
-        self.entry.update(argv=server.argv, started_at=now_iso(), ready_after_s=None, stopped_at=None)
+        self.entry.assign(lease.record())
+        self.entry.assign(dict(argv=server.argv, started_at=now_iso(), ready_after_s=None, stopped_at=None))
 
 
 class ReplicaSet:
@@ -58,7 +58,7 @@ class ReplicaSet:
         env: Dict[str, str],
         log_file: Callable[[int], Path],
         execution,
-        restarts: List[Dict[str, Any]],
+        restarts: List[ServerRestart],
         log: Callable[[str], None],
     ):
         self.engine, self.planned_argv, self.host = engine, group.argv, group.engine_args["host"]
@@ -79,16 +79,16 @@ class ReplicaSet:
 
     @property
     def argv(self) -> List[str]:
-        return self.replicas[0].entry.get("argv") or self.planned_argv
+        return self.replicas[0].entry.argv or self.planned_argv
 
     @property
     def base_url(self) -> str:
         return self.replicas[0].server.base_url if self.replicas[0].server else ""
 
     def addresses(self) -> List[Tuple[str, int]]:
-        return [(client_host(self.host), int(r.entry["port"])) for r in self.replicas]
+        return [(client_host(self.host), int(r.entry.port)) for r in self.replicas]
 
-    def entries(self) -> List[Dict[str, Any]]:
+    def entries(self) -> List[ReplicaEntry]:
         return [r.entry for r in self.replicas]
 
     def start_all(self, cancelled: Callable[[], bool], on_wait: Callable[[str], None]) -> float:
@@ -128,12 +128,12 @@ class ReplicaSet:
         """Start every replica and fill the group's record: its lease fields from the replicas, the
         replicas' own entries, what the servers report."""
         record.replicas = self.entries()
-        record.log_file = self.replicas[0].entry["log_file"]
+        record.log_file = self.replicas[0].entry.log_file
         record.started_at = now_iso()
         record.ready_after_s = round(self.start_all(cancelled, self.log), 1)
-        record.__dict__.update(self.record())
+        record.assign(self.record())
         record.argv = self.argv
-        record.__dict__.update(self.read_back().__dict__)
+        record.assign(vars(self.read_back()))
 
     def read_back(self) -> ServerFacts:
         """What the first replica serves; every other must serve the same model at the same context."""
@@ -150,7 +150,7 @@ class ReplicaSet:
     def death(self) -> Optional[str]:
         if any(r.state in ("up", "restarting", "starting") for r in self.replicas):
             return None
-        ends = "; ".join(f"replica {r.index}: {r.entry.get('error') or 'died'}" for r in self.replicas)
+        ends = "; ".join(f"replica {r.index}: {r.entry.error or 'died'}" for r in self.replicas)
         return f"every replica died ({ends})"
 
     def request_counters(self) -> Dict[str, float]:
@@ -171,13 +171,13 @@ class ReplicaSet:
         survivors: List[str] = []
 
         def stop_one(replica: Replica) -> None:
-            if replica.server is None or replica.entry.get("stopped_at"):
+            if replica.server is None or replica.entry.stopped_at:
                 return
             try:
                 replica.server.stop()
             except EngineError as error:
                 survivors.append(f"replica {replica.index}: {error.reason}")
-            replica.entry["stopped_at"] = now_iso()
+            replica.entry.stopped_at = now_iso()
 
         with ThreadPoolExecutor(len(self.replicas), thread_name_prefix="replica-stop") as stops:
             list(stops.map(stop_one, self.replicas))
@@ -195,13 +195,12 @@ class ReplicaSet:
     def record(self) -> Dict[str, Any]:
         """The group record's lease fields: the first replica's port, every replica's devices."""
         first = self.replicas[0].entry
-        devices = [d for r in self.replicas for d in r.entry.get("devices") or []]
         return {
-            "port": first.get("port"),
-            "devices": devices,
-            "visible_devices_env": first.get("visible_devices_env"),
-            "cpu_slot": first.get("cpu_slot"),
-            "waited_for_resources_s": first.get("waited_for_resources_s"),
+            "port": first.port,
+            "devices": [device for r in self.replicas for device in r.entry.devices],
+            "visible_devices_env": first.visible_devices_env,
+            "cpu_slot": first.cpu_slot,
+            "waited_for_resources_s": first.waited_for_resources_s,
         }
 
     def environment(self) -> Dict[str, str]:
@@ -232,17 +231,17 @@ class ReplicaSet:
         replica.last_counters = {}
         limit = int(self.execution.server_restarts)
         if len(self.restarts) >= limit:
-            replica.state, replica.entry["error"] = "dead", death
-            replica.entry["stopped_at"] = now_iso()
+            replica.state, replica.entry.error = "dead", death
+            replica.entry.stopped_at = now_iso()
             self.log(
                 f"replica {replica.index} died ({death}); no restarts left (execution.server_restarts="
                 f"{limit}); {self._up()} replica(s) carry on"
             )
             return
         replica.state = "restarting"
-        restart = {"dataset": self.dataset, "reason": death, "at": now_iso(), "replica": replica.index}
-        self.restarts.append(restart)
-        replica.entry["restarts"].append({k: v for k, v in restart.items() if k != "replica"})
+        restart = ServerRestart(dataset=self.dataset, reason=death, at=now_iso())
+        replica.entry.restarts.append(restart)
+        self.restarts.append(restart.model_copy(update={"replica": replica.index}))
         self.log(
             f"replica {replica.index} died during {self.dataset or 'the group'} ({death}); starting it again "
             f"({len(self.restarts)} of {limit}) while {self._up()} replica(s) carry on; its requests in "
@@ -251,7 +250,7 @@ class ReplicaSet:
         try:
             replica.server.stop()
         except EngineError as error:
-            replica.entry["error"] = error.reason
+            replica.entry.error = error.reason
         if replica.lease is not None:
             replica.lease.release()
         try:
@@ -267,14 +266,14 @@ class ReplicaSet:
             except EngineError:
                 pass
             if self._stop.is_set():  # the group's datasets are done (or it is stopping): no need of it
-                replica.state, replica.entry["error"] = "dead", "restart abandoned: the group stopped"
+                replica.state, replica.entry.error = "dead", "restart abandoned: the group stopped"
                 return
-            replica.state, replica.entry["error"] = "dead", f"did not come back: {reason}"
+            replica.state, replica.entry.error = "dead", f"did not come back: {reason}"
             self.log(f"replica {replica.index} did not come back ({reason}); {self._up()} carry on")
             return
         replica.state = "up"
-        self.balancer.mark_up(replica.index, client_host(self.host), int(replica.entry["port"]))
-        self.log(f"replica {replica.index} is back on port {replica.entry['port']}")
+        self.balancer.mark_up(replica.index, client_host(self.host), int(replica.entry.port))
+        self.log(f"replica {replica.index} is back on port {replica.entry.port}")
 
     def _up(self) -> int:
         return sum(r.state == "up" for r in self.replicas)
@@ -282,7 +281,7 @@ class ReplicaSet:
     def _launch(self, replica: Replica, stop_reason: Callable[[], Optional[str]]) -> None:
         """Start the replica's server and wait until it is healthy (raises EngineError)."""
         replica.server.start()
-        replica.entry["ready_after_s"] = round(replica.server.wait_ready(stop_reason), 1)
+        replica.entry.ready_after_s = round(replica.server.wait_ready(stop_reason), 1)
 
     def _server(self, replica: Replica, lease: Lease) -> EngineServer:
         return self.engine.server(
@@ -290,7 +289,7 @@ class ReplicaSet:
             self.host,
             lease.port,
             {**self.env, **lease.environment()},
-            Path(replica.entry["log_file"]),
+            Path(replica.entry.log_file),
             self.execution.server_start_timeout_s,
             self.execution.server_stop_timeout_s,
         )
