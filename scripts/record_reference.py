@@ -18,13 +18,20 @@ PAGE = ROOT / "docs" / "run-folder.md"
 BEGIN, END = "<!-- records:begin (scripts/record_reference.py --write) -->", "<!-- records:end -->"
 DOCUMENTS = [
     ("RunResults", "results.yaml"),
+    ("Benchmark", "results.yaml `benchmark`"),
+    ("ServedModel", "results.yaml `model`"),
     ("DatasetEntry", "results.yaml `datasets.<dataset>` (and `per_dataset/<dataset>.yaml` `result`)"),
     ("PromptCount", "results.yaml `datasets.<dataset>.prompts`"),
     ("AnswerSources", "results.yaml `datasets.<dataset>.answers`"),
     ("ReasoningSummary", "results.yaml `datasets.<dataset>.reasoning`"),
     ("ProbeSummary", "results.yaml `datasets.<dataset>.probe`"),
     ("RepeatSummary", "results.yaml `datasets.<dataset>.repeats`"),
+    ("Decided", "results.yaml `datasets.<dataset>.decided`"),
+    ("StageLook", "results.yaml `datasets.<dataset>.decided.looks[]`"),
+    ("ReplicaShare", "results.yaml `datasets.<dataset>.replicas[]`"),
     ("ServerEntry", "results.yaml `servers[]` (and `per_dataset/<dataset>.yaml` `server`)"),
+    ("ServerRestart", "results.yaml `servers[].restarts[]` (and `servers[].replicas[].restarts[]`)"),
+    ("ReplicaEntry", "results.yaml `servers[].replicas[]`"),
     ("LoadSweep", "results.yaml `load_sweep`"),
     ("LoadDataset", "results.yaml `load_sweep.datasets.<dataset>`"),
     ("LoadLevel", "results.yaml `load_sweep.datasets.<dataset>.levels[]`"),
@@ -33,12 +40,18 @@ DOCUMENTS = [
     ("DatasetName", "configs/per_dataset/<dataset>.yaml `dataset`"),
     ("ConfigFileCopy", "configs/per_dataset/<dataset>.yaml `config_file`"),
     ("EngineLaunch", "configs/per_dataset/<dataset>.yaml `engine`"),
+    ("ContextBudget", "configs/per_dataset/<dataset>.yaml `context_budget`"),
+    ("DataRecord", "configs/per_dataset/<dataset>.yaml `data` (and metadata.yaml `data.<dataset>`)"),
     ("RunMetadata", "configs/metadata.yaml"),
     ("RunState", "configs/metadata.yaml `run`"),
+    ("Runtime", "configs/metadata.yaml `runtime`"),
+    ("GitState", "configs/metadata.yaml `git`"),
     ("SampleRecord", "`<dataset>/samples.jsonl`, one per line"),
     ("RequestLine", "`<dataset>/requests.jsonl`, one per line"),
     ("SweepResults", "a sweep's results.yaml"),
+    ("SweepState", "a sweep's results.yaml `sweep`"),
     ("SweepJob", "a sweep's results.yaml `jobs[]`"),
+    ("JobRecord", "a sweep job's `job.yaml`"),
     ("ParityReference", "a parity reference, conf/reference/<name>.yaml"),
     ("PublishedFigure", "a parity reference's `datasets.<dataset>.<mode>`"),
 ]
@@ -66,6 +79,10 @@ def _alias(item: ast.AnnAssign):
     return None
 
 
+def _names(node: ast.ClassDef):
+    return [base for base in node.bases if isinstance(base, ast.Name)]
+
+
 def tables() -> str:
     classes = {}
     for path in SOURCES:
@@ -73,6 +90,10 @@ def tables() -> str:
         for node in ast.parse(source).body:
             if isinstance(node, ast.ClassDef):
                 classes[node.name] = (node, source.splitlines())
+    records = {name for name, (node, _) in classes.items() if any(b.id == "Record" for b in _names(node))}
+    unlisted = sorted(records - {name for name, _ in DOCUMENTS})
+    if unlisted:
+        raise SystemExit(f"record types missing from DOCUMENTS (say where each is written): {unlisted}")
     out = []
     for name, where in DOCUMENTS:
         node, lines = classes[name]

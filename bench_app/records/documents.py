@@ -65,7 +65,7 @@ class Decided(Record):
     questions: Optional[int] = None  # asked
     total: Optional[int] = None  # of the dataset's
     requests_saved: Optional[int] = None
-    looks: List[StageLook] = Field(default_factory=list)  # each stage's
+    looks: List[StageLook] = Field(default_factory=list)  # one per stage asked, the last one decided
 
     @property
     def partial(self) -> bool:
