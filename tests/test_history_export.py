@@ -175,7 +175,7 @@ def test_a_run_whose_model_has_a_reference_exports_its_parity_verdicts(history):
     assert done.returncode == 0, done.stdout + done.stderr
     (exported,) = exported_runs(mlflow_client(uri))
     tags, metrics = exported.data.tags, exported.data.metrics
-    report = parity(run)
+    report = parity(run).to_dict()  # as `bench-app parity --json` gives it
     assert tags["parity.reference"] == report["reference"] == "qwen3_30b_a3b"
     assert tags["parity.tolerance"] == f"{report['tolerance']:g}"
     rows = {row["dataset"]: row for row in report["rows"]}

@@ -106,20 +106,21 @@ def run_parity(run_dir: Path, model: ServedModel) -> Tuple[Dict[str, str], Dict[
     except UserError:  # no reference matches the model: the run exports as it always did
         return {}, {}
     report = parity(run_dir, reference=chosen, tolerance=DEFAULT_TOLERANCE)
-    tags = {"parity.reference": chosen, "parity.tolerance": f"{report['tolerance']:g}"}
+    tags = {"parity.reference": chosen, "parity.tolerance": f"{report.tolerance:g}"}
     metrics: Dict[str, float] = {}
-    for row in report["rows"]:
-        if row["reference"] is None:  # no figure for this dataset (or its mode): nothing to export
+    for row in report.rows:
+        if row.reference is None:  # no figure for this dataset (or its mode): nothing to export
             continue
-        key = _metric_key("parity." + row["dataset"])
-        tags[f"{key}.verdict"] = row["verdict"]
-        if row["difference"] is not None:
-            metrics[f"{key}.difference"] = float(row["difference"])
-        decision = row["decision"] or {}
-        if decision.get("interval"):
-            low, high = decision["interval"]
-            metrics[f"{key}.difference_low"], metrics[f"{key}.difference_high"] = float(low), float(high)
-        for name, value in (("mde", decision.get("mde")), ("questions_needed", decision.get("needed"))):
+        key = _metric_key("parity." + row.dataset)
+        tags[f"{key}.verdict"] = row.verdict
+        if row.difference is not None:
+            metrics[f"{key}.difference"] = float(row.difference)
+        if row.decision is None:
+            continue
+        decision = row.decision.to_dict()  # rounded as `bench-app parity` says them
+        low, high = decision["interval"]
+        metrics[f"{key}.difference_low"], metrics[f"{key}.difference_high"] = float(low), float(high)
+        for name, value in (("mde", decision["mde"]), ("questions_needed", decision["needed"])):
             if value is not None:
                 metrics[f"{key}.{name}"] = float(value)
     return tags, metrics

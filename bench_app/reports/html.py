@@ -178,7 +178,7 @@ def _parity(run_dir: Path) -> Optional[Dict[str, Any]]:
     from bench_app.reports.parity import parity
 
     try:
-        return parity(run_dir)
+        return parity(run_dir).to_dict()
     except (UserError, OSError, ValueError):  # no reference for this model: no section
         return None
 

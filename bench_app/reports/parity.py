@@ -52,10 +52,43 @@ class Row:
     difference: Optional[float] = None
     verdict: str = "not comparable"
     where: Optional[str] = None  # where the source gives the reference's figure (table, page)
-    decision: Optional[Dict[str, Any]] = None  # bench_app.reports.decisions.Decision: interval, mde, needed
+    decision: Optional[decisions.Decision] = None  # its interval, mde, and the questions that would decide
     verified: Optional[bool] = None  # whether that figure was checked against its source
     reasons: List[str] = field(default_factory=list)
     cautions: List[str] = field(default_factory=list)
+
+    @property
+    def shown(self) -> Dict[str, str]:
+        """score (with its interval and n), reference, difference and verdict as the tables write them."""
+        interval = f" [{self.ci95[0]:g}, {self.ci95[1]:g}]" if self.ci95 else ""
+        return {
+            "score": f"{self.score:g}{interval} (n={self.questions})" if self.score is not None else "-",
+            "reference": f"{self.reference:g}" if self.reference is not None else "-",
+            "difference": f"{self.difference:+g}" if self.difference is not None else "-",
+            "verdict": self.verdict + (" (caution)" if self.cautions else ""),
+        }
+
+
+@dataclass
+class ParityReport:
+    """What `bench-app parity` found: printed, written as HTML, given as JSON (--json), exported to MLflow."""
+
+    run: str
+    reference: str  # the reference file's name
+    tolerance: float
+    verified: bool  # every figure this run was compared with was checked against the source
+    source: Optional[str]
+    repeats: int
+    rows: List[Row]
+
+    @property
+    def unverified(self) -> List[str]:
+        """The datasets whose reference figure is not checked against its source."""
+        return [row.dataset for row in self.rows if row.verified is False]
+
+    def to_dict(self) -> Dict[str, Any]:
+        rows = [{**asdict(r), "decision": r.decision.to_dict() if r.decision else None} for r in self.rows]
+        return {**asdict(self), "rows": rows}
 
 
 def wilson(score: float, n: int) -> Tuple[float, float]:
@@ -144,7 +177,7 @@ def parity(
     reference: Optional[str] = None,
     extra: Sequence[Path] = (),
     tolerance: float = DEFAULT_TOLERANCE,
-) -> Dict[str, Any]:
+) -> ParityReport:
     if not tolerance >= 0:
         raise UserError(
             f"--tolerance {tolerance:g}: give a number of points >= 0 (default {DEFAULT_TOLERANCE:g})"
@@ -205,7 +238,7 @@ def parity(
             samples,
             row.ci95 if len(scores) > 1 else None,
         )
-        row.verdict, row.decision = decision.verdict, decision.to_dict()
+        row.verdict, row.decision = decision.verdict, decision
         over = (
             f"the mean of {len(scores)} repeats ({', '.join(f'{x:g}' for x in scores)})"
             if len(scores) > 1
@@ -225,51 +258,38 @@ def parity(
         if row.verdict == "inconclusive":
             row.reasons.append(_what_would_decide(decision, tolerance, samples, row.reference))
     compared = [row.verified for row in rows if row.verified is not None]
-    return {
-        "run": str(run),
-        "reference": chosen,
-        "tolerance": tolerance,
-        # every figure this run was compared with was checked against the source
-        "verified": all(compared) if compared else bool(document.verified),
-        "source": document.source,
-        "repeats": repeats,
-        "rows": [asdict(r) for r in rows],
-    }
+    return ParityReport(
+        run=str(run),
+        reference=chosen,
+        tolerance=tolerance,
+        verified=all(compared) if compared else bool(document.verified),
+        source=document.source,
+        repeats=repeats,
+        rows=rows,
+    )
 
 
-def _unverified(report: Dict[str, Any]) -> List[str]:
-    """The datasets whose reference figure is not checked against its source."""
-    return [row["dataset"] for row in report["rows"] if row.get("verified") is False]
-
-
-def lines(report: Dict[str, Any]) -> List[str]:
-    said = [
-        f"parity of {report['run']} against reference {report['reference']} ({report.get('source') or ''})"
-    ]
-    if not report["verified"]:
-        unchecked = _unverified(report)
+def lines(report: ParityReport) -> List[str]:
+    said = [f"parity of {report.run} against reference {report.reference} ({report.source or ''})"]
+    if not report.verified:
+        unchecked = report.unverified
         said.append(
             "  note: the reference's figures "
             + (f"for {', '.join(unchecked)} " if unchecked else "")
             + "are marked unverified (verified: false in its file)"
         )
-    for row in report["rows"]:
-        interval = f" [{row['ci95'][0]:g}, {row['ci95'][1]:g}]" if row["ci95"] else ""
-        score = f"{row['score']:g}{interval} (n={row['questions']})" if row["score"] is not None else "-"
-        ref = f"{row['reference']:g}" if row["reference"] is not None else "-"
-        diff = f"{row['difference']:+g}" if row["difference"] is not None else "-"
-        verdict = row["verdict"] + (" (caution)" if row["cautions"] else "")
+    for row in report.rows:
+        shown = row.shown
         said.append(
-            f"  {row['dataset']} [{row['mode']}]: run {score}, reference {ref}, difference {diff}: {verdict}"
+            f"  {row.dataset} [{row.mode}]: run {shown['score']}, reference {shown['reference']}, difference "
+            f"{shown['difference']}: {shown['verdict']}"
         )
-        for reason in row["reasons"]:
-            said.append(f"      {reason}")
-        for caution in row["cautions"]:
-            said.append(f"      caution: {caution}")
+        said.extend(f"      {reason}" for reason in row.reasons)
+        said.extend(f"      caution: {caution}" for caution in row.cautions)
     return said
 
 
-def gate(report: Dict[str, Any], spec: str) -> List[str]:
+def gate(report: ParityReport, spec: str) -> List[str]:
     """Datasets that fail the gate (e.g. max_below=2.0: below the reference by more than 2 points)."""
     key, _, value = spec.partition("=")
     if key.strip() != "max_below":
@@ -279,9 +299,9 @@ def gate(report: Dict[str, Any], spec: str) -> List[str]:
     except ValueError:
         raise UserError(f"--gate {spec!r}: {value!r} is not a number of points") from None
     return [
-        f"{r['dataset']}: {r['difference']:+g} points (below by more than {limit:g})"
-        for r in report["rows"]
-        if r["verdict"] == "below" and r["difference"] is not None and -r["difference"] > limit
+        f"{r.dataset}: {r.difference:+g} points (below by more than {limit:g})"
+        for r in report.rows
+        if r.verdict == "below" and r.difference is not None and -r.difference > limit
     ]
 
 
@@ -320,32 +340,32 @@ def save_reference(run: Path, name: str, folder: Path) -> Path:
     return target
 
 
-def to_json(report: Dict[str, Any]) -> str:
-    return json.dumps(report, indent=1, ensure_ascii=False)
+def to_json(report: ParityReport) -> str:
+    return json.dumps(report.to_dict(), indent=1, ensure_ascii=False)
 
 
-def write_html(report: Dict[str, Any], out: Path) -> Path:
+def write_html(report: ParityReport, out: Path) -> Path:
     """The verdicts as one self-contained HTML table."""
     from html import escape
 
     head = ["dataset", "mode", "run (95% interval, n)", "reference", "difference", "verdict", "why"]
     body = []
-    for row in report["rows"]:
-        interval = f" [{row['ci95'][0]:g}, {row['ci95'][1]:g}]" if row["ci95"] else ""
+    for row in report.rows:
+        shown = row.shown
         cells = [
-            row["dataset"],
-            row["mode"],
-            f"{row['score']:g}{interval} n={row['questions']}" if row["score"] is not None else "-",
-            f"{row['reference']:g}" if row["reference"] is not None else "-",
-            f"{row['difference']:+g}" if row["difference"] is not None else "-",
-            row["verdict"] + (" (caution)" if row["cautions"] else ""),
-            "; ".join(row["reasons"] + [f"caution: {c}" for c in row["cautions"]]),
+            row.dataset,
+            row.mode,
+            shown["score"],
+            shown["reference"],
+            shown["difference"],
+            shown["verdict"],
+            "; ".join(row.reasons + [f"caution: {c}" for c in row.cautions]),
         ]
         body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
-    unchecked = _unverified(report)
+    unchecked = report.unverified
     note = (
         ""
-        if report["verified"]
+        if report.verified
         else f"<p><b>The reference's figures {escape(' for ' + ', '.join(unchecked)) if unchecked else ''} "
         "are marked unverified.</b></p>"
     )
@@ -353,8 +373,8 @@ def write_html(report: Dict[str, Any], out: Path) -> Path:
         "<!doctype html><meta charset='utf-8'><title>parity</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{border-bottom:1px solid #ddd;padding:4px 8px;"
         "text-align:left;vertical-align:top}</style>"
-        f"<h1>Parity: {escape(Path(report['run']).name)} vs {escape(report['reference'])}</h1>"
-        f"<p>{escape(str(report.get('source') or ''))}</p>{note}<table><tr>"
+        f"<h1>Parity: {escape(Path(report.run).name)} vs {escape(report.reference)}</h1>"
+        f"<p>{escape(report.source or '')}</p>{note}<table><tr>"
         + "".join(f"<th>{h}</th>" for h in head)
         + "</tr>"
         + "".join(body)
