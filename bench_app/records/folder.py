@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import atomic_write, dump_yaml, read_yaml, read_yaml_if_exists
+from bench_app.common.files import atomic_write, dump_yaml, read_yaml, read_yaml_if_exists, yaml_loads
 from bench_app.common.redact import redact_mapping
 from bench_app.records import names
 from bench_app.records.answers import RequestLine, reasoning_of
@@ -112,9 +112,22 @@ class RunFolder:
         return self.snapshot_file.is_file()
 
     # ------------------------------------------------------------------ documents
-    def read_results(self) -> RunResults:
-        """results.yaml (empty when the run wrote none); refuses a schema newer than this bench_app reads."""
-        document = read_yaml_if_exists(self.results_file, {}) or {}
+    def read_results(self, cut: Optional[Callable[[str], str]] = None) -> RunResults:
+        """results.yaml (empty when the run wrote none); refuses a schema newer than this bench_app reads.
+        `cut` keeps only the lines a reader needs (the run index: a big folder's results parse in less);
+        a text it cannot cut into a mapping is read whole."""
+        try:
+            text = self.results_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return RunResults()
+        document = None
+        if cut is not None:
+            try:
+                document = yaml_loads(cut(text))
+            except Exception:  # noqa: BLE001 - not the layout the cut expects: read it whole
+                document = None
+        if not isinstance(document, dict):
+            document = yaml_loads(text) or {}
         self.check_schema_version(document)
         return RunResults.from_dict(document)
 
@@ -135,8 +148,30 @@ class RunFolder:
     def read_metadata(self) -> RunMetadata:
         return RunMetadata.from_dict(read_yaml_if_exists(self.metadata_file, {}) or {})
 
+    def read_metadata_if_running(self) -> Optional[RunMetadata]:
+        """metadata.yaml of a run that says it is running, else None; every run under outputs/ is checked
+        at each start (bench_app.rundir.abandoned), so only those that may still run are parsed."""
+        try:
+            text = self.metadata_file.read_text()
+            if "status: running" not in text:
+                return None
+            return RunMetadata.from_dict(yaml_loads(text))
+        except (OSError, ValueError):
+            return None
+
     def read_snapshot(self) -> Dict[str, Any]:
-        return read_yaml(self.snapshot_file)
+        """configs/config_snapshot.yaml, the resolved config (typed by config.schema); {} when absent."""
+        return read_yaml_if_exists(self.snapshot_file, {}) or {}
+
+    def read_packages(self, role: str) -> Dict[str, str]:
+        """configs/packages_<role>.txt: each package's version as the run recorded it ({} when absent)."""
+        path = self.packages_file(role)
+        lines = path.read_text().splitlines() if path.exists() else []
+        return dict(line.strip().split("==", 1) for line in lines if "==" in line)
+
+    def read_error(self) -> Optional[str]:
+        """error.txt: why a sweep's job could not run (None when it has none)."""
+        return self.error_file.read_text().strip() if self.error_file.exists() else None
 
     def read_job(self) -> Optional[JobRecord]:
         """job.yaml of a sweep's job (None: the job has not ended, or this is no sweep job)."""

@@ -42,7 +42,7 @@ def load_run(run_dir: Path):
             f"{run_dir} is not a finished bench_app run folder (needs configs/config_snapshot.yaml and "
             "results.yaml)"
         )
-    snapshot = folder.read_snapshot() or {}
+    snapshot = folder.read_snapshot()
     evaluator = instantiate_component(snapshot.get("evaluator") or {}, Evaluator, "evaluator")
     return evaluator, folder.read_results()
 

@@ -7,22 +7,16 @@ import socket
 from pathlib import Path
 from typing import List
 
-from bench_app.common.files import now_iso, yaml_loads
+from bench_app.common.files import now_iso
 from bench_app.common.processes import process_alive
-from bench_app.records.documents import RunMetadata
 from bench_app.records.folder import RunFolder
 
 
 def mark_abandoned(folder: RunFolder) -> bool:
     """Mark a run folder whose runner died `abandoned`, with the time found. Only runs of this host are
     judged; True when the folder was changed."""
-    try:
-        # Every run under outputs/ is checked at each start: parse only those that may still run.
-        text = folder.metadata_file.read_text()
-        if "status: running" not in text:
-            return False
-        metadata = RunMetadata.from_dict(yaml_loads(text))
-    except (OSError, ValueError):
+    metadata = folder.read_metadata_if_running()
+    if metadata is None:
         return False
     run = metadata.run
     if run.status != "running" or run.host != socket.gethostname() or not run.pid:

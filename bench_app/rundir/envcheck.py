@@ -8,31 +8,24 @@ prints and continues).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import read_yaml
 from bench_app.config.components import instantiate_component
 from bench_app.engines import Engine
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.data import measure_path
-from bench_app.records.documents import GitState, RunMetadata
+from bench_app.records.documents import GitState
 from bench_app.records.folder import RunFolder
 from bench_app.rundir import metadata as meta
 from bench_app.rundir.documents import snapshot_to_config
 
 
-def _package_file(path: Path) -> Dict[str, str]:
-    if not path.exists():
-        return {}
-    return dict(line.strip().split("==", 1) for line in path.read_text().splitlines() if "==" in line)
-
-
 def differences(metadata_file: Path) -> List[str]:
-    recorded = RunMetadata.from_dict(read_yaml(metadata_file) or {})
-    snapshot = read_yaml(RunFolder(metadata_file.parent.parent).snapshot_file) or {}
+    folder = RunFolder(metadata_file.parent.parent)
+    recorded = folder.read_metadata()
     try:
-        config = snapshot_to_config(snapshot)
+        config = snapshot_to_config(folder.read_snapshot())
         engine = instantiate_component(config["engine"], Engine, "engine")
         evaluator = instantiate_component(config["evaluator"], Evaluator, "evaluator")
     except UserError as error:
@@ -44,7 +37,7 @@ def differences(metadata_file: Path) -> List[str]:
         if key in current_versions and current_versions[key] != value:
             found.append(f"version {key}: recorded {value}, now {current_versions[key]}")
     for role in ("engine", "evaluator"):
-        before = _package_file(metadata_file.parent / f"packages_{role}.txt")
+        before = folder.read_packages(role)
         now = envs[role]
         for name in sorted(set(before) | set(now)):
             if before.get(name) != now.get(name):

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import read_yaml_if_exists, yaml_loads
 from bench_app.common.processes import process_alive
 from bench_app.records.documents import RunResults, ServedModel
 from bench_app.records.folder import RunFolder, headline
@@ -107,34 +106,18 @@ def results_essentials(text: str) -> str:
     return "".join(kept)
 
 
-def _read_results_for_row(folder: RunFolder) -> RunResults:
-    try:
-        text = folder.results_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return RunResults()
-    try:
-        document = yaml_loads(results_essentials(text))
-        if not isinstance(document, dict):
-            raise ValueError("not a mapping")
-    except Exception:  # noqa: BLE001 - not the layout the cut expects: read it whole
-        document = read_yaml_if_exists(folder.results_file, {}) or {}
-    folder.check_schema_version(document)
-    return RunResults.from_dict(document)
-
-
 def read_row(run_dir: Path, root: Path) -> RunRow:
     """One run folder -> its row: results.yaml and metadata.yaml; the snapshot only for folders whose
     results.yaml does not name the model (written before it did, or no results yet)."""
     folder = RunFolder(run_dir)
     try:
-        results = _read_results_for_row(folder)
+        results = folder.read_results(cut=results_essentials)
     except UserError:
         results = RunResults(status="unreadable (newer bench_app)")  # listed, never fails the listing
     metadata = folder.read_metadata()
     model = results.model
     if not (model.name or model.path):
-        snapshot = read_yaml_if_exists(folder.snapshot_file, {}) or {}
-        model = model_identity(snapshot.get("vllm") or {})
+        model = model_identity(folder.read_snapshot().get("vllm") or {})
     run = metadata.run
     status = results.status or run.status or "unknown"
     scores = {

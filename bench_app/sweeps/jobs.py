@@ -157,9 +157,9 @@ def read_job(job_dir: Path) -> SweepJob:
             )
     elif job:  # the job never got as far as a snapshot
         summary.status = {0: "completed", 130: "skipped"}.get(job.exit_code, "error")
-    if folder.error_file.exists():
-        text = folder.error_file.read_text().strip()
-        summary.error = text.splitlines()[-1][:300] if text else None
+    error = folder.read_error()
+    if error is not None:
+        summary.error = error.splitlines()[-1][:300] if error else None
         if summary.status in ("missing", "completed"):  # a crash after the run's own reports
             summary.status = "error"
     if not job and summary.status not in ("completed", "dry_run"):
