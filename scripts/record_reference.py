@@ -48,6 +48,7 @@ DOCUMENTS = [
     ("GitState", "configs/metadata.yaml `git`"),
     ("SampleRecord", "`<dataset>/samples.jsonl`, one per line"),
     ("RequestLine", "`<dataset>/requests.jsonl`, one per line"),
+    ("TokenUsage", "`<dataset>/requests.jsonl` `usage`"),
     ("SweepResults", "a sweep's results.yaml"),
     ("SweepState", "a sweep's results.yaml `sweep`"),
     ("SweepJob", "a sweep's results.yaml `jobs[]`"),

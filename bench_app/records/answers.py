@@ -4,7 +4,7 @@ the answer told apart in a chat completion (the request cache's rows are the ser
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from bench_app.records.base import Record
 
@@ -37,6 +37,17 @@ def split_reasoning(content: str, reasoning: str) -> Tuple[str, str, bool]:
     return content, "", True
 
 
+class TokenUsage(Record):
+    """requests.jsonl usage: the server's token counts of one answer (OpenAI's `usage` object)."""
+
+    # a server's own details (vLLM's prompt_tokens_details, another's cached tokens) are kept
+    OPEN: ClassVar[bool] = True
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None  # reasoning included
+    total_tokens: Optional[int] = None
+    completion_tokens_details: Optional[Dict[str, Any]] = None  # reasoning_tokens, where the server counts it
+
+
 class RequestLine(Record):
     """One line of <dataset>/requests.jsonl: a request the relay passed and the answer it got."""
 
@@ -51,7 +62,7 @@ class RequestLine(Record):
     reasoning_sha256: Optional[str] = None
     cache_key: Optional[str] = None
     cut_in_thinking: Optional[bool] = None  # the length limit came before the thinking ended
-    usage: Optional[Dict[str, Any]] = None  # the server's token counts
+    usage: Optional[TokenUsage] = None  # the server's token counts
     error: Any = None  # the server's error (its message, or its error object)
     started_at: Optional[float] = None  # when it arrived (epoch s)
     seconds: Optional[float] = None  # how long it took

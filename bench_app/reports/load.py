@@ -45,7 +45,7 @@ def request_stats(records: Collection[RequestLine]) -> Dict[str, Any]:
         return stats
     spans = [(r.started_at, r.started_at + (r.seconds or 0.0)) for r in served]
     window = max(end for _, end in spans) - min(start for start, _ in spans)
-    tokens = [((r.usage or {}).get("completion_tokens") or 0) for r in served]
+    tokens = [(r.usage.completion_tokens or 0) if r.usage else 0 for r in served]
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     in_flight = peak = 0
     for _, step in events:
