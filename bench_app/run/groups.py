@@ -388,7 +388,7 @@ class GroupRunner:
                 return
             if group.replicas > 1:  # each replica's share of this dataset: an uneven one shows
                 result.replicas = counter_difference(relay.balancer.counters(), replicas_before)
-            result.server_restarts = [r["reason"] for r in record.restarts if r["dataset"] == short]
+            result.server_restarts = [r.reason for r in record.restarts if r.dataset == short]
             self._record(short, result, record)
             progress.log(f"{short}: {result.status} {result.metrics or result.reason or ''}")
             position += 1
