@@ -4,7 +4,7 @@ the answer told apart in a chat completion (the request cache's rows are the ser
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 from bench_app.records.base import Record
 
@@ -42,9 +42,10 @@ class TokenUsage(Record):
 
     # a server's own details (vLLM's prompt_tokens_details, another's cached tokens) are kept
     OPEN: ClassVar[bool] = True
-    prompt_tokens: Optional[int] = None
-    completion_tokens: Optional[int] = None  # reasoning included
-    total_tokens: Optional[int] = None
+    # numbers as the server sent them: a server's odd count is recorded, never lost with its answer
+    prompt_tokens: Optional[Union[int, float]] = None
+    completion_tokens: Optional[Union[int, float]] = None  # reasoning included
+    total_tokens: Optional[Union[int, float]] = None
     completion_tokens_details: Optional[Dict[str, Any]] = None  # reasoning_tokens, where the server counts it
 
 
