@@ -46,6 +46,7 @@ DOCUMENTS = [
     ("RunState", "configs/metadata.yaml `run`"),
     ("Runtime", "configs/metadata.yaml `runtime`"),
     ("GitState", "configs/metadata.yaml `git`"),
+    ("Rescoring", "configs/metadata.yaml `rescored[]`"),
     ("SampleRecord", "`<dataset>/samples.jsonl`, one per line"),
     ("RequestLine", "`<dataset>/requests.jsonl`, one per line"),
     ("TokenUsage", "`<dataset>/requests.jsonl` `usage`"),

@@ -14,7 +14,6 @@ from typing import Any, Callable, Dict
 from omegaconf import DictConfig
 
 from bench_app.common.errors import UserError
-from bench_app.common.files import atomic_write
 from bench_app.config.resolve import resolve_with_document
 from bench_app.exports.mlflow import check_trackers, export_finished
 from bench_app.records.documents import DatasetEntry
@@ -140,7 +139,7 @@ def run(cfg: DictConfig, stop_requested: Callable[[], bool] = lambda: False) -> 
         if not info.in_sweep:
             _discard_new_run_dir(run_dir)
         else:  # a sweep job keeps its folder: the sweep summary reports why it did not run
-            atomic_write(RunFolder(run_dir).error_file, f"{error}\n")
+            RunFolder(run_dir).write_error(str(error))
         return error.exit_code
 
     snapshot = Snapshot(run_dir, resolved, plan, info, sys.argv)

@@ -463,6 +463,17 @@ class RunState(Record):
     error: Optional[str] = None  # why a job crashed (Hydra's callback)
 
 
+class Rescoring(Record):
+    """metadata.yaml rescored[]: one `bench-app rescore` of the run's answers."""
+
+    at: Optional[str] = None
+    datasets: List[str] = Field(default_factory=list)  # the datasets scored again
+    previous: Dict[str, Dict[str, Any]] = Field(
+        default_factory=dict
+    )  # per dataset: its entry's status, metrics
+    command: Optional[List[str]] = None  # the command line (secrets redacted)
+
+
 class RunMetadata(Record):
     """configs/metadata.yaml."""
 
@@ -484,7 +495,7 @@ class RunMetadata(Record):
     replicas: Optional[Dict[str, int]] = None
     slurm: Optional[Dict[str, Any]] = None  # job ids, cluster, partition, node, cpus, gpus
     sweep: Optional[Dict[str, Any]] = None  # a sweep's job: dir, job_num, job_overrides
-    rescored: Optional[List[Dict[str, Any]]] = None  # each bench-app rescore: at, datasets, previous
+    rescored: Optional[List[Rescoring]] = None  # each bench-app rescore
 
 
 # --------------------------------------------------------------------------- <dataset>/samples.jsonl

@@ -169,6 +169,16 @@ class RunFolder:
         lines = path.read_text().splitlines() if path.exists() else []
         return dict(line.strip().split("==", 1) for line in lines if "==" in line)
 
+    def write_error(self, error: str) -> None:
+        """error.txt: why a sweep's job could not run (the sweep summary reports it)."""
+        atomic_write(self.error_file, f"{error}\n")
+
+    def read_summary(self) -> Optional[str]:
+        return self.summary_file.read_text() if self.summary_file.exists() else None
+
+    def write_summary(self, markdown: str) -> None:
+        atomic_write(self.summary_file, markdown)
+
     def read_error(self) -> Optional[str]:
         """error.txt: why a sweep's job could not run (None when it has none)."""
         return self.error_file.read_text().strip() if self.error_file.exists() else None
@@ -180,7 +190,7 @@ class RunFolder:
     def write_job(self, job: JobRecord, error: Optional[str] = None) -> None:
         """A sweep job's end: job.yaml, and error.txt when it could not run."""
         if error:
-            atomic_write(self.error_file, error)
+            self.write_error(error)
         atomic_write(self.job_file, dump_yaml(job.to_dict()))
 
     def read_per_dataset_file(self, short: str) -> PerDataset:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import List
 
 from bench_app.common.errors import EvaluationError, UserError
-from bench_app.common.files import atomic_write, dump_yaml, now_iso
-from bench_app.common.redact import redact_argv, redact_mapping
+from bench_app.common.files import now_iso
+from bench_app.common.redact import redact_argv
 from bench_app.config.components import instantiate_component
 from bench_app.config.schema import EvaluatorSettings
 from bench_app.evaluators import Evaluator
 from bench_app.evaluators.sandbox import sandbox_off_warning
-from bench_app.records.documents import PerDataset
+from bench_app.records.documents import PerDataset, Rescoring
 from bench_app.records.folder import RunFolder
 
 RESCORE_TIMEOUT_S = 3600.0
@@ -95,18 +95,16 @@ def rescore(run_dir: Path, wanted: List[str], say=print) -> int:
     elif results.status == "failed":
         results.status = "completed"
     folder.write_results(results)
-    summary = folder.summary_file
-    if summary.exists():  # its table is the original run's: say what changed since
+    summary = folder.read_summary()
+    if summary is not None:  # its table is the original run's: say what changed since
         lines = [f"- {s}: {entries[s].status} {entries[s].metrics or entries[s].reason}" for s in shorts]
         note = f"\n## Re-scored {now_iso()} (bench-app rescore; results.yaml is current)\n" + "\n".join(lines)
-        atomic_write(summary, summary.read_text() + note + "\n")
+        folder.write_summary(summary + note + "\n")
     metadata = folder.read_metadata()
     command = redact_argv(sys.argv)  # as the snapshot records commands: no secret in it
-    metadata.rescored = [
-        *(metadata.rescored or []),
-        {"at": now_iso(), "datasets": shorts, "previous": previous, "command": command},
-    ]
-    atomic_write(folder.metadata_file, dump_yaml(redact_mapping(metadata.to_dict())))
+    rescoring = Rescoring(at=now_iso(), datasets=shorts, previous=previous, command=command)
+    metadata.rescored = [*(metadata.rescored or []), rescoring]
+    folder.write_metadata(metadata)
     from bench_app.reports.text import write_html_report
 
     html = write_html_report(run_dir)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from rich.table import Table
 from rich.text import Text
 
-from bench_app.common.files import atomic_write
 from bench_app.records.documents import (
     Benchmark,
     DatasetEntry,
@@ -243,7 +242,7 @@ def write_reports(run_dir: Path, config, plan: RunPlan, outcome: RunOutcome) -> 
         document.load_sweep = sweep
         folder.write_results(document)
         summary += "\n".join(load_summary_lines(sweep)) + "\n"
-    atomic_write(folder.summary_file, summary)
+    folder.write_summary(summary)
 
 
 def write_html_report(run_dir: Path, console=None) -> Optional[Path]:
